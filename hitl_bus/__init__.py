@@ -1,0 +1,69 @@
+"""hitl_bus: human-in-the-loop flows and typed messages over Redis streams.
+
+The names are Prefect's interactive-workflow API; see README.md.
+"""
+
+from hitl_bus import errors as errors
+from hitl_bus.client import HitlClient, SyncHitlClient, get_client
+from hitl_bus.context import FlowRunContext, current_run
+from hitl_bus.engine import (
+    TERMINAL_STATES,
+    Flow,
+    FlowRun,
+    State,
+    StateType,
+    flow,
+    get_run_logger,
+    start_flow_run,
+)
+from hitl_bus.inputs import (
+    AutomaticRunInput,
+    InputReceiver,
+    Keyset,
+    RunInput,
+    RunInputMetadata,
+    asend_input,
+    keyset_from_base_key,
+    receive_input,
+    send_input,
+)
+
+
+def get_run_context() -> FlowRunContext:
+    """The current run's context (``.flow_run.id``, ``.name``, ``.parameters``).
+
+    :raises MissingContextError: outside a flow run.
+    """
+    ctx = current_run()
+    if ctx is None:
+        raise errors.MissingContextError("not inside a flow run")
+    return ctx
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TERMINAL_STATES",
+    "AutomaticRunInput",
+    "Flow",
+    "FlowRun",
+    "FlowRunContext",
+    "HitlClient",
+    "InputReceiver",
+    "Keyset",
+    "RunInput",
+    "RunInputMetadata",
+    "State",
+    "StateType",
+    "SyncHitlClient",
+    "asend_input",
+    "errors",
+    "flow",
+    "get_client",
+    "get_run_context",
+    "get_run_logger",
+    "keyset_from_base_key",
+    "receive_input",
+    "send_input",
+    "start_flow_run",
+]

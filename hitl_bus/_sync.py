@@ -1,0 +1,94 @@
+"""One rule for calling hitl_bus from sync and async code.
+
+Public functions are written once, as coroutines. Their dual face
+(:func:`dual`) decides by the caller's situation:
+
+1. an event loop runs in the calling thread: return the coroutine, to be awaited;
+2. otherwise block until it is done, on the loop of the current flow run
+   when a sync flow body calls (its connections live there), else on one
+   process-wide portal loop running in a daemon thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from hitl_bus.context import current_run
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Portal:
+    """A daemon thread running an event loop, started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                ready = threading.Event()
+                loop = asyncio.new_event_loop()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                threading.Thread(target=serve, name="hitl-bus-portal", daemon=True).start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+
+_portal = _Portal()
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def portal_loop() -> asyncio.AbstractEventLoop:
+    """The process-wide loop that serves sync callers outside any flow run."""
+    return _portal.loop()
+
+
+def blocking_loop() -> asyncio.AbstractEventLoop:
+    """The loop a blocking call from this thread runs its coroutine on."""
+    ctx = current_run()
+    if ctx is not None and ctx.sync_body and not ctx.loop.is_closed():
+        return ctx.loop
+    return _portal.loop()
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from a thread with no running loop."""
+    loop = blocking_loop()
+    if running_loop() is loop:  # pragma: no cover - guarded by callers
+        coro.close()
+        raise RuntimeError("cannot block on the event loop that would run the call")
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+def dual(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Any]:
+    """Give a coroutine function a face that is awaited in async code and blocks in sync code."""
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> Any:
+        coro = fn(*args, **kwargs)
+        if running_loop() is not None:
+            return coro
+        return run_blocking(coro)
+
+    call.aio = fn  # type: ignore[attr-defined]
+    return call

@@ -1,0 +1,7 @@
+"""Redis access: connections, encoding, events and the shared stream dispatcher."""
+
+from hitl_bus.bus.core import Bus as Bus
+from hitl_bus.bus.core import close_bus as close_bus
+from hitl_bus.bus.core import get_bus as get_bus
+
+__all__ = ["Bus", "close_bus", "get_bus"]

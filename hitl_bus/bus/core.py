@@ -1,0 +1,121 @@
+"""The bus of one event loop: a command client, a dispatcher and cached scripts.
+
+Connections belong to the loop that opened them, so each running loop gets
+its own :class:`Bus` on first use (several ``asyncio.run`` calls in one
+process, a fresh loop per test, the sync portal's loop). Nothing is cached at
+import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from hitl_bus.bus.connection import (
+    RedisClient,
+    is_cluster_url,
+    open_command_client,
+    open_reader_client,
+)
+from hitl_bus.bus.dispatcher import Dispatcher
+from hitl_bus.settings import Settings, get_settings
+
+
+class Bus:
+    """Redis access for one event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.redis_url
+        self.cluster = is_cluster_url(self.url)
+        #: XREAD BLOCK for dispatcher readers: forever on Redis. fakeredis cannot
+        #: cancel a blocked read, so there it blocks briefly and re-reads.
+        self.reader_block_ms = 250 if self.url.startswith("fakeredis:") else 0
+        self.client: RedisClient = open_command_client(self.url, settings.command_connections)
+        self.dispatcher = Dispatcher(self)
+        #: Per-loop scratch space for the layers above (e.g. when an inbox was last touched).
+        self.state: dict[str, Any] = {}
+
+    async def eval(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run a Lua script by its SHA, loading it first when Redis does not know it."""
+        sha = _sha(source)
+        try:
+            return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+        except NoScriptError:
+            await self.client.script_load(source)
+            return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+
+    async def eval_many(self, calls: Sequence[tuple[str, Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run several idempotent scripts in one round trip; returns their results in order.
+
+        After a Redis flush or restart the scripts are loaded and the whole batch
+        is run again, which is why each script must be safe to repeat.
+        """
+        for attempt in range(2):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for source, script_keys, args in calls:
+                    pipe.evalsha(_sha(source), len(script_keys), *script_keys, *args)
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt or not any(isinstance(r, NoScriptError) for r in results):
+                break
+            for source in {source for source, _, _ in calls}:
+                await self.client.script_load(source)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    async def open_reader(self, key: str) -> Any:
+        """A dedicated connection for a blocking read of ``key`` (its slot's node in Cluster)."""
+        if not self.cluster:
+            return open_reader_client(self.url)
+        cluster: Any = self.client
+        await cluster.initialize()
+        node = cluster.get_node_from_key(key)
+        return open_reader_client(self.url, node.host, node.port)
+
+    async def refresh_topology(self) -> None:
+        """Re-read the Cluster's slot map after a MOVED reply."""
+        if self.cluster:
+            cluster: Any = self.client
+            await cluster.nodes_manager.initialize()
+
+    async def aclose(self) -> None:
+        await self.dispatcher.aclose()
+        await self.client.aclose()
+
+
+def _sha(source: str) -> str:
+    return hashlib.sha1(source.encode()).hexdigest()
+
+
+_buses: dict[asyncio.AbstractEventLoop, Bus] = {}
+_buses_lock = threading.Lock()
+
+
+def get_bus() -> Bus:
+    """The bus of the running event loop, opened on first use."""
+    loop = asyncio.get_running_loop()
+    bus = _buses.get(loop)
+    if bus is None:
+        with _buses_lock:
+            for old in [lp for lp in _buses if lp.is_closed()]:
+                del _buses[old]
+            bus = _buses.get(loop)
+            if bus is None:
+                bus = _buses[loop] = Bus(get_settings())
+    return bus
+
+
+async def close_bus() -> None:
+    """Close the running loop's bus (its connections and readers); the next use opens anew."""
+    loop = asyncio.get_running_loop()
+    with _buses_lock:
+        bus = _buses.pop(loop, None)
+    if bus is not None:
+        await bus.aclose()

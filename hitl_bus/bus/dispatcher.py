@@ -1,0 +1,293 @@
+"""Many waiters, few blocking XREADs.
+
+Every coroutine of a loop that waits for stream entries (receivers, paused
+runs) registers here instead of reading Redis itself. A handful of reader
+tasks each hold one connection and one ``XREAD BLOCK 0`` over all the streams
+placed on them, plus a private *wake stream*: registering a stream the reader
+does not yet watch appends to that wake stream, which ends the blocking call so
+the reader re-issues it with the new stream. Ids are explicit, never ``$``, so
+a reader that reconnects after a dropped connection or a Redis restart resumes
+exactly where it was: nothing lost, nothing delivered twice.
+
+Placement: on standalone Redis a stream goes to one of ``reader_connections``
+readers by hash. On Redis Cluster an XREAD may not span slots, so there is one
+reader (and connection) per slot that has waiters; a reader whose streams are
+all gone stops and closes its connection. Idle waiters cost Redis nothing: the
+readers send no command until an entry arrives or a new stream is registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import zlib
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hitl_bus import keys
+
+if TYPE_CHECKING:
+    from hitl_bus.bus.core import Bus
+
+log = logging.getLogger("hitl_bus.dispatcher")
+
+EntryId = tuple[int, int]
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+#: Entries taken per stream per XREAD; a waiter gets at most this many at once.
+BATCH = 200
+#: Seconds a stream with no waiters stays in the XREAD, so a receiver that
+#: comes straight back (the usual loop) needs no wake-up.
+LINGER = 30.0
+_RECONNECTABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def parse_id(raw: bytes | str) -> EntryId:
+    """``b"1700000000000-3"`` -> ``(1700000000000, 3)``; ids compare as tuples."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def format_id(entry_id: EntryId) -> str:
+    return f"{entry_id[0]}-{entry_id[1]}"
+
+
+class _Waiter:
+    __slots__ = ("after", "future")
+
+    def __init__(self, after: EntryId, future: asyncio.Future[list[Entry]]) -> None:
+        self.after = after
+        self.future = future
+
+
+class _Watch:
+    """One watched stream: the id the reader reads after, and who waits on it."""
+
+    __slots__ = ("idle_since", "last", "waiters")
+
+    def __init__(self, last: EntryId) -> None:
+        self.last = last
+        self.waiters: list[_Waiter] = []
+        self.idle_since: float | None = None
+
+
+class _Reader:
+    """One connection, one blocking XREAD over the streams placed on it."""
+
+    def __init__(self, dispatcher: Dispatcher, name: str, tag: str) -> None:
+        self.dispatcher = dispatcher
+        self.wake_key = keys.wake(tag, name)
+        self.wake_last = "0-0"
+        self.streams: dict[str, _Watch] = {}
+        self.poke_pending = False
+        self.task: asyncio.Task[None] | None = None
+        self.client: Any = None
+        self._sample_key: str | None = None
+
+    def ensure_running(self) -> None:
+        if self.task is None:
+            self.poke_pending = False
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"hitl-bus-reader:{self.wake_key}"
+            )
+
+    async def poke(self) -> None:
+        """End the reader's blocking XREAD so it picks up newly placed streams."""
+        bus = self.dispatcher.bus
+        try:
+            async with bus.client.pipeline(transaction=False) as pipe:
+                pipe.xadd(self.wake_key, {"w": "1"}, maxlen=1, approximate=False)
+                pipe.pexpire(self.wake_key, 3_600_000)
+                await pipe.execute()
+        except _RECONNECTABLE as exc:
+            # The reader is reconnecting too and will rebuild its request.
+            log.debug("wake-up of %s failed: %s", self.wake_key, exc)
+
+    async def _connect(self) -> Any:
+        if self.client is None:
+            self.client = await self.dispatcher.bus.open_reader(self._sample_key or self.wake_key)
+        return self.client
+
+    async def _drop_client(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                # Bounded: a connection cut mid-XREAD may never answer a polite close.
+                async with asyncio.timeout(0.5):
+                    await client.aclose()
+            except Exception:  # noqa: BLE001 - the connection is already broken
+                pass
+
+    def _prune(self, now: float) -> None:
+        for stream, watch in list(self.streams.items()):
+            if not watch.waiters and watch.idle_since is not None and now - watch.idle_since > LINGER:
+                del self.streams[stream]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        backoff = ExponentialWithJitterBackoff(base=0.05, cap=2.0)
+        failures = 0
+        try:
+            while True:
+                if me is not None and me.cancelling():
+                    # A cancel that a client library swallowed (asyncio.wait_for on
+                    # Python 3.11 can) must still stop the reader.
+                    raise asyncio.CancelledError
+                self._prune(loop.time())
+                if not self.streams:
+                    self.task = None
+                    await self._drop_client()
+                    return
+                self.poke_pending = False
+                request: dict[Any, Any] = {self.wake_key: self.wake_last}
+                requested = {stream: watch.last for stream, watch in self.streams.items()}
+                for stream, last in requested.items():
+                    request[stream] = format_id(last)
+                self._sample_key = next(iter(self.streams))
+                try:
+                    client = await self._connect()
+                    reply = await client.xread(
+                        request, block=self.dispatcher.bus.reader_block_ms, count=BATCH
+                    )
+                except _RECONNECTABLE as exc:
+                    failures += 1
+                    log.warning("stream reader lost its connection (%s); retrying", exc)
+                    await self._drop_client()
+                    await asyncio.sleep(backoff.compute(failures))
+                    continue
+                except ResponseError as exc:
+                    # MOVED after a Cluster resharding, or a foreign key of the wrong type.
+                    failures += 1
+                    log.error("stream reader got %s; retrying", exc)
+                    await self._drop_client()
+                    await self.dispatcher.bus.refresh_topology()
+                    await asyncio.sleep(backoff.compute(failures))
+                    continue
+                failures = 0
+                self._deliver(reply or [], requested, loop.time())
+        except asyncio.CancelledError:
+            # No polite close here: the loop may be shutting down, and a connection
+            # cut mid-XREAD need not answer. The socket goes with the loop.
+            self.task = None
+            self.client = None
+            raise
+
+    def _deliver(self, reply: list[Any], requested: dict[str, EntryId], now: float) -> None:
+        """Hand each waiter the entries after its position.
+
+        A waiter registered behind the id this reply was read from (it lowered
+        the stream's position meanwhile) is left for the next read, which
+        starts from its position: serving it now would skip entries.
+        """
+        for raw_stream, entries in reply:
+            if not entries:
+                continue
+            stream = raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
+            last_raw = entries[-1][0]
+            if stream == self.wake_key:
+                self.wake_last = last_raw.decode() if isinstance(last_raw, bytes) else last_raw
+                continue
+            watch = self.streams.get(stream)
+            if watch is None:
+                continue
+            ids = [parse_id(entry[0]) for entry in entries]
+            read_from = requested.get(stream, ids[0])
+            if watch.last >= read_from:
+                watch.last = ids[-1]
+            waiting: list[_Waiter] = []
+            for waiter in watch.waiters:
+                if waiter.future.done():
+                    continue
+                if waiter.after < read_from:
+                    waiting.append(waiter)
+                    continue
+                start = next((i for i, eid in enumerate(ids) if eid > waiter.after), None)
+                if start is None:
+                    waiting.append(waiter)
+                else:
+                    waiter.future.set_result(entries[start:])
+            watch.waiters = waiting
+            if not waiting:
+                watch.idle_since = now
+
+
+class Dispatcher:
+    """Routes stream entries to the coroutines of one event loop that wait for them."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.id = uuid.uuid4().hex
+        self._readers: dict[Hashable, _Reader] = {}
+
+    def _reader_for(self, stream: str) -> _Reader:
+        if self.bus.cluster:
+            place: Hashable = keys.slot(stream)
+            tag = keys.hash_tag(stream)
+        else:
+            place = zlib.crc32(stream.encode()) % self.bus.settings.reader_connections
+            tag = f"{self.id}-{place}"
+        reader = self._readers.get(place)
+        if reader is None:
+            reader = self._readers[place] = _Reader(self, f"{self.id}-{place}", tag)
+        return reader
+
+    async def wait(self, stream: str, after: bytes | str, timeout: float | None) -> list[Entry]:
+        """Wait for entries of ``stream`` newer than ``after``; they come back oldest first.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever).
+        """
+        loop = asyncio.get_running_loop()
+        reader = self._reader_for(stream)
+        after_id = parse_id(after)
+        waiter = _Waiter(after_id, loop.create_future())
+        watch = reader.streams.get(stream)
+        needs_wake = False
+        if watch is None:
+            watch = reader.streams[stream] = _Watch(after_id)
+            needs_wake = True
+        elif after_id < watch.last:
+            watch.last = after_id
+            needs_wake = True
+        elif not watch.waiters:
+            watch.last = after_id
+        watch.waiters.append(waiter)
+        watch.idle_since = None
+        if reader.task is None:
+            reader.ensure_running()
+        elif needs_wake and not reader.poke_pending:
+            reader.poke_pending = True
+            loop.create_task(reader.poke())
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter.future
+        finally:
+            if not waiter.future.done():
+                waiter.future.cancel()
+            current = reader.streams.get(stream)
+            if current is not None and waiter in current.waiters:
+                current.waiters.remove(waiter)
+                if not current.waiters:
+                    current.idle_since = loop.time()
+
+    def waiting(self) -> int:
+        """How many waiters are registered now (for tests and metrics)."""
+        return sum(len(w.waiters) for r in self._readers.values() for w in r.streams.values())
+
+    async def aclose(self) -> None:
+        tasks = [r.task for r in self._readers.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        self._readers.clear()

@@ -1,0 +1,82 @@
+"""``get_client()``: read runs, their events and logs (what the CLI and web UI show)."""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+from typing import Any
+
+from hitl_bus._sync import run_blocking
+from hitl_bus.engine import logger as run_logs
+from hitl_bus.engine import runs
+from hitl_bus.engine.runs import FlowRun
+from hitl_bus.engine.states import StateType
+from hitl_bus.inputs.keyset import normalize_run_id
+
+
+class HitlClient:
+    """Async reads of flow runs; usable with or without ``async with``."""
+
+    async def __aenter__(self) -> HitlClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def read_flow_run(self, flow_run_id: uuid.UUID | str) -> FlowRun:
+        """One run. :raises FlowRunNotFound: no such run."""
+        return await runs.read_flow_run(flow_run_id)
+
+    async def read_flow_runs(
+        self,
+        state: StateType | str | None = None,
+        flow_name: str | None = None,
+        limit: int = 100,
+    ) -> list[FlowRun]:
+        """The newest runs, optionally filtered by state type and flow name."""
+        return await runs.read_flow_runs(state=state, flow_name=flow_name, limit=limit)
+
+    async def read_events(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        """A run's state changes and input arrivals, oldest first."""
+        return await runs.read_events(flow_run_id)
+
+    async def read_logs(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        """A run's log records, oldest first."""
+        return await run_logs.read_logs(normalize_run_id(flow_run_id))
+
+
+class SyncHitlClient:
+    """The same reads as :class:`HitlClient`, blocking."""
+
+    def __init__(self) -> None:
+        self._client = HitlClient()
+
+    def __enter__(self) -> SyncHitlClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def read_flow_run(self, flow_run_id: uuid.UUID | str) -> FlowRun:
+        return run_blocking(self._client.read_flow_run(flow_run_id))
+
+    def read_flow_runs(
+        self, state: StateType | str | None = None, flow_name: str | None = None, limit: int = 100
+    ) -> list[FlowRun]:
+        return run_blocking(self._client.read_flow_runs(state, flow_name, limit))
+
+    def read_events(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        return run_blocking(self._client.read_events(flow_run_id))
+
+    def read_logs(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        return run_blocking(self._client.read_logs(flow_run_id))
+
+
+def get_client(sync_client: bool = False) -> Any:
+    """An async client, or with ``sync_client=True`` a blocking one with the same methods."""
+    return SyncHitlClient() if sync_client else HitlClient()

@@ -1,0 +1,150 @@
+"""``@flow``: a function whose every call is a flow run stored in Redis.
+
+An async flow runs on the caller's event loop (awaited), or on the portal loop
+when called from sync code. A sync flow's body runs in a thread of its own,
+off the loop, so that every hitl_bus call inside it simply blocks while the
+loop that owns the run's connections does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from pydantic_core import to_jsonable_python
+
+from hitl_bus._sync import portal_loop, run_blocking, running_loop
+from hitl_bus.context import FlowRunContext, FlowRunInfo, reset_current_run, set_current_run
+from hitl_bus.engine import logger as run_logs
+from hitl_bus.engine.runs import FlowRun, create_flow_run, set_state
+from hitl_bus.engine.states import Cancelled, Completed, Failed, Running
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_background: set[asyncio.Task[Any]] = set()
+
+
+class Flow(Generic[P, R]):
+    """A function wrapped as a flow; call it to create and execute a run."""
+
+    def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__.replace("_", "-")
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)
+
+    def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults applied.
+
+        :raises TypeError: when they do not fit the function's signature.
+        """
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        parameters = self.bind(*args, **kwargs)
+        coro = run_flow(self, parameters)
+        if running_loop() is None:
+            return run_blocking(coro)
+        if self.is_async:
+            return coro
+        # A sync flow called from async code blocks its caller, as a sync call does.
+        return asyncio.run_coroutine_threadsafe(coro, portal_loop()).result()
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name!r}>"
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+@overload
+def flow(*, name: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+def flow(fn: Callable[P, R] | None = None, /, *, name: str | None = None) -> Any:
+    """Make ``fn`` a flow: each call creates a run with states, logs and inputs."""
+    if fn is None:
+        return lambda f: Flow(f, name=name)
+    return Flow(fn, name=name)
+
+
+async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], label: str) -> Any:
+    """Run a sync body in its own thread, in a copy of the current context."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    ctx = contextvars.copy_context()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not done.done():
+            outcome()
+
+    def body() -> None:
+        try:
+            result = ctx.run(fn, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            loop.call_soon_threadsafe(settle, lambda: done.set_exception(exc))
+        else:
+            loop.call_soon_threadsafe(settle, lambda: done.set_result(result))
+
+    threading.Thread(target=body, name=f"hitl-flow:{label}", daemon=True).start()
+    return await done
+
+
+async def run_flow(flow: Flow[Any, Any], parameters: dict[str, Any], run: FlowRun | None = None) -> Any:
+    """Execute ``flow`` as a run (a new one unless ``run`` is given) on this loop."""
+    loop = asyncio.get_running_loop()
+    if run is None:
+        run = await create_flow_run(
+            flow.name, to_jsonable_python(parameters, fallback=repr)
+        )
+    run_id = str(run.id)
+    info = FlowRunInfo(id=run_id, name=run.name, flow_name=flow.name, parameters=parameters)
+    token = set_current_run(FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async))
+    run_logs.start_shipping(run_id)
+    try:
+        await set_state(run_id, Running())
+        try:
+            if flow.is_async:
+                result = await flow.fn(**parameters)
+            else:
+                result = await _in_thread(flow.fn, parameters, run.name)
+        except asyncio.CancelledError:
+            await asyncio.shield(set_state(run_id, Cancelled("the run's task was cancelled")))
+            raise
+        except Exception as exc:
+            run_logs.get_run_logger().error(
+                "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
+            )
+            await set_state(run_id, Failed(f"{type(exc).__name__}: {exc}"))
+            raise
+        await set_state(run_id, Completed())
+        return result
+    finally:
+        await run_logs.stop_shipping(run_id)
+        reset_current_run(token)
+
+
+async def start_flow_run(flow: Flow[Any, Any], *args: Any, **kwargs: Any) -> FlowRun:
+    """Create a run of ``flow`` and execute it in the background on this loop.
+
+    Returns the run at once (its id can be sent input right away). The run ends
+    with its own state; errors are stored on it, not raised here.
+    """
+    parameters = flow.bind(*args, **kwargs)
+    run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
+    task = asyncio.get_running_loop().create_task(run_flow(flow, parameters, run=run))
+    _background.add(task)
+    task.add_done_callback(_forget)
+    return run
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # stored on the run already; don't warn it was never retrieved

@@ -1,0 +1,153 @@
+"""``get_run_logger()``: log records of a run go to its log stream (and stderr).
+
+A logging call must not block on Redis, and may come from a sync flow's
+thread: each run has a shipper task on the run's loop that drains a queue and
+writes records in batches, in order. The run waits for its shipper to drain
+before it ends, so no record is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from hitl_bus import keys
+from hitl_bus.bus import get_bus
+from hitl_bus.context import current_run
+from hitl_bus.errors import MissingContextError
+from hitl_bus.settings import get_settings
+
+RUN_LOGGER = "hitl_bus.flow_runs"
+_shippers: dict[str, _Shipper] = {}
+_install_lock = threading.Lock()
+_installed = False
+
+
+class _Shipper:
+    """Writes one run's records to its log stream from the run's event loop."""
+
+    def __init__(self, run_id: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.run_id = run_id
+        self.loop = loop
+        self.queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
+        self.task = loop.create_task(self._write(), name=f"hitl-bus-logs:{run_id}")
+
+    def submit(self, fields: dict[str, str] | None) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.queue.put_nowait(fields)
+        elif not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, fields)
+
+    async def _write(self) -> None:
+        bus = get_bus()
+        stream = keys.run_logs(self.run_id)
+        done = False
+        while not done:
+            batch = [await self.queue.get()]
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            records = [r for r in batch if r is not None]
+            done = len(records) < len(batch)
+            if records:
+                try:
+                    async with bus.client.pipeline(transaction=False) as pipe:
+                        for record in records:
+                            pipe.xadd(stream, record, maxlen=bus.settings.logs_maxlen, approximate=True)
+                        await pipe.execute()
+                except Exception as exc:  # noqa: BLE001 - logging must never break a run
+                    logging.getLogger("hitl_bus.logs").warning("could not store run logs: %s", exc)
+
+    async def close(self) -> None:
+        self.submit(None)
+        await self.task
+
+
+class _RunLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        shipper = _shippers.get(getattr(record, "flow_run_id", ""))
+        if shipper is None:
+            return
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+            shipper.submit(
+                {
+                    "level": record.levelname,
+                    "logger": record.name,
+                    "message": message,
+                    "ts": str(int(record.created * 1000)),
+                }
+            )
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
+def _install() -> None:
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        logger = logging.getLogger(RUN_LOGGER)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(_RunLogHandler())
+        if get_settings().log_to_stderr:
+            console = logging.StreamHandler()
+            console.setFormatter(
+                logging.Formatter(
+                    "%(asctime)s | %(levelname)-7s | Flow run %(flow_run_name)r - %(message)s",
+                    "%H:%M:%S",
+                )
+            )
+            logger.addHandler(console)
+        _installed = True
+
+
+def start_shipping(run_id: str) -> None:
+    """Begin storing the logs of ``run_id`` (called by the engine on the run's loop)."""
+    _install()
+    _shippers[run_id] = _Shipper(run_id, asyncio.get_running_loop())
+
+
+async def stop_shipping(run_id: str) -> None:
+    """Store what is queued and stop (called by the engine when the run ends)."""
+    shipper = _shippers.get(run_id)
+    if shipper is not None:
+        try:
+            await shipper.close()
+        finally:
+            _shippers.pop(run_id, None)
+
+
+def get_run_logger(**extra: Any) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger whose records are stored on the current run's log stream.
+
+    :raises MissingContextError: outside a flow run.
+    """
+    ctx = current_run()
+    if ctx is None:
+        raise MissingContextError("get_run_logger() needs a flow run; none is active")
+    _install()
+    fields = {
+        "flow_run_id": ctx.flow_run.id,
+        "flow_run_name": ctx.flow_run.name,
+        "flow_name": ctx.flow_run.flow_name,
+        **extra,
+    }
+    return logging.LoggerAdapter(logging.getLogger(RUN_LOGGER), fields)
+
+
+async def read_logs(run_id: str, count: int = 1000) -> list[dict[str, Any]]:
+    """A run's stored log records, oldest first."""
+    entries = await get_bus().client.xrange(keys.run_logs(run_id), count=count)
+    return [
+        {"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
+        for entry_id, fields in entries
+    ]

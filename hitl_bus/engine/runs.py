@@ -1,0 +1,175 @@
+"""Flow runs in Redis: one hash per run, indexes by state, and an event per change.
+
+A state change writes the run hash, moves the run between the by-state
+indexes and appends a ``state.changed`` event to the run's stream and the
+global one, in one MULTI/EXEC on standalone Redis (in Cluster the indexes and
+the global stream live on other slots, so the same commands go as a plain
+pipeline).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hitl_bus import keys
+from hitl_bus.bus import Bus, codec, get_bus
+from hitl_bus.bus.events import append_event
+from hitl_bus.engine.naming import new_run_name
+from hitl_bus.engine.states import State, StateType
+from hitl_bus.errors import FlowRunNotFound
+from hitl_bus.inputs.keyset import normalize_run_id
+
+
+class FlowRun(BaseModel):
+    """A flow run as stored: who it is, what it was called with, where it stands."""
+
+    id: uuid.UUID
+    name: str
+    flow_name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    state: State
+    created: datetime
+    deployment: str | None = None
+
+    @property
+    def state_type(self) -> StateType:
+        return self.state.type
+
+    @property
+    def state_name(self) -> str:
+        return self.state.name
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _queue_state(pipe: Any, bus: Bus, run_id: str, state: State, extra: dict[str, Any]) -> None:
+    state_json = state.model_dump_json().encode()
+    pipe.hset(keys.run(run_id), mapping={"state": state_json, **extra})
+    for other in StateType:
+        if other is not state.type:
+            pipe.zrem(keys.runs_by_state(other.value), run_id)
+    pipe.zadd(keys.runs_by_state(state.type.value), {run_id: _ms(state.timestamp)})
+    append_event(
+        pipe,
+        run_id,
+        "state.changed",
+        {"state": codec.loads(state_json)},
+        bus.settings.events_maxlen,
+    )
+
+
+async def create_flow_run(
+    flow_name: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    state: State | None = None,
+    deployment: str | None = None,
+) -> FlowRun:
+    """Create a run (Pending unless ``state`` says otherwise) and index it."""
+    bus = get_bus()
+    run = FlowRun(
+        id=uuid.uuid4(),
+        name=name or new_run_name(),
+        flow_name=flow_name,
+        parameters=parameters or {},
+        state=state or State(type=StateType.PENDING),
+        created=datetime.now(UTC),
+        deployment=deployment,
+    )
+    run_id = str(run.id)
+    fields: dict[str, Any] = {
+        "id": run_id,
+        "name": run.name,
+        "flow_name": flow_name,
+        "parameters": codec.dumps(run.parameters),
+        "created": run.created.isoformat(),
+    }
+    if deployment:
+        fields["deployment"] = deployment
+    async with bus.client.pipeline(transaction=not bus.cluster) as pipe:
+        _queue_state(pipe, bus, run_id, run.state, fields)
+        pipe.zadd(keys.RUNS, {run_id: _ms(run.created)})
+        await pipe.execute()
+    return run
+
+
+async def set_state(flow_run_id: uuid.UUID | str, state: State) -> State:
+    """Move a run to ``state``; raises :class:`FlowRunNotFound` for an unknown run."""
+    run_id = normalize_run_id(flow_run_id)
+    bus = get_bus()
+    if not await bus.client.exists(keys.run(run_id)):
+        raise FlowRunNotFound(run_id)
+    async with bus.client.pipeline(transaction=not bus.cluster) as pipe:
+        _queue_state(pipe, bus, run_id, state, {})
+        await pipe.execute()
+    return state
+
+
+def _decode_run(raw: dict[bytes, bytes]) -> FlowRun:
+    fields = {k.decode(): v for k, v in raw.items()}
+    return FlowRun(
+        id=uuid.UUID(fields["id"].decode()),
+        name=fields["name"].decode(),
+        flow_name=fields["flow_name"].decode(),
+        parameters=codec.loads(fields.get("parameters", b"{}")),
+        state=State.model_validate_json(fields["state"]),
+        created=datetime.fromisoformat(fields["created"].decode()),
+        deployment=codec.text(fields.get("deployment")),
+    )
+
+
+async def read_flow_run(flow_run_id: uuid.UUID | str) -> FlowRun:
+    """The stored run; raises :class:`FlowRunNotFound` when there is none."""
+    run_id = normalize_run_id(flow_run_id)
+    raw = await get_bus().client.hgetall(keys.run(run_id))
+    if not raw:
+        raise FlowRunNotFound(run_id)
+    return _decode_run(raw)
+
+
+async def read_flow_runs(
+    state: StateType | str | None = None, flow_name: str | None = None, limit: int = 100
+) -> list[FlowRun]:
+    """The newest runs, optionally only those in one state type or of one flow."""
+    bus = get_bus()
+    index = keys.runs_by_state(StateType(state).value) if state else keys.RUNS
+    runs: list[FlowRun] = []
+    start = 0
+    page = max(limit, 50)
+    while len(runs) < limit:
+        ids = await bus.client.zrevrange(index, start, start + page - 1)
+        if not ids:
+            break
+        start += page
+        async with bus.client.pipeline(transaction=False) as pipe:
+            for run_id in ids:
+                pipe.hgetall(keys.run(run_id.decode()))
+            raws = await pipe.execute()
+        for raw in raws:
+            if raw:
+                run = _decode_run(raw)
+                if flow_name is None or run.flow_name == flow_name:
+                    runs.append(run)
+    return runs[:limit]
+
+
+async def read_events(flow_run_id: uuid.UUID | str, count: int = 1000) -> list[dict[str, Any]]:
+    """A run's events, oldest first: ``{"id", "type", "ts", "data"}``."""
+    run_id = normalize_run_id(flow_run_id)
+    entries = await get_bus().client.xrange(keys.run_events(run_id), count=count)
+    return [
+        {
+            "id": entry_id.decode(),
+            "type": codec.text(fields.get(b"type")),
+            "ts": int(fields.get(b"ts", b"0")),
+            "data": codec.loads(fields.get(b"data", b"{}")),
+        }
+        for entry_id, fields in entries
+    ]

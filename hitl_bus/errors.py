@@ -1,0 +1,108 @@
+"""Every error hitl_bus raises on purpose.
+
+    HitlBusError
+    ├── FlowRunNotFound          the run id names no flow run (or is not a run id)
+    ├── InboxNotFound            a reply went to a client inbox that expired
+    ├── NotAnswerable            respond() on an input whose sender has no mailbox
+    ├── NotPausedError           resume of a run that is not paused
+    ├── ResumeRejected           resume input failed the saved schema (ValueError)
+    ├── FlowPauseTimeout         a pause was not resumed in time (TimeoutError)
+    ├── ReceiveTimeout           no input arrived within receive_input's timeout (TimeoutError)
+    ├── PayloadTooLarge          an encoded input is over the size limit (ValueError)
+    ├── DeploymentNotFound       no deployment of that name
+    ├── BlockNotFound            no block saved under that name
+    ├── FlowRunSuspended         a directly called flow's run suspended
+    ├── MissingContextError      a run-only function was called outside a flow run
+    └── BusConnectionError       Redis could not be reached (ConnectionError)
+
+Redis client errors are translated to these only in ``hitl_bus.bus``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class HitlBusError(Exception):
+    """Base class of every error hitl_bus raises on purpose."""
+
+
+class FlowRunNotFound(HitlBusError, LookupError):
+    """The id names no flow run, or is not a flow run id at all."""
+
+    def __init__(self, flow_run_id: object, reason: str | None = None) -> None:
+        self.flow_run_id = flow_run_id
+        super().__init__(reason or f"flow run {flow_run_id!s} does not exist")
+
+
+class InboxNotFound(HitlBusError, LookupError):
+    """A message went to a client inbox that expired or never existed."""
+
+    def __init__(self, inbox_id: str) -> None:
+        self.inbox_id = inbox_id
+        super().__init__(f"client inbox {inbox_id} does not exist (it expires an hour after use)")
+
+
+class NotAnswerable(HitlBusError):
+    """``respond()`` was called on an input whose sender has no mailbox to answer."""
+
+    def __init__(self, sender: str | None) -> None:
+        self.sender = sender
+        super().__init__(
+            f"cannot respond to sender {sender!r}: only 'hitl.flow-run.<id>' and "
+            "'hitl.client.<id>' senders can be answered"
+        )
+
+
+class NotPausedError(HitlBusError):
+    """A resume was attempted on a run that is not paused (or already resumed)."""
+
+
+class ResumeRejected(HitlBusError, ValueError):
+    """Resume input does not match the pause's saved JSON schema; nothing changed."""
+
+    def __init__(self, message: str, errors: Sequence[Mapping[str, Any]] = ()) -> None:
+        self.errors = list(errors)
+        super().__init__(message)
+
+
+class FlowPauseTimeout(HitlBusError, TimeoutError):
+    """A paused run was not resumed before its deadline."""
+
+
+class ReceiveTimeout(HitlBusError, TimeoutError):
+    """No input arrived within ``receive_input``'s timeout."""
+
+
+class PayloadTooLarge(HitlBusError, ValueError):
+    """An encoded input is larger than ``HITL_BUS_MAX_PAYLOAD_BYTES``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"input is {size} bytes encoded, over the limit of {limit} bytes")
+
+
+class DeploymentNotFound(HitlBusError, LookupError):
+    """No deployment is registered under that name."""
+
+
+class BlockNotFound(HitlBusError, LookupError):
+    """No block is saved under that name."""
+
+
+class FlowRunSuspended(HitlBusError):
+    """The run of a directly called flow suspended; resume it to continue."""
+
+    def __init__(self, flow_run_id: str) -> None:
+        self.flow_run_id = flow_run_id
+        super().__init__(f"flow run {flow_run_id} suspended")
+
+
+class MissingContextError(HitlBusError, RuntimeError):
+    """A function that needs a flow run was called outside one."""
+
+
+class BusConnectionError(HitlBusError, ConnectionError):
+    """Redis could not be reached at the configured URL."""

@@ -1,0 +1,103 @@
+"""Naming inside the input layer: run ids, mailboxes, key prefixes, input keys, keysets."""
+
+from __future__ import annotations
+
+import re
+import typing
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+from hitl_bus import keys
+from hitl_bus.errors import FlowRunNotFound
+
+_PREFIX_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+FLOW_RUN = "flow-run"
+CLIENT = "client"
+
+
+class Keyset(TypedDict):
+    """The keys under which a pause keeps its response, schema and description (Prefect's)."""
+
+    description: str
+    response: str
+    schema: str
+
+
+def keyset_from_base_key(base_key: str) -> Keyset:
+    return {
+        "description": f"{base_key}-description",
+        "response": f"{base_key}-response",
+        "schema": f"{base_key}-schema",
+    }
+
+
+def normalize_run_id(flow_run_id: uuid.UUID | str) -> str:
+    """The canonical string form of a run id; anything else is an unknown run."""
+    try:
+        return str(flow_run_id if isinstance(flow_run_id, uuid.UUID) else uuid.UUID(flow_run_id))
+    except (TypeError, ValueError, AttributeError):
+        raise FlowRunNotFound(
+            flow_run_id, f"{flow_run_id!r} is not a flow run id (expected a UUID)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """Where inputs can be delivered: a flow run, or a client inbox outside any run."""
+
+    kind: Literal["flow-run", "client"]
+    id: str
+
+    @property
+    def name(self) -> str:
+        """The sender name stamped on inputs sent from here: ``hitl.<kind>.<id>``."""
+        return f"hitl.{self.kind}.{self.id}"
+
+    @property
+    def marker_key(self) -> str:
+        """The key whose existence says this mailbox exists."""
+        return keys.run(self.id) if self.kind == FLOW_RUN else keys.inbox(self.id)
+
+    @classmethod
+    def for_run(cls, flow_run_id: uuid.UUID | str) -> Mailbox:
+        return cls(FLOW_RUN, normalize_run_id(flow_run_id))
+
+    @classmethod
+    def parse(cls, name: str | None) -> Mailbox | None:
+        """The mailbox a sender name points to, or ``None`` when it is not answerable."""
+        if not name or not name.startswith("hitl."):
+            return None
+        for kind in (FLOW_RUN, CLIENT):
+            head = f"hitl.{kind}."
+            if name.startswith(head):
+                try:
+                    return cls(kind, str(uuid.UUID(name[len(head) :])))  # type: ignore[arg-type]
+                except ValueError:
+                    return None
+        return None
+
+
+def check_key_prefix(prefix: str) -> str:
+    if not _PREFIX_RE.match(prefix):
+        raise ValueError(
+            f"key prefix {prefix!r} must be lowercase letters, digits and single dashes"
+        )
+    return prefix
+
+
+def type_slug(tp: Any) -> str:
+    """A prefix-safe name for a type: its class name, without generic arguments.
+
+    ``list[int]`` and ``list`` share ``list`` so that ``send_input([1, 2])`` reaches
+    ``receive_input(list[int])``, whose validation then checks the items (as in Prefect).
+    """
+    origin = typing.get_origin(tp) or tp
+    name = getattr(origin, "__name__", None) or getattr(origin, "_name", None) or repr(origin)
+    slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
+    return slug or "input"
+
+
+def new_input_key(key_prefix: str) -> str:
+    """A fresh input key: ``{key_prefix}-{uuid4}``."""
+    return f"{key_prefix}-{uuid.uuid4()}"

@@ -1,0 +1,277 @@
+"""``receive_input``: iterate the inputs of one type sent to a run or an inbox.
+
+Reading is push, not poll: the receiver reads what is already there with one
+XRANGE, then parks on the loop's dispatcher, which wakes it the moment an
+entry lands (``poll_interval`` is accepted for Prefect compatibility and not
+needed). With ``consumer=`` the position lives on the server in a consumer
+group: a restarted or re-run flow continues where it stopped, and an input is
+acknowledged once the iterator moves past it (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+from redis.exceptions import ResponseError
+
+from hitl_bus import keys
+from hitl_bus._sync import run_blocking, running_loop
+from hitl_bus.bus import Bus, codec, get_bus
+from hitl_bus.bus.dispatcher import BATCH, Entry
+from hitl_bus.context import current_run_id
+from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
+from hitl_bus.inputs import inbox
+from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix
+from hitl_bus.inputs.run_input import (
+    RunInput,
+    RunInputMetadata,
+    is_automatic,
+    run_input_subclass_from_type,
+)
+
+log = logging.getLogger("hitl_bus.inputs")
+T = TypeVar("T")
+_END: Any = object()
+
+
+def _target(flow_run_id: uuid.UUID | str | None) -> Mailbox:
+    if flow_run_id is not None:
+        return Mailbox.for_run(flow_run_id)
+    run_id = current_run_id()
+    if run_id is not None:
+        return Mailbox(FLOW_RUN, run_id)
+    return inbox.inbox()
+
+
+class InputReceiver(Generic[T]):
+    """Iterator over received inputs; use ``for``, ``async for`` or ``.next()``."""
+
+    def __init__(
+        self,
+        input_type: Any,
+        *,
+        timeout: float | None = 3600,
+        raise_timeout_error: bool = False,
+        exclude_keys: Iterable[str] | None = None,
+        key_prefix: str | None = None,
+        flow_run_id: uuid.UUID | str | None = None,
+        with_metadata: bool = False,
+        consumer: str | None = None,
+    ) -> None:
+        self.input_cls: type[RunInput] = run_input_subclass_from_type(input_type)
+        self.timeout = timeout
+        self.raise_timeout_error = raise_timeout_error
+        self.with_metadata = with_metadata
+        self.exclude_keys = set(exclude_keys or ())
+        self.key_prefix = check_key_prefix(key_prefix or self.input_cls.default_key_prefix())
+        self.mailbox = _target(flow_run_id)
+        self.stream = keys.input_stream(self.mailbox.id, self.key_prefix)
+        self.consumer = consumer
+        self._unwrap = is_automatic(self.input_cls) and not with_metadata
+        self._buffer: deque[Entry] = deque()
+        self._position = "0-0"  # id of the last entry taken from the stream
+        self._checked = False
+        self._group_ready = False
+        self._pending_from: str | None = "0"  # re-read our unacknowledged entries first
+        self._acks: list[bytes] = []
+
+    # -- iteration faces ---------------------------------------------------------------
+
+    def __aiter__(self) -> InputReceiver[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        result = await self._next(self.raise_timeout_error)
+        if result is _END:
+            raise StopAsyncIteration
+        return result  # type: ignore[no-any-return]
+
+    def __iter__(self) -> InputReceiver[T]:
+        return self
+
+    def __next__(self) -> T:
+        if running_loop() is not None:
+            raise TypeError("inside async code use 'async for' or 'await receiver.next()'")
+        result = run_blocking(self._next(self.raise_timeout_error))
+        if result is _END:
+            raise StopIteration
+        return result  # type: ignore[no-any-return]
+
+    def next(self) -> Any:
+        """The next input; awaitable in async code, blocking in sync code.
+
+        :raises ReceiveTimeout: (a ``TimeoutError``) when none arrives within ``timeout``.
+        """
+        coro = self._next(raise_timeout=True)
+        if running_loop() is not None:
+            return coro
+        return run_blocking(coro)
+
+    # -- shared logic --------------------------------------------------------------------
+
+    async def _next(self, raise_timeout: bool) -> Any:
+        bus = get_bus()
+        if self._acks:
+            await bus.client.xack(self.stream, self.consumer, *self._acks)  # type: ignore[arg-type]
+            self._acks.clear()
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    if not self._buffer:
+                        await self._fill(bus)
+                    entry = self._buffer.popleft()
+                    if self.consumer is not None:
+                        self._acks.append(entry[0])  # acknowledged when the iterator moves on
+                    instance = self._decode(entry)
+                    if instance is not None:
+                        return instance.value if self._unwrap else instance  # type: ignore[attr-defined]
+        except TimeoutError:
+            if raise_timeout:
+                raise ReceiveTimeout(
+                    f"no {self.key_prefix!r} input for {self.mailbox.name} within {self.timeout}s"
+                ) from None
+            return _END
+
+    def _decode(self, entry: Entry) -> RunInput | None:
+        entry_id, fields = entry
+        raw_key = fields.get(b"key") if fields else None
+        data = fields.get(b"data") if fields else None
+        if raw_key is None or data is None:
+            log.warning("skipping malformed entry %r on %s", entry_id, self.stream)
+            return None
+        key = raw_key.decode()
+        if key in self.exclude_keys:
+            return None
+        try:
+            instance = self.input_cls.model_validate_json(data)
+        except ValidationError as exc:
+            if all(err["type"] == "json_invalid" for err in exc.errors()):
+                log.warning("skipping entry %r on %s: not valid JSON", entry_id, self.stream)
+                return None
+            raise
+        instance._metadata = RunInputMetadata(
+            key=key, sender=codec.text(fields.get(b"sender")), receiver=self.mailbox.name
+        )
+        return instance
+
+    async def _fill(self, bus: Bus) -> None:
+        """Put at least one entry in the buffer, waiting for it if need be."""
+        if not self._checked:
+            await self._check_mailbox(bus)
+        while True:
+            entries = await self._read(bus)
+            if entries:
+                self._buffer.extend(entries)
+                return
+            await self._wait(bus)
+
+    async def _check_mailbox(self, bus: Bus) -> None:
+        if self.mailbox.kind == FLOW_RUN:
+            if not await bus.client.exists(self.mailbox.marker_key):
+                raise FlowRunNotFound(self.mailbox.id)
+        else:
+            await inbox.touch(bus)
+            bus.state["inbox_touched"] = asyncio.get_running_loop().time()
+        self._checked = True
+
+    async def _read(self, bus: Bus) -> list[Entry]:
+        if self.consumer is None:
+            entries: list[Entry] = await bus.client.xrange(
+                self.stream, min=f"({self._position}", count=BATCH
+            )
+            if entries:
+                self._position = entries[-1][0].decode()
+            return entries
+        try:
+            return await self._read_group(bus)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_ready = False  # the group is gone (Redis flushed): make it again
+            return await self._read_group(bus)
+
+    async def _read_group(self, bus: Bus) -> list[Entry]:
+        group = self.consumer
+        assert group is not None
+        if not self._group_ready:
+            try:
+                await bus.client.xgroup_create(self.stream, group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._group_ready = True
+        if self._pending_from is not None:
+            reply = await bus.client.xreadgroup(
+                group, group, {self.stream: self._pending_from}, count=BATCH
+            )
+            entries: list[Entry] = reply[0][1] if reply else []
+            if entries:
+                self._pending_from = entries[-1][0].decode()
+                return entries
+            self._pending_from = None
+            for info in await bus.client.xinfo_groups(self.stream):
+                if codec.text(info["name"]) == group:
+                    self._position = codec.text(info["last-delivered-id"]) or "0-0"
+        reply = await bus.client.xreadgroup(group, group, {self.stream: ">"}, count=BATCH)
+        entries = reply[0][1] if reply else []
+        if entries:
+            self._position = entries[-1][0].decode()
+        return entries
+
+    async def _wait(self, bus: Bus) -> None:
+        """Park on the dispatcher until the stream has entries past our position."""
+        if self.mailbox.kind == FLOW_RUN:
+            await bus.dispatcher.wait(self.stream, self._position, None)
+            return
+        # An inbox expires unless used: renew it while we wait on it.
+        renew_every = bus.settings.inbox_ttl / 3
+        loop = asyncio.get_running_loop()
+        while True:
+            if loop.time() - bus.state.get("inbox_touched", float("-inf")) > renew_every:
+                await inbox.touch(bus)
+                bus.state["inbox_touched"] = loop.time()
+            try:
+                await bus.dispatcher.wait(self.stream, self._position, renew_every)
+                return
+            except TimeoutError:
+                continue
+
+
+def receive_input(
+    input_type: type[T] | Any,
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: bool = False,
+    consumer: str | None = None,
+) -> InputReceiver[Any]:
+    """Iterate every input of ``input_type`` sent to a run, oldest first.
+
+    The run is ``flow_run_id``, else the current run, else (outside any run) this
+    process's inbox. ``timeout`` bounds each wait for the next input (``None``:
+    forever); on timeout iteration ends, or raises ``TimeoutError`` with
+    ``raise_timeout_error=True``. An input that fails validation raises
+    ``pydantic.ValidationError`` once and is skipped after that. ``consumer``
+    names a server-side cursor (a consumer group) that survives restarts.
+    ``poll_interval`` is accepted for compatibility: delivery is pushed.
+    """
+    del poll_interval
+    return InputReceiver(
+        input_type,
+        timeout=timeout,
+        raise_timeout_error=raise_timeout_error,
+        exclude_keys=exclude_keys,
+        key_prefix=key_prefix,
+        flow_run_id=flow_run_id,
+        with_metadata=with_metadata,
+        consumer=consumer,
+    )

@@ -1,0 +1,206 @@
+"""``RunInput``: the typed payload of pauses and of messages between runs.
+
+Built-in types and collections are wrapped in an automatic ``RunInput`` with one
+field, ``value``; a plain ``BaseModel`` is upgraded to a ``RunInput`` subclass of
+the same name, so its fields, titles and validators carry over.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic.fields import FieldInfo
+
+from hitl_bus._sync import dual
+from hitl_bus.inputs.keyset import Keyset, keyset_from_base_key, type_slug
+
+if TYPE_CHECKING:
+    from hitl_bus.inputs.receiving import InputReceiver
+
+T = TypeVar("T")
+R = TypeVar("R", bound="RunInput")
+
+
+class RunInputMetadata(BaseModel):
+    """Where a received input came from: its key, its sender and its receiver."""
+
+    key: str
+    sender: str | None
+    receiver: str
+
+
+class RunInput(BaseModel):
+    """Base class of typed inputs; subclass it like a pydantic model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    _description: ClassVar[str | None] = None
+    _metadata: RunInputMetadata | None = PrivateAttr(default=None)
+
+    @property
+    def metadata(self) -> RunInputMetadata:
+        """Key, sender and receiver of an input obtained from ``receive_input``."""
+        if self._metadata is None:
+            raise AttributeError("this input was not received, so it has no metadata")
+        return self._metadata
+
+    @classmethod
+    def default_key_prefix(cls) -> str:
+        """The default stream this type travels on: ``{classname}-auto``."""
+        return f"{type_slug(cls)}-auto"
+
+    @classmethod
+    def keyset_from_type(cls) -> Keyset:
+        return keyset_from_base_key(type_slug(cls))
+
+    @classmethod
+    def with_initial_data(cls: type[R], description: str | None = None, **defaults: Any) -> type[R]:
+        """A subclass with new field defaults and a Markdown description for the form.
+
+        Field titles, help texts and validators are kept.
+        """
+        unknown = sorted(set(defaults) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+        fields: dict[str, Any] = {}
+        for name, value in defaults.items():
+            info = cls.model_fields[name]
+            fields[name] = (info.annotation, FieldInfo.merge_field_infos(info, default=value))
+        model: type[R] = pydantic.create_model(cls.__name__, __base__=cls, **fields)
+        model.__doc__ = cls.__doc__
+        model.__module__ = cls.__module__
+        if description is not None:
+            model._description = description
+        return model
+
+    @classmethod
+    @dual
+    async def save(cls, keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> None:
+        """Save this type's JSON schema and description under ``keyset`` on a run."""
+        from hitl_bus.inputs.values import asave_schema
+
+        await asave_schema(cls, keyset, flow_run_id)
+
+    @classmethod
+    @dual
+    async def load(cls: type[R], keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> R:
+        """Load and validate the response saved under ``keyset`` on a run."""
+        from hitl_bus.inputs.values import aload_response
+
+        return await aload_response(cls, keyset, flow_run_id)
+
+    @dual
+    async def send_to(
+        self,
+        flow_run_id: uuid.UUID | str,
+        sender: str | None = None,
+        key_prefix: str | None = None,
+    ) -> None:
+        """Send this input to a flow run."""
+        from hitl_bus.inputs.sending import asend_input
+
+        await asend_input(self, flow_run_id, sender=sender, key_prefix=key_prefix)
+
+    @dual
+    async def respond(
+        self, run_input: Any, sender: str | None = None, key_prefix: str | None = None
+    ) -> None:
+        """Send ``run_input`` back to whoever sent this input (a flow run or a client inbox)."""
+        from hitl_bus.inputs.sending import arespond
+
+        await arespond(self, run_input, sender=sender, key_prefix=key_prefix)
+
+    @classmethod
+    def receive(
+        cls,
+        timeout: float | None = 3600,
+        poll_interval: float = 10,
+        raise_timeout_error: bool = False,
+        exclude_keys: Any = None,
+        key_prefix: str | None = None,
+        flow_run_id: uuid.UUID | str | None = None,
+        with_metadata: bool = False,
+        consumer: str | None = None,
+    ) -> InputReceiver[Any]:
+        """Iterate the inputs of this type sent to a run (see ``receive_input``)."""
+        from hitl_bus.inputs.receiving import receive_input
+
+        return receive_input(
+            cls,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            raise_timeout_error=raise_timeout_error,
+            exclude_keys=exclude_keys,
+            key_prefix=key_prefix,
+            flow_run_id=flow_run_id,
+            with_metadata=with_metadata,
+            consumer=consumer,
+        )
+
+    @classmethod
+    def subclass_from_base_model_type(cls, model_cls: type[BaseModel]) -> type[RunInput]:
+        """Upgrade a plain ``BaseModel`` to a ``RunInput`` keeping its name and fields."""
+        return _upgrade_model(model_cls)
+
+
+class AutomaticRunInput(RunInput, Generic[T]):
+    """The wrapper for built-in types and collections: one field, ``value``."""
+
+    value: T
+
+    _wrapped_type: ClassVar[Any] = None
+
+    @classmethod
+    def default_key_prefix(cls) -> str:
+        return f"{type_slug(cls._wrapped_type)}-auto"
+
+    @classmethod
+    def keyset_from_type(cls) -> Keyset:
+        return keyset_from_base_key(type_slug(cls._wrapped_type))
+
+    @classmethod
+    def subclass_from_type(cls, tp: Any) -> type[AutomaticRunInput[Any]]:
+        return _automatic(tp)
+
+
+@functools.lru_cache(maxsize=1024)
+def _automatic(tp: Any) -> type[AutomaticRunInput[Any]]:
+    name = f"{type_slug(tp).title().replace('-', '')}Input"
+    model: type[AutomaticRunInput[Any]] = pydantic.create_model(
+        name, __base__=AutomaticRunInput, value=(tp, ...)
+    )
+    model._wrapped_type = tp
+    return model
+
+
+@functools.lru_cache(maxsize=1024)
+def _upgrade_model(model_cls: type[BaseModel]) -> type[RunInput]:
+    upgraded = type(model_cls.__name__, (RunInput, model_cls), {"__module__": model_cls.__module__})
+    upgraded.__doc__ = model_cls.__doc__
+    return upgraded
+
+
+def run_input_subclass_from_type(tp: Any) -> type[RunInput]:
+    """The ``RunInput`` class that carries values of ``tp`` (cached)."""
+    if isinstance(tp, type) and issubclass(tp, RunInput):
+        return tp
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return _upgrade_model(tp)
+    return _automatic(tp)
+
+
+def is_automatic(cls: type[RunInput]) -> bool:
+    return issubclass(cls, AutomaticRunInput)
+
+
+def as_run_input(value: Any) -> RunInput:
+    """The ``RunInput`` instance that carries ``value`` on the wire."""
+    if isinstance(value, RunInput):
+        return value
+    if isinstance(value, BaseModel):
+        return _upgrade_model(type(value)).model_validate(value.model_dump())
+    return _automatic(type(value))(value=value)

@@ -1,0 +1,133 @@
+"""``send_input`` and ``respond``: one script call per input.
+
+The script checks that the receiving run (or inbox) exists, refuses a key it
+has already accepted (so a retried send after a dropped reply is not doubled),
+appends the entry, records the stream's key prefix, and, for a run, appends
+the ``input.received`` event: one round trip, atomic on the run's slot.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from hitl_bus import keys
+from hitl_bus.bus import codec, get_bus
+from hitl_bus.bus.events import event_fields
+from hitl_bus.context import current_run_id
+from hitl_bus.errors import FlowRunNotFound, InboxNotFound, NotAnswerable
+from hitl_bus.inputs import inbox
+from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix, new_input_key
+from hitl_bus.inputs.run_input import RunInput, as_run_input
+
+_SEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return {2, ''} end
+local id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+for i = 5, #KEYS do
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[7], '*',
+             'type', 'input.received', 'run_id', ARGV[9], 'ts', ARGV[8], 'data', ARGV[6])
+end
+return {1, id}
+"""
+_ACCEPTED, _MISSING, _DUPLICATE = 1, 0, 2
+
+
+def default_sender() -> tuple[str, bool]:
+    """The name to send as (the current run, else this process's inbox) and whether it is the inbox."""
+    run_id = current_run_id()
+    if run_id is not None:
+        return Mailbox(FLOW_RUN, run_id).name, False
+    return inbox.inbox().name, True
+
+
+async def deliver(
+    target: Mailbox,
+    value: Any,
+    *,
+    sender: str | None = None,
+    key_prefix: str | None = None,
+    key: str | None = None,
+) -> str:
+    """Append one input to ``target``'s stream for its key prefix; returns the input key."""
+    bus = get_bus()
+    instance = as_run_input(value)
+    prefix = check_key_prefix(key_prefix or type(instance).default_key_prefix())
+    input_key = key or new_input_key(prefix)
+    from_inbox = False
+    if sender is None:
+        sender, from_inbox = default_sender()
+    data = codec.check_size(
+        codec.dumps(instance.model_dump(mode="json")), bus.settings.max_payload_bytes
+    )
+    owner = target.id
+    script_keys = [
+        target.marker_key,
+        keys.input_stream(owner, prefix),
+        keys.input_streams(owner),
+        keys.input_keys(owner),
+    ]
+    is_run = target.kind == FLOW_RUN
+    if is_run:
+        script_keys.append(keys.run_events(owner))
+        if not bus.cluster:  # the global stream is on another slot in Cluster
+            script_keys.append(keys.EVENTS)
+    event = {"key": input_key, "key_prefix": prefix, "sender": sender}
+    ttl_ms = 0 if is_run else int(bus.settings.inbox_ttl * 1000)
+    now_ms = int(time.time() * 1000)
+    args = [
+        input_key, sender, data, prefix, ttl_ms, codec.dumps(event),
+        bus.settings.events_maxlen, now_ms, owner,
+    ]  # fmt: skip
+    if from_inbox:  # renew the inbox in the same round trip, so replies can reach it
+        results = await bus.eval_many([inbox.touch_call(bus), (_SEND, script_keys, args)])
+        status = results[-1][0]
+    else:
+        status = (await bus.eval(_SEND, script_keys, args))[0]
+    if status == _MISSING:
+        if is_run:
+            raise FlowRunNotFound(owner)
+        raise InboxNotFound(owner)
+    if status == _ACCEPTED and is_run and bus.cluster:
+        await bus.client.xadd(
+            keys.EVENTS,
+            event_fields("input.received", owner, event),
+            maxlen=bus.settings.events_maxlen,
+            approximate=True,
+        )
+    return input_key
+
+
+async def asend_input(
+    run_input: Any,
+    flow_run_id: uuid.UUID | str,
+    sender: str | None = None,
+    key_prefix: str | None = None,
+) -> None:
+    """Send ``run_input`` to a flow run; returns once Redis has acknowledged it.
+
+    ``run_input`` is a ``RunInput``/``BaseModel`` instance or a plain value (sent as an
+    automatic input with one field ``value``). ``sender`` defaults to the current run,
+    or outside a run to this process's inbox, so the receiver can ``respond()``.
+
+    :raises FlowRunNotFound: no such run.
+    :raises PayloadTooLarge: the encoded input is over ``HITL_BUS_MAX_PAYLOAD_BYTES``.
+    """
+    await deliver(Mailbox.for_run(flow_run_id), run_input, sender=sender, key_prefix=key_prefix)
+
+
+async def arespond(
+    received: RunInput, run_input: Any, sender: str | None = None, key_prefix: str | None = None
+) -> None:
+    """Send ``run_input`` to the sender of ``received`` (its flow run or its client inbox)."""
+    origin = received.metadata.sender
+    target = Mailbox.parse(origin)
+    if target is None:
+        raise NotAnswerable(origin)
+    await deliver(target, run_input, sender=sender, key_prefix=key_prefix)

@@ -1,0 +1,86 @@
+"""Every Redis key hitl_bus uses, and nothing else (no I/O).
+
+All keys of one flow run (or one client inbox) share the hash tag ``{<id>}`` so
+they live on one Redis Cluster slot: scripts and multi-key XREADs over them
+stay legal in Cluster.
+"""
+
+from __future__ import annotations
+
+from redis.crc import key_slot as _key_slot
+
+PREFIX = "hitl"
+
+#: Global event stream: every state change and input arrival of every run.
+EVENTS = f"{PREFIX}:events"
+#: Sorted set of every run id, scored by creation time (ms).
+RUNS = f"{PREFIX}:runs"
+
+
+def runs_by_state(state_type: str) -> str:
+    """Sorted set of the ids of runs in one state type, scored by change time (ms)."""
+    return f"{PREFIX}:runs:state:{state_type}"
+
+
+def _owned(owner_id: str, suffix: str) -> str:
+    return f"{PREFIX}:{{{owner_id}}}:{suffix}"
+
+
+def run(run_id: str) -> str:
+    """Hash holding a flow run: name, flow, parameters, state."""
+    return _owned(run_id, "run")
+
+
+def run_events(run_id: str) -> str:
+    """Stream of one run's events (state changes, inputs)."""
+    return _owned(run_id, "events")
+
+
+def run_logs(run_id: str) -> str:
+    """Stream of one run's log records."""
+    return _owned(run_id, "logs")
+
+
+def run_values(run_id: str) -> str:
+    """Hash of named JSON values kept for a run (saved inputs, schemas, descriptions)."""
+    return _owned(run_id, "values")
+
+
+def inbox(inbox_id: str) -> str:
+    """Hash marking a client inbox alive; expires after its last use."""
+    return _owned(inbox_id, "inbox")
+
+
+def input_stream(owner_id: str, key_prefix: str) -> str:
+    """Stream of the inputs of one key prefix sent to a run or inbox."""
+    return _owned(owner_id, f"input:{key_prefix}")
+
+
+def input_streams(owner_id: str) -> str:
+    """Set of the key prefixes that have an input stream under this owner."""
+    return _owned(owner_id, "inputs")
+
+
+def input_keys(owner_id: str) -> str:
+    """Set of every input key accepted for this owner: makes resending idempotent."""
+    return _owned(owner_id, "input-keys")
+
+
+def wake(tag: str, dispatcher_id: str) -> str:
+    """Stream a dispatcher writes to interrupt its own blocking XREAD."""
+    return _owned(tag, f"wake:{dispatcher_id}")
+
+
+def hash_tag(key: str) -> str:
+    """The ``{...}`` tag of a key (the whole key when it has none)."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
+def slot(key: str) -> int:
+    """The Redis Cluster slot of a key."""
+    return int(_key_slot(key.encode()))

@@ -1,0 +1,39 @@
+"""Settings read from ``HITL_BUS_*`` environment variables.
+
+Read afresh whenever a bus is opened (never cached at import), so tests and
+long-lived processes pick up the environment they run in.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; each field maps to ``HITL_BUS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="HITL_BUS_", extra="ignore")
+
+    #: ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://host:port`` for
+    #: Redis Cluster, or ``fakeredis://name`` for tests.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Largest encoded input accepted by ``send_input``.
+    max_payload_bytes: int = Field(default=1024 * 1024, gt=0)
+    #: Seconds a client inbox lives after its last use.
+    inbox_ttl: float = Field(default=3600.0, gt=0)
+    #: Connections for ordinary commands, shared by every coroutine of a loop.
+    command_connections: int = Field(default=4, ge=1)
+    #: Connections the dispatcher keeps for blocking reads (standalone Redis).
+    reader_connections: int = Field(default=3, ge=1)
+    #: Approximate length kept of each run's event stream and the global one.
+    events_maxlen: int = Field(default=10_000, ge=100)
+    #: Approximate length kept of each run's log stream.
+    logs_maxlen: int = Field(default=10_000, ge=100)
+    #: Copy run logs to stderr as well as the run's log stream.
+    log_to_stderr: bool = True
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now."""
+    return Settings()
