@@ -19,6 +19,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 RedisClient = aioredis.Redis | RedisCluster
+#: Every connection names itself, so ``CLIENT LIST`` shows what a process holds.
+CLIENT_NAME = "hitl-bus"
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _fake_servers: dict[str, Any] = {}
@@ -52,9 +54,11 @@ def open_command_client(url: str, max_connections: int) -> RedisClient:
         return fakeredis.FakeAsyncRedis(server=_fake_server(url))  # type: ignore[no-any-return]
     if scheme in _CLUSTER_SCHEMES:
         seed = _CLUSTER_SCHEMES[scheme] + url[len(scheme) :]
-        return RedisCluster.from_url(seed, protocol=2, max_connections=max_connections)
+        return RedisCluster.from_url(
+            seed, protocol=2, max_connections=max_connections, client_name=CLIENT_NAME
+        )
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=None, protocol=2
+        url, max_connections=max_connections, timeout=None, protocol=2, client_name=CLIENT_NAME
     )
     return aioredis.Redis(connection_pool=pool)
 
@@ -79,5 +83,8 @@ def open_reader_client(url: str, host: str | None = None, port: int | None = Non
             ssl=parts.scheme == "rediss",
             protocol=2,
             single_connection_client=True,
+            client_name=CLIENT_NAME,
         )
-    return aioredis.Redis.from_url(url, protocol=2, single_connection_client=True)
+    return aioredis.Redis.from_url(
+        url, protocol=2, single_connection_client=True, client_name=CLIENT_NAME
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,7 @@ class Bus:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.env_url = os.environ.get("HITL_BUS_REDIS_URL")
         self.url = settings.redis_url
         self.cluster = is_cluster_url(self.url)
         #: XREAD BLOCK for dispatcher readers: forever on Redis. fakeredis cannot
@@ -96,19 +98,26 @@ def _sha(source: str) -> str:
 
 _buses: dict[asyncio.AbstractEventLoop, Bus] = {}
 _buses_lock = threading.Lock()
+_closing: set[asyncio.Task[None]] = set()
 
 
 def get_bus() -> Bus:
     """The bus of the running event loop, opened on first use."""
     loop = asyncio.get_running_loop()
     bus = _buses.get(loop)
-    if bus is None:
-        with _buses_lock:
-            for old in [lp for lp in _buses if lp.is_closed()]:
-                del _buses[old]
-            bus = _buses.get(loop)
-            if bus is None:
-                bus = _buses[loop] = Bus(get_settings())
+    if bus is not None and bus.env_url == os.environ.get("HITL_BUS_REDIS_URL"):
+        return bus
+    with _buses_lock:
+        for old in [lp for lp in _buses if lp.is_closed()]:
+            del _buses[old]
+        stale = _buses.get(loop)
+        if stale is not None and stale.env_url == os.environ.get("HITL_BUS_REDIS_URL"):
+            return stale
+        bus = _buses[loop] = Bus(get_settings())
+    if stale is not None:  # the configured Redis changed: let the old bus go
+        task = loop.create_task(stale.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
     return bus
 
 

@@ -174,10 +174,8 @@ class _Reader:
                 failures = 0
                 self._deliver(reply or [], requested, loop.time())
         except asyncio.CancelledError:
-            # No polite close here: the loop may be shutting down, and a connection
-            # cut mid-XREAD need not answer. The socket goes with the loop.
+            # No close here: the loop may be shutting down. Dispatcher.aclose closes it.
             self.task = None
-            self.client = None
             raise
 
     def _deliver(self, reply: list[Any], requested: dict[str, EntryId], now: float) -> None:
@@ -287,7 +285,10 @@ class Dispatcher:
             task.cancel()
         for task in tasks:
             try:
-                await task
+                async with asyncio.timeout(1):
+                    await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
+        for reader in self._readers.values():
+            await reader._drop_client()
         self._readers.clear()

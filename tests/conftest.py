@@ -1,0 +1,63 @@
+"""Fixtures: one real redis-server per test session, fakeredis per test, a clean environment.
+
+Tests that take the ``bus_url`` fixture run twice: on fakeredis and on the
+real server. Every test gets a fresh event loop (pytest-asyncio's default), so
+the suite also proves the library works across many loops in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+
+from hitl_bus.bus import close_bus
+from hitl_bus.bus.connection import forget_fake_server
+from hitl_bus.redis_server import RedisServer
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("HITL_BUS_") and name != "HITL_BUS_REDIS_SERVER":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HITL_BUS_LOG_TO_STDERR", "false")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        print(f"\nreal Redis for tests: {server.version()} on port {server.port}")
+        yield server
+
+
+@pytest.fixture
+def real_redis_url(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A flushed real Redis, configured as the bus for this test."""
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.flushall()
+    admin.close()
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", redis_server.url)
+    return redis_server.url
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def bus_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The bus for this test: a fresh fakeredis server, then a flushed real redis-server."""
+    if request.param == "redis":
+        yield request.getfixturevalue("real_redis_url")
+        return
+    url = f"fakeredis://{uuid.uuid4().hex}"
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", url)
+    yield url
+    forget_fake_server(url)
+
+
+@pytest.fixture(autouse=True)
+async def _close_bus() -> AsyncIterator[None]:
+    """Close this test loop's bus before the loop goes away."""
+    yield
+    await close_bus()

@@ -1,0 +1,22 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from hitl_bus.engine import create_flow_run
+from hitl_bus.engine.runs import FlowRun
+from hitl_bus.engine.states import State, StateType
+
+
+async def new_run(flow_name: str = "test-flow") -> FlowRun:
+    """A stored run in Running state, with nothing executing it."""
+    return await create_flow_run(flow_name, {}, state=State(type=StateType.RUNNING))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Wait until ``check()`` is true (generous bound; not a speed test)."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.01)
