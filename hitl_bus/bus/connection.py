@@ -84,7 +84,15 @@ def open_reader_client(url: str, host: str | None = None, port: int | None = Non
             protocol=2,
             single_connection_client=True,
             client_name=CLIENT_NAME,
+            socket_timeout=None,
+            socket_keepalive=True,
         )
+    # No socket timeout: the reader's XREAD blocks until data comes (redis-py 8 defaults to 5 s).
     return aioredis.Redis.from_url(
-        url, protocol=2, single_connection_client=True, client_name=CLIENT_NAME
+        url,
+        protocol=2,
+        single_connection_client=True,
+        client_name=CLIENT_NAME,
+        socket_timeout=None,
+        socket_keepalive=True,
     )

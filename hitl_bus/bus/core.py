@@ -52,12 +52,18 @@ class Bus:
             await self.client.script_load(source)
             return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[arg-type]
 
-    async def eval_many(self, calls: Sequence[tuple[str, Sequence[Any], Sequence[Any]]]) -> list[Any]:
+    async def eval_many(
+        self, calls: Sequence[tuple[str, Sequence[Any], Sequence[Any]]]
+    ) -> list[Any]:
         """Run several idempotent scripts in one round trip; returns their results in order.
 
         After a Redis flush or restart the scripts are loaded and the whole batch
-        is run again, which is why each script must be safe to repeat.
+        is run again, which is why each script must be safe to repeat. redis-py's
+        Cluster pipeline refuses EVALSHA, and the calls may target other nodes anyway,
+        so in Cluster they run one after the other.
         """
+        if self.cluster:
+            return [await self.eval(*call) for call in calls]
         for attempt in range(2):
             async with self.client.pipeline(transaction=False) as pipe:
                 for source, script_keys, args in calls:

@@ -50,12 +50,13 @@ class Flow(Generic[P, R]):
         return dict(bound.arguments)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """An async flow returns a coroutine (await it, or ``asyncio.run`` it); a sync flow blocks."""
         parameters = self.bind(*args, **kwargs)
         coro = run_flow(self, parameters)
-        if running_loop() is None:
-            return run_blocking(coro)
         if self.is_async:
             return coro
+        if running_loop() is None:
+            return run_blocking(coro)
         # A sync flow called from async code blocks its caller, as a sync call does.
         return asyncio.run_coroutine_threadsafe(coro, portal_loop()).result()
 

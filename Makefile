@@ -1,0 +1,44 @@
+# The front door: `make run` and `make test` set everything up themselves.
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test lint format typecheck bench ci clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e ".[dev,local]"
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create or refresh .venv
+
+run: $(STAMP) ## Run the local stack (embedded Redis unless HITL_BUS_REDIS_URL is set)
+	$(VENV)/bin/hitl-bus dev
+
+test: $(STAMP) ## Run the test suite (starts its own redis-server and Redis Cluster)
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check and format check
+	$(VENV)/bin/ruff check hitl_bus tests examples bench workers
+	$(VENV)/bin/ruff format --check hitl_bus tests examples bench workers
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix hitl_bus tests examples bench workers
+	$(VENV)/bin/ruff format hitl_bus tests examples bench workers
+
+typecheck: $(STAMP) ## mypy --strict on the package
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## Measure against raw redis-py (docs/benchmarks.md)
+	$(PYTHON) bench/bench_bus.py
+
+ci: lint typecheck test ## Everything CI checks
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

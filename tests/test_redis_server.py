@@ -1,0 +1,221 @@
+"""Behaviour only a real redis-server shows: connection cost, idle silence, restarts, flushes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from hitl_bus import flow, receive_input, send_input, start_flow_run
+from hitl_bus.bus import get_bus
+from hitl_bus.bus.connection import CLIENT_NAME
+from hitl_bus.inputs.inbox import inbox
+from hitl_bus.inputs.receiving import InputReceiver
+from hitl_bus.inputs.sending import deliver
+from hitl_bus.redis_server import RedisServer
+from tests.helpers import eventually, new_run
+
+pytestmark = pytest.mark.realredis
+
+
+@pytest.fixture
+async def admin(real_redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the shared server without the ``hitl-bus`` name, so it is never counted."""
+    client = aioredis.Redis.from_url(real_redis_url, protocol=2)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def aof_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
+    """A server of this test's own, with AOF (``appendfsync always``), that the test may restart."""
+    with RedisServer(appendonly=True) as server:
+        monkeypatch.setenv("HITL_BUS_REDIS_URL", server.url)
+        yield server
+
+
+async def _bus_client_ids(admin: aioredis.Redis) -> set[int]:
+    return {int(c["id"]) for c in await admin.client_list() if c.get("name") == CLIENT_NAME}
+
+
+async def _calls(admin: aioredis.Redis) -> int:
+    """Commands Redis has run so far, not counting the ``INFO`` calls that measure it."""
+    stats = await admin.info("commandstats")
+    return sum(s["calls"] for name, s in stats.items() if name != "cmdstat_info")
+
+
+async def _take(receiver: InputReceiver[Any], n: int) -> list[Any]:
+    return [await receiver.next() for _ in range(n)]
+
+
+async def _waiting(n: int) -> None:
+    """Until ``n`` waiters are parked on this loop's dispatcher."""
+
+    async def parked() -> bool:
+        return get_bus().dispatcher.waiting() == n
+
+    await eventually(parked, timeout=30)
+
+
+async def test_a_thousand_waiting_receivers_share_at_most_eight_connections(
+    admin: aioredis.Redis,
+) -> None:
+    others = await _bus_client_ids(admin)  # connections of other loops, not this test's
+    peak = 0
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, len(await _bus_client_ids(admin) - others))
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        runs = await asyncio.gather(*(new_run() for _ in range(1000)))
+        receivers = [receive_input(str, flow_run_id=run.id, timeout=None) for run in runs]
+        tasks = [asyncio.create_task(r.next()) for r in receivers]
+        await _waiting(1000)
+        parked = len(await _bus_client_ids(admin) - others)
+        assert 1 <= parked <= 8
+        await asyncio.gather(*(send_input(f"v{i}", flow_run_id=r.id) for i, r in enumerate(runs)))
+        async with asyncio.timeout(30):
+            got = await asyncio.gather(*tasks)
+        assert got == [f"v{i}" for i in range(1000)]
+    finally:
+        sampler.cancel()
+    assert peak <= 8
+
+
+async def test_idle_receivers_send_redis_no_commands(admin: aioredis.Redis) -> None:
+    runs = [await new_run() for _ in range(98)]
+    receivers = [receive_input(str, flow_run_id=run.id, timeout=None) for run in runs]
+    receivers.append(receive_input(str, flow_run_id=runs[0].id, consumer="c", timeout=None))
+    receivers.append(receive_input(str, timeout=None))  # outside a run: the inbox
+    tasks = [asyncio.create_task(r.next()) for r in receivers]
+    await _waiting(100)
+    await asyncio.sleep(0.3)  # let the readers settle into their blocking XREADs
+    before = await _calls(admin)
+    await asyncio.sleep(1.0)
+    assert await _calls(admin) - before == 0
+    assert not any(t.done() for t in tasks)
+    await send_input("wake", flow_run_id=runs[-1].id)
+    async with asyncio.timeout(5):
+        assert await tasks[97] == "wake"
+    for task in tasks:
+        task.cancel()
+
+
+async def test_receiver_continues_after_connection_kill_and_redis_restart(
+    aof_server: RedisServer,
+) -> None:
+    run = await new_run()
+    receiver = receive_input(int, flow_run_id=run.id, timeout=None)
+    first = asyncio.create_task(receiver.next())
+    await send_input(1, flow_run_id=run.id)
+    async with asyncio.timeout(5):
+        assert await first == 1
+    rest = asyncio.create_task(_take(receiver, 3))
+    await _waiting(1)
+
+    admin = redis.Redis(port=aof_server.port, protocol=2)
+    assert admin.client_kill_filter(_type="normal") >= 1  # skips the admin itself
+    admin.close()
+    await asyncio.sleep(0.2)  # the reader reconnects to the live server
+    await asyncio.to_thread(aof_server.stop)
+    await asyncio.sleep(0.3)  # ... and now fails to, backing off
+    await asyncio.to_thread(aof_server.start)
+    assert not rest.done()
+
+    for n in [2, 3, 4]:
+        await send_input(n, flow_run_id=run.id)  # the command pool reconnects
+    async with asyncio.timeout(15):
+        assert await rest == [2, 3, 4]
+    extra = asyncio.create_task(receiver.next())
+    await asyncio.sleep(0.3)
+    assert not extra.done(), "an input was delivered twice"
+    extra.cancel()
+    assert [v async for v in receive_input(int, flow_run_id=run.id, timeout=0.2)] == [1, 2, 3, 4]
+
+
+async def test_inputs_sent_while_the_receiver_is_disconnected_arrive_once_in_order(
+    aof_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = await new_run()
+    receiver = receive_input(int, flow_run_id=run.id, timeout=None)
+    first = asyncio.create_task(receiver.next())
+    await send_input(1, flow_run_id=run.id)
+    async with asyncio.timeout(5):
+        assert await first == 1
+    rest = asyncio.create_task(_take(receiver, 3))
+    await _waiting(1)
+
+    # Hold the reader's reconnection until the inputs are in.
+    bus = get_bus()
+    gate = asyncio.Event()
+    open_reader = bus.open_reader
+
+    held = 0
+
+    async def gated_open_reader(key: str) -> Any:
+        nonlocal held
+        held += 1
+        await gate.wait()
+        return await open_reader(key)
+
+    monkeypatch.setattr(bus, "open_reader", gated_open_reader)
+    await asyncio.to_thread(aof_server.kill)  # kill -9: only the AOF keeps the data
+    await asyncio.sleep(0.2)
+    await asyncio.to_thread(aof_server.start)
+    for n in [2, 3, 4]:
+        await send_input(n, flow_run_id=run.id)
+    await asyncio.sleep(0.3)
+    assert held and not rest.done()
+    gate.set()
+    async with asyncio.timeout(15):
+        assert await rest == [2, 3, 4]
+
+    # Everything acknowledged survives another crash, each input once.
+    await asyncio.to_thread(aof_server.kill)
+    await asyncio.to_thread(aof_server.start)
+    got = [v async for v in receive_input(int, flow_run_id=run.id, timeout=0.2)]
+    assert got == [1, 2, 3, 4]
+
+
+async def test_flushed_redis_recreates_the_inbox_on_demand(admin: aioredis.Redis) -> None:
+    @flow
+    async def greeter() -> None:
+        async for msg in receive_input(str, with_metadata=True, timeout=5):
+            if msg.value == "exit":
+                return
+            await msg.respond(f"Hello, {msg.value}!")
+
+    replies = receive_input(str, timeout=5)
+    run = await start_flow_run(greeter)
+    await send_input("Ada", flow_run_id=run.id)
+    assert await replies.next() == "Hello, Ada!"
+    await send_input("exit", flow_run_id=run.id)
+
+    await admin.flushall()
+    await admin.script_flush()  # scripts are reloaded on demand too
+    waiting = asyncio.create_task(replies.next())  # parked on the (now gone) inbox stream
+    run = await start_flow_run(greeter)
+    await send_input("Bob", flow_run_id=run.id)  # recreates the inbox before the reply
+    async with asyncio.timeout(5):
+        assert await waiting == "Hello, Bob!"
+    await send_input("exit", flow_run_id=run.id)
+
+
+async def test_flushed_redis_recreates_a_consumer_group_on_demand(admin: aioredis.Redis) -> None:
+    receiver = receive_input(int, consumer="c", timeout=5)  # on this process's inbox
+    await deliver(inbox(), 1)
+    assert await receiver.next() == 1
+    await admin.flushall()
+    waiting = asyncio.create_task(receiver.next())
+    await _waiting(1)
+    await deliver(inbox(), 2)
+    async with asyncio.timeout(5):
+        assert await waiting == 2

@@ -1,0 +1,1 @@
+"""The worker processes this repository ships (deployments of the examples)."""
