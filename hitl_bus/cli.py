@@ -36,14 +36,17 @@ def local_redis() -> Iterator[str]:
     server = RedisServer(appendonly=True)
     with server:
         typer.echo(f"Embedded Redis ({server.version()}) at {server.url}", err=True)
-        typer.echo(f"  export HITL_BUS_REDIS_URL={server.url}  # to reach it from elsewhere", err=True)
+        typer.echo(
+            f"  export HITL_BUS_REDIS_URL={server.url}  # to reach it from elsewhere", err=True
+        )
         yield server.url
 
 
 @app.command()
 def dev(
     command: Annotated[
-        list[str] | None, typer.Argument(help="What to run in the stack (default: the chat example).")
+        list[str] | None,
+        typer.Argument(help="What to run in the stack (default: the chat example)."),
     ] = None,
 ) -> None:
     """Run the local stack: Redis (embedded when none is configured) and the chat example."""

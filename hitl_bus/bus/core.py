@@ -18,7 +18,6 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from hitl_bus.bus.connection import (
-    RedisClient,
     is_cluster_url,
     open_command_client,
     open_reader_client,
@@ -38,7 +37,9 @@ class Bus:
         #: XREAD BLOCK for dispatcher readers: forever on Redis. fakeredis cannot
         #: cancel a blocked read, so there it blocks briefly and re-reads.
         self.reader_block_ms = 250 if self.url.startswith("fakeredis:") else 0
-        self.client: RedisClient = open_command_client(self.url, settings.command_connections)
+        # Typed Any: redis-py's stubs return unions of sync and async replies that
+        # never narrow for a client picked at run time (standalone or Cluster).
+        self.client: Any = open_command_client(self.url, settings.command_connections)
         self.dispatcher = Dispatcher(self)
         #: Per-loop scratch space for the layers above (e.g. when an inbox was last touched).
         self.state: dict[str, Any] = {}
@@ -47,10 +48,10 @@ class Bus:
         """Run a Lua script by its SHA, loading it first when Redis does not know it."""
         sha = _sha(source)
         try:
-            return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
         except NoScriptError:
             await self.client.script_load(source)
-            return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
 
     async def eval_many(
         self, calls: Sequence[tuple[str, Sequence[Any], Sequence[Any]]]

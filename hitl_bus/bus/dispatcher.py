@@ -127,7 +127,8 @@ class _Reader:
 
     def _prune(self, now: float) -> None:
         for stream, watch in list(self.streams.items()):
-            if not watch.waiters and watch.idle_since is not None and now - watch.idle_since > LINGER:
+            idle = watch.idle_since
+            if not watch.waiters and idle is not None and now - idle > LINGER:
                 del self.streams[stream]
 
     async def _run(self) -> None:
@@ -224,6 +225,7 @@ class Dispatcher:
         self.bus = bus
         self.id = uuid.uuid4().hex
         self._readers: dict[Hashable, _Reader] = {}
+        self._pokes: set[asyncio.Task[None]] = set()
 
     def _reader_for(self, stream: str) -> _Reader:
         if self.bus.cluster:
@@ -262,7 +264,9 @@ class Dispatcher:
             reader.ensure_running()
         elif needs_wake and not reader.poke_pending:
             reader.poke_pending = True
-            loop.create_task(reader.poke())
+            poke = loop.create_task(reader.poke())
+            self._pokes.add(poke)
+            poke.add_done_callback(self._pokes.discard)
         try:
             async with asyncio.timeout(timeout):
                 return await waiter.future

@@ -50,7 +50,7 @@ class Flow(Generic[P, R]):
         return dict(bound.arguments)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """An async flow returns a coroutine (await it, or ``asyncio.run`` it); a sync flow blocks."""
+        """An async flow returns a coroutine (await or ``asyncio.run`` it); a sync flow blocks."""
         parameters = self.bind(*args, **kwargs)
         coro = run_flow(self, parameters)
         if self.is_async:
@@ -89,21 +89,21 @@ async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], label: str)
         try:
             result = ctx.run(fn, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            loop.call_soon_threadsafe(settle, lambda: done.set_exception(exc))
+            loop.call_soon_threadsafe(settle, functools.partial(done.set_exception, exc))
         else:
-            loop.call_soon_threadsafe(settle, lambda: done.set_result(result))
+            loop.call_soon_threadsafe(settle, functools.partial(done.set_result, result))
 
     threading.Thread(target=body, name=f"hitl-flow:{label}", daemon=True).start()
     return await done
 
 
-async def run_flow(flow: Flow[Any, Any], parameters: dict[str, Any], run: FlowRun | None = None) -> Any:
+async def run_flow(
+    flow: Flow[Any, Any], parameters: dict[str, Any], run: FlowRun | None = None
+) -> Any:
     """Execute ``flow`` as a run (a new one unless ``run`` is given) on this loop."""
     loop = asyncio.get_running_loop()
     if run is None:
-        run = await create_flow_run(
-            flow.name, to_jsonable_python(parameters, fallback=repr)
-        )
+        run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
     run_id = str(run.id)
     info = FlowRunInfo(id=run_id, name=run.name, flow_name=flow.name, parameters=parameters)
     token = set_current_run(FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async))

@@ -58,7 +58,9 @@ class _Shipper:
                 try:
                     async with bus.client.pipeline(transaction=False) as pipe:
                         for record in records:
-                            pipe.xadd(stream, record, maxlen=bus.settings.logs_maxlen, approximate=True)
+                            pipe.xadd(
+                                stream, record, maxlen=bus.settings.logs_maxlen, approximate=True
+                            )
                         await pipe.execute()
                 except Exception as exc:  # noqa: BLE001 - logging must never break a run
                     logging.getLogger("hitl_bus.logs").warning("could not store run logs: %s", exc)
@@ -85,7 +87,7 @@ class _RunLogHandler(logging.Handler):
                     "ts": str(int(record.created * 1000)),
                 }
             )
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - logging.Handler contract
             self.handleError(record)
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 
-class StateType(str, Enum):
+class StateType(StrEnum):
     """What a run is doing; the names and values are Prefect's."""
 
     SCHEDULED = "SCHEDULED"  #: created, waiting to be picked up (also: resuming)
@@ -86,21 +86,21 @@ class State(BaseModel):
         return self.type in TERMINAL_STATES
 
 
-def Pending(message: str | None = None) -> State:  # noqa: N802 - Prefect's constructor names
+def Pending(message: str | None = None) -> State:
     return State(type=StateType.PENDING, message=message)
 
 
-def Running(message: str | None = None) -> State:  # noqa: N802
+def Running(message: str | None = None) -> State:
     return State(type=StateType.RUNNING, message=message)
 
 
-def Completed(message: str | None = None) -> State:  # noqa: N802
+def Completed(message: str | None = None) -> State:
     return State(type=StateType.COMPLETED, message=message)
 
 
-def Failed(message: str | None = None) -> State:  # noqa: N802
+def Failed(message: str | None = None) -> State:
     return State(type=StateType.FAILED, message=message)
 
 
-def Cancelled(message: str | None = None) -> State:  # noqa: N802
+def Cancelled(message: str | None = None) -> State:
     return State(type=StateType.CANCELLED, message=message)

@@ -12,8 +12,8 @@ from hitl_bus import keys
 from hitl_bus.errors import FlowRunNotFound
 
 _PREFIX_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-FLOW_RUN = "flow-run"
-CLIENT = "client"
+FLOW_RUN: Literal["flow-run"] = "flow-run"
+CLIENT: Literal["client"] = "client"
 
 
 class Keyset(TypedDict):
@@ -72,7 +72,7 @@ class Mailbox:
             head = f"hitl.{kind}."
             if name.startswith(head):
                 try:
-                    return cls(kind, str(uuid.UUID(name[len(head) :])))  # type: ignore[arg-type]
+                    return cls(kind, str(uuid.UUID(name[len(head) :])))
                 except ValueError:
                     return None
         return None

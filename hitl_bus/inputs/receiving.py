@@ -118,7 +118,7 @@ class InputReceiver(Generic[T]):
     async def _next(self, raise_timeout: bool) -> Any:
         bus = get_bus()
         if self._acks:
-            await bus.client.xack(self.stream, self.consumer, *self._acks)  # type: ignore[arg-type]
+            await bus.client.xack(self.stream, self.consumer, *self._acks)
             self._acks.clear()
         try:
             async with asyncio.timeout(self.timeout):

@@ -203,4 +203,5 @@ def as_run_input(value: Any) -> RunInput:
         return value
     if isinstance(value, BaseModel):
         return _upgrade_model(type(value)).model_validate(value.model_dump())
-    return _automatic(type(value))(value=value)
+    value_type: Any = type(value)
+    return _automatic(value_type)(value=value)

@@ -40,7 +40,7 @@ _ACCEPTED, _MISSING, _DUPLICATE = 1, 0, 2
 
 
 def default_sender() -> tuple[str, bool]:
-    """The name to send as (the current run, else this process's inbox) and whether it is the inbox."""
+    """Who sends: the current run, else this process's inbox (and whether it is the inbox)."""
     run_id = current_run_id()
     if run_id is not None:
         return Mailbox(FLOW_RUN, run_id).name, False

@@ -6,7 +6,7 @@ from typing import Any
 
 from hitl_bus.context import current_run
 
-__all__ = ["flow_name", "id", "name", "parameters"]
+__all__ = ["flow_name", "id", "name", "parameters"]  # noqa: F822 - served by __getattr__
 
 
 def __getattr__(attribute: str) -> Any:
