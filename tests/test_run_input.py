@@ -1,0 +1,140 @@
+"""RunInput: automatic inputs, upgraded models, initial data, keysets, save/load."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+import hitl_bus
+from hitl_bus import AutomaticRunInput, RunInput, keyset_from_base_key
+from hitl_bus.inputs import run_input_subclass_from_type
+from tests.helpers import new_run
+
+
+class UserName(RunInput):
+    name: str = Field(description="What people call you")
+
+
+class ShirtOrder(RunInput):
+    size: Literal["small", "medium", "large", "xlarge"]
+    color: Literal["red", "green", "black"]
+
+    @model_validator(mode="after")
+    def in_stock(self) -> ShirtOrder:
+        if self.color == "green" and self.size == "small":
+            raise ValueError("Green is only in stock for medium, large and XL.")
+        return self
+
+
+def test_builtin_types_become_automatic_inputs_with_one_value_field() -> None:
+    cls = run_input_subclass_from_type(str)
+    assert issubclass(cls, AutomaticRunInput)
+    assert list(cls.model_fields) == ["value"]
+    assert cls.default_key_prefix() == "str-auto"
+    assert run_input_subclass_from_type(list[int]).default_key_prefix() == "list-auto"
+    assert run_input_subclass_from_type(str) is cls  # cached
+    with pytest.raises(ValidationError):
+        run_input_subclass_from_type(list[int])(value=["x"])
+
+
+def test_base_model_is_upgraded_keeping_fields_and_validators() -> None:
+    class Order(BaseModel):
+        qty: int = Field(gt=0)
+
+    upgraded = run_input_subclass_from_type(Order)
+    assert issubclass(upgraded, RunInput) and issubclass(upgraded, Order)
+    assert upgraded.__name__ == "Order"
+    assert upgraded.default_key_prefix() == "order-auto"
+    with pytest.raises(ValidationError):
+        upgraded(qty=0)
+
+
+def test_custom_validator_runs_on_validation() -> None:
+    assert ShirtOrder(size="medium", color="green").color == "green"
+    with pytest.raises(ValidationError, match="Green is only in stock"):
+        ShirtOrder(size="small", color="green")
+
+
+def test_with_initial_data_sets_defaults_and_description_keeping_help_text() -> None:
+    described = UserName.with_initial_data(description="**Who** are you?", name="anonymous")
+    assert described._description == "**Who** are you?"
+    assert described().name == "anonymous"
+    schema = described.model_json_schema()
+    assert schema["properties"]["name"]["default"] == "anonymous"
+    assert schema["properties"]["name"]["description"] == "What people call you"
+    assert UserName._description is None  # the original is untouched
+    with pytest.raises(TypeError, match="no field"):
+        UserName.with_initial_data(nope=1)
+
+
+def test_keysets_follow_prefects_naming() -> None:
+    assert UserName.keyset_from_type() == {
+        "description": "username-description",
+        "response": "username-response",
+        "schema": "username-schema",
+    }
+    assert keyset_from_base_key("pause-1")["response"] == "pause-1-response"
+
+
+def test_metadata_is_only_on_received_inputs() -> None:
+    with pytest.raises(AttributeError, match="not received"):
+        _ = UserName(name="x").metadata
+
+
+def test_extra_fields_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        UserName(name="x", extra=1)  # type: ignore[call-arg]
+
+
+@pytest.mark.usefixtures("bus_url")
+async def test_save_and_load_on_a_run() -> None:
+    run = await new_run()
+    keyset = UserName.keyset_from_type()
+    described = UserName.with_initial_data(description="Hi", name="anon")
+    await described.save(keyset, flow_run_id=run.id)
+    from hitl_bus.inputs.values import aget_value, aset_values
+
+    schema = await aget_value(run.id, keyset["schema"])
+    assert schema["properties"]["name"]["default"] == "anon"
+    assert await aget_value(run.id, keyset["description"]) == "Hi"
+    with pytest.raises(LookupError):
+        await UserName.load(keyset, flow_run_id=run.id)
+    await aset_values(run.id, {keyset["response"]: {"name": "Ada"}})
+    loaded = await UserName.load(keyset, flow_run_id=run.id)
+    assert loaded == UserName(name="Ada")
+
+
+@pytest.mark.usefixtures("bus_url")
+async def test_send_to_and_receive_classmethods() -> None:
+    run = await new_run()
+    await UserName(name="Ada").send_to(run.id)
+    got = await UserName.receive(flow_run_id=run.id, timeout=1).next()
+    assert got.name == "Ada"
+
+
+def test_public_api_names() -> None:
+    expected = {
+        "AutomaticRunInput", "Flow", "FlowRun", "FlowRunContext", "HitlClient", "InputReceiver",
+        "Keyset", "RunInput", "RunInputMetadata", "State", "StateType", "SyncHitlClient",
+        "TERMINAL_STATES", "asend_input", "errors", "flow", "get_client", "get_run_context",
+        "get_run_logger", "keyset_from_base_key", "receive_input", "send_input",
+        "start_flow_run",
+    }  # fmt: skip
+    assert set(hitl_bus.__all__) == expected
+    for name in expected:
+        assert hasattr(hitl_bus, name)
+
+
+def test_error_tree() -> None:
+    from hitl_bus import errors
+
+    for name in [
+        "FlowRunNotFound", "NotPausedError", "ResumeRejected", "FlowPauseTimeout",
+        "PayloadTooLarge", "DeploymentNotFound", "BlockNotFound", "FlowRunSuspended",
+        "ReceiveTimeout", "InboxNotFound", "NotAnswerable", "MissingContextError",
+    ]:  # fmt: skip
+        assert issubclass(getattr(errors, name), errors.HitlBusError)
+    assert issubclass(errors.ReceiveTimeout, TimeoutError)
+    assert issubclass(errors.FlowPauseTimeout, TimeoutError)
