@@ -176,20 +176,36 @@ async def test_waiting_receivers_in_many_slots_are_woken_by_push(
     await asyncio.sleep(0.1)
     assert not any(t.done() for t in tasks)
     # The documented cost: one reader connection per slot with waiters, plus the
-    # command pools (at most ``command_connections`` per master).
+    # command pools (at most ``command_connections`` per master, and the seed's
+    # CLUSTER SLOTS connection redis-py keeps).
     held = sum(
         1
         for node in redis_cluster
         for c in _on_node(node.port, "CLIENT LIST")
         if c.get("name") == CLIENT_NAME
     )
-    assert held <= len(slots) + 4 * len(redis_cluster)
+    assert held <= len(slots) + 4 * len(redis_cluster) + 1
     for i, run in enumerate(runs):
         await send_input(f"v{i}", flow_run_id=run.id)
     await send_input(7, flow_run_id=runs[0].id)
     async with asyncio.timeout(2):
         got = await asyncio.gather(*tasks)
     assert got == [f"v{i}" for i in range(12)] + [7]
+
+
+async def test_concurrent_callers_queue_for_a_connection(
+    cluster_url: str, redis_cluster: list[RedisServer]
+) -> None:
+    runs = [await new_run() for _ in range(12)]
+    await asyncio.gather(
+        *(send_input(n, flow_run_id=run.id) for run in runs for n in range(5))
+    )  # 60 at once on pools of 4 per master: the callers wait their turn
+    for node in redis_cluster:
+        held = [c for c in _on_node(node.port, "CLIENT LIST") if c.get("name") == CLIENT_NAME]
+        assert len(held) <= 4 + 1  # the command pool, and maybe the seed's connection
+    for run in runs:
+        receiver = receive_input(int, flow_run_id=run.id, timeout=1)
+        assert sorted([await receiver.next() for _ in range(5)]) == [0, 1, 2, 3, 4]
 
 
 async def test_respond_reaches_a_sender_outside_any_run(cluster_url: str) -> None:

@@ -12,11 +12,15 @@ hitl_bus is coded against RESP2, which Redis 6.2 and 7 both speak.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
 RedisClient = aioredis.Redis | RedisCluster
 #: Every connection names itself, so ``CLIENT LIST`` shows what a process holds.
@@ -45,6 +49,50 @@ def forget_fake_server(url: str) -> None:
     _fake_servers.pop(urlsplit(url).netloc or "default", None)
 
 
+_holds_permit = contextvars.ContextVar("hitl_bus_holds_permit", default=False)
+
+
+class _QueueingCluster(RedisCluster):
+    """A Cluster client whose callers wait for a free connection.
+
+    redis-py's async Cluster client raises ``MaxConnectionsError`` when a node's
+    pool is full, where ``BlockingConnectionPool`` makes callers queue. A
+    semaphore of the pool's size in front of every command and pipeline keeps
+    each node under its cap; a pipeline's own retried commands reuse its permit.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._permits = asyncio.Semaphore(kwargs["max_connections"])
+
+    @asynccontextmanager
+    async def permit(self) -> AsyncIterator[None]:
+        if _holds_permit.get():
+            yield
+            return
+        async with self._permits:
+            token = _holds_permit.set(True)
+            try:
+                yield
+            finally:
+                _holds_permit.reset(token)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.permit():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        super().pipeline(transaction, shard_hint)  # its argument checks
+        return _QueueingPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _QueueingPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        client: _QueueingCluster = self.cluster_client  # type: ignore[assignment]
+        async with client.permit():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
 def open_command_client(url: str, max_connections: int) -> Any:
     """A client whose pool never holds more than ``max_connections`` (callers queue)."""
     scheme = urlsplit(url).scheme
@@ -54,7 +102,7 @@ def open_command_client(url: str, max_connections: int) -> Any:
         return fakeredis.FakeAsyncRedis(server=_fake_server(url))
     if scheme in _CLUSTER_SCHEMES:
         seed = _CLUSTER_SCHEMES[scheme] + url[len(scheme) :]
-        return RedisCluster.from_url(
+        return _QueueingCluster.from_url(
             seed, protocol=2, max_connections=max_connections, client_name=CLIENT_NAME
         )
     pool = aioredis.BlockingConnectionPool.from_url(
