@@ -34,9 +34,10 @@ class Bus:
         self.env_url = os.environ.get("HITL_BUS_REDIS_URL")
         self.url = settings.redis_url
         self.cluster = is_cluster_url(self.url)
-        #: XREAD BLOCK for dispatcher readers: forever on Redis. fakeredis cannot
-        #: cancel a blocked read, so there it blocks briefly and re-reads.
-        self.reader_block_ms = 250 if self.url.startswith("fakeredis:") else 0
+        #: XREAD BLOCK for dispatcher readers: 0 (forever) on Redis. ``None`` on
+        #: fakeredis, whose blocked reads can swallow a task's cancellation (and so
+        #: hang ``asyncio.run``'s shutdown): there readers re-read every few ms.
+        self.reader_block_ms: int | None = None if self.url.startswith("fakeredis:") else 0
         # Typed Any: redis-py's stubs return unions of sync and async replies that
         # never narrow for a client picked at run time (standalone or Cluster).
         self.client: Any = open_command_client(self.url, settings.command_connections)

@@ -155,9 +155,10 @@ class _Reader:
                 self._sample_key = next(iter(self.streams))
                 try:
                     client = await self._connect()
-                    reply = await client.xread(
-                        request, block=self.dispatcher.bus.reader_block_ms, count=BATCH
-                    )
+                    block = self.dispatcher.bus.reader_block_ms
+                    reply = await client.xread(request, block=block, count=BATCH)
+                    if block is None and not reply:
+                        await asyncio.sleep(0.005)
                 except _RECONNECTABLE as exc:
                     failures += 1
                     log.warning("stream reader lost its connection (%s); retrying", exc)
