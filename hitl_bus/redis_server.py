@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def find_redis_server() -> str:
@@ -63,6 +64,7 @@ class RedisServer:
     directory: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="hitl-redis-"))
     binary: str = field(default_factory=find_redis_server)
     process: subprocess.Popen[bytes] | None = None
+    _log: Any = None
 
     @property
     def url(self) -> str:
@@ -83,8 +85,8 @@ class RedisServer:
         return [*args, *self.extra_args]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        log = open(Path(self.directory) / "redis.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        self._log = open(Path(self.directory) / "redis.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -107,12 +109,19 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._close_log()
 
     def kill(self) -> None:
         """Kill -9, as a crash would."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def restart(self) -> RedisServer:
         self.stop()

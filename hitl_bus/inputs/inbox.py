@@ -21,16 +21,12 @@ from hitl_bus.inputs.keyset import CLIENT, Mailbox
 _lock = threading.Lock()
 _inbox_id: str | None = None
 
-# Marks the inbox alive and renews the TTL of everything it owns.
+# Marks the inbox alive and renews its bookkeeping. Its input streams get the
+# same TTL on every write to them (see sending.py), so only declared keys here.
 _TOUCH = """
 redis.call('HSET', KEYS[1], 'pid', ARGV[2], 'host', ARGV[3])
 local ttl = tonumber(ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('PEXPIRE', KEYS[3], ttl)
-for _, prefix in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  redis.call('PEXPIRE', ARGV[4] .. prefix, ttl)
-end
+for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
 return 1
 """
 
@@ -58,12 +54,7 @@ def touch_call(bus: Bus) -> tuple[str, list[str], list[Any]]:
     return (
         _TOUCH,
         [keys.inbox(box.id), keys.input_streams(box.id), keys.input_keys(box.id)],
-        [
-            int(bus.settings.inbox_ttl * 1000),
-            os.getpid(),
-            socket.gethostname(),
-            keys.input_stream(box.id, ""),
-        ],
+        [int(bus.settings.inbox_ttl * 1000), os.getpid(), socket.gethostname()],
     )
 
 
