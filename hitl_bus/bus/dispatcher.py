@@ -45,6 +45,9 @@ BATCH = 200
 #: Seconds a stream with no waiters stays in the XREAD, so a receiver that
 #: comes straight back (the usual loop) needs no wake-up.
 LINGER = 30.0
+#: Above this many streams on one reader, a stream leaves the XREAD as soon as
+#: it has no waiter: every wake-up re-sends the whole list, so keep it short.
+CROWDED = 256
 _RECONNECTABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -126,9 +129,10 @@ class _Reader:
                 pass
 
     def _prune(self, now: float) -> None:
+        linger = 0.0 if len(self.streams) > CROWDED else LINGER
         for stream, watch in list(self.streams.items()):
             idle = watch.idle_since
-            if not watch.waiters and idle is not None and now - idle > LINGER:
+            if not watch.waiters and idle is not None and now - idle >= linger:
                 del self.streams[stream]
 
     async def _run(self) -> None:
@@ -174,7 +178,10 @@ class _Reader:
                     await asyncio.sleep(backoff.compute(failures))
                     continue
                 failures = 0
-                self._deliver(reply or [], requested, loop.time())
+                if reply:
+                    self._deliver(reply, requested, loop.time())
+                    # Let the woken receivers run (and come back) before re-reading.
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             # No close here: the loop may be shutting down. Dispatcher.aclose closes it.
             self.task = None
@@ -228,15 +235,17 @@ class Dispatcher:
         self._readers: dict[Hashable, _Reader] = {}
         self._pokes: set[asyncio.Task[None]] = set()
 
-    def _reader_for(self, stream: str) -> _Reader:
+    def _place(self, stream: str) -> Hashable:
+        """Which reader a stream goes to: its slot in Cluster, else a hash bucket."""
         if self.bus.cluster:
-            place: Hashable = keys.slot(stream)
-            tag = keys.hash_tag(stream)
-        else:
-            place = zlib.crc32(stream.encode()) % self.bus.settings.reader_connections
-            tag = f"{self.id}-{place}"
+            return keys.slot(stream)
+        return zlib.crc32(stream.encode()) % self.bus.settings.reader_connections
+
+    def _reader_for(self, stream: str) -> _Reader:
+        place = self._place(stream)
         reader = self._readers.get(place)
         if reader is None:
+            tag = keys.hash_tag(stream) if self.bus.cluster else f"{self.id}-{place}"
             reader = self._readers[place] = _Reader(self, f"{self.id}-{place}", tag)
         return reader
 
@@ -279,6 +288,11 @@ class Dispatcher:
                 current.waiters.remove(waiter)
                 if not current.waiters:
                     current.idle_since = loop.time()
+
+    def is_watching(self, stream: str) -> bool:
+        """Whether a reader has ``stream`` in its XREAD (so new entries will be pushed)."""
+        reader = self._readers.get(self._place(stream))
+        return reader is not None and reader.task is not None and stream in reader.streams
 
     def waiting(self) -> int:
         """How many waiters are registered now (for tests and metrics)."""

@@ -162,14 +162,35 @@ class InputReceiver(Generic[T]):
 
     async def _fill(self, bus: Bus) -> None:
         """Put at least one entry in the buffer, waiting for it if need be."""
+        if self.consumer is not None:
+            await self._fill_from_group(bus)
+            return
         if not self._checked:
+            entries = await self._first_read(bus)
+        elif bus.dispatcher.is_watching(self.stream):
+            # A reader already reads this stream (we were just served from it):
+            # whatever lands past our position is pushed; a read would only repeat it.
+            entries = []
+        else:
+            entries = await bus.client.xrange(self.stream, min=f"({self._position}", count=BATCH)
+        while not entries:
+            entries = await self._wait(bus)
+        self._buffer.extend(entries)
+        self._position = entries[-1][0].decode()
+
+    async def _first_read(self, bus: Bus) -> list[Entry]:
+        """What is already there, checking in the same round trip that the run exists."""
+        if self.mailbox.kind != FLOW_RUN:
             await self._check_mailbox(bus)
-        while True:
-            entries = await self._read(bus)
-            if entries:
-                self._buffer.extend(entries)
-                return
-            await self._wait(bus)
+            return await bus.client.xrange(self.stream, min=f"({self._position}", count=BATCH)  # type: ignore[no-any-return]
+        async with bus.client.pipeline(transaction=False) as pipe:
+            pipe.exists(self.mailbox.marker_key)
+            pipe.xrange(self.stream, min=f"({self._position}", count=BATCH)
+            exists, entries = await pipe.execute()
+        if not exists:
+            raise FlowRunNotFound(self.mailbox.id)
+        self._checked = True
+        return entries  # type: ignore[no-any-return]
 
     async def _check_mailbox(self, bus: Bus) -> None:
         if self.mailbox.kind == FLOW_RUN:
@@ -180,21 +201,22 @@ class InputReceiver(Generic[T]):
             bus.state["inbox_touched"] = asyncio.get_running_loop().time()
         self._checked = True
 
-    async def _read(self, bus: Bus) -> list[Entry]:
-        if self.consumer is None:
-            entries: list[Entry] = await bus.client.xrange(
-                self.stream, min=f"({self._position}", count=BATCH
-            )
+    async def _fill_from_group(self, bus: Bus) -> None:
+        if not self._checked:
+            await self._check_mailbox(bus)
+        while True:
+            try:
+                entries = await self._read_group(bus)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._group_ready = False  # the group is gone (Redis flushed): make it again
+                entries = await self._read_group(bus)
             if entries:
-                self._position = entries[-1][0].decode()
-            return entries
-        try:
-            return await self._read_group(bus)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self._group_ready = False  # the group is gone (Redis flushed): make it again
-            return await self._read_group(bus)
+                self._buffer.extend(entries)
+                return
+            # Only a wake-up: the group hands out entries, so read them through it.
+            await self._wait(bus)
 
     async def _read_group(self, bus: Bus) -> list[Entry]:
         group = self.consumer
@@ -224,11 +246,10 @@ class InputReceiver(Generic[T]):
             self._position = entries[-1][0].decode()
         return entries
 
-    async def _wait(self, bus: Bus) -> None:
-        """Park on the dispatcher until the stream has entries past our position."""
+    async def _wait(self, bus: Bus) -> list[Entry]:
+        """Park on the dispatcher until the stream has entries past our position; returns them."""
         if self.mailbox.kind == FLOW_RUN:
-            await bus.dispatcher.wait(self.stream, self._position, None)
-            return
+            return await bus.dispatcher.wait(self.stream, self._position, None)
         # An inbox expires unless used: renew it while we wait on it.
         renew_every = bus.settings.inbox_ttl / 3
         loop = asyncio.get_running_loop()
@@ -237,8 +258,7 @@ class InputReceiver(Generic[T]):
                 await inbox.touch(bus)
                 bus.state["inbox_touched"] = loop.time()
             try:
-                await bus.dispatcher.wait(self.stream, self._position, renew_every)
-                return
+                return await bus.dispatcher.wait(self.stream, self._position, renew_every)
             except TimeoutError:
                 continue
 
