@@ -54,32 +54,6 @@ class Bus:
             await self.client.script_load(source)
             return await self.client.evalsha(sha, len(keys), *keys, *args)
 
-    async def eval_many(
-        self, calls: Sequence[tuple[str, Sequence[Any], Sequence[Any]]]
-    ) -> list[Any]:
-        """Run several idempotent scripts in one round trip; returns their results in order.
-
-        After a Redis flush or restart the scripts are loaded and the whole batch
-        is run again, which is why each script must be safe to repeat. redis-py's
-        Cluster pipeline refuses EVALSHA, and the calls may target other nodes anyway,
-        so in Cluster they run one after the other.
-        """
-        if self.cluster:
-            return [await self.eval(*call) for call in calls]
-        for attempt in range(2):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for source, script_keys, args in calls:
-                    pipe.evalsha(_sha(source), len(script_keys), *script_keys, *args)
-                results: list[Any] = await pipe.execute(raise_on_error=False)
-            if attempt or not any(isinstance(r, NoScriptError) for r in results):
-                break
-            for source in {source for source, _, _ in calls}:
-                await self.client.script_load(source)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
-
     async def open_reader(self, key: str) -> Any:
         """A dedicated connection for a blocking read of ``key`` (its slot's node in Cluster)."""
         if not self.cluster:

@@ -8,6 +8,7 @@ recreates them after a Redis flush or restart.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -20,6 +21,7 @@ from hitl_bus.inputs.keyset import CLIENT, Mailbox
 
 _lock = threading.Lock()
 _inbox_id: str | None = None
+_HOST = socket.gethostname()
 
 # Marks the inbox alive and renews its bookkeeping. Its input streams get the
 # same TTL on every write to them (see sending.py), so only declared keys here.
@@ -48,16 +50,24 @@ def inbox() -> Mailbox:
         return Mailbox(CLIENT, _inbox_id)
 
 
-def touch_call(bus: Bus) -> tuple[str, list[str], list[Any]]:
-    """The script call that creates or renews this process's inbox (for ``Bus.eval_many``)."""
+def renewal(bus: Bus) -> tuple[list[str], list[Any]]:
+    """Keys (marker, prefix set, key set) and ``pid``/``host`` args that renew the inbox."""
     box = inbox()
     return (
-        _TOUCH,
         [keys.inbox(box.id), keys.input_streams(box.id), keys.input_keys(box.id)],
-        [int(bus.settings.inbox_ttl * 1000), os.getpid(), socket.gethostname()],
+        [os.getpid(), _HOST],
     )
 
 
 async def touch(bus: Bus) -> None:
     """Create or renew this process's inbox now."""
-    await bus.eval(*touch_call(bus))
+    renew_keys, (pid, host) = renewal(bus)
+    await bus.eval(_TOUCH, renew_keys, [int(bus.settings.inbox_ttl * 1000), pid, host])
+    bus.state["inbox_touched"] = asyncio.get_running_loop().time()
+
+
+async def renew_if_due(bus: Bus) -> None:
+    """Renew the inbox unless that was done within the last tenth of its TTL."""
+    last = bus.state.get("inbox_touched")
+    if last is None or asyncio.get_running_loop().time() - last > bus.settings.inbox_ttl / 10:
+        await touch(bus)

@@ -198,7 +198,6 @@ class InputReceiver(Generic[T]):
                 raise FlowRunNotFound(self.mailbox.id)
         else:
             await inbox.touch(bus)
-            bus.state["inbox_touched"] = asyncio.get_running_loop().time()
         self._checked = True
 
     async def _fill_from_group(self, bus: Bus) -> None:
@@ -256,7 +255,6 @@ class InputReceiver(Generic[T]):
         while True:
             if loop.time() - bus.state.get("inbox_touched", float("-inf")) > renew_every:
                 await inbox.touch(bus)
-                bus.state["inbox_touched"] = loop.time()
             try:
                 return await bus.dispatcher.wait(self.stream, self._position, renew_every)
             except TimeoutError:

@@ -3,7 +3,10 @@
 The script checks that the receiving run (or inbox) exists, refuses a key it
 has already accepted (so a retried send after a dropped reply is not doubled),
 appends the entry, records the stream's key prefix, and, for a run, appends
-the ``input.received`` event: one round trip, atomic on the run's slot.
+the ``input.received`` event: one round trip, atomic on the run's slot. A send
+from outside any run also renews the sender's inbox in the same script on
+standalone Redis (in Cluster the inbox is on another slot, so it is renewed
+separately, at most every tenth of its TTL).
 """
 
 from __future__ import annotations
@@ -21,7 +24,18 @@ from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix, new_input_key
 from hitl_bus.inputs.run_input import RunInput, as_run_input
 
+# KEYS: target marker, stream, prefix set, key set; then ARGV[9] event streams;
+#       then, when ARGV[10] > 0, the sender inbox's marker, prefix set and key set.
+# ARGV: key, sender, data, prefix, target ttl ms (0: none), events maxlen, ts ms,
+#       owner id, number of event streams, sender inbox ttl ms (0: none), pid, host.
 _SEND = """
+local nevents = tonumber(ARGV[9])
+local renew = tonumber(ARGV[10])
+if renew > 0 then
+  local first = 5 + nevents
+  redis.call('HSET', KEYS[first], 'pid', ARGV[11], 'host', ARGV[12])
+  for i = first, first + 2 do redis.call('PEXPIRE', KEYS[i], renew) end
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return {2, ''} end
 local id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
@@ -30,9 +44,12 @@ local ttl = tonumber(ARGV[5])
 if ttl > 0 then
   for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
-for i = 5, #KEYS do
-  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[7], '*',
-             'type', 'input.received', 'run_id', ARGV[9], 'ts', ARGV[8], 'data', ARGV[6])
+if nevents > 0 then
+  local event = cjson.encode({key = ARGV[1], key_prefix = ARGV[4], sender = ARGV[2]})
+  for i = 5, 4 + nevents do
+    redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[6], '*',
+               'type', 'input.received', 'run_id', ARGV[8], 'ts', ARGV[7], 'data', event)
+  end
 end
 return {1, id}
 """
@@ -78,23 +95,27 @@ async def deliver(
         script_keys.append(keys.run_events(owner))
         if not bus.cluster:  # the global stream is on another slot in Cluster
             script_keys.append(keys.EVENTS)
-    event = {"key": input_key, "key_prefix": prefix, "sender": sender}
-    ttl_ms = 0 if is_run else int(bus.settings.inbox_ttl * 1000)
+    inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
     now_ms = int(time.time() * 1000)
-    args = [
-        input_key, sender, data, prefix, ttl_ms, codec.dumps(event),
-        bus.settings.events_maxlen, now_ms, owner,
+    args: list[Any] = [
+        input_key, sender, data, prefix, 0 if is_run else inbox_ttl_ms,
+        bus.settings.events_maxlen, now_ms, owner, len(script_keys) - 4, 0,
     ]  # fmt: skip
-    if from_inbox:  # renew the inbox in the same round trip, so replies can reach it
-        results = await bus.eval_many([inbox.touch_call(bus), (_SEND, script_keys, args)])
-        status = results[-1][0]
-    else:
-        status = (await bus.eval(_SEND, script_keys, args))[0]
+    if from_inbox:  # renew the sender's inbox, so replies can reach it
+        if bus.cluster:
+            await inbox.renew_if_due(bus)
+        else:
+            renew_keys, renew_args = inbox.renewal(bus)
+            script_keys += renew_keys
+            args[9] = inbox_ttl_ms
+            args += renew_args
+    status = (await bus.eval(_SEND, script_keys, args))[0]
     if status == _MISSING:
         if is_run:
             raise FlowRunNotFound(owner)
         raise InboxNotFound(owner)
     if status == _ACCEPTED and is_run and bus.cluster:
+        event = {"key": input_key, "key_prefix": prefix, "sender": sender}
         await bus.client.xadd(
             keys.EVENTS,
             event_fields("input.received", owner, event),
