@@ -278,6 +278,8 @@ class Dispatcher:
             self._pokes.add(poke)
             poke.add_done_callback(self._pokes.discard)
         try:
+            if timeout is None:
+                return await waiter.future
             async with asyncio.timeout(timeout):
                 return await waiter.future
         finally:

@@ -120,23 +120,26 @@ class InputReceiver(Generic[T]):
         if self._acks:
             await bus.client.xack(self.stream, self.consumer, *self._acks)
             self._acks.clear()
-        try:
-            async with asyncio.timeout(self.timeout):
-                while True:
-                    if not self._buffer:
+        now = asyncio.get_running_loop().time()
+        deadline = None if self.timeout is None else now + self.timeout
+        while True:
+            if not self._buffer:
+                try:
+                    async with asyncio.timeout_at(deadline):
                         await self._fill(bus)
-                    entry = self._buffer.popleft()
-                    if self.consumer is not None:
-                        self._acks.append(entry[0])  # acknowledged when the iterator moves on
-                    instance = self._decode(entry)
-                    if instance is not None:
-                        return instance.value if self._unwrap else instance  # type: ignore[attr-defined]
-        except TimeoutError:
-            if raise_timeout:
-                raise ReceiveTimeout(
-                    f"no {self.key_prefix!r} input for {self.mailbox.name} within {self.timeout}s"
-                ) from None
-            return _END
+                except TimeoutError:
+                    if raise_timeout:
+                        raise ReceiveTimeout(
+                            f"no {self.key_prefix!r} input for {self.mailbox.name} "
+                            f"within {self.timeout}s"
+                        ) from None
+                    return _END
+            entry = self._buffer.popleft()
+            if self.consumer is not None:
+                self._acks.append(entry[0])  # acknowledged when the iterator moves on
+            instance = self._decode(entry)
+            if instance is not None:
+                return instance.value if self._unwrap else instance  # type: ignore[attr-defined]
 
     def _decode(self, entry: Entry) -> RunInput | None:
         entry_id, fields = entry
@@ -155,7 +158,7 @@ class InputReceiver(Generic[T]):
                 log.warning("skipping entry %r on %s: not valid JSON", entry_id, self.stream)
                 return None
             raise
-        instance._metadata = RunInputMetadata(
+        instance._metadata = RunInputMetadata.model_construct(
             key=key, sender=codec.text(fields.get(b"sender")), receiver=self.mailbox.name
         )
         return instance
