@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from hitl_bus import flow, receive_input
 from hitl_bus.engine import create_flow_run
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
@@ -20,3 +21,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0)
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.01)
+
+
+@flow
+async def greeter() -> None:
+    """The seed's greeter: answer each name until "exit" (used by many tests)."""
+    async for msg in receive_input(str, with_metadata=True, timeout=5):
+        if msg.value == "exit":
+            return
+        await msg.respond(f"Hello, {msg.value}!")

@@ -26,7 +26,7 @@ from hitl_bus.bus import get_bus
 from hitl_bus.bus.connection import CLIENT_NAME
 from hitl_bus.inputs.inbox import inbox
 from hitl_bus.redis_server import RedisServer, find_redis_server
-from tests.helpers import eventually, new_run
+from tests.helpers import eventually, greeter, new_run
 
 pytestmark = pytest.mark.cluster
 
@@ -118,14 +118,6 @@ def _slot_owners(port: int) -> dict[int, int]:
         for slot in range(start, end + 1):
             owners[slot] = int(master[1])
     return owners
-
-
-@flow
-async def greeter() -> None:
-    async for msg in receive_input(str, with_metadata=True, timeout=5):
-        if msg.value == "exit":
-            return
-        await msg.respond(f"Hello, {msg.value}!")
 
 
 async def test_runs_spread_over_the_masters(

@@ -20,7 +20,7 @@ from hitl_bus import (
 )
 from hitl_bus.errors import FlowRunNotFound, MissingContextError
 from hitl_bus.runtime import flow_run as runtime_run
-from tests.helpers import eventually, new_run
+from tests.helpers import eventually, greeter, new_run
 
 pytestmark = pytest.mark.usefixtures("bus_url")
 
@@ -113,13 +113,6 @@ def test_sync_flow_blocks_and_its_body_calls_block_too() -> None:
 
 
 def test_sync_code_outside_any_run_sends_and_receives() -> None:
-    @flow
-    async def greeter() -> None:
-        async for msg in receive_input(str, with_metadata=True, timeout=5):
-            if msg.value == "exit":
-                return
-            await msg.respond(f"Hello, {msg.value}!")
-
     async def start() -> str:
         run = await start_flow_run(greeter)
         return str(run.id)

@@ -22,7 +22,7 @@ from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
 from hitl_bus.errors import FlowRunNotFound, PayloadTooLarge, ReceiveTimeout
 from hitl_bus.inputs.inbox import inbox
-from tests.helpers import new_run
+from tests.helpers import greeter, new_run
 
 pytestmark = pytest.mark.usefixtures("bus_url")
 
@@ -133,13 +133,6 @@ async def test_push_wakes_a_waiting_receiver_without_polling() -> None:
 
 
 async def test_respond_reaches_a_sender_outside_any_run() -> None:
-    @flow
-    async def greeter() -> None:
-        async for msg in receive_input(str, with_metadata=True, timeout=5):
-            if msg.value == "exit":
-                return
-            await msg.respond(f"Hello, {msg.value}!")
-
     run = await start_flow_run(greeter)
     replies = receive_input(str, timeout=5)  # outside a run: this process's inbox
     await send_input("Ada", flow_run_id=run.id)
@@ -151,13 +144,6 @@ async def test_respond_reaches_a_sender_outside_any_run() -> None:
 
 
 async def test_respond_between_two_runs() -> None:
-    @flow
-    async def greeter() -> None:
-        async for msg in receive_input(str, with_metadata=True, timeout=5):
-            if msg.value == "exit":
-                return
-            await msg.respond(f"Hello, {msg.value}!")
-
     @flow
     async def sender(names: list[str]) -> list[str]:
         run = await start_flow_run(greeter)

@@ -10,14 +10,14 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from hitl_bus import flow, receive_input, send_input, start_flow_run
+from hitl_bus import receive_input, send_input, start_flow_run
 from hitl_bus.bus import get_bus
 from hitl_bus.bus.connection import CLIENT_NAME
 from hitl_bus.inputs.inbox import inbox
 from hitl_bus.inputs.receiving import InputReceiver
 from hitl_bus.inputs.sending import deliver
 from hitl_bus.redis_server import RedisServer
-from tests.helpers import eventually, new_run
+from tests.helpers import eventually, greeter, new_run
 
 pytestmark = pytest.mark.realredis
 
@@ -186,13 +186,6 @@ async def test_inputs_sent_while_the_receiver_is_disconnected_arrive_once_in_ord
 
 
 async def test_flushed_redis_recreates_the_inbox_on_demand(admin: aioredis.Redis) -> None:
-    @flow
-    async def greeter() -> None:
-        async for msg in receive_input(str, with_metadata=True, timeout=5):
-            if msg.value == "exit":
-                return
-            await msg.respond(f"Hello, {msg.value}!")
-
     replies = receive_input(str, timeout=5)
     run = await start_flow_run(greeter)
     await send_input("Ada", flow_run_id=run.id)
