@@ -13,6 +13,8 @@
     ├── BlockNotFound            no block saved under that name
     ├── FlowRunSuspended         a directly called flow's run suspended
     ├── MissingContextError      a run-only function was called outside a flow run
+    ├── StateConflict            a run was not in a state the change may follow
+    ├── TaskResultNotJSON        a task returned something that cannot be kept as JSON (TypeError)
     └── BusConnectionError       Redis could not be reached (ConnectionError)
 
 Redis client errors are translated to these only in ``hitl_bus.bus``.
@@ -102,6 +104,19 @@ class FlowRunSuspended(HitlBusError):
 
 class MissingContextError(HitlBusError, RuntimeError):
     """A function that needs a flow run was called outside one."""
+
+
+class StateConflict(HitlBusError):
+    """A run was not in a state the requested change may follow (e.g. completing a paused run)."""
+
+    def __init__(self, flow_run_id: str, current: str, wanted: str) -> None:
+        self.flow_run_id = flow_run_id
+        self.current = current
+        super().__init__(f"flow run {flow_run_id} is {current}; it cannot become {wanted}")
+
+
+class TaskResultNotJSON(HitlBusError, TypeError):
+    """A task returned a value that cannot be stored as JSON for replay."""
 
 
 class BusConnectionError(HitlBusError, ConnectionError):

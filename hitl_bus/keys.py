@@ -15,6 +15,8 @@ PREFIX = "hitl"
 EVENTS = f"{PREFIX}:events"
 #: Sorted set of every run id, scored by creation time (ms).
 RUNS = f"{PREFIX}:runs"
+#: Sorted set of paused run ids, scored by their pause deadline (ms); for the sweep.
+PAUSE_DEADLINES = f"{PREFIX}:pauses"
 
 
 def runs_by_state(state_type: str) -> str:
@@ -44,6 +46,21 @@ def run_logs(run_id: str) -> str:
 def run_values(run_id: str) -> str:
     """Hash of named JSON values kept for a run (saved inputs, schemas, descriptions)."""
     return _owned(run_id, "values")
+
+
+def run_control(run_id: str) -> str:
+    """Stream a paused run's process waits on: resumes and expiries land here."""
+    return _owned(run_id, "control")
+
+
+def run_tasks(run_id: str) -> str:
+    """Hash of a run's task results, by ``<task name>:<call index>``, for re-execution."""
+    return _owned(run_id, "tasks")
+
+
+def block(block_type: str, name: str) -> str:
+    """A saved block (e.g. a ``JSONBlock``) by type slug and name."""
+    return f"{PREFIX}:block:{block_type}:{name}"
 
 
 def inbox(inbox_id: str) -> str:

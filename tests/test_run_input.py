@@ -120,7 +120,9 @@ def test_public_api_names() -> None:
         "Keyset", "RunInput", "RunInputMetadata", "State", "StateType", "SyncHitlClient",
         "TERMINAL_STATES", "asend_input", "errors", "flow", "get_client", "get_run_context",
         "get_run_logger", "keyset_from_base_key", "receive_input", "send_input",
-        "start_flow_run",
+        "start_flow_run", "Task", "apause_flow_run", "aresume_flow_run", "asuspend_flow_run",
+        "execute_flow_run", "pause_flow_run", "resume_flow_run", "suspend_flow_run",
+        "sweep_expired", "task",
     }  # fmt: skip
     assert set(hitl_bus.__all__) == expected
     for name in expected:

@@ -9,6 +9,7 @@ loop that owns the run's connections does the I/O.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -22,8 +23,12 @@ from pydantic_core import to_jsonable_python
 from hitl_bus._sync import portal_loop, run_blocking, running_loop
 from hitl_bus.context import FlowRunContext, FlowRunInfo, reset_current_run, set_current_run
 from hitl_bus.engine import logger as run_logs
-from hitl_bus.engine.runs import FlowRun, create_flow_run, set_state
-from hitl_bus.engine.states import Cancelled, Completed, Failed, Running
+from hitl_bus.engine.pausing import Suspended
+from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, set_state
+from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
+from hitl_bus.engine.tasks import flush_stores, load_results
+from hitl_bus.errors import FlowRunSuspended, StateConflict
+from hitl_bus.inputs.keyset import normalize_run_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -97,38 +102,72 @@ async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], label: str)
     return await done
 
 
+_STARTABLE = (StateType.PENDING, StateType.SCHEDULED)
+_ENDABLE = (StateType.RUNNING, StateType.CANCELLING)
+
+
 async def run_flow(
     flow: Flow[Any, Any], parameters: dict[str, Any], run: FlowRun | None = None
 ) -> Any:
-    """Execute ``flow`` as a run (a new one unless ``run`` is given) on this loop."""
+    """Execute ``flow`` as a run (a new one unless ``run`` is given) on this loop.
+
+    :raises FlowRunSuspended: the run suspended; resume it, then re-execute it.
+    """
     loop = asyncio.get_running_loop()
+    results: dict[str, Any] = {}
     if run is None:
         run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
+    else:  # an existing run, maybe re-executed after a suspension: replay its tasks
+        results = await load_results(str(run.id))
     run_id = str(run.id)
     info = FlowRunInfo(id=run_id, name=run.name, flow_name=flow.name, parameters=parameters)
-    token = set_current_run(FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async))
+    ctx = FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async)
+    ctx.extra["task_results"] = results
+    token = set_current_run(ctx)
     run_logs.start_shipping(run_id)
     try:
-        await set_state(run_id, Running())
+        await set_state(run_id, Running(), expect=_STARTABLE)
         try:
             if flow.is_async:
                 result = await flow.fn(**parameters)
             else:
                 result = await _in_thread(flow.fn, parameters, run.name)
+        except Suspended:
+            await flush_stores(ctx)
+            raise FlowRunSuspended(run_id) from None
         except asyncio.CancelledError:
-            await asyncio.shield(set_state(run_id, Cancelled("the run's task was cancelled")))
+            await asyncio.shield(_end(run_id, Cancelled("the run's task was cancelled")))
             raise
         except Exception as exc:
             run_logs.get_run_logger().error(
                 "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
             )
-            await set_state(run_id, Failed(f"{type(exc).__name__}: {exc}"))
+            await flush_stores(ctx)
+            await _end(run_id, Failed(f"{type(exc).__name__}: {exc}"))
             raise
-        await set_state(run_id, Completed())
+        await flush_stores(ctx)
+        await _end(run_id, Completed())
         return result
     finally:
         await run_logs.stop_shipping(run_id)
         reset_current_run(token)
+
+
+async def _end(run_id: str, state: State) -> None:
+    """Record how the execution ended, unless the run already ended (a pause timed out)."""
+    with contextlib.suppress(StateConflict):
+        await set_state(run_id, state, expect=_ENDABLE)
+
+
+async def execute_flow_run(flow: Flow[Any, Any], flow_run_id: Any) -> Any:
+    """Execute an existing run of ``flow``, e.g. a resumed suspended run, from the top.
+
+    Task results of earlier executions are reused, and the ``suspend_flow_run``
+    call that suspended the run returns the resume input. Workers take this path;
+    call it to re-execute a run in this process.
+    """
+    run = await read_flow_run(normalize_run_id(flow_run_id))
+    return await run_flow(flow, dict(run.parameters), run=run)
 
 
 async def start_flow_run(flow: Flow[Any, Any], *args: Any, **kwargs: Any) -> FlowRun:

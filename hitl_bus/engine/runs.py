@@ -10,6 +10,7 @@ pipeline).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +19,10 @@ from pydantic import BaseModel, Field
 from hitl_bus import keys
 from hitl_bus.bus import Bus, codec, get_bus
 from hitl_bus.bus.events import append_event
+from hitl_bus.engine import transitions
 from hitl_bus.engine.naming import new_run_name
 from hitl_bus.engine.states import State, StateType
-from hitl_bus.errors import FlowRunNotFound
+from hitl_bus.errors import FlowRunNotFound, StateConflict
 from hitl_bus.inputs.keyset import normalize_run_id
 
 
@@ -100,15 +102,29 @@ async def create_flow_run(
     return run
 
 
-async def set_state(flow_run_id: uuid.UUID | str, state: State) -> State:
-    """Move a run to ``state``; raises :class:`FlowRunNotFound` for an unknown run."""
+async def set_state(
+    flow_run_id: uuid.UUID | str, state: State, *, expect: Collection[StateType] = ()
+) -> State:
+    """Move a run to ``state``, if it is in one of the ``expect`` types (any when empty).
+
+    :raises FlowRunNotFound: no such run.
+    :raises StateConflict: the run is in a state not in ``expect``.
+    """
     run_id = normalize_run_id(flow_run_id)
     bus = get_bus()
-    if not await bus.client.exists(keys.run(run_id)):
+    allowed = "".join(f",{t.value}," for t in expect)
+    status, detail = await transitions.run_script(
+        bus,
+        transitions.SET_STATE,
+        run_id,
+        [state.model_dump_json(), allowed, bus.settings.events_maxlen, run_id],
+    )
+    if status == transitions.MISSING:
         raise FlowRunNotFound(run_id)
-    async with bus.client.pipeline(transaction=not bus.cluster) as pipe:
-        _queue_state(pipe, bus, run_id, state, {})
-        await pipe.execute()
+    if status == transitions.WRONG_STATE:
+        current = codec.loads(detail).get("type", "?")
+        raise StateConflict(run_id, current, state.type.value)
+    await transitions.index_state(bus, run_id, state)
     return state
 
 
@@ -126,12 +142,60 @@ def _decode_run(raw: dict[bytes, bytes]) -> FlowRun:
 
 
 async def read_flow_run(flow_run_id: uuid.UUID | str) -> FlowRun:
-    """The stored run; raises :class:`FlowRunNotFound` when there is none."""
+    """The stored run; raises :class:`FlowRunNotFound` when there is none.
+
+    A pause whose deadline has passed reads as Failed even if no process is
+    left to notice: the deadline is checked here against Redis's clock.
+    """
     run_id = normalize_run_id(flow_run_id)
-    raw = await get_bus().client.hgetall(keys.run(run_id))
+    bus = get_bus()
+    raw = await bus.client.hgetall(keys.run(run_id))
     if not raw:
         raise FlowRunNotFound(run_id)
+    if int(raw.get(b"pause_deadline", b"0") or 0) and await expire_pause(run_id):
+        raw = await bus.client.hgetall(keys.run(run_id))
     return _decode_run(raw)
+
+
+def pause_timeout_state(message: str = "The pause was not resumed in time") -> State:
+    return State(type=StateType.FAILED, message=message)
+
+
+async def expire_pause(run_id: str, pause_key: str = "") -> bool:
+    """Fail the run if its pause (``pause_key``, or any) is past its deadline; True if it did."""
+    bus = get_bus()
+    failed = pause_timeout_state()
+    status, _ = await transitions.run_script(
+        bus,
+        transitions.EXPIRE,
+        run_id,
+        [pause_key, failed.model_dump_json(), bus.settings.events_maxlen, run_id],
+    )
+    if status == transitions.OK:
+        await transitions.index_state(bus, run_id, failed)
+        return True
+    return False
+
+
+async def sweep_expired() -> list[str]:
+    """Mark every run whose pause deadline has passed as Failed; returns their ids.
+
+    Workers and the web server call this on a schedule; reads and resumes also
+    check the deadline of the run they touch.
+    """
+    bus = get_bus()
+    now = await transitions.redis_time_ms()
+    due = await bus.client.zrangebyscore(keys.PAUSE_DEADLINES, "-inf", now)
+    expired: list[str] = []
+    for raw_id in due:
+        run_id = raw_id.decode()
+        if await expire_pause(run_id):
+            expired.append(run_id)
+        else:  # resumed, or not paused any more: drop the stale hint
+            still = await bus.client.hget(keys.run(run_id), "pause_deadline")
+            if not still or int(still) == 0:
+                await bus.client.zrem(keys.PAUSE_DEADLINES, run_id)
+    return expired
 
 
 async def read_flow_runs(
@@ -152,9 +216,13 @@ async def read_flow_runs(
             for run_id in ids:
                 pipe.hgetall(keys.run(run_id.decode()))
             raws = await pipe.execute()
+        wanted = StateType(state) if state else None
         for raw in raws:
             if raw:
                 run = _decode_run(raw)
+                # The by-state index is a hint written after the run's own hash.
+                if wanted is not None and run.state.type is not wanted:
+                    continue
                 if flow_name is None or run.flow_name == flow_name:
                     runs.append(run)
     return runs[:limit]

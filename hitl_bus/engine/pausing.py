@@ -1,0 +1,337 @@
+"""``pause_flow_run``, ``suspend_flow_run``, ``resume_flow_run``.
+
+A pause saves the input's JSON schema, description and defaults under the
+pause's keyset, moves the run to Paused (with the deadline measured on Redis's
+clock), and parks on the run's control stream: ``resume_flow_run`` checks the
+input against the saved schema, then, in one script, re-checks the state, the
+pause key and the deadline, stores the response, moves the run on and appends
+to the control stream, which wakes the paused process at once.
+
+A suspension is a pause that ends the execution: the run reads
+Paused/"Suspended", and once resumed it is re-executed from the top; task
+results are replayed and the same ``suspend_flow_run`` call then returns the
+input. Pause keys count up per execution (``pause-1``, ``pause-2``...), so
+replay reaches the same keys in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+from pydantic import ValidationError
+
+from hitl_bus import keys
+from hitl_bus._sync import dual
+from hitl_bus.bus import codec, get_bus
+from hitl_bus.context import FlowRunContext, current_run
+from hitl_bus.engine import transitions
+from hitl_bus.engine.runs import expire_pause, set_state
+from hitl_bus.engine.states import State, StateType
+from hitl_bus.errors import (
+    FlowPauseTimeout,
+    FlowRunNotFound,
+    MissingContextError,
+    NotPausedError,
+    ResumeRejected,
+    StateConflict,
+)
+from hitl_bus.inputs import Keyset, keyset_from_base_key, run_input_subclass_from_type
+from hitl_bus.inputs.keyset import normalize_run_id
+from hitl_bus.inputs.run_input import RunInput, is_automatic
+
+
+class Suspended(BaseException):
+    """Ends the current execution of a run that suspended (caught by the engine)."""
+
+    def __init__(self, flow_run_id: str) -> None:
+        self.flow_run_id = flow_run_id
+        super().__init__(flow_run_id)
+
+
+def _require_run() -> FlowRunContext:
+    ctx = current_run()
+    if ctx is None:
+        raise MissingContextError("pausing needs a flow run; none is active")
+    return ctx
+
+
+def _next_pause_key(ctx: FlowRunContext) -> str:
+    count = ctx.extra.get("pauses", 0) + 1
+    ctx.extra["pauses"] = count
+    return f"pause-{count}"
+
+
+def _defaults(input_cls: type[RunInput]) -> dict[str, Any]:
+    """The form defaults: fields with a default (or default factory), as JSON."""
+    out: dict[str, Any] = {}
+    for name, field in input_cls.model_fields.items():
+        if not field.is_required():
+            out[name] = field.get_default(call_default_factory=True)
+    return codec.loads(codec.dumps(out)) if out else {}
+
+
+def _defaults_key(keyset: Keyset) -> str:
+    return keyset["schema"].removesuffix("-schema") + "-defaults"
+
+
+async def _consume_response(
+    ctx: FlowRunContext, input_cls: type[RunInput] | None, raw: bytes | None
+) -> Any:
+    """The validated input of an answered pause; a validator's rejection is recorded."""
+    if input_cls is None:
+        return None
+    data = codec.loads(raw) if raw else None
+    try:
+        value = input_cls.model_validate(data)
+    except ValidationError as exc:
+        message = f"Input rejected: {_plain_errors(exc)}"
+        ctx.extra["rejection"] = message
+        await set_state(
+            ctx.flow_run.id,
+            State(type=StateType.RUNNING, message=message),
+            expect=(StateType.RUNNING,),
+        )
+        raise
+    return value.value if is_automatic(input_cls) else value  # type: ignore[attr-defined]
+
+
+def _plain_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+        text = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {text}" if where else text)
+    return "; ".join(parts)
+
+
+async def _pause(
+    wait_for_input: Any,
+    timeout: float | None,
+    key: str | None,
+    suspend: bool,
+) -> Any:
+    ctx = _require_run()
+    run_id = ctx.flow_run.id
+    bus = get_bus()
+    pause_key = key or _next_pause_key(ctx)
+    keyset = keyset_from_base_key(pause_key)
+    input_cls = run_input_subclass_from_type(wait_for_input) if wait_for_input is not None else None
+    # A re-executed run reaching a pause it already passed gets the same answer.
+    answered = await bus.client.hget(keys.run_values(run_id), keyset["response"])
+    if answered is not None:
+        return await _consume_response(ctx, input_cls, answered)
+
+    now = await transitions.redis_time_ms()
+    deadline = int(now + timeout * 1000) if timeout is not None else 0
+    details = {
+        "pause_key": pause_key,
+        "pause_timeout": (
+            datetime.fromtimestamp(deadline / 1000, UTC).isoformat() if deadline else None
+        ),
+        "pause_reschedule": suspend,
+        "run_input_keyset": dict(keyset) if input_cls is not None else None,
+    }
+    state = State(
+        type=StateType.PAUSED,
+        name="Suspended" if suspend else "Paused",
+        message=ctx.extra.pop("rejection", None),
+        state_details=details,
+    )
+    values: list[Any] = []
+    if input_cls is not None:
+        values += [keyset["schema"], codec.dumps(input_cls.model_json_schema())]
+        values += [_defaults_key(keyset), codec.dumps(_defaults(input_cls))]
+        if input_cls._description is not None:
+            values += [keyset["description"], codec.dumps(input_cls._description)]
+    control = keys.run_control(run_id)
+    last = await bus.client.xrevrange(control, count=1)
+    position = last[0][0].decode() if last else "0-0"
+    status, detail = await transitions.run_script(
+        bus,
+        transitions.PAUSE,
+        run_id,
+        [
+            state.model_dump_json(), bus.settings.events_maxlen, run_id, pause_key, deadline,
+            codec.dumps(dict(keyset)), "1" if suspend else "0", *values,
+        ],
+    )  # fmt: skip
+    if status == transitions.MISSING:
+        raise FlowRunNotFound(run_id)
+    if status != transitions.OK:
+        current = codec.loads(detail).get("type", "?") if detail else "?"
+        raise StateConflict(run_id, current, "PAUSED")
+    await transitions.index_state(bus, run_id, state, pause_deadline_ms=deadline or None)
+    if suspend:
+        raise Suspended(run_id)
+    await _wait_for_resume(run_id, pause_key, position, deadline)
+    answered = await bus.client.hget(keys.run_values(run_id), keyset["response"])
+    return await _consume_response(ctx, input_cls, answered)
+
+
+async def _wait_for_resume(run_id: str, pause_key: str, position: str, deadline: int) -> None:
+    """Park on the run's control stream until this pause is resumed or expires."""
+    bus = get_bus()
+    control = keys.run_control(run_id)
+    while True:
+        remaining = None
+        if deadline:
+            remaining = max(0.0, (deadline - transitions.local_ms()) / 1000) + 0.05
+        try:
+            entries = await bus.dispatcher.wait(control, position, remaining)
+        except TimeoutError:
+            # Our clock says the deadline passed; Redis's clock decides.
+            if await expire_pause(run_id, pause_key):
+                raise FlowPauseTimeout(f"flow run {run_id} was not resumed in time") from None
+            raw = await bus.client.hmget(keys.run(run_id), ["pause_key", "resumed_key"])
+            if codec.text(raw[1]) == pause_key:
+                return
+            await asyncio.sleep(0.05)
+            continue
+        for entry_id, fields in entries:
+            position = entry_id.decode()
+            if codec.text(fields.get(b"pause_key")) != pause_key:
+                continue
+            kind = codec.text(fields.get(b"type"))
+            if kind == "resumed":
+                return
+            if kind == "expired":
+                raise FlowPauseTimeout(f"flow run {run_id} was not resumed in time")
+
+
+async def apause_flow_run(
+    wait_for_input: Any = None,
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    key: str | None = None,
+) -> Any:
+    """Pause the current run until it is resumed; returns the input (or ``None``).
+
+    ``wait_for_input`` is a built-in type (returned as a plain value), a pydantic
+    model or a ``RunInput`` (returned as an instance). The process stays and wakes
+    the moment the run is resumed (``poll_interval`` is accepted, not needed).
+
+    :raises FlowPauseTimeout: not resumed within ``timeout`` seconds; the run is Failed.
+    :raises pydantic.ValidationError: the input failed the model's own validators.
+    """
+    del poll_interval
+    return await _pause(wait_for_input, timeout, key, suspend=False)
+
+
+async def asuspend_flow_run(
+    wait_for_input: Any = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    timeout: float | None = None,
+    key: str | None = None,
+) -> Any:
+    """Suspend a run: its execution ends and resuming re-executes it from the top.
+
+    Without ``flow_run_id`` (or with the current run's) this ends the current
+    execution; once resumed, the re-executed run reaches this call again and it
+    returns the input. With another run's id, that run suspends at its next task
+    or pause.
+    """
+    ctx = current_run()
+    if flow_run_id is not None and (
+        ctx is None or normalize_run_id(flow_run_id) != ctx.flow_run.id
+    ):
+        target = normalize_run_id(flow_run_id)
+        bus = get_bus()
+        if not await bus.client.exists(keys.run(target)):
+            raise FlowRunNotFound(target)
+        await bus.client.hset(keys.run(target), "suspend_requested", "1")
+        return None
+    return await _pause(wait_for_input, timeout, key, suspend=True)
+
+
+async def check_suspend_request(ctx: FlowRunContext) -> None:
+    """Suspend the current run here if another run asked it to (task and pause boundaries)."""
+    bus = get_bus()
+    if await bus.client.hget(keys.run(ctx.flow_run.id), "suspend_requested") is not None:
+        await bus.client.hdel(keys.run(ctx.flow_run.id), "suspend_requested")
+        await _pause(None, None, None, suspend=True)
+
+
+def _schema_errors(schema: dict[str, Any], value: Any) -> list[dict[str, Any]]:
+    validator = jsonschema.Draft202012Validator(schema)
+    return [
+        {"loc": list(err.absolute_path), "msg": err.message, "validator": err.validator}
+        for err in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    ]
+
+
+async def aresume_flow_run(
+    flow_run_id: uuid.UUID | str, run_input: dict[str, Any] | None = None
+) -> None:
+    """Resume a paused or suspended run, with ``run_input`` when its pause asked for input.
+
+    ``run_input`` is a dict (``{"value": ...}`` for built-in types), checked against
+    the saved JSON schema before anything changes. Returns once the resume is
+    committed; the flow's own validators run in the flow afterwards.
+
+    :raises FlowRunNotFound: no such run.
+    :raises NotPausedError: the run is not paused (or this pause was already resumed).
+    :raises FlowPauseTimeout: the pause's deadline has passed; the run is now Failed.
+    :raises ResumeRejected: the input is missing or fails the schema (``.errors`` per field).
+    """
+    run_id = normalize_run_id(flow_run_id)
+    bus = get_bus()
+    raw = await bus.client.hmget(
+        keys.run(run_id), ["state", "pause_key", "pause_keyset", "resumed_key"]
+    )
+    if raw[0] is None:
+        raise FlowRunNotFound(run_id)
+    state = State.model_validate_json(raw[0])
+    if not state.is_paused():
+        raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
+    pause_key = codec.text(raw[1]) or ""
+    keyset: Keyset = codec.loads(raw[2]) if raw[2] else keyset_from_base_key(pause_key)
+    schema_raw = await bus.client.hget(keys.run_values(run_id), keyset["schema"])
+    response = ""
+    if schema_raw is not None:
+        if run_input is None:
+            raise ResumeRejected(
+                "this pause waits for input; none was given",
+                [{"loc": [], "msg": "input is required"}],
+            )
+        errors = _schema_errors(codec.loads(schema_raw), run_input)
+        if errors:
+            summary = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in errors
+            )
+            raise ResumeRejected(f"input does not match the form: {summary}", errors)
+        response = codec.dumps(run_input).decode()
+    elif run_input is not None:
+        raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])
+    else:
+        response = "null"
+    failed = State(type=StateType.FAILED, message="The pause was not resumed in time")
+    running = State(type=StateType.RUNNING, message=None)
+    resuming = State(type=StateType.SCHEDULED, name="Resuming")
+    status, _ = await transitions.run_script(
+        bus,
+        transitions.RESUME,
+        run_id,
+        [
+            pause_key, response, keyset["response"], running.model_dump_json(),
+            resuming.model_dump_json(), bus.settings.events_maxlen, run_id,
+            failed.model_dump_json(),
+        ],
+    )  # fmt: skip
+    if status == transitions.MISSING:
+        raise FlowRunNotFound(run_id)
+    if status in (transitions.WRONG_STATE, transitions.OTHER_PAUSE):
+        raise NotPausedError(f"flow run {run_id} was resumed already, or paused again")
+    if status == transitions.EXPIRED:
+        await transitions.index_state(bus, run_id, failed)
+        raise FlowPauseTimeout(f"flow run {run_id}: the pause {pause_key} timed out")
+    next_state = resuming if status == transitions.SUSPENDED_RESUMED else running
+    await transitions.index_state(bus, run_id, next_state)
+
+
+pause_flow_run = dual(apause_flow_run)
+suspend_flow_run = dual(asuspend_flow_run)
+resume_flow_run = dual(aresume_flow_run)
