@@ -1,10 +1,10 @@
 """Blocks: small named values kept in Redis (``JSONBlock`` as in Prefect).
 
-    seen = JSONBlock(value=[])
-    seen.save("seen-keys")
-    block = await JSONBlock.load("seen-keys")     # or plain JSONBlock.load(...) in sync code
-    block.value.append(key)
-    await block.save("seen-keys", overwrite=True)
+seen = JSONBlock(value=[])
+seen.save("seen-keys")
+block = await JSONBlock.load("seen-keys")     # or plain JSONBlock.load(...) in sync code
+block.value.append(key)
+await block.save("seen-keys", overwrite=True)
 """
 
 from __future__ import annotations

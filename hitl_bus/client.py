@@ -9,8 +9,9 @@ from typing import Any
 from hitl_bus._sync import run_blocking
 from hitl_bus.engine import logger as run_logs
 from hitl_bus.engine import runs
+from hitl_bus.engine.pausing import PauseDetails, read_pause
 from hitl_bus.engine.runs import FlowRun
-from hitl_bus.engine.states import StateType
+from hitl_bus.engine.states import State, StateType
 from hitl_bus.inputs.keyset import normalize_run_id
 
 
@@ -49,6 +50,17 @@ class HitlClient:
         """A run's log records, oldest first."""
         return await run_logs.read_logs(normalize_run_id(flow_run_id))
 
+    async def read_state_history(self, flow_run_id: uuid.UUID | str) -> list[State]:
+        """Every state the run has been in, oldest first."""
+        events = await runs.read_events(flow_run_id)
+        return [
+            State.model_validate(e["data"]["state"]) for e in events if e["type"] == "state.changed"
+        ]
+
+    async def read_pause(self, flow_run_id: uuid.UUID | str) -> PauseDetails | None:
+        """The run's current pause (keyset, schema, description, defaults, deadline), if paused."""
+        return await read_pause(flow_run_id)
+
 
 class SyncHitlClient:
     """The same reads as :class:`HitlClient`, blocking."""
@@ -75,6 +87,12 @@ class SyncHitlClient:
 
     def read_logs(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
         return run_blocking(self._client.read_logs(flow_run_id))
+
+    def read_state_history(self, flow_run_id: uuid.UUID | str) -> list[State]:
+        return run_blocking(self._client.read_state_history(flow_run_id))
+
+    def read_pause(self, flow_run_id: uuid.UUID | str) -> PauseDetails | None:
+        return run_blocking(self._client.read_pause(flow_run_id))
 
 
 def get_client(sync_client: bool = False) -> Any:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hitl_bus import keys
 from hitl_bus._sync import dual
@@ -335,3 +335,54 @@ async def aresume_flow_run(
 pause_flow_run = dual(apause_flow_run)
 suspend_flow_run = dual(asuspend_flow_run)
 resume_flow_run = dual(aresume_flow_run)
+
+
+class PauseDetails(BaseModel):
+    """What a form needs to resume a run: the pause's keyset, schema, description, defaults."""
+
+    pause_key: str
+    suspended: bool
+    keyset: dict[str, str] | None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    description: str | None = None
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    deadline: datetime | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+async def read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
+    """The current pause of a run, or ``None`` when it is not paused."""
+    from hitl_bus.engine.runs import read_flow_run
+
+    run = await read_flow_run(flow_run_id)  # also fails an expired pause
+    if not run.state.is_paused():
+        return None
+    run_id = str(run.id)
+    bus = get_bus()
+    key, keyset_raw, deadline, suspended = await bus.client.hmget(
+        keys.run(run_id), ["pause_key", "pause_keyset", "pause_deadline", "suspended"]
+    )
+    keyset = codec.loads(keyset_raw) if keyset_raw else None
+    schema = description = None
+    defaults: dict[str, Any] = {}
+    if keyset is not None:
+        schema_raw, description_raw, defaults_raw = await bus.client.hmget(
+            keys.run_values(run_id),
+            [keyset["schema"], keyset["description"], _defaults_key(keyset)],
+        )
+        schema = codec.loads(schema_raw) if schema_raw else None
+        description = codec.loads(description_raw) if description_raw else None
+        defaults = codec.loads(defaults_raw) if defaults_raw else {}
+    if schema is None:
+        keyset = None
+    deadline_ms = int(deadline or 0)
+    return PauseDetails(
+        pause_key=codec.text(key) or "",
+        suspended=suspended == b"1",
+        keyset=keyset,
+        schema=schema,
+        description=description,
+        defaults=defaults,
+        deadline=datetime.fromtimestamp(deadline_ms / 1000, UTC) if deadline_ms else None,
+    )

@@ -1,0 +1,448 @@
+"""Pause, suspend and resume with typed input (the seed's scenarios), tasks and blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Literal
+
+import pytest
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from hitl_bus import (
+    RunInput,
+    StateType,
+    execute_flow_run,
+    flow,
+    get_client,
+    get_run_context,
+    get_run_logger,
+    pause_flow_run,
+    resume_flow_run,
+    start_flow_run,
+    suspend_flow_run,
+    sweep_expired,
+    task,
+)
+from hitl_bus.blocks import JSONBlock
+from hitl_bus.errors import (
+    BlockNotFound,
+    FlowPauseTimeout,
+    FlowRunNotFound,
+    FlowRunSuspended,
+    NotPausedError,
+    ResumeRejected,
+    TaskResultNotJSON,
+)
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.usefixtures("bus_url")
+
+
+class UserName(RunInput):
+    name: str = Field(description="What people call you")
+
+
+class ShirtOrder(RunInput):
+    size: Literal["small", "medium", "large", "xlarge"]
+    color: Literal["red", "green", "black"]
+
+    @model_validator(mode="after")
+    def in_stock(self) -> ShirtOrder:
+        if self.color == "green" and self.size == "small":
+            raise ValueError("Green is only in stock for medium, large and XL.")
+        return self
+
+
+async def until_paused(run_id: Any, name: str = "Paused") -> None:
+    async def paused() -> bool:
+        state = (await get_client().read_flow_run(run_id)).state
+        return state.is_paused() and state.name == name
+
+    await eventually(paused)
+
+
+async def result_of(run_id: Any) -> Any:
+    async def final() -> bool:
+        return (await get_client().read_flow_run(run_id)).state.is_final()
+
+    await eventually(final)
+    return (await get_client().read_flow_run(run_id)).state
+
+
+async def test_builtin_type_pause_shows_one_value_field_and_returns_the_value() -> None:
+    got: list[str] = []
+
+    @flow
+    async def greet_user() -> None:
+        got.append(await pause_flow_run(wait_for_input=str))
+
+    run = await start_flow_run(greet_user)
+    await until_paused(run.id)
+    pause = await get_client().read_pause(run.id)
+    assert pause is not None and pause.pause_key == "pause-1"
+    assert list(pause.schema_["properties"]) == ["value"]
+    assert pause.deadline is not None
+    await resume_flow_run(run.id, {"value": "Ada"})
+    assert (await result_of(run.id)).is_completed()
+    assert got == ["Ada"]
+
+
+async def test_base_model_and_initial_data_with_description() -> None:
+    class Order(BaseModel):
+        qty: int = Field(gt=0, description="How many")
+
+    results: list[Any] = []
+
+    @flow
+    async def two_pauses() -> None:
+        described = UserName.with_initial_data(description="**Who** are you?", name="anonymous")
+        user = await pause_flow_run(wait_for_input=described, timeout=600)
+        order = await pause_flow_run(wait_for_input=Order)
+        results.extend([user, order])
+
+    run = await start_flow_run(two_pauses)
+    await until_paused(run.id)
+    pause = await get_client().read_pause(run.id)
+    assert pause is not None
+    assert pause.description == "**Who** are you?"
+    assert pause.defaults == {"name": "anonymous"}
+    assert pause.schema_["properties"]["name"]["description"] == "What people call you"
+    await resume_flow_run(run.id, {"name": "Ada"})
+
+    async def second_pause() -> bool:
+        p = await get_client().read_pause(run.id)
+        return p is not None and p.pause_key == "pause-2"
+
+    await eventually(second_pause)
+    await resume_flow_run(run.id, {"qty": 3})
+    assert (await result_of(run.id)).is_completed()
+    user, order = results
+    assert isinstance(user, UserName) and user.name == "Ada"
+    assert isinstance(order, Order) and order.qty == 3
+
+
+async def test_shirt_order_validator_loop_records_the_rejection() -> None:
+    @flow
+    async def shirt() -> str:
+        while True:
+            try:
+                order = await pause_flow_run(wait_for_input=ShirtOrder)
+                return f"{order.size}/{order.color}"
+            except ValidationError as exc:
+                get_run_logger().error("Invalid order: %s", exc)
+
+    run = await start_flow_run(shirt)
+    await until_paused(run.id)
+    await resume_flow_run(run.id, {"size": "small", "color": "green"})  # passes the schema
+
+    async def repaused_with_reason() -> bool:
+        state = (await get_client().read_flow_run(run.id)).state
+        return state.is_paused() and "Green is only in stock" in (state.message or "")
+
+    await eventually(repaused_with_reason)
+    pause = await get_client().read_pause(run.id)
+    assert pause is not None and pause.pause_key == "pause-2"
+    await resume_flow_run(run.id, {"size": "medium", "color": "green"})
+    assert (await result_of(run.id)).is_completed()
+    history = [s.type for s in await get_client().read_state_history(run.id)]
+    assert history.count(StateType.PAUSED) == 2
+    messages = [s.message or "" for s in await get_client().read_state_history(run.id)]
+    assert any(m.startswith("Input rejected:") for m in messages)
+    logs = await get_client().read_logs(run.id)
+    assert any("Invalid order" in r["message"] for r in logs)
+
+
+async def test_resume_errors_are_typed_and_change_nothing() -> None:
+    @flow
+    async def waits() -> Any:
+        return await pause_flow_run(wait_for_input=ShirtOrder)
+
+    with pytest.raises(FlowRunNotFound):
+        await resume_flow_run(uuid.uuid4(), {"size": "small", "color": "red"})
+    run = await start_flow_run(waits)
+    await until_paused(run.id)
+    with pytest.raises(ResumeRejected) as missing:
+        await resume_flow_run(run.id)
+    assert missing.value.errors
+    with pytest.raises(ResumeRejected) as bad:
+        await resume_flow_run(run.id, {"size": "huge"})
+    fields = {tuple(e["loc"]) for e in bad.value.errors}
+    assert ("size",) in fields and () in fields  # bad enum value; 'color' is required
+    assert (await get_client().read_flow_run(run.id)).state.is_paused()  # left as it was
+    await resume_flow_run(run.id, {"size": "large", "color": "red"})
+    with pytest.raises(NotPausedError):
+        await resume_flow_run(run.id, {"size": "large", "color": "red"})  # a second resume
+    assert (await result_of(run.id)).is_completed()
+    with pytest.raises(NotPausedError):
+        await resume_flow_run(run.id, {"size": "large", "color": "red"})
+
+
+async def test_pause_without_input_and_push_wake() -> None:
+    woke = asyncio.Event()
+
+    @flow
+    async def approve() -> None:
+        assert await pause_flow_run(poll_interval=3600) is None
+        woke.set()
+
+    run = await start_flow_run(approve)
+    await until_paused(run.id)
+    with pytest.raises(ResumeRejected):
+        await resume_flow_run(run.id, {"value": 1})  # this pause takes no input
+    await resume_flow_run(run.id)
+    async with asyncio.timeout(1.0):  # push, not a poll
+        await woke.wait()
+
+
+async def test_pause_timeout_fails_the_run_and_raises_in_the_flow() -> None:
+    seen: list[BaseException] = []
+
+    @flow
+    async def impatient() -> None:
+        try:
+            await pause_flow_run(wait_for_input=int, timeout=0.3)
+        except FlowPauseTimeout as exc:
+            seen.append(exc)
+            raise
+
+    run = await start_flow_run(impatient)
+    state = await result_of(run.id)
+    assert state.is_failed()
+    assert len(seen) == 1
+    with pytest.raises(NotPausedError):
+        await resume_flow_run(run.id, {"value": 1})
+
+
+async def test_an_expired_pause_reads_failed_with_no_process_left() -> None:
+    @flow
+    async def abandoned() -> None:
+        await pause_flow_run(wait_for_input=int, timeout=0.5)
+
+    task_ = asyncio.ensure_future(abandoned())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def run_id() -> str:
+        runs = await get_client().read_flow_runs(flow_name="abandoned")
+        return str(runs[0].id) if runs else ""
+
+    await eventually(lambda: _truthy(run_id()))
+    rid = await run_id()
+    await until_paused(rid)
+    task_.cancel()  # the process is gone; the run stays Paused in Redis
+    with pytest.raises(asyncio.CancelledError):
+        await task_
+    assert (await get_client().read_flow_run(rid)).state.is_paused()
+    await asyncio.sleep(max(0.0, 0.6 - (loop.time() - started)))
+    assert await sweep_expired() == [rid]
+    assert await sweep_expired() == []
+    state = (await get_client().read_flow_run(rid)).state
+    assert state.is_failed() and "not resumed in time" in (state.message or "")
+
+
+async def test_reading_an_expired_pause_fails_it() -> None:
+    @flow
+    async def abandoned_too() -> None:
+        await pause_flow_run(timeout=0.3)
+
+    task_ = asyncio.ensure_future(abandoned_too())
+    runs: list[Any] = []
+
+    async def paused() -> bool:
+        runs[:] = await get_client().read_flow_runs(state=StateType.PAUSED)
+        return bool(runs)
+
+    await eventually(paused)
+    task_.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task_
+    await asyncio.sleep(0.4)
+    assert (await get_client().read_flow_run(runs[0].id)).state.is_failed()  # checked on read
+    with pytest.raises(FlowPauseTimeout):
+        # Resuming also checks: here the read already failed it, so it is not paused.
+        try:
+            await resume_flow_run(runs[0].id)
+        except NotPausedError as exc:
+            raise FlowPauseTimeout(str(exc)) from exc
+
+
+CALLS: dict[str, int] = {}
+
+
+@task
+async def expensive(x: int) -> int:
+    CALLS["expensive"] = CALLS.get("expensive", 0) + 1
+    return x * 10
+
+
+@flow
+async def suspending(x: int) -> int:
+    before = await expensive(x)
+    extra = await suspend_flow_run(wait_for_input=int)
+    return before + extra
+
+
+async def test_suspend_ends_execution_and_resume_reexecutes_with_task_results_reused() -> None:
+    CALLS.clear()
+    with pytest.raises(FlowRunSuspended) as info:
+        await suspending(4)
+    run_id = info.value.flow_run_id
+    run = await get_client().read_flow_run(run_id)
+    assert run.state.is_suspended() and run.state.type is StateType.PAUSED
+    pause = await get_client().read_pause(run_id)
+    assert pause is not None and pause.suspended
+    await resume_flow_run(run_id, {"value": 2})
+    resumed = (await get_client().read_flow_run(run_id)).state
+    assert resumed.type is StateType.SCHEDULED and resumed.name == "Resuming"
+    assert await execute_flow_run(suspending, run_id) == 42
+    assert CALLS["expensive"] == 1  # replayed, not recomputed
+    assert (await get_client().read_flow_run(run_id)).state.is_completed()
+
+
+async def test_polling_task_gets_fresh_values_each_call() -> None:
+    counter = {"n": 0}
+
+    @task
+    async def poll() -> int:
+        counter["n"] += 1
+        return counter["n"]
+
+    @flow
+    async def poller() -> list[int]:
+        return [await poll() for _ in range(3)]
+
+    assert await poller() == [1, 2, 3]
+
+
+async def test_changed_task_inputs_are_recomputed_on_reexecution() -> None:
+    seen: list[int] = []
+
+    @task
+    async def square(x: int) -> int:
+        seen.append(x)
+        return x * x
+
+    @flow
+    async def squares(base: int) -> int:
+        first = await square(base)
+        await suspend_flow_run()
+        return first + await square(base + 1)
+
+    with pytest.raises(FlowRunSuspended) as info:
+        await squares(2)
+    await resume_flow_run(info.value.flow_run_id)
+    assert await execute_flow_run(squares, info.value.flow_run_id) == 4 + 9
+    assert seen == [2, 3]
+
+
+async def test_pause_inside_a_task() -> None:
+    @task
+    async def ask() -> str:
+        return str(await pause_flow_run(wait_for_input=str))
+
+    @flow
+    async def asks() -> str:
+        return await ask()
+
+    run = await start_flow_run(asks)
+    await until_paused(run.id)
+    await resume_flow_run(run.id, {"value": "from a task"})
+    assert (await result_of(run.id)).is_completed()
+
+
+async def test_another_run_suspends_a_run_at_its_next_task() -> None:
+    steps: list[int] = []
+
+    @task
+    async def step(i: int) -> int:
+        steps.append(i)
+        await asyncio.sleep(0.02)
+        return i
+
+    @flow
+    async def worker() -> None:
+        for i in range(500):
+            await step(i)
+
+    run = await start_flow_run(worker)
+
+    @flow
+    async def boss(target: str) -> None:
+        await suspend_flow_run(flow_run_id=target)
+
+    await eventually(lambda: _truthy_value(len(steps) > 2))
+    await boss(str(run.id))
+    await until_paused(run.id, name="Suspended")
+    count = len(steps)
+    await asyncio.sleep(0.1)
+    assert len(steps) == count  # nothing ran after the boundary
+    assert count < 500
+
+
+async def test_task_result_that_is_not_json_is_a_clear_error() -> None:
+    @task
+    async def makes_object() -> object:
+        return object()
+
+    @flow
+    async def bad() -> None:
+        await makes_object()
+
+    with pytest.raises(TaskResultNotJSON, match="not JSON"):
+        await bad()
+
+
+async def test_tasks_outside_a_run_are_plain_calls() -> None:
+    assert await expensive(1) == 10
+
+
+async def test_pause_outside_a_run_is_an_error() -> None:
+    from hitl_bus.errors import MissingContextError
+
+    with pytest.raises(MissingContextError):
+        await pause_flow_run()
+
+
+async def test_json_block_round_trip_and_errors() -> None:
+    with pytest.raises(BlockNotFound):
+        await JSONBlock.load("seen-keys")
+    await JSONBlock(value=[]).save("seen-keys")
+    block = await JSONBlock.load("seen-keys")
+    block.value.append("k1")
+    with pytest.raises(ValueError, match="overwrite"):
+        await block.save("seen-keys")
+    await block.save("seen-keys", overwrite=True)
+    assert (await JSONBlock.load("seen-keys")).value == ["k1"]
+
+
+def test_sync_flow_pauses_and_is_resumed_from_sync_code() -> None:
+    import threading
+
+    results: list[Any] = []
+
+    @flow
+    def greet_user() -> None:
+        results.append(get_run_context().flow_run.id)
+        results.append(pause_flow_run(wait_for_input=str))  # plain call: blocks
+        get_run_logger().info("Hello, %s!", results[-1])
+
+    thread = threading.Thread(target=greet_user)
+    thread.start()
+    client = get_client(sync_client=True)
+    for _ in range(500):
+        if results and client.read_flow_run(results[0]).state.is_paused():
+            break
+        threading.Event().wait(0.01)
+    resume_flow_run(results[0], {"value": "Ada"})
+    thread.join(5)
+    assert results[1] == "Ada"
+    assert client.read_logs(results[0])[-1]["message"] == "Hello, Ada!"
+
+
+async def _truthy(value: Any) -> bool:
+    return bool(await value)
+
+
+async def _truthy_value(value: bool) -> bool:
+    return value
