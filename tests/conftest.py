@@ -7,6 +7,7 @@ the suite also proves the library works across many loops in one process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 
+from hitl_bus._sync import portal_loop
 from hitl_bus.bus import close_bus
 from hitl_bus.bus.connection import forget_fake_server
 from hitl_bus.redis_server import RedisServer
@@ -30,8 +32,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
-        print(f"\nreal Redis for tests: {server.version()} on port {server.port}")
         yield server
+        # Sync tests leave a bus on the portal loop: close it before the server goes.
+        asyncio.run_coroutine_threadsafe(close_bus(), portal_loop()).result(5)
 
 
 @pytest.fixture

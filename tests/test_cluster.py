@@ -268,3 +268,43 @@ async def test_scripts_are_loaded_again_on_every_master(
         await send_input("after", flow_run_id=run.id)
     got = [v async for v in receive_input(str, flow_run_id=runs[0].id, timeout=0.2)]
     assert got == ["before", "after"]
+
+
+async def test_pause_resume_and_suspend_on_cluster(cluster_url: str) -> None:
+    from hitl_bus import (
+        execute_flow_run,
+        pause_flow_run,
+        resume_flow_run,
+        suspend_flow_run,
+        sweep_expired,
+    )
+    from hitl_bus.errors import FlowRunSuspended
+
+    @flow
+    async def asks() -> str:
+        return str(await pause_flow_run(wait_for_input=str, timeout=30))
+
+    @flow
+    async def suspends() -> int:
+        return int(await suspend_flow_run(wait_for_input=int)) + 1
+
+    runs = [await start_flow_run(asks) for _ in range(6)]
+
+    async def all_paused() -> bool:
+        states = [(await get_client().read_flow_run(r.id)).state for r in runs]
+        return all(s.is_paused() for s in states)
+
+    await eventually(all_paused)
+    for run in runs:
+        await resume_flow_run(run.id, {"value": f"hi {run.id}"})
+
+    async def all_completed() -> bool:
+        states = [(await get_client().read_flow_run(r.id)).state for r in runs]
+        return all(s.is_completed() for s in states)
+
+    await eventually(all_completed)
+    with pytest.raises(FlowRunSuspended) as info:
+        await suspends()
+    await resume_flow_run(info.value.flow_run_id, {"value": 41})
+    assert await execute_flow_run(suspends, info.value.flow_run_id) == 42
+    assert await sweep_expired() == []

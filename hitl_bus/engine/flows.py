@@ -107,9 +107,15 @@ _ENDABLE = (StateType.RUNNING, StateType.CANCELLING)
 
 
 async def run_flow(
-    flow: Flow[Any, Any], parameters: dict[str, Any], run: FlowRun | None = None
+    flow: Flow[Any, Any],
+    parameters: dict[str, Any],
+    run: FlowRun | None = None,
+    *,
+    fresh: bool = False,
 ) -> Any:
     """Execute ``flow`` as a run (a new one unless ``run`` is given) on this loop.
+
+    ``fresh`` says ``run`` was just created, so it has no task results to replay.
 
     :raises FlowRunSuspended: the run suspended; resume it, then re-execute it.
     """
@@ -117,7 +123,7 @@ async def run_flow(
     results: dict[str, Any] = {}
     if run is None:
         run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
-    else:  # an existing run, maybe re-executed after a suspension: replay its tasks
+    elif not fresh:  # an existing run, maybe re-executed after a suspension: replay its tasks
         results = await load_results(str(run.id))
     run_id = str(run.id)
     info = FlowRunInfo(id=run_id, name=run.name, flow_name=flow.name, parameters=parameters)
@@ -178,7 +184,7 @@ async def start_flow_run(flow: Flow[Any, Any], *args: Any, **kwargs: Any) -> Flo
     """
     parameters = flow.bind(*args, **kwargs)
     run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
-    task = asyncio.get_running_loop().create_task(run_flow(flow, parameters, run=run))
+    task = asyncio.get_running_loop().create_task(run_flow(flow, parameters, run=run, fresh=True))
     _background.add(task)
     task.add_done_callback(_forget)
     return run

@@ -17,6 +17,7 @@ replay reaches the same keys in the same order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -142,8 +143,10 @@ async def _pause(
         state_details=details,
     )
     values: list[Any] = []
+    schema = b""
     if input_cls is not None:
-        values += [keyset["schema"], codec.dumps(input_cls.model_json_schema())]
+        schema = _schema_json(input_cls)
+        values += [keyset["schema"], schema]
         values += [_defaults_key(keyset), codec.dumps(_defaults(input_cls))]
         if input_cls._description is not None:
             values += [keyset["description"], codec.dumps(input_cls._description)]
@@ -156,7 +159,7 @@ async def _pause(
         run_id,
         [
             state.model_dump_json(), bus.settings.events_maxlen, run_id, pause_key, deadline,
-            codec.dumps(dict(keyset)), "1" if suspend else "0", *values,
+            codec.dumps(dict(keyset)), "1" if suspend else "0", schema, *values,
         ],
     )  # fmt: skip
     if status == transitions.MISSING:
@@ -164,16 +167,30 @@ async def _pause(
     if status != transitions.OK:
         current = codec.loads(detail).get("type", "?") if detail else "?"
         raise StateConflict(run_id, current, "PAUSED")
-    await transitions.index_state(bus, run_id, state, pause_deadline_ms=deadline or None)
+    await transitions.index_state(
+        bus, run_id, state, previous=StateType.RUNNING, pause_deadline_ms=deadline or None
+    )
     if suspend:
         raise Suspended(run_id)
-    await _wait_for_resume(run_id, pause_key, position, deadline)
-    answered = await bus.client.hget(keys.run_values(run_id), keyset["response"])
+    answered = await _wait_for_resume(run_id, pause_key, position, deadline)
+    if answered is None:
+        answered = await bus.client.hget(keys.run_values(run_id), keyset["response"])
     return await _consume_response(ctx, input_cls, answered)
 
 
-async def _wait_for_resume(run_id: str, pause_key: str, position: str, deadline: int) -> None:
-    """Park on the run's control stream until this pause is resumed or expires."""
+@functools.lru_cache(maxsize=256)
+def _schema_json(input_cls: type[RunInput]) -> bytes:
+    """The input class's JSON schema, encoded (building it is slow; classes are reused)."""
+    return codec.dumps(input_cls.model_json_schema())
+
+
+async def _wait_for_resume(
+    run_id: str, pause_key: str, position: str, deadline: int
+) -> bytes | None:
+    """Park on the run's control stream until this pause is resumed or expires.
+
+    Returns the response carried by the resume entry (``None``: read it from the run).
+    """
     bus = get_bus()
     control = keys.run_control(run_id)
     while True:
@@ -186,10 +203,13 @@ async def _wait_for_resume(run_id: str, pause_key: str, position: str, deadline:
             # Our clock says the deadline passed; Redis's clock decides.
             if await expire_pause(run_id, pause_key):
                 raise FlowPauseTimeout(f"flow run {run_id} was not resumed in time") from None
-            raw = await bus.client.hmget(keys.run(run_id), ["pause_key", "resumed_key"])
-            if codec.text(raw[1]) == pause_key:
-                return
-            await asyncio.sleep(0.05)
+            # Someone else may have settled it first: a resume, or a read that expired it.
+            state_raw, resumed = await bus.client.hmget(keys.run(run_id), ["state", "resumed_key"])
+            if codec.text(resumed) == pause_key:
+                return None
+            if state_raw is None or not State.model_validate_json(state_raw).is_paused():
+                raise FlowPauseTimeout(f"flow run {run_id} was not resumed in time") from None
+            await asyncio.sleep(0.05)  # Redis's clock is a little behind ours
             continue
         for entry_id, fields in entries:
             position = entry_id.decode()
@@ -197,7 +217,7 @@ async def _wait_for_resume(run_id: str, pause_key: str, position: str, deadline:
                 continue
             kind = codec.text(fields.get(b"type"))
             if kind == "resumed":
-                return
+                return fields.get(b"response") or None
             if kind == "expired":
                 raise FlowPauseTimeout(f"flow run {run_id} was not resumed in time")
 
@@ -280,7 +300,7 @@ async def aresume_flow_run(
     run_id = normalize_run_id(flow_run_id)
     bus = get_bus()
     raw = await bus.client.hmget(
-        keys.run(run_id), ["state", "pause_key", "pause_keyset", "resumed_key"]
+        keys.run(run_id), ["state", "pause_key", "pause_keyset", "pause_schema"]
     )
     if raw[0] is None:
         raise FlowRunNotFound(run_id)
@@ -289,7 +309,7 @@ async def aresume_flow_run(
         raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
     pause_key = codec.text(raw[1]) or ""
     keyset: Keyset = codec.loads(raw[2]) if raw[2] else keyset_from_base_key(pause_key)
-    schema_raw = await bus.client.hget(keys.run_values(run_id), keyset["schema"])
+    schema_raw = raw[3] or None
     response = ""
     if schema_raw is not None:
         if run_input is None:
@@ -326,10 +346,10 @@ async def aresume_flow_run(
     if status in (transitions.WRONG_STATE, transitions.OTHER_PAUSE):
         raise NotPausedError(f"flow run {run_id} was resumed already, or paused again")
     if status == transitions.EXPIRED:
-        await transitions.index_state(bus, run_id, failed)
+        await transitions.index_state(bus, run_id, failed, previous=StateType.PAUSED)
         raise FlowPauseTimeout(f"flow run {run_id}: the pause {pause_key} timed out")
     next_state = resuming if status == transitions.SUSPENDED_RESUMED else running
-    await transitions.index_state(bus, run_id, next_state)
+    await transitions.index_state(bus, run_id, next_state, previous=StateType.PAUSED)
 
 
 pause_flow_run = dual(apause_flow_run)

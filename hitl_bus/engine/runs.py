@@ -50,12 +50,9 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _queue_state(pipe: Any, bus: Bus, run_id: str, state: State, extra: dict[str, Any]) -> None:
+def _queue_new_run(pipe: Any, bus: Bus, run_id: str, state: State, extra: dict[str, Any]) -> None:
     state_json = state.model_dump_json().encode()
     pipe.hset(keys.run(run_id), mapping={"state": state_json, **extra})
-    for other in StateType:
-        if other is not state.type:
-            pipe.zrem(keys.runs_by_state(other.value), run_id)
     pipe.zadd(keys.runs_by_state(state.type.value), {run_id: _ms(state.timestamp)})
     append_event(
         pipe,
@@ -96,7 +93,7 @@ async def create_flow_run(
     if deployment:
         fields["deployment"] = deployment
     async with bus.client.pipeline(transaction=not bus.cluster) as pipe:
-        _queue_state(pipe, bus, run_id, run.state, fields)
+        _queue_new_run(pipe, bus, run_id, run.state, fields)
         pipe.zadd(keys.RUNS, {run_id: _ms(run.created)})
         await pipe.execute()
     return run
@@ -124,7 +121,8 @@ async def set_state(
     if status == transitions.WRONG_STATE:
         current = codec.loads(detail).get("type", "?")
         raise StateConflict(run_id, current, state.type.value)
-    await transitions.index_state(bus, run_id, state)
+    previous = StateType(codec.loads(detail)["type"])
+    await transitions.index_state(bus, run_id, state, previous=previous)
     return state
 
 
@@ -172,7 +170,7 @@ async def expire_pause(run_id: str, pause_key: str = "") -> bool:
         [pause_key, failed.model_dump_json(), bus.settings.events_maxlen, run_id],
     )
     if status == transitions.OK:
-        await transitions.index_state(bus, run_id, failed)
+        await transitions.index_state(bus, run_id, failed, previous=StateType.PAUSED)
         return True
     return False
 

@@ -57,17 +57,17 @@ return {1, cjson.encode(cur)}
 )
 
 # ARGV: Paused state JSON, maxlen, run id, pause key, deadline ms (0 none), keyset JSON,
-#       suspended ("1"/"0"), then value field/JSON pairs for the values hash.
+#       suspended ("1"/"0"), schema JSON ("" none), then field/JSON pairs for the values hash.
 PAUSE = (
     _PRELUDE
     + """
 local cur = current()
 if not cur then return {0, ''} end
 if cur['type'] ~= 'RUNNING' then return {2, cjson.encode(cur)} end
-if #ARGV > 7 then redis.call('HSET', KEYS[4], unpack(ARGV, 8)) end
+if #ARGV > 8 then redis.call('HSET', KEYS[4], unpack(ARGV, 9)) end
 write_state(ARGV[1], 'state.changed', ARGV[2], ARGV[3],
             {'pause_key', ARGV[4], 'pause_deadline', ARGV[5], 'pause_keyset', ARGV[6],
-             'suspended', ARGV[7]})
+             'suspended', ARGV[7], 'pause_schema', ARGV[8]})
 return {1, ''}
 """
 )
@@ -93,7 +93,8 @@ local next_state = ARGV[4]
 if suspended then next_state = ARGV[5] end
 write_state(next_state, 'state.changed', ARGV[6], ARGV[7],
             {'pause_deadline', '0', 'resumed_key', key})
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100, '*', 'type', 'resumed', 'pause_key', key)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100, '*', 'type', 'resumed', 'pause_key', key,
+           'response', ARGV[2])
 if suspended then return {5, key} end
 return {1, key}
 """
@@ -130,12 +131,20 @@ async def run_script(bus: Bus, source: str, run_id: str, args: list[Any]) -> lis
 
 
 async def index_state(
-    bus: Bus, run_id: str, state: State, *, pause_deadline_ms: int | None = None
+    bus: Bus,
+    run_id: str,
+    state: State,
+    *,
+    previous: StateType | None = None,
+    pause_deadline_ms: int | None = None,
 ) -> None:
-    """Follow a committed state change in the global indexes and the global event stream."""
+    """Follow a committed state change in the global indexes and the global event stream.
+
+    ``previous`` (the state the script saw) limits the index removal to one key.
+    """
     ts = int(state.timestamp.timestamp() * 1000)
     async with bus.client.pipeline(transaction=False) as pipe:
-        for other in StateType:
+        for other in StateType if previous is None else (previous,):
             if other is not state.type:
                 pipe.zrem(keys.runs_by_state(other.value), run_id)
         pipe.zadd(keys.runs_by_state(state.type.value), {run_id: ts})
