@@ -446,3 +446,43 @@ async def _truthy(value: Any) -> bool:
 
 async def _truthy_value(value: bool) -> bool:
     return value
+
+
+async def test_another_run_suspends_a_paused_run_at_its_next_pause() -> None:
+    @flow
+    async def two_steps() -> Any:
+        await pause_flow_run(timeout=30)
+        return await pause_flow_run(wait_for_input=int, timeout=30)
+
+    run = await start_flow_run(two_steps)
+    await until_paused(run.id)
+    await suspend_flow_run(flow_run_id=run.id)  # from outside any run
+    await resume_flow_run(run.id)
+    await until_paused(run.id, name="Suspended")  # the next pause became a suspension
+    await resume_flow_run(run.id, {"value": 7})
+    assert await execute_flow_run(two_steps, run.id) == 7
+
+
+def test_sync_tasks_in_a_sync_flow_are_replayed() -> None:
+    calls: list[int] = []
+
+    @task
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    @flow
+    def sync_suspender(x: int) -> int:
+        first = double(x)
+        extra = suspend_flow_run(wait_for_input=int)
+        return first + int(extra)
+
+    with pytest.raises(FlowRunSuspended) as info:
+        sync_suspender(5)
+    resume_flow_run(info.value.flow_run_id, {"value": 1})
+
+    async def again() -> int:
+        return int(await execute_flow_run(sync_suspender, info.value.flow_run_id))
+
+    assert asyncio.run(again()) == 11
+    assert calls == [5]

@@ -121,10 +121,17 @@ async def _pause(
     pause_key = key or _next_pause_key(ctx)
     keyset = keyset_from_base_key(pause_key)
     input_cls = run_input_subclass_from_type(wait_for_input) if wait_for_input is not None else None
-    # A re-executed run reaching a pause it already passed gets the same answer.
-    answered = await bus.client.hget(keys.run_values(run_id), keyset["response"])
+    # A re-executed run reaching a pause it already passed gets the same answer;
+    # a run another run asked to suspend suspends here instead of pausing.
+    async with bus.client.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.run_values(run_id), keyset["response"])
+        pipe.hget(keys.run(run_id), "suspend_requested")
+        answered, suspend_requested = await pipe.execute()
     if answered is not None:
         return await _consume_response(ctx, input_cls, answered)
+    if suspend_requested is not None and not suspend:
+        await bus.client.hdel(keys.run(run_id), "suspend_requested")
+        suspend = True
 
     now = await transitions.redis_time_ms()
     deadline = int(now + timeout * 1000) if timeout is not None else 0
