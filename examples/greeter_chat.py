@@ -1,10 +1,14 @@
 """The seed's chat: a greeter run answers every name a sender run sends it.
 
-    python examples/greeter_chat.py            # type names; q or quit ends it
-    echo "Ada" | python examples/greeter_chat.py   # no terminal: a scripted chat
+The greeter is a deployment served by a worker process; the sender starts it
+with ``run_deployment`` and talks to it across processes:
 
-Both runs live in this process here; the greeter replies with ``respond()``,
-which reaches the sender's own run.
+    python -m workers.chat                     # the worker (another terminal)
+    python examples/greeter_chat.py            # type names; q or quit ends it
+    python examples/greeter_chat.py < /dev/null    # no terminal: a scripted chat
+
+``hitl-bus dev`` (``make run``) starts Redis, the worker and the chat together.
+The greeter replies with ``respond()``, which reaches the sender's own run.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from hitl_bus import flow, get_run_logger, receive_input, send_input, start_flow_run
+from hitl_bus import flow, get_run_logger, receive_input, run_deployment, send_input
 
 EXIT_SIGNAL = "__EXIT__"
+DEPLOYMENT = "greeter/send-receive"
 SCRIPTED_NAMES = ["Ada", "Grace", "Linus"]
 
 
@@ -39,7 +44,7 @@ async def _ask(prompt: str) -> str | None:
 @flow
 async def sender(names: list[str] | None = None) -> list[str]:
     """Start a greeter, send it names, print each reply; ``names`` replaces the terminal."""
-    greeter_run = await start_flow_run(greeter)
+    greeter_run = await run_deployment(DEPLOYMENT, timeout=0)  # a worker runs it
     receiver = receive_input(str, timeout=30)
     replies: list[str] = []
     scripted = list(names) if names is not None else None

@@ -6,6 +6,7 @@ The names are Prefect's interactive-workflow API; see README.md.
 from hitl_bus import errors as errors
 from hitl_bus.client import HitlClient, SyncHitlClient, get_client
 from hitl_bus.context import FlowRunContext, current_run
+from hitl_bus.deployments import Deployment, Worker, arun_deployment, run_deployment, serve
 from hitl_bus.engine import (
     TERMINAL_STATES,
     Flow,
@@ -55,6 +56,7 @@ __version__ = "0.1.0"
 __all__ = [
     "TERMINAL_STATES",
     "AutomaticRunInput",
+    "Deployment",
     "Flow",
     "FlowRun",
     "FlowRunContext",
@@ -67,8 +69,10 @@ __all__ = [
     "StateType",
     "SyncHitlClient",
     "Task",
+    "Worker",
     "apause_flow_run",
     "aresume_flow_run",
+    "arun_deployment",
     "asend_input",
     "asuspend_flow_run",
     "errors",
@@ -81,7 +85,9 @@ __all__ = [
     "pause_flow_run",
     "receive_input",
     "resume_flow_run",
+    "run_deployment",
     "send_input",
+    "serve",
     "start_flow_run",
     "suspend_flow_run",
     "sweep_expired",

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,8 @@ from hitl_bus.redis_server import RedisServer
 app = typer.Typer(help="Human-in-the-loop flows over Redis streams.", no_args_is_help=True)
 
 DEFAULT_DEV_COMMAND = [sys.executable, "examples/greeter_chat.py"]
+#: The worker processes the local stack starts (each serves example deployments).
+DEV_WORKERS = [[sys.executable, "-m", "workers.chat"]]
 
 
 @contextlib.contextmanager
@@ -51,15 +53,87 @@ def dev(
 ) -> None:
     """Run the local stack: Redis (embedded when none is configured) and the chat example."""
     argv = command or DEFAULT_DEV_COMMAND
-    if not command and not Path(DEFAULT_DEV_COMMAND[1]).exists():
-        raise typer.BadParameter("run this from the repository root, or give a command to run")
-    with local_redis() as url:
+    if not Path("workers/chat.py").exists():
+        raise typer.BadParameter("run this from the repository root (it starts workers/)")
+    with local_redis() as url, contextlib.ExitStack() as stack:
         env = {**os.environ, "HITL_BUS_REDIS_URL": url}
+        for worker_argv in DEV_WORKERS:
+            stack.enter_context(_child(worker_argv, env))
+        _wait_for_deployments(url, ["greeter/send-receive"])
         try:
             code = subprocess.call(argv, env=env)
         except KeyboardInterrupt:
             code = 130
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _child(argv: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A process of the stack, stopped with SIGTERM (it drains) when the block ends."""
+    proc = subprocess.Popen(argv, env=env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_for_deployments(url: str, names: list[str], timeout: float = 30.0) -> None:
+    """Block until workers have registered ``names`` (so the first run_deployment finds them)."""
+    import time
+
+    import redis
+
+    from hitl_bus import keys
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while not all(client.hexists(keys.DEPLOYMENTS, n) for n in names):
+            if time.monotonic() > deadline:
+                typer.echo(f"workers did not register {names} within {timeout:.0f} s", err=True)
+                raise typer.Exit(1)
+            time.sleep(0.1)
+    finally:
+        client.close()
+
+
+@app.command()
+def worker(
+    module: Annotated[str, typer.Argument(help="A module path or file defining deployments.")],
+    concurrency: Annotated[int, typer.Option(help="Runs executed at once.")] = 4,
+) -> None:
+    """Serve the deployments a module defines at top level (``x = flow.to_deployment(...)``)."""
+    from hitl_bus.deployments import serve
+    from hitl_bus.engine.flows import Deployment
+
+    loaded = _import(module)
+    deployments = [v for v in vars(loaded).values() if isinstance(v, Deployment)]
+    if not deployments:
+        raise typer.BadParameter(f"{module} defines no deployments at top level")
+    typer.echo(f"Serving {', '.join(d.full_name for d in deployments)}", err=True)
+    serve(*deployments, concurrency=concurrency)
+
+
+def _import(module: str) -> Any:
+    """Import ``module`` by dotted name or file path (the current directory is importable)."""
+    import importlib
+    import importlib.util
+
+    sys.path.insert(0, os.getcwd())
+    if module.endswith(".py") or os.sep in module:
+        path = Path(module).resolve()
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise typer.BadParameter(f"cannot import {module}")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = loaded
+        spec.loader.exec_module(loaded)
+        return loaded
+    return importlib.import_module(module)
 
 
 @app.command()

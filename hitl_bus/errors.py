@@ -10,6 +10,7 @@
     ├── ReceiveTimeout           no input arrived within receive_input's timeout (TimeoutError)
     ├── PayloadTooLarge          an encoded input is over the size limit (ValueError)
     ├── DeploymentNotFound       no deployment of that name
+    ├── ParameterMismatch        parameters do not fit the flow's signature (TypeError)
     ├── BlockNotFound            no block saved under that name
     ├── FlowRunSuspended         a directly called flow's run suspended
     ├── MissingContextError      a run-only function was called outside a flow run
@@ -88,6 +89,10 @@ class PayloadTooLarge(HitlBusError, ValueError):
 
 class DeploymentNotFound(HitlBusError, LookupError):
     """No deployment is registered under that name."""
+
+
+class ParameterMismatch(HitlBusError, TypeError):
+    """Parameters for a deployment do not fit its flow's signature; no run was queued."""
 
 
 class BlockNotFound(HitlBusError, LookupError):

@@ -58,6 +58,22 @@ def run_tasks(run_id: str) -> str:
     return _owned(run_id, "tasks")
 
 
+#: Hash of registered deployments: full name -> JSON (flow, parameters, signature).
+DEPLOYMENTS = f"{PREFIX}:deployments"
+#: Consumer group every worker reads a deployment queue through.
+WORKERS_GROUP = "workers"
+
+
+def deployment_queue(deployment: str) -> str:
+    """Stream of run ids queued for one deployment (read through a consumer group)."""
+    return f"{PREFIX}:{{deployment:{deployment}}}:queue"
+
+
+def worker(worker_id: str) -> str:
+    """A worker's heartbeat; it expires when the worker stops beating (dead)."""
+    return f"{PREFIX}:worker:{worker_id}"
+
+
 def block(block_type: str, name: str) -> str:
     """A saved block (e.g. a ``JSONBlock``) by type slug and name."""
     return f"{PREFIX}:block:{block_type}:{name}"

@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+
+from hitl_bus import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture
+def chat_worker(real_redis_url: str) -> Iterator[None]:
+    """The worker serving the chat's greeter deployment (as `python -m workers.chat`)."""
+    env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "workers.chat"], cwd=ROOT, env=env)
+    client = redis.Redis.from_url(real_redis_url)
+    for _ in range(300):
+        if client.hexists(keys.DEPLOYMENTS, "greeter/send-receive"):
+            break
+        time.sleep(0.05)
+    client.close()
+    yield
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+
+
+@pytest.mark.usefixtures("chat_worker")
 def test_greeter_chat_scripted(real_redis_url: str) -> None:
     env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url}
     out = subprocess.run(
@@ -43,6 +66,7 @@ def test_greeter_chat_through_the_cli_dev_command_with_embedded_redis() -> None:
     assert "Hello, Linus!" in out.stdout
 
 
+@pytest.mark.usefixtures("chat_worker")
 @pytest.mark.parametrize("name", ["Ada"])
 def test_chat_at_a_terminal_reads_names_until_quit(real_redis_url: str, name: str) -> None:
     import pty

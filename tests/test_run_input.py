@@ -122,7 +122,8 @@ def test_public_api_names() -> None:
         "get_run_logger", "keyset_from_base_key", "receive_input", "send_input",
         "start_flow_run", "Task", "apause_flow_run", "aresume_flow_run", "asuspend_flow_run",
         "execute_flow_run", "pause_flow_run", "resume_flow_run", "suspend_flow_run",
-        "sweep_expired", "task",
+        "sweep_expired", "task", "Deployment", "Worker", "arun_deployment", "run_deployment",
+        "serve",
     }  # fmt: skip
     assert set(hitl_bus.__all__) == expected
     for name in expected:

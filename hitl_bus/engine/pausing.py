@@ -30,7 +30,7 @@ from hitl_bus._sync import dual
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.context import FlowRunContext, current_run
 from hitl_bus.engine import transitions
-from hitl_bus.engine.runs import expire_pause, set_state
+from hitl_bus.engine.runs import enqueue_run, expire_pause, set_state
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import (
     FlowPauseTimeout,
@@ -307,7 +307,7 @@ async def aresume_flow_run(
     run_id = normalize_run_id(flow_run_id)
     bus = get_bus()
     raw = await bus.client.hmget(
-        keys.run(run_id), ["state", "pause_key", "pause_keyset", "pause_schema"]
+        keys.run(run_id), ["state", "pause_key", "pause_keyset", "pause_schema", "deployment"]
     )
     if raw[0] is None:
         raise FlowRunNotFound(run_id)
@@ -357,6 +357,9 @@ async def aresume_flow_run(
         raise FlowPauseTimeout(f"flow run {run_id}: the pause {pause_key} timed out")
     next_state = resuming if status == transitions.SUSPENDED_RESUMED else running
     await transitions.index_state(bus, run_id, next_state, previous=StateType.PAUSED)
+    deployment = codec.text(raw[4])
+    if status == transitions.SUSPENDED_RESUMED and deployment:
+        await enqueue_run(deployment, run_id)  # a worker re-executes it
 
 
 pause_flow_run = dual(apause_flow_run)

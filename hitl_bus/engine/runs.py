@@ -239,3 +239,8 @@ async def read_events(flow_run_id: uuid.UUID | str, count: int = 1000) -> list[d
         }
         for entry_id, fields in entries
     ]
+
+
+async def enqueue_run(deployment: str, flow_run_id: str) -> None:
+    """Put a run on its deployment's queue, where a worker picks it up."""
+    await get_bus().client.xadd(keys.deployment_queue(deployment), {"run_id": flow_run_id})

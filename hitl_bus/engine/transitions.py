@@ -116,6 +116,21 @@ return {1, key}
 """
 )
 
+# ARGV: pause key expected, Suspended state JSON, maxlen, run id. A paused run whose
+# process died keeps its pause (and deadline) but becomes a suspension: resuming it
+# re-executes it on a live worker.
+MARK_SUSPENDED = (
+    _PRELUDE
+    + """
+local cur = current()
+if not cur then return {0, ''} end
+if cur['type'] ~= 'PAUSED' then return {2, ''} end
+if (redis.call('HGET', KEYS[1], 'pause_key') or '') ~= ARGV[1] then return {2, ''} end
+write_state(ARGV[2], 'state.changed', ARGV[3], ARGV[4], {'suspended', '1'})
+return {1, ''}
+"""
+)
+
 OK, MISSING, WRONG_STATE, EXPIRED, OTHER_PAUSE, SUSPENDED_RESUMED = 1, 0, 2, 3, 4, 5
 
 

@@ -1,0 +1,149 @@
+"""Deployments in Redis, and ``run_deployment``: queue a run for the workers.
+
+A worker registers each deployment it serves (flow name, default parameters,
+the flow's parameter names), so any process can check parameters and queue a
+run without importing the flow's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
+
+from hitl_bus import keys
+from hitl_bus._sync import dual
+from hitl_bus.bus import get_bus
+from hitl_bus.engine.flows import Deployment
+from hitl_bus.engine.runs import FlowRun, create_flow_run, enqueue_run, read_flow_run
+from hitl_bus.engine.states import State, StateType
+from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class DeploymentRecord(BaseModel):
+    """What Redis keeps about a deployment."""
+
+    name: str
+    flow_name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+    accepted: list[str] = Field(default_factory=list)
+    any_keyword: bool = False
+    retries: int = 0
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise DeploymentNotFound(
+            f"{name!r} is not a deployment name (expected '<flow name>/<deployment name>')"
+        )
+    return name
+
+
+def record_of(deployment: Deployment) -> DeploymentRecord:
+    required, accepted, any_keyword = [], [], False
+    for param in deployment.flow.signature.parameters.values():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            any_keyword = True
+        elif param.kind is not inspect.Parameter.VAR_POSITIONAL:
+            accepted.append(param.name)
+            if param.default is inspect.Parameter.empty:
+                required.append(param.name)
+    return DeploymentRecord(
+        name=check_name(deployment.full_name),
+        flow_name=deployment.flow.name,
+        parameters=to_jsonable_python(deployment.parameters, fallback=repr),
+        required=required,
+        accepted=accepted,
+        any_keyword=any_keyword,
+        retries=deployment.retries,
+    )
+
+
+async def register(deployment: Deployment) -> DeploymentRecord:
+    """Make a deployment known (a worker calls this for each deployment it serves)."""
+    record = record_of(deployment)
+    await get_bus().client.hset(keys.DEPLOYMENTS, record.name, record.model_dump_json())
+    return record
+
+
+async def read_deployment(name: str) -> DeploymentRecord:
+    raw = await get_bus().client.hget(keys.DEPLOYMENTS, check_name(name))
+    if raw is None:
+        raise DeploymentNotFound(f"no deployment named {name!r}; is a worker serving it?")
+    return DeploymentRecord.model_validate_json(raw)
+
+
+def merge_parameters(record: DeploymentRecord, given: dict[str, Any] | None) -> dict[str, Any]:
+    """The deployment's defaults overlaid with ``given``, checked against the flow's signature."""
+    merged = {**record.parameters, **(given or {})}
+    unknown = sorted(set(merged) - set(record.accepted)) if not record.any_keyword else []
+    missing = sorted(set(record.required) - set(merged))
+    problems = []
+    if unknown:
+        problems.append(f"unknown parameter(s) {', '.join(unknown)}")
+    if missing:
+        problems.append(f"missing required parameter(s) {', '.join(missing)}")
+    if problems:
+        raise ParameterMismatch(f"{record.name}: {'; '.join(problems)}")
+    return to_jsonable_python(merged, fallback=repr)  # type: ignore[no-any-return]
+
+
+async def wait_for_final(run_id: str, timeout: float | None) -> FlowRun:
+    """Wait (pushed, on the run's event stream) until the run is final or ``timeout`` passes."""
+    bus = get_bus()
+    events = keys.run_events(run_id)
+    position = "0-0"
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                last = await bus.client.xrevrange(events, count=1)
+                run = await read_flow_run(run_id)
+                if run.state.is_final():
+                    return run
+                if last:
+                    position = last[0][0].decode()
+                await bus.dispatcher.wait(events, position, None)
+    except TimeoutError:
+        return await read_flow_run(run_id)
+
+
+async def arun_deployment(
+    name: str, parameters: dict[str, Any] | None = None, timeout: float | None = None
+) -> FlowRun:
+    """Create a Scheduled run of a deployment and queue it for a worker.
+
+    ``timeout=0`` returns the run at once; ``None`` waits for a final state; a
+    number waits that long and returns the run as it then is.
+
+    :raises DeploymentNotFound: no worker has registered that deployment.
+    :raises ParameterMismatch: the parameters do not fit the flow; nothing was queued.
+    """
+    record = await read_deployment(name)
+    merged = merge_parameters(record, parameters)
+    run = await create_flow_run(
+        record.flow_name, merged, state=State(type=StateType.SCHEDULED), deployment=record.name
+    )
+    await enqueue_run(record.name, str(run.id))
+    if timeout == 0:
+        return run
+    return await wait_for_final(str(run.id), timeout)
+
+
+run_deployment = dual(arun_deployment)
+
+
+__all__ = [
+    "DeploymentRecord",
+    "arun_deployment",
+    "merge_parameters",
+    "read_deployment",
+    "register",
+    "run_deployment",
+]

@@ -1,0 +1,300 @@
+"""Workers: processes that serve deployments by executing their queued runs.
+
+Each deployment's queue is a stream read through the ``workers`` consumer
+group, so several workers share the work and each run starts once. An entry
+stays pending under its worker until the run's execution ends (completed,
+failed, suspended): a long or long-paused run of a live worker is never taken
+from it. Liveness is the worker's heartbeat key; a worker whose key expired is
+dead, and only then does another worker claim its pending runs (XPENDING for
+that consumer, then XCLAIM): a run that was executing is run again while the
+deployment has retries left, else Crashed; a run that was paused becomes
+Suspended, so resuming it re-executes it on a live worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from hitl_bus import keys
+from hitl_bus.bus import codec, get_bus
+from hitl_bus.deployments.registry import register
+from hitl_bus.engine import transitions
+from hitl_bus.engine.flows import Deployment, execute_flow_run
+from hitl_bus.engine.runs import enqueue_run, read_flow_run, set_state, sweep_expired
+from hitl_bus.engine.states import State, StateType
+from hitl_bus.errors import FlowRunSuspended, StateConflict
+from hitl_bus.settings import get_settings
+
+log = logging.getLogger("hitl_bus.worker")
+_BUSY = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
+
+
+class Worker:
+    """Serves deployments: takes their queued runs, up to ``concurrency`` at once."""
+
+    def __init__(
+        self,
+        deployments: Sequence[Deployment],
+        *,
+        concurrency: int = 4,
+        heartbeat_interval: float | None = None,
+        dead_after: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not deployments:
+            raise ValueError("a worker needs at least one deployment to serve")
+        settings = get_settings()
+        self.deployments = {d.full_name: d for d in deployments}
+        self.concurrency = concurrency
+        self.heartbeat_interval = heartbeat_interval or settings.worker_heartbeat
+        self.dead_after = dead_after or settings.worker_dead_after
+        self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self._stopping: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._freed = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop taking runs; ``run()`` then drains and returns."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def run(self, grace: float = 10.0) -> None:
+        """Serve until :meth:`stop` (or SIGTERM under :func:`serve`), then drain.
+
+        Runs still executing ``grace`` seconds after the stop are handed back to
+        their queues for another worker.
+        """
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        bus = get_bus()
+        for deployment in self.deployments.values():
+            await register(deployment)
+            await _ensure_group(bus, keys.deployment_queue(deployment.full_name))
+        await self._beat()
+        upkeep = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._upkeep())]
+        takers = [asyncio.create_task(self._take(d)) for d in self.deployments.values()]
+        log.info("worker %s serving %s", self.id, ", ".join(self.deployments))
+        try:
+            await self._stopping.wait()
+        finally:
+            for task in takers:
+                task.cancel()
+            await asyncio.wait(takers, timeout=5)
+            await self._drain(grace)
+            for task in upkeep:
+                task.cancel()
+            await asyncio.wait(upkeep, timeout=5)
+            await bus.client.delete(keys.worker(self.id))
+            log.info("worker %s stopped", self.id)
+
+    async def _beat(self) -> None:
+        await get_bus().client.set(keys.worker(self.id), self.id, px=int(self.dead_after * 1000))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._beat()
+            except Exception as exc:  # noqa: BLE001 - upkeep never dies
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _upkeep(self) -> None:
+        """Claim the runs of dead workers and fail expired pauses, every heartbeat."""
+        while True:
+            try:
+                for deployment in self.deployments.values():
+                    await self._reclaim(deployment)
+                await sweep_expired()
+            except Exception as exc:  # noqa: BLE001 - upkeep never dies
+                log.warning("upkeep failed: %s", exc)
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _take(self, deployment: Deployment) -> None:
+        """Read the deployment's queue on a connection of its own while a slot is free.
+
+        A taker does not hold a slot while it waits (each deployment has one, and
+        they share the slots); it takes one when a run arrives.
+        """
+        assert self._slots is not None
+        queue = keys.deployment_queue(deployment.full_name)
+        bus = get_bus()
+        reader = await bus.open_reader(queue)
+        try:
+            while True:
+                while self._slots.locked():  # full: leave the queue to other workers
+                    self._freed.clear()
+                    await self._freed.wait()
+                try:
+                    reply = await reader.xreadgroup(
+                        keys.WORKERS_GROUP, self.id, {queue: ">"}, count=1, block=1000
+                    )
+                except Exception as exc:  # noqa: BLE001 - reconnects on the next read
+                    log.warning("reading %s failed: %s", queue, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                if not reply or not reply[0][1]:
+                    continue
+                entry_id, fields = reply[0][1][0]
+                await self._slots.acquire()
+                self._start(deployment, entry_id, codec.text(fields.get(b"run_id")) or "")
+        finally:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(1):  # a read cut off mid-block may not close politely
+                    await reader.aclose()
+
+    def _start(self, deployment: Deployment, entry_id: bytes, run_id: str) -> None:
+        task = asyncio.create_task(self._execute(deployment, entry_id, run_id))
+        self.running[run_id] = task
+
+    async def _execute(self, deployment: Deployment, entry_id: bytes, run_id: str) -> None:
+        assert self._slots is not None
+        queue = keys.deployment_queue(deployment.full_name)
+        bus = get_bus()
+        handed_back = False
+        try:
+            run = await read_flow_run(run_id)
+            if run.state.type is StateType.SCHEDULED:
+                await execute_flow_run(deployment.flow, run_id)
+        except FlowRunSuspended:
+            log.info("run %s suspended; its slot is free", run_id)
+        except asyncio.CancelledError:
+            handed_back = True  # the drain hands it back below
+            raise
+        except Exception:
+            log.exception("run %s ended with an error", run_id)
+        finally:
+            self.running.pop(run_id, None)
+            self._slots.release()
+            self._freed.set()
+            if handed_back:
+                await asyncio.shield(self._hand_back(deployment, run_id))
+            await asyncio.shield(bus.client.xack(queue, keys.WORKERS_GROUP, entry_id))
+
+    async def _hand_back(self, deployment: Deployment, run_id: str) -> None:
+        """Queue an interrupted run again for another worker."""
+        try:
+            await set_state(
+                run_id, State(type=StateType.SCHEDULED, message="handed back by a stopping worker"),
+                expect=_BUSY,
+            )  # fmt: skip
+        except StateConflict:
+            return  # it ended or paused meanwhile
+        await enqueue_run(deployment.full_name, run_id)
+
+    async def _drain(self, grace: float) -> None:
+        if not self.running:
+            return
+        log.info("waiting up to %.0f s for %d run(s) to finish", grace, len(self.running))
+        _done, pending = await asyncio.wait(list(self.running.values()), timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _reclaim(self, deployment: Deployment) -> None:
+        """Take over the pending runs of dead workers on this deployment's queue."""
+        bus = get_bus()
+        queue = keys.deployment_queue(deployment.full_name)
+        summary = await bus.client.xpending(queue, keys.WORKERS_GROUP)
+        for consumer in summary.get("consumers") or []:
+            name = codec.text(consumer["name"]) or ""
+            if name == self.id or await bus.client.exists(keys.worker(name)):
+                continue  # alive: its runs, even long or paused ones, stay with it
+            pending = await bus.client.xpending_range(
+                queue, keys.WORKERS_GROUP, min="-", max="+", count=100, consumername=name
+            )
+            ids = [p["message_id"] for p in pending]
+            if not ids:
+                continue
+            claimed = await bus.client.xclaim(queue, keys.WORKERS_GROUP, self.id, 0, ids)
+            log.warning("worker %s is dead; claimed %d run(s)", name, len(claimed))
+            for entry_id, fields in claimed:
+                if fields is None:
+                    await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
+                    continue
+                await self._recover(
+                    deployment, entry_id, codec.text(fields.get(b"run_id")) or "", name
+                )
+
+    async def _recover(
+        self, deployment: Deployment, entry_id: bytes, run_id: str, dead: str
+    ) -> None:
+        bus = get_bus()
+        queue = keys.deployment_queue(deployment.full_name)
+        run = await read_flow_run(run_id)
+        state = run.state
+        if state.type is StateType.SCHEDULED and self._slots is not None:
+            await self._slots.acquire()
+            self._start(deployment, entry_id, run_id)  # never started: run it here
+            return
+        if state.is_paused() and not state.is_suspended():
+            suspended = State(
+                type=StateType.PAUSED,
+                name="Suspended",
+                message=f"its worker {dead} died while it was paused",
+                state_details={**state.state_details, "pause_reschedule": True},
+            )
+            await transitions.run_script(
+                bus,
+                transitions.MARK_SUSPENDED,
+                run_id,
+                [state.state_details.get("pause_key", ""), suspended.model_dump_json(),
+                 bus.settings.events_maxlen, run_id],
+            )  # fmt: skip
+        elif state.type in _BUSY:
+            attempts = await bus.client.hincrby(keys.run(run_id), "attempts", 1)
+            if attempts <= deployment.retries:
+                await _retry(run_id, deployment, dead)
+            else:
+                await _crash(run_id, dead)
+        await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
+
+
+async def _retry(run_id: str, deployment: Deployment, dead: str) -> None:
+    try:
+        await set_state(
+            run_id,
+            State(type=StateType.SCHEDULED, message=f"re-run: its worker {dead} died"),
+            expect=_BUSY,
+        )
+    except StateConflict:
+        return
+    await enqueue_run(deployment.full_name, run_id)
+
+
+async def _crash(run_id: str, dead: str) -> None:
+    with contextlib.suppress(StateConflict):
+        await set_state(
+            run_id,
+            State(type=StateType.CRASHED, message=f"its worker {dead} died"),
+            expect=_BUSY,
+        )
+
+
+async def _ensure_group(bus: Any, queue: str) -> None:
+    try:
+        await bus.client.xgroup_create(queue, keys.WORKERS_GROUP, id="0", mkstream=True)
+    except Exception as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def serve(*deployments: Deployment, concurrency: int = 4, grace: float = 10.0) -> None:
+    """Serve ``deployments`` in this process until SIGTERM or Ctrl-C (then drain)."""
+    worker = Worker(deployments, concurrency=concurrency)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run(grace=grace)
+
+    asyncio.run(main())

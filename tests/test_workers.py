@@ -1,0 +1,201 @@
+"""Worker processes against a real redis-server: deployments, sharing, crashes, drains."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hitl_bus import get_client, receive_input, resume_flow_run, run_deployment, send_input
+from hitl_bus import keys as key_names
+from hitl_bus.bus import get_bus
+from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
+from tests.helpers import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.realredis
+
+StartWorker = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def start_worker(real_redis_url: str) -> Iterator[StartWorker]:
+    """Start worker processes (killed or stopped at the end of the test)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(module: str = "tests/worker_flows.py", **env: str) -> subprocess.Popen[bytes]:
+        full_env = {
+            **os.environ,
+            "HITL_BUS_REDIS_URL": real_redis_url,
+            "HITL_BUS_LOG_TO_STDERR": "0",
+            "HITL_BUS_WORKER_HEARTBEAT": "0.2",
+            "HITL_BUS_WORKER_DEAD_AFTER": "1.0",
+            **env,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hitl_bus.cli", "worker", module], cwd=ROOT, env=full_env
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+async def registered(*names: str) -> None:
+    async def all_there() -> bool:
+        return all([await get_bus().client.hexists(key_names.DEPLOYMENTS, n) for n in names])
+
+    await eventually(all_there, timeout=20)
+
+
+async def state_of(run_id: object) -> object:
+    return (await get_client().read_flow_run(run_id)).state
+
+
+async def wait_state(run_id: object, check: Callable[[object], bool], timeout: float = 20) -> None:
+    async def ok() -> bool:
+        return check((await get_client().read_flow_run(run_id)).state)
+
+    await eventually(ok, timeout=timeout)
+
+
+async def test_the_seed_chat_across_two_processes(start_worker: StartWorker) -> None:
+    start_worker("workers.chat")
+    await registered("greeter/send-receive")
+    run = await run_deployment("greeter/send-receive", timeout=0)
+    assert run.state.is_scheduled()
+    replies = receive_input(str, timeout=15)
+    await send_input("Ada", flow_run_id=run.id)
+    assert await replies.next() == "Hello, Ada!"
+    await send_input("__EXIT__", flow_run_id=run.id)
+    await wait_state(run.id, lambda s: s.is_completed())  # type: ignore[attr-defined]
+
+
+async def test_two_workers_share_a_deployment_and_start_each_run_once(
+    start_worker: StartWorker,
+) -> None:
+    start_worker()
+    start_worker()
+    await registered("record/default")
+    runs = [await run_deployment("record/default", {"tag": "share"}, timeout=0) for _ in range(20)]
+    for run in runs:
+        await wait_state(run.id, lambda s: s.is_completed())  # type: ignore[attr-defined]
+    ran = [x.decode() for x in await get_bus().client.lrange("test:ran:share", 0, -1)]
+    run_ids = sorted(r.split(":")[0] for r in ran)
+    assert run_ids == sorted(str(r.id) for r in runs)  # each exactly once
+    assert len({r.split(":")[1] for r in ran}) == 2  # both workers took some
+
+
+async def test_run_deployment_waits_for_the_final_state(start_worker: StartWorker) -> None:
+    start_worker()
+    await registered("slow/default")
+    run = await run_deployment("slow/default")  # timeout=None: until final
+    assert run.state.is_completed()
+    partial = await run_deployment("slow/default", {"seconds": 5.0}, timeout=0.3)
+    assert partial.state.is_running()
+
+
+async def test_bad_names_and_parameters_queue_nothing(start_worker: StartWorker) -> None:
+    start_worker()
+    await registered("record/default")
+    with pytest.raises(DeploymentNotFound):
+        await run_deployment("nobody/here", timeout=0)
+    with pytest.raises(DeploymentNotFound, match="not a deployment name"):
+        await run_deployment("no-slash", timeout=0)
+    with pytest.raises(ParameterMismatch, match="missing required parameter"):
+        await run_deployment("record/default", {}, timeout=0)
+    with pytest.raises(ParameterMismatch, match="unknown parameter"):
+        await run_deployment("record/default", {"tag": "x", "extra": 1}, timeout=0)
+    assert await get_client().read_flow_runs() == []
+    queue = key_names.deployment_queue("record/default")
+    assert await get_bus().client.xlen(queue) == 0
+
+
+async def test_a_killed_worker_s_run_is_crashed_or_retried(start_worker: StartWorker) -> None:
+    doomed = start_worker()
+    await registered("slow/default", "slow/retry")
+    crash = await run_deployment("slow/default", {"seconds": 30.0, "tag": "crash"}, timeout=0)
+    retry = await run_deployment("slow/retry", {"seconds": 0.5, "tag": "retry"}, timeout=0)
+    # A retried run must be mid-flight when the worker dies: give it a long first attempt.
+    await wait_state(crash.id, lambda s: s.is_running())  # type: ignore[attr-defined]
+    await wait_state(retry.id, lambda s: s.is_running())  # type: ignore[attr-defined]
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    start_worker()  # the survivor notices the dead heartbeat and claims
+    await wait_state(crash.id, lambda s: s.is_crashed(), timeout=30)  # type: ignore[attr-defined]
+    await wait_state(retry.id, lambda s: s.is_completed(), timeout=30)  # type: ignore[attr-defined]
+    finished = await get_bus().client.lrange("test:finished:retry", 0, -1)
+    assert len(finished) == 1
+
+
+async def test_a_paused_run_of_a_live_worker_is_never_claimed(start_worker: StartWorker) -> None:
+    start_worker()
+    start_worker()
+    await registered("asks/default")
+    run = await run_deployment("asks/default", {"tag": "live"}, timeout=0)
+    await wait_state(run.id, lambda s: s.is_paused())  # type: ignore[attr-defined]
+    await asyncio.sleep(3.0)  # three times the dead-after: both workers kept beating
+    state = await state_of(run.id)
+    assert state.is_paused() and not state.is_suspended()  # type: ignore[attr-defined]
+    await resume_flow_run(run.id, {"value": 5})
+    await wait_state(run.id, lambda s: s.is_completed())  # type: ignore[attr-defined]
+    assert len(await get_bus().client.lrange("test:task:live", 0, -1)) == 1  # woke in place
+
+
+async def test_a_paused_run_on_a_killed_worker_turns_suspended_and_resumes_elsewhere(
+    start_worker: StartWorker,
+) -> None:
+    doomed = start_worker()
+    await registered("asks/default")
+    run = await run_deployment("asks/default", {"tag": "moved"}, timeout=0)
+    await wait_state(run.id, lambda s: s.is_paused())  # type: ignore[attr-defined]
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    start_worker()
+    await wait_state(run.id, lambda s: s.is_suspended(), timeout=30)  # type: ignore[attr-defined]
+    await resume_flow_run(run.id, {"value": 9})
+    await wait_state(run.id, lambda s: s.is_completed(), timeout=30)  # type: ignore[attr-defined]
+    assert len(await get_bus().client.lrange("test:task:moved", 0, -1)) == 1  # task reused
+    resumed_by = await get_bus().client.lrange("test:resumed:moved", 0, -1)
+    assert len(resumed_by) == 1
+    assert resumed_by[0].decode().split(":")[1] != str(doomed.pid)
+
+
+async def test_suspend_in_one_worker_resume_in_another(start_worker: StartWorker) -> None:
+    first = start_worker()
+    await registered("suspends/default")
+    run = await run_deployment("suspends/default", {"tag": "hop"}, timeout=0)
+    await wait_state(run.id, lambda s: s.is_suspended())  # type: ignore[attr-defined]
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(20) == 0
+    start_worker()
+    await resume_flow_run(run.id, {"value": 41})
+    final = await run_deployment_result(run.id)
+    assert final.is_completed()  # type: ignore[attr-defined]
+    assert len(await get_bus().client.lrange("test:task:hop", 0, -1)) == 1
+
+
+async def run_deployment_result(run_id: object) -> object:
+    await wait_state(run_id, lambda s: s.is_final(), timeout=30)  # type: ignore[attr-defined]
+    return await state_of(run_id)
+
+
+async def test_sigterm_drains_running_runs(start_worker: StartWorker) -> None:
+    worker = start_worker()
+    await registered("slow/default")
+    run = await run_deployment("slow/default", {"seconds": 1.0, "tag": "drain"}, timeout=0)
+    await wait_state(run.id, lambda s: s.is_running())  # type: ignore[attr-defined]
+    worker.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 20) == 0
+    assert (await state_of(run.id)).is_completed()  # type: ignore[attr-defined]
+    assert await get_bus().client.keys(key_names.worker("*")) == []  # heartbeat removed
