@@ -12,12 +12,13 @@ Public functions are written once, as coroutines. Their dual face
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from hitl_bus.context import current_run
+from hitl_bus.context import CancelRequested, current_run
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -72,12 +73,29 @@ def blocking_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from a thread with no running loop."""
+    """Run ``coro`` to completion from a thread with no running loop.
+
+    In a sync flow's thread the call is registered on the run, so cancelling the
+    run interrupts a call that waits (a receive, a pause) at once.
+    """
     loop = blocking_loop()
     if running_loop() is loop:  # pragma: no cover - guarded by callers
         coro.close()
         raise RuntimeError("cannot block on the event loop that would run the call")
-    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    ctx = current_run()
+    if ctx is None or not ctx.sync_body:
+        return future.result()
+    in_flight: set[Any] = ctx.extra.setdefault("in_flight", set())
+    in_flight.add(future)
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:
+        if ctx.cancel_requested:
+            raise CancelRequested(ctx.flow_run.id) from None
+        raise
+    finally:
+        in_flight.discard(future)
 
 
 def dual(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Any]:

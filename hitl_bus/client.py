@@ -9,6 +9,7 @@ from typing import Any
 from hitl_bus._sync import run_blocking
 from hitl_bus.engine import logger as run_logs
 from hitl_bus.engine import runs
+from hitl_bus.engine.cancelling import acancel_flow_run
 from hitl_bus.engine.pausing import PauseDetails, read_pause
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
@@ -38,9 +39,16 @@ class HitlClient:
         state: StateType | str | None = None,
         flow_name: str | None = None,
         limit: int = 100,
+        deployment: str | None = None,
     ) -> list[FlowRun]:
-        """The newest runs, optionally filtered by state type and flow name."""
-        return await runs.read_flow_runs(state=state, flow_name=flow_name, limit=limit)
+        """The newest runs, optionally filtered by state type, flow name and deployment."""
+        return await runs.read_flow_runs(
+            state=state, flow_name=flow_name, limit=limit, deployment=deployment
+        )
+
+    async def cancel_flow_run(self, flow_run_id: uuid.UUID | str) -> State:
+        """Cancel a run (Cancelling until its code reaches a checkpoint; Cancelled if idle)."""
+        return await acancel_flow_run(flow_run_id)
 
     async def read_events(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
         """A run's state changes and input arrivals, oldest first."""
@@ -78,9 +86,16 @@ class SyncHitlClient:
         return run_blocking(self._client.read_flow_run(flow_run_id))
 
     def read_flow_runs(
-        self, state: StateType | str | None = None, flow_name: str | None = None, limit: int = 100
+        self,
+        state: StateType | str | None = None,
+        flow_name: str | None = None,
+        limit: int = 100,
+        deployment: str | None = None,
     ) -> list[FlowRun]:
-        return run_blocking(self._client.read_flow_runs(state, flow_name, limit))
+        return run_blocking(self._client.read_flow_runs(state, flow_name, limit, deployment))
+
+    def cancel_flow_run(self, flow_run_id: uuid.UUID | str) -> State:
+        return run_blocking(self._client.cancel_flow_run(flow_run_id))
 
     def read_events(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
         return run_blocking(self._client.read_events(flow_run_id))

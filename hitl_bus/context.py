@@ -31,11 +31,24 @@ class FlowRunContext:
     loop: asyncio.AbstractEventLoop
     #: True while a sync flow's body runs in its own thread, off ``loop``.
     sync_body: bool = False
+    #: Set when the run was cancelled: the run's code stops at its next checkpoint.
+    cancel_requested: bool = False
     #: Free slot for the engine's per-run state (logs, counters).
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 _current_run: ContextVar[FlowRunContext | None] = ContextVar("hitl_bus_flow_run", default=None)
+
+
+class CancelRequested(BaseException):
+    """Stops a cancelled run's code at a checkpoint (task, pause, receive, log)."""
+
+
+def raise_if_cancelled() -> None:
+    """The checkpoint: raise :class:`CancelRequested` if the current run was cancelled."""
+    ctx = _current_run.get()
+    if ctx is not None and ctx.cancel_requested:
+        raise CancelRequested(ctx.flow_run.id)
 
 
 def current_run() -> FlowRunContext | None:

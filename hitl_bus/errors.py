@@ -13,6 +13,7 @@
     ├── ParameterMismatch        parameters do not fit the flow's signature (TypeError)
     ├── BlockNotFound            no block saved under that name
     ├── FlowRunSuspended         a directly called flow's run suspended
+    ├── FlowRunCancelled         a directly called flow's run was cancelled
     ├── MissingContextError      a run-only function was called outside a flow run
     ├── StateConflict            a run was not in a state the change may follow
     ├── TaskResultNotJSON        a task returned something that cannot be kept as JSON (TypeError)
@@ -105,6 +106,14 @@ class FlowRunSuspended(HitlBusError):
     def __init__(self, flow_run_id: str) -> None:
         self.flow_run_id = flow_run_id
         super().__init__(f"flow run {flow_run_id} suspended")
+
+
+class FlowRunCancelled(HitlBusError):
+    """The run of a directly called flow was cancelled; it stopped at a checkpoint."""
+
+    def __init__(self, flow_run_id: str) -> None:
+        self.flow_run_id = flow_run_id
+        super().__init__(f"flow run {flow_run_id} was cancelled")
 
 
 class MissingContextError(HitlBusError, RuntimeError):

@@ -30,7 +30,7 @@ from hitl_bus.engine import transitions
 from hitl_bus.engine.flows import Deployment, execute_flow_run
 from hitl_bus.engine.runs import enqueue_run, read_flow_run, set_state, sweep_expired
 from hitl_bus.engine.states import State, StateType
-from hitl_bus.errors import FlowRunSuspended, StateConflict
+from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
 from hitl_bus.settings import get_settings
 
 log = logging.getLogger("hitl_bus.worker")
@@ -166,6 +166,8 @@ class Worker:
                 await execute_flow_run(deployment.flow, run_id)
         except FlowRunSuspended:
             log.info("run %s suspended; its slot is free", run_id)
+        except FlowRunCancelled:
+            log.info("run %s was cancelled", run_id)
         except asyncio.CancelledError:
             handed_back = True  # the drain hands it back below
             raise

@@ -1,5 +1,6 @@
 """Flow runs: states, the ``@flow`` decorator, run context and run logs."""
 
+from hitl_bus.engine.cancelling import acancel_flow_run, cancel_flow_run
 from hitl_bus.engine.flows import Flow, execute_flow_run, flow, run_flow, start_flow_run
 from hitl_bus.engine.logger import get_run_logger
 from hitl_bus.engine.pausing import (
@@ -28,9 +29,11 @@ __all__ = [
     "State",
     "StateType",
     "Task",
+    "acancel_flow_run",
     "apause_flow_run",
     "aresume_flow_run",
     "asuspend_flow_run",
+    "cancel_flow_run",
     "create_flow_run",
     "execute_flow_run",
     "flow",

@@ -22,13 +22,20 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from pydantic_core import to_jsonable_python
 
 from hitl_bus._sync import portal_loop, run_blocking, running_loop
-from hitl_bus.context import FlowRunContext, FlowRunInfo, reset_current_run, set_current_run
+from hitl_bus.context import (
+    CancelRequested,
+    FlowRunContext,
+    FlowRunInfo,
+    reset_current_run,
+    set_current_run,
+)
 from hitl_bus.engine import logger as run_logs
+from hitl_bus.engine.cancelling import control_position, watch_for_cancel
 from hitl_bus.engine.pausing import Suspended
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, set_state
 from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
 from hitl_bus.engine.tasks import flush_stores, load_results
-from hitl_bus.errors import FlowRunSuspended, StateConflict
+from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
 from hitl_bus.inputs.keyset import normalize_run_id
 
 P = ParamSpec("P")
@@ -170,8 +177,18 @@ async def run_flow(
     ctx.extra["task_results"] = results
     token = set_current_run(ctx)
     run_logs.start_shipping(run_id)
+    watcher: asyncio.Task[None] | None = None
     try:
-        await set_state(run_id, Running(), expect=_STARTABLE)
+        position = await control_position(run_id)
+        try:
+            await set_state(run_id, Running(), expect=_STARTABLE)
+        except StateConflict:
+            if (await read_flow_run(run_id)).state.is_cancelling():
+                await _end(run_id, Cancelled("cancelled before it started"))
+                raise FlowRunCancelled(run_id) from None
+            raise
+        main = asyncio.current_task() if flow.is_async else None
+        watcher = loop.create_task(watch_for_cancel(ctx, position, main))
         try:
             if flow.is_async:
                 result = await flow.fn(**parameters)
@@ -180,9 +197,15 @@ async def run_flow(
         except Suspended:
             await flush_stores(ctx)
             raise FlowRunSuspended(run_id) from None
-        except asyncio.CancelledError:
-            await asyncio.shield(_end(run_id, Cancelled("the run's task was cancelled")))
-            raise
+        except (CancelRequested, asyncio.CancelledError) as exc:
+            if not ctx.cancel_requested:  # the task itself was cancelled (e.g. shutdown)
+                await asyncio.shield(_end(run_id, Cancelled("the run's task was cancelled")))
+                raise
+            if isinstance(exc, asyncio.CancelledError) and main is not None:
+                main.uncancel()  # our own interruption: the run ends here, normally
+            await flush_stores(ctx)
+            await _end(run_id, Cancelled("cancelled; stopped at a checkpoint"))
+            raise FlowRunCancelled(run_id) from None
         except Exception as exc:
             run_logs.get_run_logger().error(
                 "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
@@ -194,6 +217,8 @@ async def run_flow(
         await _end(run_id, Completed())
         return result
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await run_logs.stop_shipping(run_id)
         reset_current_run(token)
 

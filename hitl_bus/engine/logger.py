@@ -15,7 +15,7 @@ from typing import Any
 
 from hitl_bus import keys
 from hitl_bus.bus import get_bus
-from hitl_bus.context import current_run
+from hitl_bus.context import current_run, raise_if_cancelled
 from hitl_bus.errors import MissingContextError
 from hitl_bus.settings import get_settings
 
@@ -128,6 +128,14 @@ async def stop_shipping(run_id: str) -> None:
             _shippers.pop(run_id, None)
 
 
+class RunLogger(logging.LoggerAdapter[logging.Logger]):
+    """The run logger; each call is also a cancellation checkpoint."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        raise_if_cancelled()
+        super().log(level, msg, *args, **kwargs)
+
+
 def get_run_logger(**extra: Any) -> logging.LoggerAdapter[logging.Logger]:
     """A logger whose records are stored on the current run's log stream.
 
@@ -143,7 +151,7 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter[logging.Logger]:
         "flow_name": ctx.flow_run.flow_name,
         **extra,
     }
-    return logging.LoggerAdapter(logging.getLogger(RUN_LOGGER), fields)
+    return RunLogger(logging.getLogger(RUN_LOGGER), fields)
 
 
 async def read_logs(run_id: str, count: int = 1000) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import codec, get_bus
-from hitl_bus.context import FlowRunContext, current_run
+from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise_if_cancelled
 from hitl_bus.engine import transitions
 from hitl_bus.engine.runs import enqueue_run, expire_pause, set_state
 from hitl_bus.engine.states import State, StateType
@@ -116,6 +116,7 @@ async def _pause(
     suspend: bool,
 ) -> Any:
     ctx = _require_run()
+    raise_if_cancelled()  # a checkpoint
     run_id = ctx.flow_run.id
     bus = get_bus()
     pause_key = key or _next_pause_key(ctx)
@@ -220,9 +221,11 @@ async def _wait_for_resume(
             continue
         for entry_id, fields in entries:
             position = entry_id.decode()
+            kind = codec.text(fields.get(b"type"))
+            if kind == "cancel":
+                raise CancelRequested(run_id)
             if codec.text(fields.get(b"pause_key")) != pause_key:
                 continue
-            kind = codec.text(fields.get(b"type"))
             if kind == "resumed":
                 return fields.get(b"response") or None
             if kind == "expired":

@@ -197,9 +197,12 @@ async def sweep_expired() -> list[str]:
 
 
 async def read_flow_runs(
-    state: StateType | str | None = None, flow_name: str | None = None, limit: int = 100
+    state: StateType | str | None = None,
+    flow_name: str | None = None,
+    limit: int = 100,
+    deployment: str | None = None,
 ) -> list[FlowRun]:
-    """The newest runs, optionally only those in one state type or of one flow."""
+    """The newest runs, optionally only those in one state type, of one flow or deployment."""
     bus = get_bus()
     index = keys.runs_by_state(StateType(state).value) if state else keys.RUNS
     runs: list[FlowRun] = []
@@ -221,8 +224,11 @@ async def read_flow_runs(
                 # The by-state index is a hint written after the run's own hash.
                 if wanted is not None and run.state.type is not wanted:
                     continue
-                if flow_name is None or run.flow_name == flow_name:
-                    runs.append(run)
+                if flow_name is not None and run.flow_name != flow_name:
+                    continue
+                if deployment is not None and run.deployment != deployment:
+                    continue
+                runs.append(run)
     return runs[:limit]
 
 

@@ -23,7 +23,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from hitl_bus import keys
 from hitl_bus._sync import run_blocking, running_loop
 from hitl_bus.bus import codec, get_bus
-from hitl_bus.context import FlowRunContext, current_run
+from hitl_bus.context import FlowRunContext, current_run, raise_if_cancelled
 from hitl_bus.errors import TaskResultNotJSON
 
 P = ParamSpec("P")
@@ -80,6 +80,7 @@ class Task(Generic[P, R]):
         ctx = current_run()
         if ctx is None:  # outside a run a task is a plain call
             return self.fn(*args, **kwargs)
+        raise_if_cancelled()  # a checkpoint
         slot, digest = self._slot(ctx, args, kwargs)
         if self.is_async:
             return self._call_async(ctx, slot, digest, args, kwargs)

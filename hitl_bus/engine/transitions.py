@@ -131,6 +131,30 @@ return {1, ''}
 """
 )
 
+# ARGV: Cancelling state JSON, Cancelled state JSON, maxlen, run id. A run with a process
+# (pending, running, paused) goes to Cancelling and its process is told on the control
+# stream; a queued or suspended run has none, so it is Cancelled at once.
+CANCEL = (
+    _PRELUDE
+    + """
+local cur = current()
+if not cur then return {0, ''} end
+local t = cur['type']
+if t == 'COMPLETED' or t == 'FAILED' or t == 'CRASHED' or t == 'CANCELLED' then
+  return {2, t}
+end
+if t == 'CANCELLING' then return {1, t} end
+local suspended = t == 'PAUSED' and redis.call('HGET', KEYS[1], 'suspended') == '1'
+if t == 'SCHEDULED' or suspended then
+  write_state(ARGV[2], 'state.changed', ARGV[3], ARGV[4], {'pause_deadline', '0'})
+  return {5, t}
+end
+write_state(ARGV[1], 'state.changed', ARGV[3], ARGV[4], {'pause_deadline', '0'})
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100, '*', 'type', 'cancel')
+return {1, t}
+"""
+)
+
 OK, MISSING, WRONG_STATE, EXPIRED, OTHER_PAUSE, SUSPENDED_RESUMED = 1, 0, 2, 3, 4, 5
 
 

@@ -24,7 +24,7 @@ from hitl_bus import keys
 from hitl_bus._sync import run_blocking, running_loop
 from hitl_bus.bus import Bus, codec, get_bus
 from hitl_bus.bus.dispatcher import BATCH, Entry
-from hitl_bus.context import current_run_id
+from hitl_bus.context import current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix
@@ -116,6 +116,7 @@ class InputReceiver(Generic[T]):
     # -- shared logic --------------------------------------------------------------------
 
     async def _next(self, raise_timeout: bool) -> Any:
+        raise_if_cancelled()  # a checkpoint of a cancelled run
         bus = get_bus()
         if self._acks:
             await bus.client.xack(self.stream, self.consumer, *self._acks)

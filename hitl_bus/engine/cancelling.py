@@ -1,0 +1,81 @@
+"""Cancelling runs: ``cancel_flow_run`` and the watcher that stops a running execution.
+
+Cancelling a run with a process moves it to Cancelling and appends ``cancel``
+to its control stream. Every execution watches that stream through the
+dispatcher (no polling): on ``cancel`` it flags the run, interrupts an async
+flow at its current ``await`` and any blocking call of a sync flow, and the
+run's code stops at its next checkpoint (task, pause, receive, log call). The
+engine then records Cancelled, so nothing after that point runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from hitl_bus import keys
+from hitl_bus._sync import dual
+from hitl_bus.bus import codec, get_bus
+from hitl_bus.context import FlowRunContext
+from hitl_bus.engine import transitions
+from hitl_bus.engine.states import State, StateType
+from hitl_bus.errors import FlowRunNotFound
+from hitl_bus.inputs.keyset import normalize_run_id
+
+
+async def acancel_flow_run(flow_run_id: uuid.UUID | str) -> State:
+    """Cancel a run; returns the state it moved to (Cancelling, or Cancelled with no process).
+
+    A run that already ended is left as it is and its final state returned.
+
+    :raises FlowRunNotFound: no such run.
+    """
+    run_id = normalize_run_id(flow_run_id)
+    bus = get_bus()
+    cancelling = State(type=StateType.CANCELLING, message="cancel requested")
+    cancelled = State(type=StateType.CANCELLED, message="cancelled before it ran again")
+    status, previous = await transitions.run_script(
+        bus,
+        transitions.CANCEL,
+        run_id,
+        [cancelling.model_dump_json(), cancelled.model_dump_json(),
+         bus.settings.events_maxlen, run_id],
+    )  # fmt: skip
+    if status == transitions.MISSING:
+        raise FlowRunNotFound(run_id)
+    if status == transitions.WRONG_STATE:
+        raw = await bus.client.hget(keys.run(run_id), "state")
+        return State.model_validate_json(raw)
+    state = cancelled if status == transitions.SUSPENDED_RESUMED else cancelling
+    if previous != state.type.value:
+        await transitions.index_state(bus, run_id, state, previous=StateType(previous))
+    return state
+
+
+cancel_flow_run = dual(acancel_flow_run)
+
+
+async def control_position(run_id: str) -> str:
+    """The control stream's newest id: an execution watches only what comes after."""
+    last = await get_bus().client.xrevrange(keys.run_control(run_id), count=1)
+    return str(last[0][0].decode()) if last else "0-0"
+
+
+async def watch_for_cancel(
+    ctx: FlowRunContext, position: str, main: asyncio.Task[Any] | None
+) -> None:
+    """Flag the run and interrupt its code when ``cancel`` lands on its control stream."""
+    bus = get_bus()
+    control = keys.run_control(ctx.flow_run.id)
+    while True:
+        entries = await bus.dispatcher.wait(control, position, None)
+        for entry_id, fields in entries:
+            position = entry_id.decode()
+            if codec.text(fields.get(b"type")) == "cancel":
+                ctx.cancel_requested = True
+                for future in list(ctx.extra.get("in_flight", ())):
+                    future.cancel()  # a sync flow's blocking call
+                if main is not None:
+                    main.cancel()  # an async flow, at its current await
+                return
