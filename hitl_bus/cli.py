@@ -105,6 +105,9 @@ def _wait_for_deployments(url: str, names: list[str], timeout: float = 30.0) -> 
 def worker(
     module: Annotated[str, typer.Argument(help="A module path or file defining deployments.")],
     concurrency: Annotated[int, typer.Option(help="Runs executed at once.")] = 4,
+    grace: Annotated[
+        float, typer.Option(help="Seconds runs may finish after SIGTERM before handed back.")
+    ] = 10.0,
 ) -> None:
     """Serve the deployments a module defines at top level (``x = flow.to_deployment(...)``)."""
     from hitl_bus.deployments import serve
@@ -115,7 +118,7 @@ def worker(
     if not deployments:
         raise typer.BadParameter(f"{module} defines no deployments at top level")
     typer.echo(f"Serving {', '.join(d.full_name for d in deployments)}", err=True)
-    serve(*deployments, concurrency=concurrency)
+    serve(*deployments, concurrency=concurrency, grace=grace)
 
 
 def _import(module: str) -> Any:

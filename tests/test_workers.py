@@ -29,7 +29,9 @@ def start_worker(real_redis_url: str) -> Iterator[StartWorker]:
     """Start worker processes (killed or stopped at the end of the test)."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(module: str = "tests/worker_flows.py", **env: str) -> subprocess.Popen[bytes]:
+    def start(
+        module: str = "tests/worker_flows.py", *args: str, **env: str
+    ) -> subprocess.Popen[bytes]:
         full_env = {
             **os.environ,
             "HITL_BUS_REDIS_URL": real_redis_url,
@@ -39,7 +41,7 @@ def start_worker(real_redis_url: str) -> Iterator[StartWorker]:
             **env,
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hitl_bus.cli", "worker", module], cwd=ROOT, env=full_env
+            [sys.executable, "-m", "hitl_bus.cli", "worker", module, *args], cwd=ROOT, env=full_env
         )
         procs.append(proc)
         return proc
@@ -199,3 +201,40 @@ async def test_sigterm_drains_running_runs(start_worker: StartWorker) -> None:
     assert await asyncio.to_thread(worker.wait, 20) == 0
     assert (await state_of(run.id)).is_completed()  # type: ignore[attr-defined]
     assert await get_bus().client.keys(key_names.worker("*")) == []  # heartbeat removed
+
+
+async def test_sigterm_hands_back_runs_that_outlast_the_grace(start_worker: StartWorker) -> None:
+    worker = start_worker("tests/worker_flows.py", "--grace", "0.3")
+    await registered("slow/default")
+    run = await run_deployment("slow/default", {"seconds": 2.0, "tag": "handback"}, timeout=0)
+    await wait_state(run.id, lambda s: s.is_running())  # type: ignore[attr-defined]
+    worker.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 20) == 0
+    assert (await state_of(run.id)).is_scheduled()  # type: ignore[attr-defined]
+    start_worker()  # another worker picks the handed-back run up
+    await wait_state(run.id, lambda s: s.is_completed(), timeout=30)  # type: ignore[attr-defined]
+    assert len(await get_bus().client.lrange("test:started:handback", 0, -1)) == 2
+
+
+async def test_cancel_on_a_worker(start_worker: StartWorker) -> None:
+    queued = await _queue_without_worker()
+    assert (await get_client().cancel_flow_run(queued)).is_cancelled()
+    start_worker()
+    await registered("slow/default")
+    run = await run_deployment("slow/default", {"seconds": 30.0, "tag": "cancel"}, timeout=0)
+    await wait_state(run.id, lambda s: s.is_running())  # type: ignore[attr-defined]
+    await get_client().cancel_flow_run(run.id)
+    await wait_state(run.id, lambda s: s.is_cancelled())  # type: ignore[attr-defined]
+    assert await get_bus().client.lrange("test:finished:cancel", 0, -1) == []
+    await asyncio.sleep(0.5)  # the queued-then-cancelled run was never started
+    assert await get_bus().client.lrange("test:started:never", 0, -1) == []
+
+
+async def _queue_without_worker() -> str:
+    """A run queued on slow/default before any worker runs (registered by hand)."""
+    from hitl_bus.deployments.registry import register
+    from tests.worker_flows import slow_default
+
+    await register(slow_default)
+    run = await run_deployment("slow/default", {"seconds": 0.1, "tag": "never"}, timeout=0)
+    return str(run.id)

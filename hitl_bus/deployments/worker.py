@@ -58,6 +58,7 @@ class Worker:
         self.dead_after = dead_after or settings.worker_dead_after
         self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.running: dict[str, asyncio.Task[None]] = {}
+        self._deployment_of: dict[str, Deployment] = {}
         self._stopping: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._freed = asyncio.Event()
@@ -154,12 +155,12 @@ class Worker:
     def _start(self, deployment: Deployment, entry_id: bytes, run_id: str) -> None:
         task = asyncio.create_task(self._execute(deployment, entry_id, run_id))
         self.running[run_id] = task
+        self._deployment_of[run_id] = deployment
 
     async def _execute(self, deployment: Deployment, entry_id: bytes, run_id: str) -> None:
         assert self._slots is not None
         queue = keys.deployment_queue(deployment.full_name)
         bus = get_bus()
-        handed_back = False
         try:
             run = await read_flow_run(run_id)
             if run.state.type is StateType.SCHEDULED:
@@ -168,17 +169,13 @@ class Worker:
             log.info("run %s suspended; its slot is free", run_id)
         except FlowRunCancelled:
             log.info("run %s was cancelled", run_id)
-        except asyncio.CancelledError:
-            handed_back = True  # the drain hands it back below
-            raise
         except Exception:
             log.exception("run %s ended with an error", run_id)
         finally:
             self.running.pop(run_id, None)
+            self._deployment_of.pop(run_id, None)
             self._slots.release()
             self._freed.set()
-            if handed_back:
-                await asyncio.shield(self._hand_back(deployment, run_id))
             await asyncio.shield(bus.client.xack(queue, keys.WORKERS_GROUP, entry_id))
 
     async def _hand_back(self, deployment: Deployment, run_id: str) -> None:
@@ -196,10 +193,15 @@ class Worker:
         if not self.running:
             return
         log.info("waiting up to %.0f s for %d run(s) to finish", grace, len(self.running))
-        _done, pending = await asyncio.wait(list(self.running.values()), timeout=grace)
-        for task in pending:
+        await asyncio.wait(list(self.running.values()), timeout=grace)
+        late = dict(self.running)
+        if not late:
+            return
+        for run_id in late:  # queued again first, so the interrupted run is not Cancelled
+            await self._hand_back(self._deployment_of[run_id], run_id)
+        for task in late.values():
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.wait(list(late.values()), timeout=5)
 
     async def _reclaim(self, deployment: Deployment) -> None:
         """Take over the pending runs of dead workers on this deployment's queue."""
