@@ -139,6 +139,41 @@ def _import(module: str) -> Any:
     return importlib.import_module(module)
 
 
+runs_app = typer.Typer(help="Inspect and control flow runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("ls")
+def runs_ls(
+    state: Annotated[str | None, typer.Option(help="Only runs in this state type.")] = None,
+    deployment: Annotated[str | None, typer.Option(help="Only runs of this deployment.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+) -> None:
+    """List runs, newest first."""
+    from hitl_bus.client import get_client
+
+    client = get_client(sync_client=True)
+    for run in client.read_flow_runs(
+        state=state.upper() if state else None, deployment=deployment, limit=limit
+    ):
+        where = f" [{run.deployment}]" if run.deployment else ""
+        typer.echo(f"{run.id}  {run.state.name:<10}  {run.name}  {run.flow_name}{where}")
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: Annotated[str, typer.Argument(help="The run to cancel.")]) -> None:
+    """Cancel a run: it stops at its next task, pause, receive or log call."""
+    from hitl_bus.client import get_client
+    from hitl_bus.errors import FlowRunNotFound
+
+    try:
+        state = get_client(sync_client=True).cancel_flow_run(run_id)
+    except FlowRunNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{run_id}: {state.name}")
+
+
 @app.command()
 def version() -> None:
     """Print the hitl_bus version."""
