@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from hitl_bus import (
-    RunInput,
     StateType,
     execute_flow_run,
     flow,
@@ -35,23 +34,9 @@ from hitl_bus.errors import (
     TaskResultNotJSON,
 )
 from tests.helpers import eventually
+from tests.models import ShirtOrder, UserName
 
 pytestmark = pytest.mark.usefixtures("bus_url")
-
-
-class UserName(RunInput):
-    name: str = Field(description="What people call you")
-
-
-class ShirtOrder(RunInput):
-    size: Literal["small", "medium", "large", "xlarge"]
-    color: Literal["red", "green", "black"]
-
-    @model_validator(mode="after")
-    def in_stock(self) -> ShirtOrder:
-        if self.color == "green" and self.size == "small":
-            raise ValueError("Green is only in stock for medium, large and XL.")
-        return self
 
 
 async def until_paused(run_id: Any, name: str = "Paused") -> None:

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pytest
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError
 
 import hitl_bus
 from hitl_bus import AutomaticRunInput, RunInput, keyset_from_base_key
 from hitl_bus.inputs import run_input_subclass_from_type
 from tests.helpers import new_run
-
-
-class UserName(RunInput):
-    name: str = Field(description="What people call you")
-
-
-class ShirtOrder(RunInput):
-    size: Literal["small", "medium", "large", "xlarge"]
-    color: Literal["red", "green", "black"]
-
-    @model_validator(mode="after")
-    def in_stock(self) -> ShirtOrder:
-        if self.color == "green" and self.size == "small":
-            raise ValueError("Green is only in stock for medium, large and XL.")
-        return self
+from tests.models import ShirtOrder, UserName
 
 
 def test_builtin_types_become_automatic_inputs_with_one_value_field() -> None:
