@@ -291,6 +291,17 @@ class Dispatcher:
                 if not current.waiters:
                     current.idle_since = loop.time()
 
+    def release(self, stream: str) -> None:
+        """Stop watching ``stream`` once nobody waits on it (e.g. a finished run's control).
+
+        Saves it lingering in a reader's XREAD; no wake-up is needed, the reader
+        drops it from its next request.
+        """
+        reader = self._readers.get(self._place(stream))
+        watch = reader.streams.get(stream) if reader is not None else None
+        if reader is not None and watch is not None and not watch.waiters:
+            del reader.streams[stream]
+
     def is_watching(self, stream: str) -> bool:
         """Whether a reader has ``stream`` in its XREAD (so new entries will be pushed)."""
         reader = self._readers.get(self._place(stream))

@@ -19,7 +19,7 @@ from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import get_bus
 from hitl_bus.engine.flows import Deployment
-from hitl_bus.engine.runs import FlowRun, create_flow_run, enqueue_run, read_flow_run
+from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
 
@@ -128,9 +128,12 @@ async def arun_deployment(
     record = await read_deployment(name)
     merged = merge_parameters(record, parameters)
     run = await create_flow_run(
-        record.flow_name, merged, state=State(type=StateType.SCHEDULED), deployment=record.name
+        record.flow_name,
+        merged,
+        state=State(type=StateType.SCHEDULED),
+        deployment=record.name,
+        enqueue=True,
     )
-    await enqueue_run(record.name, str(run.id))
     if timeout == 0:
         return run
     return await wait_for_final(str(run.id), timeout)

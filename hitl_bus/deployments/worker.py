@@ -164,7 +164,7 @@ class Worker:
         try:
             run = await read_flow_run(run_id)
             if run.state.type is StateType.SCHEDULED:
-                await execute_flow_run(deployment.flow, run_id)
+                await execute_flow_run(deployment.flow, run_id, run=run)
         except FlowRunSuspended:
             log.info("run %s suspended; its slot is free", run_id)
         except FlowRunCancelled:

@@ -56,12 +56,6 @@ async def acancel_flow_run(flow_run_id: uuid.UUID | str) -> State:
 cancel_flow_run = dual(acancel_flow_run)
 
 
-async def control_position(run_id: str) -> str:
-    """The control stream's newest id: an execution watches only what comes after."""
-    last = await get_bus().client.xrevrange(keys.run_control(run_id), count=1)
-    return str(last[0][0].decode()) if last else "0-0"
-
-
 async def watch_for_cancel(
     ctx: FlowRunContext, position: str, main: asyncio.Task[Any] | None
 ) -> None:

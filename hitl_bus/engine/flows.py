@@ -21,7 +21,9 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from pydantic_core import to_jsonable_python
 
+from hitl_bus import keys
 from hitl_bus._sync import portal_loop, run_blocking, running_loop
+from hitl_bus.bus import get_bus
 from hitl_bus.context import (
     CancelRequested,
     FlowRunContext,
@@ -30,11 +32,11 @@ from hitl_bus.context import (
     set_current_run,
 )
 from hitl_bus.engine import logger as run_logs
-from hitl_bus.engine.cancelling import control_position, watch_for_cancel
+from hitl_bus.engine.cancelling import watch_for_cancel
 from hitl_bus.engine.pausing import Suspended
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, set_state
 from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
-from hitl_bus.engine.tasks import flush_stores, load_results
+from hitl_bus.engine.tasks import decode_results, flush_stores
 from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
 from hitl_bus.inputs.keyset import normalize_run_id
 
@@ -166,11 +168,11 @@ async def run_flow(
     :raises FlowRunSuspended: the run suspended; resume it, then re-execute it.
     """
     loop = asyncio.get_running_loop()
-    results: dict[str, Any] = {}
     if run is None:
         run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
-    elif not fresh:  # an existing run, maybe re-executed after a suspension: replay its tasks
-        results = await load_results(str(run.id))
+        fresh = True
+    # An existing run may be re-executed after a suspension: replay its tasks.
+    position, results = await starting_point(str(run.id), with_results=not fresh)
     run_id = str(run.id)
     info = FlowRunInfo(id=run_id, name=run.name, flow_name=flow.name, parameters=parameters)
     ctx = FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async)
@@ -179,7 +181,6 @@ async def run_flow(
     run_logs.start_shipping(run_id)
     watcher: asyncio.Task[None] | None = None
     try:
-        position = await control_position(run_id)
         try:
             await set_state(run_id, Running(), expect=_STARTABLE)
         except StateConflict:
@@ -219,6 +220,7 @@ async def run_flow(
     finally:
         if watcher is not None:
             watcher.cancel()
+            get_bus().dispatcher.release(keys.run_control(run_id))
         await run_logs.stop_shipping(run_id)
         reset_current_run(token)
 
@@ -229,15 +231,33 @@ async def _end(run_id: str, state: State) -> None:
         await set_state(run_id, state, expect=_ENDABLE)
 
 
-async def execute_flow_run(flow: Flow[Any, Any], flow_run_id: Any) -> Any:
+async def execute_flow_run(
+    flow: Flow[Any, Any], flow_run_id: Any, run: FlowRun | None = None
+) -> Any:
     """Execute an existing run of ``flow``, e.g. a resumed suspended run, from the top.
 
     Task results of earlier executions are reused, and the ``suspend_flow_run``
     call that suspended the run returns the resume input. Workers take this path;
     call it to re-execute a run in this process.
     """
-    run = await read_flow_run(normalize_run_id(flow_run_id))
+    if run is None:
+        run = await read_flow_run(normalize_run_id(flow_run_id))
     return await run_flow(flow, dict(run.parameters), run=run)
+
+
+async def starting_point(run_id: str, *, with_results: bool) -> tuple[str, dict[str, Any]]:
+    """The control stream's newest id (cancels after it count) and the stored task results.
+
+    One round trip: both keys share the run's hash tag.
+    """
+    async with get_bus().client.pipeline(transaction=False) as pipe:
+        pipe.xrevrange(keys.run_control(run_id), count=1)
+        if with_results:
+            pipe.hgetall(keys.run_tasks(run_id))
+        replies = await pipe.execute()
+    position = replies[0][0][0].decode() if replies[0] else "0-0"
+    results = decode_results(replies[1]) if with_results else {}
+    return position, results
 
 
 async def start_flow_run(flow: Flow[Any, Any], *args: Any, **kwargs: Any) -> FlowRun:

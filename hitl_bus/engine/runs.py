@@ -70,8 +70,13 @@ async def create_flow_run(
     name: str | None = None,
     state: State | None = None,
     deployment: str | None = None,
+    enqueue: bool = False,
 ) -> FlowRun:
-    """Create a run (Pending unless ``state`` says otherwise) and index it."""
+    """Create a run (Pending unless ``state`` says otherwise) and index it.
+
+    With ``enqueue`` the run also goes on its deployment's queue, in the same
+    transaction on standalone Redis.
+    """
     bus = get_bus()
     run = FlowRun(
         id=uuid.uuid4(),
@@ -95,6 +100,8 @@ async def create_flow_run(
     async with bus.client.pipeline(transaction=not bus.cluster) as pipe:
         _queue_new_run(pipe, bus, run_id, run.state, fields)
         pipe.zadd(keys.RUNS, {run_id: _ms(run.created)})
+        if deployment and enqueue:  # with the run, so a queued run is never lost
+            pipe.xadd(keys.deployment_queue(deployment), {"run_id": run_id})
         await pipe.execute()
     return run
 

@@ -30,9 +30,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-async def load_results(run_id: str) -> dict[str, Any]:
-    """The stored task results of a run, by ``<name>:<index>`` (engine, at execution start)."""
-    raw = await get_bus().client.hgetall(keys.run_tasks(run_id))
+def decode_results(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    """A run's stored task results (its ``tasks`` hash), by ``<name>:<index>``."""
     return {k.decode(): codec.loads(v) for k, v in raw.items()}
 
 

@@ -189,7 +189,7 @@ async def index_state(
         pipe.zadd(keys.runs_by_state(state.type.value), {run_id: ts})
         if pause_deadline_ms:
             pipe.zadd(keys.PAUSE_DEADLINES, {run_id: pause_deadline_ms})
-        else:
+        elif previous in (None, StateType.PAUSED):
             pipe.zrem(keys.PAUSE_DEADLINES, run_id)
         pipe.xadd(
             keys.EVENTS,

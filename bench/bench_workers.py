@@ -1,0 +1,750 @@
+"""Benchmark workers: ``run_deployment`` → a worker process runs the flow, on a throwaway Redis.
+
+Run from the repo root::
+
+    .venv/bin/python bench/bench_workers.py            # full run, about 40 s
+    .venv/bin/python bench/bench_workers.py --quick    # smaller counts, about 15 s
+
+Written like ``bench_bus.py`` (whose helpers it imports). The workers are real
+worker processes, ``python -m hitl_bus.cli worker bench/worker_flows.py`` (cwd =
+repo root, ``HITL_BUS_LOG_TO_STDERR=0``), serving the deployment
+``bench-noop/bench`` with ``--concurrency`` runs at once each; the client is a
+spawned process (multiprocessing) calling ``run_deployment(..., timeout=0)``. The
+flow's first line subtracts the client's ``CLOCK_MONOTONIC`` timestamp, taken
+right before the ``run_deployment`` call and passed as a parameter, and pushes
+the result to a Redis list.
+
+For 1 and for 2 worker processes (``--workers``):
+
+1. sequential: one run at a time; the client waits (BLPOP on that list) until the
+   run's first line has run, then ``--gap`` ms, then starts the next. Reported:
+   queue → first line latency, and the ``run_deployment`` call's duration;
+2. burst: ``--burst`` runs started back to back (awaited calls, ``--lanes`` at a
+   time): runs started per second, time until all first lines ran and until all
+   runs were Completed (the parent follows the global event stream), latency
+   p50/p99 under that load, how the runs spread over the workers, and CPU time
+   per run of the client, the workers and redis-server.
+
+Reference line, raw redis-py: the same shape with a consumer group queue. The
+client XADDs ``{t0, key}`` to a stream; as many consumer processes read it with
+``XREADGROUP ... COUNT 1 BLOCK`` on a connection of their own and handle up to
+``--concurrency`` entries at once, each handler doing what the flow does (RPUSH
+the latency), then XADD to a "done" stream (what the parent follows, as the
+Completed event for hitl_bus) and XACK.
+
+The table is printed and written to ``docs/benchmarks.md`` (``--no-write`` to skip).
+``--profile DIR`` runs the workers and the hitl_bus client under cProfile. With
+``--check`` the exit status is 1 when a run was lost, failed or ran twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # bench_bus, next to this file
+    sys.path.insert(0, str(HERE))
+
+import bench_bus as bb  # noqa: E402 - after the path set-up (it also puts ROOT first)
+from bench_bus import (  # noqa: E402
+    ADMIN_CLIENT_NAME,
+    HITL_CLIENT_NAME,
+    RAW_CLIENT_NAME,
+    ROOT,
+    Results,
+    ms,
+    now_ns,
+    percentile,
+)
+
+DEPLOYMENT = "bench-noop/bench"  # bench/worker_flows.py
+FLOWS_MODULE = "bench/worker_flows.py"
+RAW_GROUP = "workers"
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ---------------------------------------------------------------------------------------
+# Child processes (roles), as in bench_bus: an async function per role, reporting
+# (tag, payload) tuples through ``out``.
+# ---------------------------------------------------------------------------------------
+
+
+async def role_client(
+    out: Any,
+    kind: str,
+    url: str,
+    mode: str,
+    total: int,
+    warmup: int,
+    gap: float,
+    key: str,
+    lanes: int,
+    queue_key: str,
+    go: Any = None,
+) -> None:
+    """Start ``total`` runs (raw: queue entries), sequentially or as a burst.
+
+    Reports ``ids`` (run ids / entry ids), the calls' durations, and for ``seq``
+    the values the runs pushed, popped here as each run starts. A burst reports
+    ``warm`` after the warm-up and starts when the parent sets ``go``.
+    """
+    r = bb._raw_client(url)  # BLPOP: wait for a run's first line
+    if kind == "raw":
+
+        async def start(list_key: str) -> tuple[str, int]:
+            t0 = now_ns()
+            entry_id = await r.xadd(queue_key, {"t0": str(t0), "key": list_key})
+            return entry_id.decode(), now_ns() - t0
+
+    else:
+        from hitl_bus import run_deployment
+
+        async def start(list_key: str) -> tuple[str, int]:
+            t0 = now_ns()
+            run = await run_deployment(DEPLOYMENT, {"t0": t0, "key": list_key}, timeout=0)
+            return str(run.id), now_ns() - t0
+
+    async def one_at_a_time(list_key: str, count: int) -> tuple[list[str], list[int], list[str]]:
+        ids, durations, values = [], [], []
+        for _ in range(count):
+            run_id, took = await start(list_key)
+            ids.append(run_id)
+            durations.append(took)
+            _, value = await r.blpop([list_key], 0)
+            values.append(value.decode())
+            await asyncio.sleep(gap)
+        return ids, durations, values
+
+    warm_ids, _, _ = await one_at_a_time(f"{key}:warm", warmup)
+    await asyncio.sleep(0.05)  # the warm-up runs finish before the measurement
+    result: dict[str, Any] = {"warm_ids": warm_ids}
+    if mode == "seq":
+        result["ids"], result["durations"], result["values"] = await one_at_a_time(key, total)
+    else:
+        ids: list[str] = []
+        durations: list[int] = []
+
+        async def lane(count: int) -> None:
+            for _ in range(count):
+                run_id, took = await start(key)
+                ids.append(run_id)
+                durations.append(took)
+
+        counts = [total // lanes + (1 if i < total % lanes else 0) for i in range(lanes)]
+        out.put(("warm", None))
+        await asyncio.to_thread(go.wait)  # the parent has read its counters
+        cpu = time.process_time()
+        first = now_ns()
+        await asyncio.gather(*(lane(c) for c in counts))
+        last = now_ns()
+        cpu = time.process_time() - cpu
+        result.update(ids=ids, durations=durations, first=first, last=last, cpu=cpu)
+    await r.aclose()
+    if kind == "hitl":
+        await bb._close_hitl()
+    out.put(("result", result))
+
+
+async def role_raw_consumer(
+    out: Any, url: str, queue_key: str, done_stream: str, concurrency: int
+) -> None:
+    """The raw analogue of a worker: XREADGROUP one entry at a time, up to N handlers."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import ResponseError
+
+    r = bb._raw_client(url)
+    reader = aioredis.Redis.from_url(
+        url,
+        protocol=2,
+        single_connection_client=True,
+        client_name=RAW_CLIENT_NAME,
+        socket_timeout=None,
+    )
+    try:
+        await r.xgroup_create(queue_key, RAW_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    name = f"raw-{os.getpid()}"
+    pid = os.getpid()
+    slots = asyncio.Semaphore(concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        try:
+            started = now_ns()
+            latency = started - int(fields[b"t0"])
+            await r.rpush(fields[b"key"], f"{latency} {started} {pid} {entry_id.decode()}")
+            await r.xadd(done_stream, {"id": entry_id})
+            await r.xack(queue_key, RAW_GROUP, entry_id)
+        finally:
+            slots.release()
+
+    out.put(("ready", pid))
+    while True:
+        await slots.acquire()
+        reply = await reader.xreadgroup(RAW_GROUP, name, {queue_key: ">"}, count=1, block=1000)
+        if not reply or not reply[0][1]:
+            slots.release()
+            continue
+        entry_id, fields = reply[0][1][0]
+        task = asyncio.create_task(handle(entry_id, fields))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+ROLES: dict[str, Callable[..., Awaitable[None]]] = {
+    "client": role_client,
+    "raw_consumer": role_raw_consumer,
+}
+
+
+def _child_main(role: str, kwargs: dict[str, Any], out: Any) -> None:
+    try:
+        coro = ROLES[role](out, **kwargs)
+        profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+        if profile_dir and kwargs.get("kind") == "hitl":
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            try:
+                asyncio.run(coro)
+            finally:
+                profiler.disable()
+                name = f"{role}-{kwargs.get('mode', '')}-{os.getpid()}.prof"
+                profiler.dump_stats(Path(profile_dir) / name)
+        else:
+            asyncio.run(coro)
+    except BaseException:
+        out.put(("error", traceback.format_exc()))
+        raise
+
+
+class Child(bb.Child):
+    """bench_bus's child process, running this file's roles."""
+
+    def __init__(self, ctx: Any, role: str, **kwargs: Any) -> None:
+        self.role = role
+        self.out = ctx.Queue()
+        self.proc = ctx.Process(target=_child_main, args=(role, kwargs, self.out), daemon=True)
+        self.proc.start()
+
+    def poll(self, expect: str) -> Any:
+        """The payload if ``expect`` has arrived, else None (raises on an error report)."""
+        try:
+            tag, payload = self.out.get_nowait()
+        except queue.Empty:
+            if not self.proc.is_alive() and self.proc.exitcode != 0:
+                raise RuntimeError(f"{self.role} exited ({self.proc.exitcode})") from None
+            return None
+        if tag == "error":
+            raise RuntimeError(f"{self.role} failed:\n{payload}")
+        if tag != expect:
+            raise RuntimeError(f"{self.role}: expected {expect!r}, got {tag!r}")
+        return payload
+
+
+# ---------------------------------------------------------------------------------------
+# The parent: Redis, the worker processes, the scenarios.
+# ---------------------------------------------------------------------------------------
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _blocked(admin: Any, name: str, cmd: str) -> int:
+    return sum(
+        1
+        for c in admin.client_list()
+        if c.get("name") == name and c.get("cmd") == cmd and "b" in c.get("flags", "")
+    )
+
+
+class Consumers:
+    """N hitl_bus worker processes (the CLI) or N raw consumer processes."""
+
+    def __init__(self, ctx: Any, kind: str, n: int, args: argparse.Namespace, url: str) -> None:
+        self.kind = kind
+        self.n = n
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.children: list[Child] = []
+        self.queue_key = f"bench:rawq:{uuid.uuid4().hex}"
+        self.done_stream = f"bench:rawdone:{uuid.uuid4().hex}"
+        for i in range(n):
+            if kind == "raw":
+                self.children.append(
+                    Child(
+                        ctx,
+                        "raw_consumer",
+                        url=url,
+                        queue_key=self.queue_key,
+                        done_stream=self.done_stream,
+                        concurrency=args.concurrency,
+                    )
+                )
+                continue
+            env = {
+                **os.environ,
+                "HITL_BUS_REDIS_URL": url,
+                "HITL_BUS_LOG_TO_STDERR": "0",
+            }
+            cmd = [sys.executable]
+            if args.profile:
+                out_file = args.profile.resolve() / f"worker{n}-{i}.prof"
+                cmd += ["-m", "cProfile", "-o", str(out_file)]
+            cmd += ["-m", "hitl_bus.cli", "worker", FLOWS_MODULE]
+            cmd += ["--concurrency", str(args.concurrency)]
+            self.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
+
+    @property
+    def pids(self) -> list[int]:
+        if self.kind == "raw":
+            return [c.proc.pid for c in self.children if c.proc.pid is not None]
+        return [p.pid for p in self.procs]
+
+    def wait_ready(self, admin: Any, timeout: float = 60) -> None:
+        """Until every consumer blocks in XREADGROUP (hitl: the deployment registered)."""
+        from hitl_bus import keys
+
+        for child in self.children:
+            child.get("ready", timeout=timeout)
+        name = RAW_CLIENT_NAME if self.kind == "raw" else HITL_CLIENT_NAME
+        deadline = time.monotonic() + timeout
+        while True:
+            registered = self.kind == "raw" or admin.hexists(keys.DEPLOYMENTS, DEPLOYMENT)
+            if registered and _blocked(admin, name, "xreadgroup") >= self.n:
+                return
+            self.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.kind} consumers not ready in {timeout} s")
+            time.sleep(0.02)
+
+    def check(self) -> None:
+        """Raise if a consumer process has died."""
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}")
+        for child in self.children:
+            if not child.proc.is_alive():
+                raise RuntimeError(f"raw consumer exited with {child.proc.exitcode}")
+
+    def stop(self) -> None:
+        for child in self.children:
+            child.proc.terminate()
+            child.proc.join(5)
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)  # drains, removes its heartbeat, ends cProfile
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _final_id(kind: str, fields: dict[bytes, bytes]) -> str | None:
+    """The run (raw: queue entry) a followed stream entry reports as finished, if any."""
+    if kind == "raw":
+        return fields[b"id"].decode()
+    if fields.get(b"type") != b"state.changed":
+        return None
+    state = json.loads(fields[b"data"])["state"]["type"]
+    return f"{state}:{fields[b'run_id'].decode()}" if state in FINAL else None
+
+
+def follow(
+    admin: Any,
+    kind: str,
+    stream: str,
+    position: str,
+    client: Child,
+    consumers: Consumers,
+    timeout: float = 300,
+) -> tuple[dict[str, Any], dict[str, tuple[str, int]], int]:
+    """Follow ``stream`` until every run the client reports started has finished.
+
+    Returns the client's result, ``{id: (final state, seen at ns)}`` and how many
+    XREADs that took.
+    """
+    finals: dict[str, tuple[str, int]] = {}
+    result: dict[str, Any] | None = None
+    deadline = time.monotonic() + timeout
+    reads = 0
+    while True:
+        reply = admin.xread({stream: position}, block=100, count=1000)
+        reads += 1
+        seen = now_ns()
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                position = entry_id
+                final = _final_id(kind, fields)
+                if final is None:
+                    continue
+                state, _, run_id = final.rpartition(":")
+                finals[run_id] = (state or "COMPLETED", seen)
+        if result is None:
+            result = client.poll("result")
+        if result is not None and all(i in finals for i in result["ids"]):
+            return result, finals, reads
+        consumers.check()
+        if time.monotonic() > deadline:
+            missing = len(result["ids"]) - len(finals) if result else "?"
+            raise TimeoutError(f"{kind}: {missing} runs not finished in {timeout} s")
+
+
+def _stream_end(admin: Any, stream: str) -> str:
+    last = admin.xrevrange(stream, count=1)
+    return last[0][0].decode() if last else "0-0"
+
+
+def _parse(values: list[Any]) -> list[tuple[int, int, int, str]]:
+    """``"<latency> <first line ns> <pid> <run id>"`` records."""
+    out = []
+    for raw in values:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        latency, started, pid, run_id = text.split()
+        out.append((int(latency), int(started), int(pid), run_id))
+    return out
+
+
+def _once_each(records: list[tuple[int, int, int, str]], ids: list[str]) -> bool:
+    """Every run started, none twice."""
+    started = [r[3] for r in records]
+    return len(started) == len(ids) and set(started) == set(ids)
+
+
+def run_sequential(
+    ctx: Any, url: str, kind: str, consumers: Consumers, args: argparse.Namespace, admin: Any
+) -> dict[str, Any]:
+    key = f"bench:workers:seq:{uuid.uuid4().hex}"
+    client = Child(
+        ctx,
+        "client",
+        kind=kind,
+        url=url,
+        mode="seq",
+        total=args.seq,
+        warmup=args.warmup,
+        gap=args.gap / 1000,
+        key=key,
+        lanes=1,
+        queue_key=consumers.queue_key,
+    )
+    result = client.get("result", timeout=300)
+    client.join()
+    time.sleep(0.1)
+    # Each value was popped as its run started: anything left is a second start.
+    popped = _parse(result["values"])  # in order: the n-th value is the n-th run's
+    records = popped + _parse(admin.lrange(key, 0, -1))
+    return {
+        "latencies": [r[0] for r in popped],
+        "after_call": [r[0] - d for r, d in zip(popped, result["durations"], strict=True)],
+        "durations": result["durations"],
+        "pids": collections.Counter(r[2] for r in records),
+        "started_once": _once_each(records, result["ids"]),
+    }
+
+
+def run_burst(
+    ctx: Any,
+    url: str,
+    kind: str,
+    consumers: Consumers,
+    args: argparse.Namespace,
+    admin: Any,
+    redis_pid: int,
+) -> dict[str, Any]:
+    from hitl_bus import keys
+
+    key = f"bench:workers:burst:{uuid.uuid4().hex}"
+    stream = consumers.done_stream if kind == "raw" else keys.EVENTS
+    go = ctx.Event()
+    client = Child(
+        ctx,
+        "client",
+        kind=kind,
+        url=url,
+        mode="burst",
+        total=args.burst,
+        warmup=args.warmup,
+        gap=args.gap / 1000,
+        key=key,
+        lanes=args.lanes,
+        queue_key=consumers.queue_key,
+        go=go,
+    )
+    client.get("warm", timeout=120)
+    time.sleep(0.1)  # the warm-up runs end
+    position = _stream_end(admin, stream)
+    pids = {"workers": consumers.pids, "redis": [redis_pid]}
+    cpu_before = {role: sum(cpu_ticks(p) for p in ps) for role, ps in pids.items()}
+    stats_before = admin.info("commandstats")
+    go.set()
+    result, finals, reads = follow(admin, kind, stream, position, client, consumers)
+    stats_after = admin.info("commandstats")
+    cpu = {
+        role: (sum(cpu_ticks(p) for p in ps) - cpu_before[role]) / CLK_TCK
+        for role, ps in pids.items()
+    }
+    client.join()
+    commands = _command_diff(stats_before, stats_after)
+    calls, usec = commands["xread"]  # less the parent's own XREADs of the followed stream
+    commands["xread"] = (calls - reads, usec)
+    commands.pop("info", None)
+    records = _parse(admin.lrange(key, 0, -1))
+    ids = result["ids"]
+    states = collections.Counter(finals[i][0] for i in ids)
+    first = result["first"]
+    return {
+        "n": len(ids),
+        "call_s": (result["last"] - first) / 1e9,
+        "durations": result["durations"],
+        "all_started_s": (max(r[1] for r in records) - first) / 1e9,
+        "all_done_s": (max(finals[i][1] for i in ids) - first) / 1e9,
+        "latencies": [r[0] for r in records],
+        "pids": collections.Counter(r[2] for r in records),
+        "states": states,
+        "started_once": _once_each(records, ids),
+        "cpu": cpu,
+        "client_cpu": result["cpu"],
+        "commands": {k: v for k, v in commands.items() if v[0] > 0},
+    }
+
+
+def _command_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """``{command: (calls, usec)}`` between two INFO commandstats readings."""
+    diff = {}
+    for name, stat in after.items():
+        old = before.get(name, {"calls": 0, "usec": 0})
+        calls = stat["calls"] - old["calls"]
+        if calls > 0:
+            diff[name.removeprefix("cmdstat_")] = (calls, stat["usec"] - old["usec"])
+    return diff
+
+
+def _spread(counter: collections.Counter[int], n: int) -> str:
+    counts = sorted(counter.values(), reverse=True)
+    counts += [0] * (n - len(counts))
+    return " / ".join(f"{c:,}" for c in counts)
+
+
+def scenario(
+    ctx: Any, url: str, n: int, args: argparse.Namespace, res: Results, redis_pid: int
+) -> None:
+    import redis
+
+    admin = redis.Redis.from_url(url, protocol=2, client_name=ADMIN_CLIENT_NAME)
+    label = f"{n} worker{'s' if n > 1 else ''}"
+    seq: dict[str, dict[str, Any]] = {}
+    burst: dict[str, dict[str, Any]] = {}
+    for kind in ("raw", "hitl"):
+        t = time.perf_counter()
+        consumers = Consumers(ctx, kind, n, args, url)
+        try:
+            consumers.wait_ready(admin)
+            print(f"  {label}, {kind}: ready in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+            if "seq" in args.only:
+                seq[kind] = run_sequential(ctx, url, kind, consumers, args, admin)
+            if "burst" in args.only:
+                burst[kind] = run_burst(ctx, url, kind, consumers, args, admin, redis_pid)
+        finally:
+            consumers.stop()
+        print(f"  {label}, {kind}: done in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    admin.close()
+
+    if seq:
+        raw, hitl = seq["raw"], seq["hitl"]
+        for pct in (50, 99):
+            r, h = percentile(raw["latencies"], pct), percentile(hitl["latencies"], pct)
+            res.add(f"{label}, sequential: queue→first line p{pct}", ms(r), ms(h), f"{h / r:.2f}x")
+        for what, field in (
+            ("run_deployment(timeout=0) call p50 (raw: XADD)", "durations"),
+            ("call's return → first line p50 (the worker's part)", "after_call"),
+        ):
+            r, h = percentile(raw[field], 50), percentile(hitl[field], 50)
+            res.add(f"{label}, sequential: {what}", ms(r), ms(h), f"{h / r:.2f}x")
+        res.add(
+            f"{label}, sequential: runs started once each; per worker",
+            _spread(raw["pids"], n),
+            _spread(hitl["pids"], n),
+            "",
+            hitl["started_once"] and raw["started_once"],
+        )
+    if burst:
+        raw, hitl = burst["raw"], burst["hitl"]
+        b = f"{label}, burst of {hitl['n']:,}"
+        r, h = raw["n"] / raw["call_s"], hitl["n"] / hitl["call_s"]
+        res.add(
+            f"{b}: runs started/s (client, {args.lanes} call(s) at a time)",
+            f"{r:,.0f}",
+            f"{h:,.0f}",
+            f"{h / r:.2f}x",
+        )
+        for what, field in (
+            ("all started (first call → last first line)", "all_started_s"),
+            ("all completed (first call → last Completed)", "all_done_s"),
+        ):
+            r, h = raw[field], hitl[field]
+            res.add(f"{b}: {what}", f"{r:.3f} s", f"{h:.3f} s", f"{h / r:.2f}x")
+        res.add(
+            f"{b}: completed runs/s",
+            f"{raw['n'] / raw['all_done_s']:,.0f}",
+            f"{hitl['n'] / hitl['all_done_s']:,.0f}",
+        )
+        for pct in (50, 99):
+            r, h = percentile(raw["latencies"], pct), percentile(hitl["latencies"], pct)
+            res.add(f"{b}: queue→first line p{pct}", ms(r), ms(h), f"{h / r:.2f}x")
+        r, h = percentile(raw["durations"], 50), percentile(hitl["durations"], 50)
+        res.add(f"{b}: run_deployment call p50 (raw: XADD)", ms(r), ms(h), f"{h / r:.2f}x")
+        ok = (
+            hitl["started_once"]
+            and hitl["states"] == {"COMPLETED": hitl["n"]}
+            and raw["started_once"]
+        )
+        res.add(
+            f"{b}: all Completed, each started once; per worker",
+            _spread(raw["pids"], n),
+            _spread(hitl["pids"], n),
+            ", ".join(f"{s} {c:,}" for s, c in sorted(hitl["states"].items())),
+            ok,
+        )
+
+        def per_run(side: dict[str, Any]) -> str:
+            ms_each = {
+                "client": side["client_cpu"] * 1e3 / side["n"],
+                "workers": side["cpu"]["workers"] * 1e3 / side["n"],
+                "redis": side["cpu"]["redis"] * 1e3 / side["n"],
+            }
+            return " / ".join(f"{v:.2f}" for v in ms_each.values())
+
+        res.add(f"{b}: CPU ms per run, client / workers / redis", per_run(raw), per_run(hitl))
+
+        def commands(side: dict[str, Any]) -> str:
+            return f"{sum(c for c, _ in side['commands'].values()) / side['n']:.1f}"
+
+        top = sorted(hitl["commands"].items(), key=lambda kv: -kv[1][1])[:5]
+        res.add(
+            f"{b}: Redis commands per run (hitl_bus: top by Redis time, calls / µs per run)",
+            commands(raw),
+            commands(hitl),
+            ", ".join(f"{name} {c / hitl['n']:.1f} / {u / hitl['n']:.0f}" for name, (c, u) in top),
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller counts (about 15 s)")
+    parser.add_argument("--workers", default="1,2", help="worker process counts (default 1,2)")
+    parser.add_argument("--concurrency", type=int, default=4, help="runs at once per worker")
+    parser.add_argument("--seq", type=int, help="sequential runs measured")
+    parser.add_argument("--burst", type=int, help="runs in the burst")
+    parser.add_argument("--warmup", type=int, help="sequential warm-up runs, not counted")
+    parser.add_argument("--gap", type=float, default=2.0, help="ms between sequential runs")
+    parser.add_argument("--lanes", type=int, default=1, help="concurrent calls in the burst")
+    parser.add_argument("--only", default="seq,burst", help="comma-separated subset of: seq,burst")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a run went wrong")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--profile", type=Path, help="cProfile workers and hitl client into DIR")
+    args = parser.parse_args()
+    args.seq = args.seq or (200 if args.quick else 1000)
+    args.burst = args.burst or (500 if args.quick else 2000)
+    args.warmup = args.warmup if args.warmup is not None else (10 if args.quick else 50)
+    args.only = set(args.only.split(","))
+    worker_counts = [int(x) for x in args.workers.split(",") if x]
+
+    from hitl_bus.redis_server import RedisServer
+
+    ctx = mp.get_context("spawn")
+    res = Results()
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    commit = bb.code_version()
+    with RedisServer() as server:
+        os.environ["HITL_BUS_REDIS_URL"] = server.url  # inherited by every spawned child
+        os.environ["HITL_BUS_LOG_TO_STDERR"] = "false"
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            os.environ["BENCH_PROFILE_DIR"] = str(args.profile.resolve())
+        version_line = bb.versions(server)
+        print(f"redis-server on {server.url}; {version_line}", file=sys.stderr)
+        assert server.process is not None
+        for n in worker_counts:
+            scenario(ctx, server.url, n, args, res, server.process.pid)
+    elapsed = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
+    table = res.table()
+    print(table)
+    failed = [r.metric for r in res.rows if r.ok is False]
+    print(f"\n{len(failed)} check(s) failed" + (": " + "; ".join(failed) if failed else ""))
+    print(f"total {elapsed:.0f} s", file=sys.stderr)
+    notes = [
+        f"Workers: `python -m hitl_bus.cli worker {FLOWS_MODULE} --concurrency "
+        f"{args.concurrency}` (flow `{DEPLOYMENT}`: its first line takes the time and RPUSHes "
+        "it); client: a spawned process calling `run_deployment(..., timeout=0)`. Raw "
+        "reference: XADD to a stream read by as many consumer processes through a consumer "
+        f"group (`XREADGROUP COUNT 1 BLOCK`, up to {args.concurrency} handlers each, each "
+        "RPUSHing the time, XADDing a done entry and XACKing).",
+        f"Sequential: {args.seq:,} runs one at a time (after {args.warmup} warm-up), the "
+        f"next {args.gap:g} ms after the previous one's first line was seen (BLPOP). "
+        "Latency: `run_deployment` call start → the flow's first line, across processes "
+        "(CLOCK_MONOTONIC).",
+        f"Burst: {args.burst:,} runs started back to back ({args.lanes} awaited call(s) at "
+        "a time) after the warm-up; 'all completed' is when the parent, following the "
+        "global event stream (raw: the done stream), saw the last Completed. CPU over the "
+        "burst (client: its own process time; workers and redis-server: utime + stime from "
+        "/proc) divided by its runs. Redis commands: `INFO commandstats` over the burst, "
+        "which also counts the commands scripts call (HGET, HSET, XADD in EVALSHA), less "
+        "the parent's XREADs.",
+        f"{os.cpu_count()} cores shared by redis-server, the client, the worker processes "
+        "and other work on the machine: with 2 workers there are more busy processes than "
+        "cores.",
+    ]
+    if not args.no_write:
+        stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        heading = f"{stamp}: workers, {bb.machine()}" + (" (--quick)" if args.quick else "")
+        body = "\n".join(
+            [
+                f"`{' '.join(['bench/bench_workers.py', *sys.argv[1:]])}` at commit "
+                f"`{commit}`; {version_line}; {elapsed:.0f} s in all; load average "
+                f"{load_before:.2f} before, {load_after:.2f} after (other work shares the "
+                "machine).",
+                "",
+                table,
+                "",
+                *[f"- {note}" for note in notes + res.notes],
+            ]
+        )
+        bb.write_doc(args.output, heading, body)
+        print(f"written to {args.output}", file=sys.stderr)
+    return 1 if failed and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
