@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -70,8 +70,31 @@ class Bus:
             await cluster.nodes_manager.initialize()
 
     async def aclose(self) -> None:
+        """Close the readers and connections (once; later calls do nothing)."""
+        if self.state.get("closed"):
+            return
+        self.state["closed"] = True
         await self.dispatcher.aclose()
         await self.client.aclose()
+
+
+async def _close_at_loop_shutdown(bus: Bus) -> AsyncIterator[None]:
+    """An async generator whose only job is its ``finally``.
+
+    ``asyncio.run`` (and ``asyncio.Runner``) finalize a loop's async generators
+    before closing it, so the bus closes its connections while the loop still
+    runs, instead of leaving sockets for a closed loop to trip over.
+    """
+    try:
+        yield
+    finally:
+        await bus.aclose()
+
+
+def _arm_shutdown_hook(loop: asyncio.AbstractEventLoop, bus: Bus) -> None:
+    hook = _close_at_loop_shutdown(bus)
+    bus.state["shutdown_hook"] = hook  # the loop holds async generators weakly
+    loop.create_task(anext(hook))  # type: ignore[arg-type]
 
 
 def _sha(source: str) -> str:
@@ -96,6 +119,7 @@ def get_bus() -> Bus:
         if stale is not None and stale.env_url == os.environ.get("HITL_BUS_REDIS_URL"):
             return stale
         bus = _buses[loop] = Bus(get_settings())
+    _arm_shutdown_hook(loop, bus)
     if stale is not None:  # the configured Redis changed: let the old bus go
         task = loop.create_task(stale.aclose())
         _closing.add(task)
