@@ -238,3 +238,14 @@ async def _queue_without_worker() -> str:
     await register(slow_default)
     run = await run_deployment("slow/default", {"seconds": 0.1, "tag": "never"}, timeout=0)
     return str(run.id)
+
+
+async def test_sync_flows_run_on_workers_too(start_worker: StartWorker) -> None:
+    start_worker()
+    await registered("sync-double/default")
+    run = await run_deployment("sync-double/default", {"x": 21})
+    assert run.state.is_completed()
+    logs = await get_client().read_logs(run.id)
+    assert logs[0]["message"] == "doubling 21"
+    by_deployment = await get_client().read_flow_runs(deployment="sync-double/default")
+    assert [r.id for r in by_deployment] == [run.id]

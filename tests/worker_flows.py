@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 
-from hitl_bus import flow, get_run_context, pause_flow_run, suspend_flow_run, task
+from hitl_bus import (
+    flow,
+    get_run_context,
+    get_run_logger,
+    pause_flow_run,
+    suspend_flow_run,
+    task,
+)
 from hitl_bus.bus import get_bus
 
 
@@ -55,3 +62,13 @@ slow_default = slow.to_deployment("default", parameters={"seconds": 0.1})
 slow_retry = slow.to_deployment("retry", retries=1)
 asks_default = asks.to_deployment("default")
 suspends_default = suspends.to_deployment("default")
+
+
+@flow
+def sync_double(x: int) -> int:
+    """A sync flow: its body runs in a thread of the worker."""
+    get_run_logger().info("doubling %d", x)
+    return 2 * x
+
+
+sync_double_default = sync_double.to_deployment("default")
