@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -45,6 +46,18 @@ class HitlClient:
         return await runs.read_flow_runs(
             state=state, flow_name=flow_name, limit=limit, deployment=deployment
         )
+
+    async def wait_for_flow_run(
+        self,
+        flow_run_id: uuid.UUID | str,
+        until: Callable[[State], bool] = State.is_final,
+        timeout: float | None = None,
+    ) -> FlowRun:
+        """Wait (pushed, not polled) until the run's state satisfies ``until`` (default: final).
+
+        Returns the run as it is then, also when ``timeout`` passed first.
+        """
+        return await runs.wait_for_state(flow_run_id, until, timeout)
 
     async def cancel_flow_run(self, flow_run_id: uuid.UUID | str) -> State:
         """Cancel a run (Cancelling until its code reaches a checkpoint; Cancelled if idle)."""
@@ -96,6 +109,14 @@ class SyncHitlClient:
 
     def cancel_flow_run(self, flow_run_id: uuid.UUID | str) -> State:
         return run_blocking(self._client.cancel_flow_run(flow_run_id))
+
+    def wait_for_flow_run(
+        self,
+        flow_run_id: uuid.UUID | str,
+        until: Callable[[State], bool] = State.is_final,
+        timeout: float | None = None,
+    ) -> FlowRun:
+        return run_blocking(self._client.wait_for_flow_run(flow_run_id, until, timeout))
 
     def read_events(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
         return run_blocking(self._client.read_events(flow_run_id))

@@ -93,3 +93,19 @@ def test_chat_at_a_terminal_reads_names_until_quit(real_redis_url: str, name: st
     os.write(fd, b"q\n")
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_shirt_order_example(real_redis_url: str) -> None:
+    env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
+    out = subprocess.run(
+        [sys.executable, "examples/shirt_order.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "paused again: Input rejected:" in out.stdout
+    assert "Green is only in stock" in out.stdout
+    assert out.stdout.strip().endswith("run Completed")

@@ -7,7 +7,6 @@ run without importing the flow's code.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import re
 from typing import Any
@@ -19,7 +18,7 @@ from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import get_bus
 from hitl_bus.engine.flows import Deployment
-from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
+from hitl_bus.engine.runs import FlowRun, create_flow_run, wait_for_state
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
 
@@ -95,25 +94,6 @@ def merge_parameters(record: DeploymentRecord, given: dict[str, Any] | None) -> 
     return to_jsonable_python(merged, fallback=repr)  # type: ignore[no-any-return]
 
 
-async def wait_for_final(run_id: str, timeout: float | None) -> FlowRun:
-    """Wait (pushed, on the run's event stream) until the run is final or ``timeout`` passes."""
-    bus = get_bus()
-    events = keys.run_events(run_id)
-    position = "0-0"
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                last = await bus.client.xrevrange(events, count=1)
-                run = await read_flow_run(run_id)
-                if run.state.is_final():
-                    return run
-                if last:
-                    position = last[0][0].decode()
-                await bus.dispatcher.wait(events, position, None)
-    except TimeoutError:
-        return await read_flow_run(run_id)
-
-
 async def arun_deployment(
     name: str, parameters: dict[str, Any] | None = None, timeout: float | None = None
 ) -> FlowRun:
@@ -136,7 +116,7 @@ async def arun_deployment(
     )
     if timeout == 0:
         return run
-    return await wait_for_final(str(run.id), timeout)
+    return await wait_for_state(str(run.id), State.is_final, timeout)
 
 
 run_deployment = dual(arun_deployment)

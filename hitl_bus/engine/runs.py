@@ -9,8 +9,9 @@ pipeline).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -257,3 +258,26 @@ async def read_events(flow_run_id: uuid.UUID | str, count: int = 1000) -> list[d
 async def enqueue_run(deployment: str, flow_run_id: str) -> None:
     """Put a run on its deployment's queue, where a worker picks it up."""
     await get_bus().client.xadd(keys.deployment_queue(deployment), {"run_id": flow_run_id})
+
+
+async def wait_for_state(
+    flow_run_id: uuid.UUID | str, until: Callable[[State], bool], timeout: float | None = None
+) -> FlowRun:
+    """Wait until ``until(run.state)`` holds, or ``timeout`` seconds pass; returns the run.
+
+    Woken by the run's own event stream (pushed), never by polling.
+    """
+    run_id = normalize_run_id(flow_run_id)
+    bus = get_bus()
+    events = keys.run_events(run_id)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                last = await bus.client.xrevrange(events, count=1)
+                run = await read_flow_run(run_id)
+                if until(run.state):
+                    return run
+                position = last[0][0].decode() if last else "0-0"
+                await bus.dispatcher.wait(events, position, None)
+    except TimeoutError:
+        return await read_flow_run(run_id)
