@@ -34,68 +34,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime as dt
-import math
 import multiprocessing as mp
-import os
-import platform
-import queue
-import re
 import statistics
-import subprocess
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # bench this checkout's hitl_bus, even when another is installed
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # common, next to this file
+    sys.path.insert(0, str(HERE))
 
-HITL_CLIENT_NAME = "hitl-bus"  # the CLIENT SETNAME of every hitl_bus connection
-RAW_CLIENT_NAME = "bench-raw"
-ADMIN_CLIENT_NAME = "bench-admin"
+import common  # noqa: E402 - after the path set-up (it also puts ROOT first)
+from common import (  # noqa: E402
+    ADMIN_CLIENT_NAME,
+    HITL_CLIENT_NAME,
+    RAW_CLIENT_NAME,
+    Bench,
+    Results,
+    close_hitl,
+    ms,
+    now_ns,
+    percentile,
+    raw_client,
+)
+
 PAYLOAD = "x" * 32
-
-
-def now_ns() -> int:
-    """System-wide monotonic clock (same clock in every process on Linux)."""
-    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 # ---------------------------------------------------------------------------------------
 # Child processes: each role is an async function run with asyncio.run in a fresh process.
 # A role reports through ``out``: (tag, payload) tuples, ("error", traceback) on failure.
 # ---------------------------------------------------------------------------------------
-
-
-def _raw_client(url: str) -> Any:
-    import redis.asyncio as aioredis
-
-    # No socket timeout: redis-py 8 would cut a blocking XREAD after 5 s (its default).
-    return aioredis.Redis.from_url(
-        url, protocol=2, client_name=RAW_CLIENT_NAME, socket_timeout=None
-    )
-
-
-async def _close_hitl() -> None:
-    from hitl_bus.bus import close_bus
-
-    await close_bus()
 
 
 async def _new_run(flow_name: str) -> str:
@@ -106,33 +78,13 @@ async def _new_run(flow_name: str) -> str:
     return str(run.id)
 
 
-def _redis_sockets(port: int) -> int:
-    """TCP connections this process holds to the Redis port (from /proc, no Redis call)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/self/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes.add(link[8:-1])
-    count = 0
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as fh:
-            next(fh)
-            for line in fh:
-                cols = line.split()
-                remote_port = int(cols[2].rsplit(":", 1)[1], 16)
-                if remote_port == port and cols[3] == "01" and cols[9] in inodes:
-                    count += 1
-    return count
-
-
 # -- 1. one-way latency -----------------------------------------------------------------
 
 
 async def role_latency_receiver(out: Any, kind: str, url: str, total: int) -> None:
     latencies: list[int] = []
     if kind == "raw":
-        r = _raw_client(url)
+        r = raw_client(url)
         stream = f"bench:latency:{uuid.uuid4().hex}"
         await r.ping()
         out.put(("ready", stream))
@@ -154,7 +106,7 @@ async def role_latency_receiver(out: Any, kind: str, url: str, total: int) -> No
             latencies.append(now_ns() - int(value))
             if len(latencies) >= total:
                 break
-        await _close_hitl()
+        await close_hitl()
     out.put(("result", latencies))
 
 
@@ -162,7 +114,7 @@ async def role_latency_sender(
     out: Any, kind: str, url: str, target: str, total: int, interval: float
 ) -> None:
     if kind == "raw":
-        r = _raw_client(url)
+        r = raw_client(url)
         for _ in range(total):
             await r.xadd(target, {"t": str(now_ns())})
             await asyncio.sleep(interval)
@@ -173,7 +125,7 @@ async def role_latency_sender(
         for _ in range(total):
             await send_input(str(now_ns()), flow_run_id=target)
             await asyncio.sleep(interval)
-        await _close_hitl()
+        await close_hitl()
     out.put(("done", None))
 
 
@@ -182,7 +134,7 @@ async def role_latency_sender(
 
 async def role_greeter(out: Any, kind: str, url: str, streams: list[str]) -> None:
     if kind == "raw":
-        r = _raw_client(url)
+        r = raw_client(url)
         s1, s2 = streams
         await r.ping()
         out.put(("ready", None))
@@ -210,7 +162,7 @@ async def role_greeter(out: Any, kind: str, url: str, streams: list[str]) -> Non
                 await msg.respond(msg.value)
 
         await greeter()
-        await _close_hitl()
+        await close_hitl()
     out.put(("done", None))
 
 
@@ -232,7 +184,7 @@ async def _ask_loop(
 async def role_asker(out: Any, kind: str, url: str, target: Any, total: int) -> None:
     results: dict[str, list[int]] = {}
     if kind == "raw":
-        r = _raw_client(url)
+        r = raw_client(url)
         s1, s2 = target
         position: list[Any] = ["0-0"]
 
@@ -269,7 +221,7 @@ async def role_asker(out: Any, kind: str, url: str, target: Any, total: int) -> 
 
         results["run"] = await asker()
         await send_input("exit", flow_run_id=target)
-        await _close_hitl()
+        await close_hitl()
     out.put(("result", results))
 
 
@@ -288,7 +240,7 @@ async def role_throughput(out: Any, kind: str, url: str, total: int, warmup: int
         return total / (time.perf_counter() - started)
 
     if kind == "raw":
-        r = _raw_client(url)
+        r = raw_client(url)
         stream = f"bench:throughput:{uuid.uuid4().hex}"
         fields = {"key": f"str-auto-{uuid.uuid4()}", "sender": "bench", "data": PAYLOAD}
         rates["raw"] = await timed(lambda: r.xadd(stream, fields))
@@ -304,7 +256,7 @@ async def role_throughput(out: Any, kind: str, url: str, total: int, warmup: int
             return await timed(lambda: send_input(PAYLOAD, flow_run_id=run_id))
 
         rates["run"] = await pump()
-        await _close_hitl()
+        await close_hitl()
     out.put(("result", rates))
 
 
@@ -314,23 +266,14 @@ async def role_throughput(out: Any, kind: str, url: str, total: int, warmup: int
 async def role_fan_waiter(out: Any, kind: str, url: str, n: int, port: int) -> None:
     latencies: list[int] = []
     wakes: list[int] = []
-    max_sockets = 0
     stop_sampling = asyncio.Event()
 
-    async def sample() -> None:
-        nonlocal max_sockets
-        while not stop_sampling.is_set():
-            max_sockets = max(max_sockets, _redis_sockets(port))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop_sampling.wait(), 0.25)
-        max_sockets = max(max_sockets, _redis_sockets(port))
-
     if kind == "raw":
-        r = _raw_client(url)
+        r = raw_client(url)
         await r.ping()
         targets = [f"bench:fan:{uuid.uuid4().hex}" for _ in range(n)]
         out.put(("ready", {"targets": targets, "setup_s": 0.0}))
-        sampler = asyncio.create_task(sample())
+        sampler = asyncio.create_task(common.sample_sockets(port, stop_sampling))
         started = now_ns()
         out.put(("registered", {"t0": started, "readers": 1, "name": RAW_CLIENT_NAME}))
         # The hand-written equivalent of the dispatcher: one XREAD over every stream
@@ -356,7 +299,7 @@ async def role_fan_waiter(out: Any, kind: str, url: str, n: int, port: int) -> N
             targets += await asyncio.gather(*(_new_run("bench-fan") for _ in range(batch)))
         setup_s = time.perf_counter() - setup
         out.put(("ready", {"targets": targets, "setup_s": setup_s}))
-        sampler = asyncio.create_task(sample())
+        sampler = asyncio.create_task(common.sample_sockets(port, stop_sampling))
 
         async def one(run_id: str) -> None:
             value = await receive_input(str, flow_run_id=run_id, timeout=None).next()
@@ -367,20 +310,9 @@ async def role_fan_waiter(out: Any, kind: str, url: str, n: int, port: int) -> N
         dispatcher = get_bus().dispatcher
         started = now_ns()
         tasks = [asyncio.create_task(one(run_id)) for run_id in targets]
-        # Registered: every receiver waits on the dispatcher and no reader has a
-        # wake-up pending, so each reader's next (or current) XREAD covers all of
-        # them. The parent then waits until those XREADs block in Redis. The check
-        # peeks at private state, read-only, and cheaply (O(readers) per poll, then
-        # one O(n) confirmation): polling ``waiting()`` often would itself slow parking.
-        readers = dispatcher._readers
-
-        def registered() -> bool:
-            return sum(len(r.streams) for r in readers.values()) >= n and not any(
-                r.poke_pending or r.task is None for r in readers.values()
-            )
-
-        while not (registered() and dispatcher.waiting() >= n):
-            await asyncio.sleep(0.01)
+        # Registered: every receiver waits on the dispatcher and each reader's XREAD
+        # covers them all. The parent then waits until those XREADs block in Redis.
+        await common.wait_parked(dispatcher, n)
         out.put(
             (
                 "registered",
@@ -390,9 +322,9 @@ async def role_fan_waiter(out: Any, kind: str, url: str, n: int, port: int) -> N
         await asyncio.wait(tasks, timeout=120)
         for task in tasks:
             task.cancel()
-        await _close_hitl()
+        await close_hitl()
     stop_sampling.set()
-    await sampler
+    max_sockets = await sampler
     out.put(
         (
             "result",
@@ -405,7 +337,7 @@ async def role_fan_sender(
     out: Any, kind: str, url: str, targets: list[str], concurrency: int
 ) -> None:
     if kind == "raw":
-        r = _raw_client(url)
+        r = raw_client(url)
         await r.ping()
 
         async def send(target: str) -> None:
@@ -429,7 +361,7 @@ async def role_fan_sender(
     if kind == "raw":
         await r.aclose()
     else:
-        await _close_hitl()
+        await close_hitl()
     out.put(("done", {"first": first, "last": last}))
 
 
@@ -445,25 +377,8 @@ ROLES: dict[str, Callable[..., Awaitable[None]]] = {
 
 
 def _child_main(role: str, kwargs: dict[str, Any], out: Any) -> None:
-    try:
-        coro = ROLES[role](out, **kwargs)
-        profile_dir = os.environ.get("BENCH_PROFILE_DIR")
-        if profile_dir and kwargs.get("kind") == "hitl":
-            import cProfile
-
-            profiler = cProfile.Profile()
-            profiler.enable()
-            try:
-                asyncio.run(coro)
-            finally:
-                profiler.disable()
-                extra = kwargs.get("n", "")
-                profiler.dump_stats(Path(profile_dir) / f"{role}{extra}-{os.getpid()}.prof")
-        else:
-            asyncio.run(coro)
-    except BaseException:
-        out.put(("error", traceback.format_exc()))
-        raise
+    profile_as = f"{role}{kwargs.get('n', '')}" if kwargs.get("kind") == "hitl" else None
+    common.run_role(lambda: ROLES[role](out, **kwargs), out, profile_as)
 
 
 # ---------------------------------------------------------------------------------------
@@ -471,69 +386,10 @@ def _child_main(role: str, kwargs: dict[str, Any], out: Any) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-class Child:
-    """One spawned role process and the queue it reports on."""
+class Child(common.Child):
+    """One spawned process running one of this file's roles."""
 
-    def __init__(self, ctx: Any, role: str, **kwargs: Any) -> None:
-        self.role = role
-        self.out = ctx.Queue()
-        self.proc = ctx.Process(target=_child_main, args=(role, kwargs, self.out), daemon=True)
-        self.proc.start()
-
-    def get(self, expect: str, timeout: float = 180) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                tag, payload = self.out.get(timeout=1)
-            except queue.Empty:
-                if not self.proc.is_alive():
-                    raise RuntimeError(f"{self.role} exited ({self.proc.exitcode})") from None
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.role}: no {expect!r} in {timeout}s") from None
-                continue
-            if tag == "error":
-                raise RuntimeError(f"{self.role} failed:\n{payload}")
-            if tag != expect:
-                raise RuntimeError(f"{self.role}: expected {expect!r}, got {tag!r}")
-            return payload
-
-    def join(self) -> None:
-        self.proc.join(30)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-
-
-@dataclass
-class Row:
-    metric: str
-    raw: str
-    hitl: str
-    ratio: str = ""
-    ok: bool | None = None  # None: informational, no target
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, *args: Any, **kwargs: Any) -> None:
-        self.rows.append(Row(*args, **kwargs))
-
-    def table(self) -> str:
-        lines = [
-            "| metric | raw redis-py | hitl_bus | ratio / target | pass? |",
-            "|---|---:|---:|---|:---:|",
-        ]
-        for row in self.rows:
-            verdict = "" if row.ok is None else ("yes" if row.ok else "**NO**")
-            lines.append(f"| {row.metric} | {row.raw} | {row.hitl} | {row.ratio} | {verdict} |")
-        return "\n".join(lines)
-
-
-def ms(ns: float) -> str:
-    return f"{ns / 1e6:.3f} ms"
+    child_main = staticmethod(_child_main)
 
 
 def _round_kinds(args: argparse.Namespace) -> list[str]:
@@ -639,14 +495,6 @@ def scenario_throughput(ctx: Any, url: str, args: argparse.Namespace, res: Resul
     )
 
 
-def _blocked_readers(admin: Any, name: str) -> int:
-    return sum(
-        1
-        for c in admin.client_list()
-        if c.get("name") == name and c.get("cmd") == "xread" and "b" in c.get("flags", "")
-    )
-
-
 def scenario_fanout(
     ctx: Any, url: str, port: int, n: int, args: argparse.Namespace, res: Results
 ) -> None:
@@ -658,7 +506,7 @@ def scenario_fanout(
         waiter = Child(ctx, "fan_waiter", kind=kind, url=url, n=n, port=port)
         ready = waiter.get("ready", timeout=300)
         registered = waiter.get("registered", timeout=300)
-        while _blocked_readers(admin, registered["name"]) < registered["readers"]:
+        while common.blocked_clients(admin, registered["name"]) < registered["readers"]:
             time.sleep(0.001)
         parked_ns = now_ns() - registered["t0"]
         # Only the waiting process is connected now (besides this admin connection).
@@ -733,61 +581,6 @@ def scenario_fanout(
     )
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
-def versions(server: Any) -> str:
-    import hiredis
-    import redis
-
-    redis_version = server.version()
-    match = re.search(r"v=(\S+)", redis_version)
-    return (
-        f"Python {platform.python_version()}, redis-server {match.group(1) if match else '?'}, "
-        f"redis-py {redis.__version__}, hiredis {hiredis.__version__}"
-    )
-
-
-def code_version() -> str:
-    """The commit measured (read before the run: others may commit meanwhile)."""
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "hitl_bus", "bench"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    if commit and dirty:
-        commit += " + uncommitted changes"
-    return commit or "?"
-
-
-def write_doc(path: Path, heading: str, body: str) -> None:
-    intro = (
-        "# Benchmarks\n\n"
-        "Measured by `bench/bench_bus.py` (see `bench/README.md`): hitl_bus against raw "
-        "redis-py (`redis.asyncio`, RESP2, XADD + blocking XREAD) doing the same work, on a "
-        "throwaway local redis-server. Newest first.\n"
-    )
-    old = path.read_text() if path.exists() else intro
-    if not old.startswith("# Benchmarks"):
-        old = intro + "\n" + old
-    head, sep, rest = old.partition("\n## ")
-    section = f"## {heading}\n\n{body}\n"
-    text = head.rstrip() + "\n\n" + section + (("\n## " + rest) if sep else "")
-    path.write_text(text.rstrip() + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -805,10 +598,9 @@ def main() -> int:
         help="comma-separated subset of: latency,roundtrip,throughput,fanout",
         default="latency,roundtrip,throughput,fanout",
     )
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--profile", type=Path, help="cProfile the hitl_bus processes into DIR")
+    common.add_output_args(
+        parser, "exit 1 when a target is missed", "cProfile the hitl_bus processes into DIR"
+    )
     args = parser.parse_args()
     args.messages = args.messages or (500 if args.quick else 2000)
     args.warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)
@@ -817,20 +609,10 @@ def main() -> int:
     fan = [int(x) for x in (args.fan or "1000,10000").split(",") if x]
     only = set(args.only.split(","))
 
-    from hitl_bus.redis_server import RedisServer
-
     ctx = mp.get_context("spawn")
     res = Results()
-    started = time.perf_counter()
-    load_before = os.getloadavg()[0]
-    commit = code_version()
-    with RedisServer() as server:
-        os.environ["HITL_BUS_REDIS_URL"] = server.url  # inherited by every spawned child
-        os.environ["HITL_BUS_LOG_TO_STDERR"] = "false"
-        if args.profile:
-            args.profile.mkdir(parents=True, exist_ok=True)
-            os.environ["BENCH_PROFILE_DIR"] = str(args.profile.resolve())
-        print(f"redis-server on {server.url}; {versions(server)}", file=sys.stderr)
+    bench = Bench(args)
+    with bench.redis() as server:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("latency", lambda: scenario_latency(ctx, server.url, args, res)),
             ("roundtrip", lambda: scenario_round_trip(ctx, server.url, args, res)),
@@ -840,37 +622,8 @@ def main() -> int:
             steps.append(
                 ("fanout", lambda n=n: scenario_fanout(ctx, server.url, server.port, n, args, res))
             )
-        for name, step in steps:
-            if name in only:
-                t = time.perf_counter()
-                step()
-                print(f"  {name} done in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        version_line = versions(server)
-    elapsed = time.perf_counter() - started
-    load_after = os.getloadavg()[0]
-    table = res.table()
-    print(table)
-    missed = [r.metric for r in res.rows if r.ok is False]
-    print(f"\n{len(missed)} target(s) missed" + (": " + "; ".join(missed) if missed else ""))
-    print(f"total {elapsed:.0f} s", file=sys.stderr)
-    if not args.no_write:
-        stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-        heading = f"{stamp}: {machine()}" + (" (--quick)" if args.quick else "")
-        body = "\n".join(
-            [
-                f"`{' '.join(['bench/bench_bus.py', *sys.argv[1:]])}` at commit "
-                f"`{commit}`; {version_line}; {elapsed:.0f} s in all; load average "
-                f"{load_before:.2f} before, {load_after:.2f} after (other work shares the "
-                "machine).",
-                "",
-                table,
-                "",
-                *[f"- {note}" for note in res.notes],
-            ]
-        )
-        write_doc(args.output, heading, body)
-        print(f"written to {args.output}", file=sys.stderr)
-    return 1 if missed and args.check else 0
+        common.run_steps(steps, only)
+    return bench.report(res, "bench_bus.py")
 
 
 if __name__ == "__main__":

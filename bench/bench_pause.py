@@ -37,30 +37,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import multiprocessing as mp
-import os
 import sys
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # bench_bus, next to this file
+if str(HERE) not in sys.path:  # bench_bus and common, next to this file
     sys.path.insert(0, str(HERE))
 
-import bench_bus as bb  # noqa: E402 - after the path set-up (it also puts ROOT first)
-from bench_bus import (  # noqa: E402
+import bench_bus as bb  # noqa: E402 - after the path set-up
+import common  # noqa: E402
+from common import (  # noqa: E402
+    ADMIN_CLIENT_NAME,
     HITL_CLIENT_NAME,
     RAW_CLIENT_NAME,
-    ROOT,
+    Bench,
     Results,
+    close_hitl,
     ms,
     now_ns,
     percentile,
+    raw_client,
 )
 
 # ---------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ from bench_bus import (  # noqa: E402
 
 async def role_raw_sender(out: Any, url: str, target: str, total: int, interval: float) -> None:
     """bench_bus's raw one-way sender, also timing each XADD call (the raw 'resume')."""
-    r = bb._raw_client(url)
+    r = raw_client(url)
     durations: list[int] = []
     for _ in range(total):
         t = now_ns()
@@ -96,7 +97,7 @@ async def role_pause_loop(out: Any, url: str, total: int) -> None:
         return latencies
 
     latencies = await pauser(total)
-    await bb._close_hitl()
+    await close_hitl()
     out.put(("result", latencies))
 
 
@@ -122,7 +123,7 @@ async def role_resumer(out: Any, url: str, run_id: str, total: int, settle: floa
     """Resume each pause of ``run_id`` ``settle`` s after it is seen; times the calls."""
     from hitl_bus import resume_flow_run
 
-    r = bb._raw_client(url)
+    r = raw_client(url)
     durations: list[int] = []
     expected = 1
     async for pause_key in _paused_events(r, run_id):
@@ -136,7 +137,7 @@ async def role_resumer(out: Any, url: str, run_id: str, total: int, settle: floa
         if expected > total:
             break
     await r.aclose()
-    await bb._close_hitl()
+    await close_hitl()
     out.put(("result", durations))
 
 
@@ -149,16 +150,7 @@ async def role_pause_fan(out: Any, url: str, n: int, port: int) -> None:
     latencies: list[int] = []
     wakes: list[int] = []
     all_woke = asyncio.Event()
-    max_sockets = 0
     stop_sampling = asyncio.Event()
-
-    async def sample() -> None:
-        nonlocal max_sockets
-        while not stop_sampling.is_set():
-            max_sockets = max(max_sockets, bb._redis_sockets(port))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop_sampling.wait(), 0.25)
-        max_sockets = max(max_sockets, bb._redis_sockets(port))
 
     @flow(name="bench-pause-fan")
     async def waiter() -> None:
@@ -169,31 +161,22 @@ async def role_pause_fan(out: Any, url: str, n: int, port: int) -> None:
         if len(wakes) >= n:
             all_woke.set()
 
-    sampler = asyncio.create_task(sample())
+    sampler = asyncio.create_task(common.sample_sockets(port, stop_sampling))
     dispatcher = get_bus().dispatcher
     t0 = now_ns()
     runs = await asyncio.gather(*(start_flow_run(waiter) for _ in range(n)))
     started_ns = now_ns() - t0
-    # Parked, as bench_bus's fan-out decides it (read-only peeks at the dispatcher):
-    # every run waits on its control stream and no reader has a wake-up pending,
-    # so each reader's current or next XREAD covers them all. The parent then waits
-    # for those XREADs to block in Redis.
-    readers = dispatcher._readers
-
-    def registered() -> bool:
-        return sum(len(r.streams) for r in readers.values()) >= n and not any(
-            r.poke_pending or r.task is None for r in readers.values()
-        )
-
-    while not (registered() and dispatcher.waiting() >= n):
-        await asyncio.sleep(0.01)
+    # Parked, as bench_bus's fan-out decides it: every run waits on its control stream
+    # and each reader's XREAD covers them all. The parent then waits for those XREADs
+    # to block in Redis.
+    await common.wait_parked(dispatcher, n)
     out.put(
         (
             "registered",
             {
                 "t0": t0,
                 "started_s": started_ns / 1e9,
-                "readers": len(readers),
+                "readers": len(dispatcher._readers),
                 "name": HITL_CLIENT_NAME,
                 "targets": [str(run.id) for run in runs],
             },
@@ -205,9 +188,9 @@ async def role_pause_fan(out: Any, url: str, n: int, port: int) -> None:
     deadline = time.monotonic() + 30
     while flows._background and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-    await bb._close_hitl()
+    await close_hitl()
     stop_sampling.set()
-    await sampler
+    max_sockets = await sampler
     out.put(
         (
             "result",
@@ -236,7 +219,7 @@ async def role_fan_resumer(out: Any, url: str, targets: list[str], concurrency: 
     first = now_ns()
     await asyncio.gather(*(lane(targets[i::concurrency]) for i in range(concurrency)))
     last = now_ns()
-    await bb._close_hitl()
+    await close_hitl()
     out.put(("done", {"first": first, "last": last, "durations": durations}))
 
 
@@ -253,35 +236,15 @@ ROLES: dict[str, Callable[..., Awaitable[None]]] = {
 
 
 def _child_main(role: str, kwargs: dict[str, Any], out: Any) -> None:
-    try:
-        coro = ROLES[role](out, **kwargs)
-        profile_dir = os.environ.get("BENCH_PROFILE_DIR")
-        if profile_dir and not role.startswith("raw_"):
-            import cProfile
-
-            profiler = cProfile.Profile()
-            profiler.enable()
-            try:
-                asyncio.run(coro)
-            finally:
-                profiler.disable()
-                extra = kwargs.get("n", kwargs.get("concurrency", ""))
-                profiler.dump_stats(Path(profile_dir) / f"{role}{extra}-{os.getpid()}.prof")
-        else:
-            asyncio.run(coro)
-    except BaseException:
-        out.put(("error", traceback.format_exc()))
-        raise
+    extra = kwargs.get("n", kwargs.get("concurrency", ""))
+    profile_as = None if role.startswith("raw_") else f"{role}{extra}"
+    common.run_role(lambda: ROLES[role](out, **kwargs), out, profile_as)
 
 
-class Child(bb.Child):
-    """bench_bus's child process, running this file's roles."""
+class Child(common.Child):
+    """One spawned process running one of this file's roles."""
 
-    def __init__(self, ctx: Any, role: str, **kwargs: Any) -> None:
-        self.role = role
-        self.out = ctx.Queue()
-        self.proc = ctx.Process(target=_child_main, args=(role, kwargs, self.out), daemon=True)
-        self.proc.start()
+    child_main = staticmethod(_child_main)
 
 
 # ---------------------------------------------------------------------------------------
@@ -345,7 +308,7 @@ def _raw_fan(ctx: Any, url: str, port: int, n: int, concurrency: int, admin: Any
     waiter = Child(ctx, "raw_fan_waiter", kind="raw", url=url, n=n, port=port)
     ready = waiter.get("ready", timeout=300)
     registered = waiter.get("registered", timeout=300)
-    while bb._blocked_readers(admin, RAW_CLIENT_NAME) < registered["readers"]:
+    while common.blocked_clients(admin, RAW_CLIENT_NAME) < registered["readers"]:
         time.sleep(0.001)
     parked_ns = now_ns() - registered["t0"]
     held = sum(1 for c in admin.client_list() if c.get("name") == RAW_CLIENT_NAME)
@@ -376,7 +339,7 @@ def _hitl_fan(ctx: Any, url: str, port: int, n: int, concurrency: int, admin: An
 
     waiter = Child(ctx, "pause_fan", url=url, n=n, port=port)
     registered = waiter.get("registered", timeout=300)
-    while bb._blocked_readers(admin, HITL_CLIENT_NAME) < registered["readers"]:
+    while common.blocked_clients(admin, HITL_CLIENT_NAME) < registered["readers"]:
         time.sleep(0.001)
     parked_ns = now_ns() - registered["t0"]
     # Only the paused process uses hitl_bus now (this connection is named bench-admin).
@@ -411,7 +374,7 @@ def _hitl_fan(ctx: Any, url: str, port: int, n: int, concurrency: int, admin: An
 def scenario_fan(ctx: Any, url: str, port: int, n: int, concurrency: int, res: Results) -> None:
     import redis
 
-    admin = redis.Redis.from_url(url, protocol=2, client_name=bb.ADMIN_CLIENT_NAME)
+    admin = redis.Redis.from_url(url, protocol=2, client_name=ADMIN_CLIENT_NAME)
     raw = _raw_fan(ctx, url, port, n, concurrency, admin)
     hitl = _hitl_fan(ctx, url, port, n, concurrency, admin)
     admin.close()
@@ -485,10 +448,9 @@ def main() -> int:
         "--fan-concurrency", help="resume lanes, comma-separated (default 1,4; --quick 4)"
     )
     parser.add_argument("--only", default="wake,fan", help="comma-separated subset of: wake,fan")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--profile", type=Path, help="cProfile the hitl_bus processes into DIR")
+    common.add_output_args(
+        parser, "exit 1 when a target is missed", "cProfile the hitl_bus processes into DIR"
+    )
     args = parser.parse_args()
     args.cycles = args.cycles or (500 if args.quick else 2000)
     args.warmup = args.warmup if args.warmup is not None else (20 if args.quick else 50)
@@ -496,21 +458,10 @@ def main() -> int:
     lanes = [int(x) for x in (args.fan_concurrency or ("4" if args.quick else "1,4")).split(",")]
     only = set(args.only.split(","))
 
-    from hitl_bus.redis_server import RedisServer
-
     ctx = mp.get_context("spawn")
     res = Results()
-    started = time.perf_counter()
-    load_before = os.getloadavg()[0]
-    commit = bb.code_version()
-    with RedisServer() as server:
-        os.environ["HITL_BUS_REDIS_URL"] = server.url  # inherited by every spawned child
-        os.environ["HITL_BUS_LOG_TO_STDERR"] = "false"
-        if args.profile:
-            args.profile.mkdir(parents=True, exist_ok=True)
-            os.environ["BENCH_PROFILE_DIR"] = str(args.profile.resolve())
-        version_line = bb.versions(server)
-        print(f"redis-server on {server.url}; {version_line}", file=sys.stderr)
+    bench = Bench(args)
+    with bench.redis() as server:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("wake", lambda: scenario_wake(ctx, server.url, args, res))
         ]
@@ -521,36 +472,8 @@ def main() -> int:
                     lambda c=c: scenario_fan(ctx, server.url, server.port, args.fan, c, res),
                 )
             )
-        for name, step in steps:
-            if name in only:
-                t = time.perf_counter()
-                step()
-                print(f"  {name} done in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-    elapsed = time.perf_counter() - started
-    load_after = os.getloadavg()[0]
-    table = res.table()
-    print(table)
-    missed = [r.metric for r in res.rows if r.ok is False]
-    print(f"\n{len(missed)} target(s) missed" + (": " + "; ".join(missed) if missed else ""))
-    print(f"total {elapsed:.0f} s", file=sys.stderr)
-    if not args.no_write:
-        stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-        heading = f"{stamp}: pause/resume, {bb.machine()}" + (" (--quick)" if args.quick else "")
-        body = "\n".join(
-            [
-                f"`{' '.join(['bench/bench_pause.py', *sys.argv[1:]])}` at commit "
-                f"`{commit}`; {version_line}; {elapsed:.0f} s in all; load average "
-                f"{load_before:.2f} before, {load_after:.2f} after (other work shares the "
-                "machine).",
-                "",
-                table,
-                "",
-                *[f"- {note}" for note in res.notes],
-            ]
-        )
-        bb.write_doc(args.output, heading, body)
-        print(f"written to {args.output}", file=sys.stderr)
-    return 1 if missed and args.check else 0
+        common.run_steps(steps, only)
+    return bench.report(res, "bench_pause.py", "pause/resume, ")
 
 
 if __name__ == "__main__":

@@ -42,35 +42,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import datetime as dt
 import json
 import multiprocessing as mp
 import os
-import queue
 import signal
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # bench_bus, next to this file
+if str(HERE) not in sys.path:  # common, next to this file
     sys.path.insert(0, str(HERE))
 
-import bench_bus as bb  # noqa: E402 - after the path set-up (it also puts ROOT first)
-from bench_bus import (  # noqa: E402
+import common  # noqa: E402 - after the path set-up (it also puts ROOT first)
+from common import (  # noqa: E402
     ADMIN_CLIENT_NAME,
     HITL_CLIENT_NAME,
     RAW_CLIENT_NAME,
     ROOT,
+    Bench,
     Results,
+    close_hitl,
     ms,
     now_ns,
     percentile,
+    raw_client,
 )
 
 DEPLOYMENT = "bench-noop/bench"  # bench/worker_flows.py
@@ -104,7 +104,7 @@ async def role_client(
     the values the runs pushed, popped here as each run starts. A burst reports
     ``warm`` after the warm-up and starts when the parent sets ``go``.
     """
-    r = bb._raw_client(url)  # BLPOP: wait for a run's first line
+    r = raw_client(url)  # BLPOP: wait for a run's first line
     if kind == "raw":
 
         async def start(list_key: str) -> tuple[str, int]:
@@ -157,7 +157,7 @@ async def role_client(
         result.update(ids=ids, durations=durations, first=first, last=last, cpu=cpu)
     await r.aclose()
     if kind == "hitl":
-        await bb._close_hitl()
+        await close_hitl()
     out.put(("result", result))
 
 
@@ -168,7 +168,7 @@ async def role_raw_consumer(
     import redis.asyncio as aioredis
     from redis.exceptions import ResponseError
 
-    r = bb._raw_client(url)
+    r = raw_client(url)
     reader = aioredis.Redis.from_url(
         url,
         protocol=2,
@@ -216,49 +216,14 @@ ROLES: dict[str, Callable[..., Awaitable[None]]] = {
 
 
 def _child_main(role: str, kwargs: dict[str, Any], out: Any) -> None:
-    try:
-        coro = ROLES[role](out, **kwargs)
-        profile_dir = os.environ.get("BENCH_PROFILE_DIR")
-        if profile_dir and kwargs.get("kind") == "hitl":
-            import cProfile
-
-            profiler = cProfile.Profile()
-            profiler.enable()
-            try:
-                asyncio.run(coro)
-            finally:
-                profiler.disable()
-                name = f"{role}-{kwargs.get('mode', '')}-{os.getpid()}.prof"
-                profiler.dump_stats(Path(profile_dir) / name)
-        else:
-            asyncio.run(coro)
-    except BaseException:
-        out.put(("error", traceback.format_exc()))
-        raise
+    profile_as = f"{role}-{kwargs.get('mode', '')}" if kwargs.get("kind") == "hitl" else None
+    common.run_role(lambda: ROLES[role](out, **kwargs), out, profile_as)
 
 
-class Child(bb.Child):
-    """bench_bus's child process, running this file's roles."""
+class Child(common.Child):
+    """One spawned process running one of this file's roles."""
 
-    def __init__(self, ctx: Any, role: str, **kwargs: Any) -> None:
-        self.role = role
-        self.out = ctx.Queue()
-        self.proc = ctx.Process(target=_child_main, args=(role, kwargs, self.out), daemon=True)
-        self.proc.start()
-
-    def poll(self, expect: str) -> Any:
-        """The payload if ``expect`` has arrived, else None (raises on an error report)."""
-        try:
-            tag, payload = self.out.get_nowait()
-        except queue.Empty:
-            if not self.proc.is_alive() and self.proc.exitcode != 0:
-                raise RuntimeError(f"{self.role} exited ({self.proc.exitcode})") from None
-            return None
-        if tag == "error":
-            raise RuntimeError(f"{self.role} failed:\n{payload}")
-        if tag != expect:
-            raise RuntimeError(f"{self.role}: expected {expect!r}, got {tag!r}")
-        return payload
+    child_main = staticmethod(_child_main)
 
 
 # ---------------------------------------------------------------------------------------
@@ -274,14 +239,6 @@ def cpu_ticks(pid: int) -> int:
     except OSError:
         return 0
     return int(fields[11]) + int(fields[12])
-
-
-def _blocked(admin: Any, name: str, cmd: str) -> int:
-    return sum(
-        1
-        for c in admin.client_list()
-        if c.get("name") == name and c.get("cmd") == cmd and "b" in c.get("flags", "")
-    )
 
 
 class Consumers:
@@ -336,7 +293,7 @@ class Consumers:
         deadline = time.monotonic() + timeout
         while True:
             registered = self.kind == "raw" or admin.hexists(keys.DEPLOYMENTS, DEPLOYMENT)
-            if registered and _blocked(admin, name, "xreadgroup") >= self.n:
+            if registered and common.blocked_clients(admin, name, "xreadgroup") >= self.n:
                 return
             self.check()
             if time.monotonic() > deadline:
@@ -668,10 +625,9 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=2.0, help="ms between sequential runs")
     parser.add_argument("--lanes", type=int, default=1, help="concurrent calls in the burst")
     parser.add_argument("--only", default="seq,burst", help="comma-separated subset of: seq,burst")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a run went wrong")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--profile", type=Path, help="cProfile workers and hitl client into DIR")
+    common.add_output_args(
+        parser, "exit 1 when a run went wrong", "cProfile workers and hitl client into DIR"
+    )
     args = parser.parse_args()
     args.seq = args.seq or (200 if args.quick else 1000)
     args.burst = args.burst or (500 if args.quick else 2000)
@@ -679,31 +635,13 @@ def main() -> int:
     args.only = set(args.only.split(","))
     worker_counts = [int(x) for x in args.workers.split(",") if x]
 
-    from hitl_bus.redis_server import RedisServer
-
     ctx = mp.get_context("spawn")
     res = Results()
-    started = time.perf_counter()
-    load_before = os.getloadavg()[0]
-    commit = bb.code_version()
-    with RedisServer() as server:
-        os.environ["HITL_BUS_REDIS_URL"] = server.url  # inherited by every spawned child
-        os.environ["HITL_BUS_LOG_TO_STDERR"] = "false"
-        if args.profile:
-            args.profile.mkdir(parents=True, exist_ok=True)
-            os.environ["BENCH_PROFILE_DIR"] = str(args.profile.resolve())
-        version_line = bb.versions(server)
-        print(f"redis-server on {server.url}; {version_line}", file=sys.stderr)
+    bench = Bench(args)
+    with bench.redis() as server:
         assert server.process is not None
         for n in worker_counts:
             scenario(ctx, server.url, n, args, res, server.process.pid)
-    elapsed = time.perf_counter() - started
-    load_after = os.getloadavg()[0]
-    table = res.table()
-    print(table)
-    failed = [r.metric for r in res.rows if r.ok is False]
-    print(f"\n{len(failed)} check(s) failed" + (": " + "; ".join(failed) if failed else ""))
-    print(f"total {elapsed:.0f} s", file=sys.stderr)
     notes = [
         f"Workers: `python -m hitl_bus.cli worker {FLOWS_MODULE} --concurrency "
         f"{args.concurrency}` (flow `{DEPLOYMENT}`: its first line takes the time and RPUSHes "
@@ -726,24 +664,7 @@ def main() -> int:
         "and other work on the machine: with 2 workers there are more busy processes than "
         "cores.",
     ]
-    if not args.no_write:
-        stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-        heading = f"{stamp}: workers, {bb.machine()}" + (" (--quick)" if args.quick else "")
-        body = "\n".join(
-            [
-                f"`{' '.join(['bench/bench_workers.py', *sys.argv[1:]])}` at commit "
-                f"`{commit}`; {version_line}; {elapsed:.0f} s in all; load average "
-                f"{load_before:.2f} before, {load_after:.2f} after (other work shares the "
-                "machine).",
-                "",
-                table,
-                "",
-                *[f"- {note}" for note in notes + res.notes],
-            ]
-        )
-        bb.write_doc(args.output, heading, body)
-        print(f"written to {args.output}", file=sys.stderr)
-    return 1 if failed and args.check else 0
+    return bench.report(res, "bench_workers.py", "workers, ", notes, "check(s) failed")
 
 
 if __name__ == "__main__":
