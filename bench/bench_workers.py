@@ -394,23 +394,27 @@ def _once_each(records: list[tuple[int, int, int, str]], ids: list[str]) -> bool
     return len(started) == len(ids) and set(started) == set(ids)
 
 
-def run_sequential(
-    ctx: Any, url: str, kind: str, consumers: Consumers, args: argparse.Namespace, admin: Any
-) -> dict[str, Any]:
-    key = f"bench:workers:seq:{uuid.uuid4().hex}"
-    client = Child(
+def _client(
+    ctx: Any, url: str, kind: str, consumers: Consumers, args: argparse.Namespace, **kwargs: Any
+) -> Child:
+    """The client process (``role_client``); ``kwargs``: mode, total, key, lanes, go."""
+    return Child(
         ctx,
         "client",
         kind=kind,
         url=url,
-        mode="seq",
-        total=args.seq,
         warmup=args.warmup,
         gap=args.gap / 1000,
-        key=key,
-        lanes=1,
         queue_key=consumers.queue_key,
+        **kwargs,
     )
+
+
+def run_sequential(
+    ctx: Any, url: str, kind: str, consumers: Consumers, args: argparse.Namespace, admin: Any
+) -> dict[str, Any]:
+    key = f"bench:workers:seq:{uuid.uuid4().hex}"
+    client = _client(ctx, url, kind, consumers, args, mode="seq", total=args.seq, key=key, lanes=1)
     result = client.get("result", timeout=300)
     client.join()
     time.sleep(0.1)
@@ -440,18 +444,16 @@ def run_burst(
     key = f"bench:workers:burst:{uuid.uuid4().hex}"
     stream = consumers.done_stream if kind == "raw" else keys.EVENTS
     go = ctx.Event()
-    client = Child(
+    client = _client(
         ctx,
-        "client",
-        kind=kind,
-        url=url,
+        url,
+        kind,
+        consumers,
+        args,
         mode="burst",
         total=args.burst,
-        warmup=args.warmup,
-        gap=args.gap / 1000,
         key=key,
         lanes=args.lanes,
-        queue_key=consumers.queue_key,
         go=go,
     )
     client.get("warm", timeout=120)
