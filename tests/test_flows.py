@@ -18,6 +18,7 @@ from hitl_bus import (
     send_input,
     start_flow_run,
 )
+from hitl_bus.engine import create_flow_run
 from hitl_bus.errors import FlowRunNotFound, MissingContextError
 from hitl_bus.runtime import flow_run as runtime_run
 from tests.helpers import eventually, greeter, new_run
@@ -179,3 +180,15 @@ async def test_background_runs_end_with_their_own_state() -> None:
         return (await get_client().read_flow_run(run.id)).state.is_completed()
 
     await eventually(completed)
+
+
+async def test_an_unreachable_redis_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hitl_bus.errors import BusConnectionError, HitlBusError
+    from hitl_bus.redis_server import free_port
+
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(BusConnectionError, match="HITL_BUS_REDIS_URL") as info:
+        await send_input("x", flow_run_id=uuid.uuid4())
+    assert isinstance(info.value, ConnectionError) and isinstance(info.value, HitlBusError)
+    with pytest.raises(BusConnectionError):
+        await create_flow_run("unreachable")  # a pipeline (MULTI/EXEC)

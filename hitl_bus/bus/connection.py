@@ -20,7 +20,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hitl_bus.errors import BusConnectionError
 
 RedisClient = aioredis.Redis | RedisCluster
 #: Every connection names itself, so ``CLIENT LIST`` shows what a process holds.
@@ -93,6 +98,40 @@ class _QueueingPipeline(ClusterPipeline):
             return await super().execute(raise_on_error, allow_redirections)
 
 
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+
+def _unreachable(exc: Exception) -> BusConnectionError:
+    return BusConnectionError(f"Redis is unreachable ({exc}); check HITL_BUS_REDIS_URL")
+
+
+class _CommandClient(aioredis.Redis):
+    """The standalone command client: an unreachable Redis raises ``BusConnectionError``.
+
+    redis-py has already retried by then; this is the one place its connection
+    errors become hitl_bus's (dispatcher readers keep their own reconnect loop).
+    """
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except _UNREACHABLE as exc:
+            raise _unreachable(exc) from exc
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _CommandPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class _CommandPipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error)
+        except _UNREACHABLE as exc:
+            raise _unreachable(exc) from exc
+
+
 def open_command_client(url: str, max_connections: int) -> Any:
     """A client whose pool never holds more than ``max_connections`` (callers queue)."""
     scheme = urlsplit(url).scheme
@@ -108,7 +147,7 @@ def open_command_client(url: str, max_connections: int) -> Any:
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=None, protocol=2, client_name=CLIENT_NAME
     )
-    return aioredis.Redis(connection_pool=pool)
+    return _CommandClient(connection_pool=pool)
 
 
 def open_reader_client(url: str, host: str | None = None, port: int | None = None) -> Any:
