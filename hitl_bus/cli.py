@@ -139,6 +139,20 @@ def _import(module: str) -> Any:
     return importlib.import_module(module)
 
 
+@app.command()
+def web(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs); writes need HITL_BUS_API_TOKEN."""
+    import uvicorn
+
+    from hitl_bus.web import create_app
+
+    typer.echo(f"hitl_bus API on http://{host}:{port}/docs", err=True)
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
 runs_app = typer.Typer(help="Inspect and control flow runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 

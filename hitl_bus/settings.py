@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     logs_maxlen: int = Field(default=10_000, ge=100)
     #: Copy run logs to stderr as well as the run's log stream.
     log_to_stderr: bool = True
+    #: Token the HTTP API requires for writes (resume, send, cancel, start); unset: no writes.
+    api_token: str | None = None
     #: Seconds between a worker's heartbeats.
     worker_heartbeat: float = Field(default=2.0, gt=0)
     #: Seconds without a heartbeat after which a worker is dead and its runs are reclaimed.

@@ -184,6 +184,12 @@ def _upgrade_model(model_cls: type[BaseModel]) -> type[RunInput]:
     return upgraded
 
 
+class RawInput(RunInput):
+    """A JSON object sent as is (the HTTP API's send box): the receiver's type validates it."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 def run_input_subclass_from_type(tp: Any) -> type[RunInput]:
     """The ``RunInput`` class that carries values of ``tp`` (cached)."""
     if isinstance(tp, type) and issubclass(tp, RunInput):
