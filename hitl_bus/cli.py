@@ -188,6 +188,162 @@ def runs_cancel(run_id: Annotated[str, typer.Argument(help="The run to cancel.")
     typer.echo(f"{run_id}: {state.name}")
 
 
+def parse_pairs(items: list[str]) -> Any:
+    """One JSON object as given, or ``a=1 b=x`` as ``{"a": 1, "b": "x"}`` (JSON, else text)."""
+    import json
+
+    if len(items) == 1 and items[0].lstrip().startswith("{"):
+        try:
+            return json.loads(items[0])
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"not valid JSON: {exc}") from None
+    data: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: expected key=value (or one JSON object)")
+        try:
+            data[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            data[key] = raw
+    return data
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="The run to show.")]) -> None:
+    """A run's state, parameters, current pause (its form fields) and recent logs."""
+    from hitl_bus.client import get_client
+    from hitl_bus.errors import FlowRunNotFound
+
+    client = get_client(sync_client=True)
+    try:
+        run = client.read_flow_run(run_id)
+    except FlowRunNotFound as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{run.name} ({run.id})  flow {run.flow_name}  {run.deployment or ''}".rstrip())
+    typer.echo(f"state: {run.state.name}{f' - {run.state.message}' if run.state.message else ''}")
+    typer.echo(f"parameters: {run.parameters}")
+    pause = client.read_pause(run_id)
+    if pause is not None:
+        deadline = pause.deadline.isoformat() if pause.deadline else "none"
+        typer.echo(f"pause {pause.pause_key} (deadline {deadline})")
+        if pause.description:
+            typer.echo(f"  {pause.description}")
+        for name, spec in ((pause.schema_ or {}).get("properties") or {}).items():
+            default = f" = {pause.defaults[name]!r}" if name in pause.defaults else ""
+            typer.echo(f"  {name}: {spec.get('type', spec.get('enum', 'any'))}{default}")
+    for record in client.read_logs(run_id)[-20:]:
+        typer.echo(f"  {record['level']:<7} {record['message']}")
+
+
+@runs_app.command("resume")
+def runs_resume(
+    run_id: Annotated[str, typer.Argument(help="The paused run.")],
+    values: Annotated[
+        list[str] | None, typer.Argument(help="One JSON object, or key=value pairs.")
+    ] = None,
+) -> None:
+    """Resume a paused run; the input is checked against the pause's form first."""
+    from hitl_bus._sync import run_blocking
+    from hitl_bus.engine.pausing import aresume_flow_run
+    from hitl_bus.errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, ResumeRejected
+
+    run_input = parse_pairs(values) if values else None
+    try:
+        run_blocking(aresume_flow_run(run_id, run_input))
+    except ResumeRejected as exc:
+        lines = [str(exc)] + [
+            f"  {'.'.join(map(str, e.get('loc', []))) or 'input'}: {e.get('msg')}"
+            for e in exc.errors
+        ]
+        raise _fail("\n".join(lines), 2) from None
+    except (FlowRunNotFound, NotPausedError, FlowPauseTimeout) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{run_id}: resumed")
+
+
+@runs_app.command("send")
+def runs_send(
+    run_id: Annotated[str, typer.Argument(help="The receiving run.")],
+    values: Annotated[list[str], typer.Argument(help="A value, one JSON object, or key=value.")],
+    key_prefix: Annotated[
+        str | None, typer.Option(help="The receiver's stream (needed for objects).")
+    ] = None,
+) -> None:
+    """Send an input: a plain value (``str-auto`` etc.), or an object with ``--key-prefix``."""
+    import json
+
+    from hitl_bus._sync import run_blocking
+    from hitl_bus.errors import FlowRunNotFound, PayloadTooLarge
+    from hitl_bus.inputs import asend_input
+    from hitl_bus.inputs.run_input import RawInput
+
+    if len(values) == 1 and "=" not in values[0] and not values[0].lstrip().startswith("{"):
+        try:
+            value: Any = json.loads(values[0])
+        except json.JSONDecodeError:
+            value = values[0]
+    else:
+        if not key_prefix:
+            raise typer.BadParameter("sending an object needs --key-prefix (the receiver's stream)")
+        value = RawInput(**parse_pairs(values))
+    try:
+        run_blocking(
+            asend_input(value, flow_run_id=run_id, sender="hitl.cli", key_prefix=key_prefix)
+        )
+    except (FlowRunNotFound, PayloadTooLarge, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{run_id}: sent")
+
+
+@runs_app.command("logs")
+def runs_logs(
+    run_id: Annotated[str, typer.Argument(help="The run.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new records.")
+    ] = False,
+) -> None:
+    """Print a run's logs; with --follow, new ones as they come until the run ends."""
+    import asyncio
+
+    from hitl_bus.engine.logger import follow_logs
+
+    async def main() -> None:
+        async for record in follow_logs(run_id, follow=follow):
+            typer.echo(f"{record['level']:<7} {record['message']}")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+deploy_app = typer.Typer(help="Work with deployments.", no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("run")
+def deploy_run(
+    name: Annotated[str, typer.Argument(help="<flow name>/<deployment name>")],
+    params: Annotated[list[str] | None, typer.Argument(help="key=value parameters.")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the run to end.")] = False,
+) -> None:
+    """Queue a run of a deployment (a worker must serve it)."""
+    from hitl_bus._sync import run_blocking
+    from hitl_bus.deployments import arun_deployment
+    from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
+
+    parameters = parse_pairs(params) if params else {}
+    try:
+        run = run_blocking(arun_deployment(name, parameters, None if wait else 0))
+    except (DeploymentNotFound, ParameterMismatch) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{run.id}  {run.state.name}  {run.name}")
+
+
 @app.command()
 def version() -> None:
     """Print the hitl_bus version."""

@@ -9,8 +9,10 @@ before it ends, so no record is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 from hitl_bus import keys
@@ -161,3 +163,23 @@ async def read_logs(run_id: str, count: int = 1000) -> list[dict[str, Any]]:
         {"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
         for entry_id, fields in entries
     ]
+
+
+async def follow_logs(run_id: str, follow: bool = False) -> AsyncIterator[dict[str, Any]]:
+    """A run's log records, then (with ``follow``) new ones as they are written, until it ends."""
+    from hitl_bus.engine.runs import read_flow_run
+
+    bus = get_bus()
+    stream = keys.run_logs(run_id)
+    position = "0-0"
+    while True:
+        entries = await bus.client.xrange(stream, min=f"({position}", count=500)
+        for entry_id, fields in entries:
+            position = entry_id.decode()
+            yield {"id": position, **{k.decode(): v.decode() for k, v in fields.items()}}
+        if entries:
+            continue
+        if not follow or (await read_flow_run(run_id)).state.is_final():
+            return
+        with contextlib.suppress(TimeoutError):  # pushed; the state is re-checked each second
+            await bus.dispatcher.wait(stream, position, 1.0)
