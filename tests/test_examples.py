@@ -109,3 +109,24 @@ def test_shirt_order_example(real_redis_url: str) -> None:
     assert "paused again: Input rejected:" in out.stdout
     assert "Green is only in stock" in out.stdout
     assert out.stdout.strip().endswith("run Completed")
+
+
+def test_suspend_resume_example(real_redis_url: str) -> None:
+    env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
+    out = subprocess.run(
+        [sys.executable, "examples/suspend_resume.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "handled first",
+        "handled second",
+        "suspended; sending one more and resuming",
+        "handled third",  # first and second were excluded after the re-execution
+        "run Completed",
+        "seen keys: 3",
+    ]
