@@ -12,7 +12,9 @@ Public functions are written once, as coroutines. Their dual face
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
 import functools
 import threading
 from collections.abc import Callable, Coroutine
@@ -25,11 +27,27 @@ T = TypeVar("T")
 
 
 class _Portal:
-    """A daemon thread running an event loop, started on first use."""
+    """A daemon thread running an event loop, started on first use.
+
+    At interpreter exit it runs the registered closers on its loop (the bus
+    closes its connections there), so nothing is left for the collector.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+
+    def is_portal(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return loop is self._loop
+
+    def close(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return
+        for closer in self.closers:
+            with contextlib.suppress(Exception):  # best effort at exit
+                asyncio.run_coroutine_threadsafe(closer(), loop).result(2)
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -45,6 +63,7 @@ class _Portal:
                 threading.Thread(target=serve, name="hitl-bus-portal", daemon=True).start()
                 ready.wait()
                 self._loop = loop
+                atexit.register(self.close)
             return self._loop
 
 
@@ -57,6 +76,14 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def on_portal_exit(
+    loop: asyncio.AbstractEventLoop, closer: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Run ``closer`` on the portal loop at interpreter exit, if ``loop`` is the portal's."""
+    if _portal.is_portal(loop):
+        _portal.closers.append(closer)
 
 
 def portal_loop() -> asyncio.AbstractEventLoop:

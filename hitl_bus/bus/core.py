@@ -17,6 +17,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from hitl_bus._sync import on_portal_exit
 from hitl_bus.bus.connection import (
     is_cluster_url,
     open_command_client,
@@ -92,6 +93,7 @@ async def _close_at_loop_shutdown(bus: Bus) -> AsyncIterator[None]:
 
 
 def _arm_shutdown_hook(loop: asyncio.AbstractEventLoop, bus: Bus) -> None:
+    on_portal_exit(loop, bus.aclose)  # the portal loop never shuts down by itself
     hook = _close_at_loop_shutdown(bus)
     bus.state["shutdown_hook"] = hook  # the loop holds async generators weakly
     loop.create_task(anext(hook))  # type: ignore[arg-type]
