@@ -292,3 +292,15 @@ async def test_raw_stream_shape_is_plain_json() -> None:
     ((_, fields),) = entries
     assert fields[b"data"] == b'{"value":{"a":1}}'
     assert fields[b"sender"].startswith(b"hitl.client.")
+
+
+async def test_zero_timeout_takes_what_is_there_without_waiting() -> None:
+    run = await new_run()
+    assert [v async for v in receive_input(int, flow_run_id=run.id, timeout=0)] == []
+    for n in [1, 2]:
+        await send_input(n, flow_run_id=run.id)
+    assert [v async for v in receive_input(int, flow_run_id=run.id, timeout=0)] == [1, 2]
+    grouped = receive_input(int, flow_run_id=run.id, timeout=0, consumer="zero")
+    assert [v async for v in grouped] == [1, 2]
+    with pytest.raises(ReceiveTimeout):
+        await receive_input(int, flow_run_id=run.id, timeout=0, consumer="zero").next()

@@ -123,11 +123,15 @@ class InputReceiver(Generic[T]):
             self._acks.clear()
         now = asyncio.get_running_loop().time()
         deadline = None if self.timeout is None else now + self.timeout
+        wait = self.timeout is None or self.timeout > 0  # 0: take what is there, never wait
         while True:
             if not self._buffer:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        await self._fill(bus)
+                    if wait:
+                        async with asyncio.timeout_at(deadline):
+                            await self._fill(bus)
+                    else:
+                        await self._fill(bus, wait=False)
                 except TimeoutError:
                     if raise_timeout:
                         raise ReceiveTimeout(
@@ -164,20 +168,25 @@ class InputReceiver(Generic[T]):
         )
         return instance
 
-    async def _fill(self, bus: Bus) -> None:
-        """Put at least one entry in the buffer, waiting for it if need be."""
+    async def _fill(self, bus: Bus, wait: bool = True) -> None:
+        """Put at least one entry in the buffer, waiting for it if need be.
+
+        :raises TimeoutError: with ``wait=False``, when there is nothing to take now.
+        """
         if self.consumer is not None:
-            await self._fill_from_group(bus)
+            await self._fill_from_group(bus, wait)
             return
         if not self._checked:
             entries = await self._first_read(bus)
-        elif bus.dispatcher.is_watching(self.stream):
+        elif wait and bus.dispatcher.is_watching(self.stream):
             # A reader already reads this stream (we were just served from it):
             # whatever lands past our position is pushed; a read would only repeat it.
             entries = []
         else:
             entries = await bus.client.xrange(self.stream, min=f"({self._position}", count=BATCH)
         while not entries:
+            if not wait:
+                raise TimeoutError
             entries = await self._wait(bus)
         self._buffer.extend(entries)
         self._position = entries[-1][0].decode()
@@ -204,7 +213,7 @@ class InputReceiver(Generic[T]):
             await inbox.touch(bus)
         self._checked = True
 
-    async def _fill_from_group(self, bus: Bus) -> None:
+    async def _fill_from_group(self, bus: Bus, wait: bool) -> None:
         if not self._checked:
             await self._check_mailbox(bus)
         while True:
@@ -218,6 +227,8 @@ class InputReceiver(Generic[T]):
             if entries:
                 self._buffer.extend(entries)
                 return
+            if not wait:
+                raise TimeoutError
             # Only a wake-up: the group hands out entries, so read them through it.
             await self._wait(bus)
 
