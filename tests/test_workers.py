@@ -249,3 +249,12 @@ async def test_sync_flows_run_on_workers_too(start_worker: StartWorker) -> None:
     assert logs[0]["message"] == "doubling 21"
     by_deployment = await get_client().read_flow_runs(deployment="sync-double/default")
     assert [r.id for r in by_deployment] == [run.id]
+
+
+async def test_a_worker_recovers_from_a_flushed_redis(start_worker: StartWorker) -> None:
+    start_worker()
+    await registered("record/default")
+    await get_bus().client.flushall()
+    await registered("record/default")  # registered again by the worker's upkeep
+    run = await run_deployment("record/default", {"tag": "flushed"}, timeout=20)
+    assert run.state.is_completed()

@@ -109,10 +109,12 @@ class Worker:
                 log.warning("heartbeat failed: %s", exc)
 
     async def _upkeep(self) -> None:
-        """Claim the runs of dead workers and fail expired pauses, every heartbeat."""
+        """Every heartbeat: keep the deployments registered (a flushed Redis forgets them),
+        claim the runs of dead workers, fail expired pauses."""
         while True:
             try:
                 for deployment in self.deployments.values():
+                    await register(deployment)
                     await self._reclaim(deployment)
                 await sweep_expired()
             except Exception as exc:  # noqa: BLE001 - upkeep never dies
@@ -139,6 +141,9 @@ class Worker:
                         keys.WORKERS_GROUP, self.id, {queue: ">"}, count=1, block=1000
                     )
                 except Exception as exc:  # noqa: BLE001 - reconnects on the next read
+                    if "NOGROUP" in str(exc):  # Redis was flushed: make the queue again
+                        await _ensure_group(bus, queue)
+                        continue
                     log.warning("reading %s failed: %s", queue, exc)
                     await asyncio.sleep(0.5)
                     continue
