@@ -1,24 +1,14 @@
-"""Input models of the seed, shared by tests."""
+"""Input models of the seed, shared by tests (ShirtOrder is the example's own)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import Field
 
-from pydantic import Field, model_validator
-
+from examples.shirt_order import ShirtOrder
 from hitl_bus import RunInput
+
+__all__ = ["ShirtOrder", "UserName"]
 
 
 class UserName(RunInput):
     name: str = Field(description="What people call you")
-
-
-class ShirtOrder(RunInput):
-    size: Literal["small", "medium", "large", "xlarge"]
-    color: Literal["red", "green", "black"]
-
-    @model_validator(mode="after")
-    def in_stock(self) -> ShirtOrder:
-        if self.color == "green" and self.size == "small":
-            raise ValueError("Green is only in stock for medium, large and XL.")
-        return self

@@ -18,6 +18,16 @@ from hitl_bus import keys
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_example(path: str, redis_url: str) -> subprocess.CompletedProcess[str]:
+    """Run one example script to its end against ``redis_url``; it must succeed."""
+    env = {**os.environ, "HITL_BUS_REDIS_URL": redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
+    out = subprocess.run(
+        [sys.executable, path], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 @pytest.fixture
 def chat_worker(real_redis_url: str) -> Iterator[None]:
     """The worker serving the chat's greeter deployment (as `python -m workers.chat`)."""
@@ -96,32 +106,14 @@ def test_chat_at_a_terminal_reads_names_until_quit(real_redis_url: str, name: st
 
 
 def test_shirt_order_example(real_redis_url: str) -> None:
-    env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
-    out = subprocess.run(
-        [sys.executable, "examples/shirt_order.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
+    out = run_example("examples/shirt_order.py", real_redis_url)
     assert "paused again: Input rejected:" in out.stdout
     assert "Green is only in stock" in out.stdout
     assert out.stdout.strip().endswith("run Completed")
 
 
 def test_suspend_resume_example(real_redis_url: str) -> None:
-    env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
-    out = subprocess.run(
-        [sys.executable, "examples/suspend_resume.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
+    out = run_example("examples/suspend_resume.py", real_redis_url)
     assert out.stdout.splitlines() == [
         "handled first",
         "handled second",
