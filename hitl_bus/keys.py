@@ -53,6 +53,11 @@ def run_control(run_id: str) -> str:
     return _owned(run_id, "control")
 
 
+def run_receivers(run_id: str) -> str:
+    """Hash of the key prefixes a run receives on -> their JSON schema (for send boxes)."""
+    return _owned(run_id, "receivers")
+
+
 def run_tasks(run_id: str) -> str:
     """Hash of a run's task results, by ``<task name>:<call index>``, for re-execution."""
     return _owned(run_id, "tasks")

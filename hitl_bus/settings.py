@@ -33,7 +33,16 @@ class Settings(BaseSettings):
     #: Copy run logs to stderr as well as the run's log stream.
     log_to_stderr: bool = True
     #: Token the HTTP API requires for writes (resume, send, cancel, start); unset: no writes.
+    #: The web UI logs in with it and keeps a session cookie.
     api_token: str | None = None
+    #: Let anyone who reaches the server read runs, logs and events without the token.
+    #: (With no token configured, reads are always open and writes are off.)
+    public_reads: bool = False
+    #: Key that signs session cookies; by default derived from ``api_token``, so
+    #: changing the token ends every session.
+    session_secret: str | None = None
+    #: Seconds a web session lasts.
+    session_max_age: int = Field(default=12 * 3600, gt=0)
     #: Seconds between a worker's heartbeats.
     worker_heartbeat: float = Field(default=2.0, gt=0)
     #: Seconds without a heartbeat after which a worker is dead and its runs are reclaimed.

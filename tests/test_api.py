@@ -24,6 +24,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
     monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")  # reads opened by the setting
     transport = httpx.ASGITransport(app=create_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client

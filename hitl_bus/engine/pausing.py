@@ -17,17 +17,16 @@ replay reaches the same keys in the same order.
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import codec, get_bus
+from hitl_bus.bus.events import append_event
 from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise_if_cancelled
 from hitl_bus.engine import transitions
 from hitl_bus.engine.runs import enqueue_run, expire_pause, set_state
@@ -42,7 +41,8 @@ from hitl_bus.errors import (
 )
 from hitl_bus.inputs import Keyset, keyset_from_base_key, run_input_subclass_from_type
 from hitl_bus.inputs.keyset import normalize_run_id
-from hitl_bus.inputs.run_input import RunInput, is_automatic
+from hitl_bus.inputs.run_input import RunInput, is_automatic, schema_json
+from hitl_bus.inputs.schema_check import schema_errors
 
 
 class Suspended(BaseException):
@@ -128,8 +128,8 @@ async def _pause(
         pipe.hget(keys.run_values(run_id), keyset["response"])
         pipe.hget(keys.run(run_id), "suspend_requested")
         answered, suspend_requested = await pipe.execute()
-    if answered is not None:
-        return await _consume_response(ctx, input_cls, answered)
+    if answered is not None:  # answered while suspended, or replayed after a restart
+        return await _take_answer(ctx, input_cls, answered, pause_key)
     if suspend_requested is not None and not suspend:
         await bus.client.hdel(keys.run(run_id), "suspend_requested")
         suspend = True
@@ -153,7 +153,7 @@ async def _pause(
     values: list[Any] = []
     schema = b""
     if input_cls is not None:
-        schema = _schema_json(input_cls)
+        schema = schema_json(input_cls)
         values += [keyset["schema"], schema]
         values += [_defaults_key(keyset), codec.dumps(_defaults(input_cls))]
         if input_cls._description is not None:
@@ -183,13 +183,28 @@ async def _pause(
     answered = await _wait_for_resume(run_id, pause_key, position, deadline)
     if answered is None:
         answered = await bus.client.hget(keys.run_values(run_id), keyset["response"])
-    return await _consume_response(ctx, input_cls, answered)
+    return await _take_answer(ctx, input_cls, answered, pause_key)
 
 
-@functools.lru_cache(maxsize=256)
-def _schema_json(input_cls: type[RunInput]) -> bytes:
-    """The input class's JSON schema, encoded (building it is slow; classes are reused)."""
-    return codec.dumps(input_cls.model_json_schema())
+async def _take_answer(
+    ctx: FlowRunContext, input_cls: type[RunInput] | None, raw: bytes | None, pause_key: str
+) -> Any:
+    """Consume a pause's answer and tell whoever resumed it (a form, say) the flow has it."""
+    try:
+        value = await _consume_response(ctx, input_cls, raw)
+    except ValidationError:
+        await _announce_answer(ctx.flow_run.id, pause_key, accepted=False)
+        raise
+    await _announce_answer(ctx.flow_run.id, pause_key, accepted=True)
+    return value
+
+
+async def _announce_answer(run_id: str, pause_key: str, accepted: bool) -> None:
+    bus = get_bus()
+    async with bus.client.pipeline(transaction=False) as pipe:
+        data = {"pause_key": pause_key, "accepted": accepted}
+        append_event(pipe, run_id, "pause.answered", data, bus.settings.events_maxlen)
+        await pipe.execute()
 
 
 async def _wait_for_resume(
@@ -285,14 +300,6 @@ async def check_suspend_request(ctx: FlowRunContext) -> None:
         await _pause(None, None, None, suspend=True)
 
 
-def _schema_errors(schema: dict[str, Any], value: Any) -> list[dict[str, Any]]:
-    validator = jsonschema.Draft202012Validator(schema)
-    return [
-        {"loc": list(err.absolute_path), "msg": err.message, "validator": err.validator}
-        for err in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    ]
-
-
 async def aresume_flow_run(
     flow_run_id: uuid.UUID | str, run_input: dict[str, Any] | None = None
 ) -> None:
@@ -327,7 +334,7 @@ async def aresume_flow_run(
                 "this pause waits for input; none was given",
                 [{"loc": [], "msg": "input is required"}],
             )
-        errors = _schema_errors(codec.loads(schema_raw), run_input)
+        errors = schema_errors(codec.loads(schema_raw), run_input)
         if errors:
             summary = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in errors

@@ -33,6 +33,7 @@ from hitl_bus.inputs.run_input import (
     RunInputMetadata,
     is_automatic,
     run_input_subclass_from_type,
+    schema_json,
 )
 
 log = logging.getLogger("hitl_bus.inputs")
@@ -199,15 +200,26 @@ class InputReceiver(Generic[T]):
         async with bus.client.pipeline(transaction=False) as pipe:
             pipe.exists(self.mailbox.marker_key)
             pipe.xrange(self.stream, min=f"({self._position}", count=BATCH)
-            exists, entries = await pipe.execute()
+            self._announce(pipe)
+            exists, entries, *_ = await pipe.execute()
         if not exists:
             raise FlowRunNotFound(self.mailbox.id)
         self._checked = True
         return entries  # type: ignore[no-any-return]
 
+    def _announce(self, pipe: Any) -> None:
+        """A run receiving on its own mailbox says so: a UI offers a send box of this type."""
+        if self.mailbox.kind == FLOW_RUN and current_run_id() == self.mailbox.id:
+            schema = schema_json(self.input_cls)
+            pipe.hset(keys.run_receivers(self.mailbox.id), self.key_prefix, schema)
+
     async def _check_mailbox(self, bus: Bus) -> None:
         if self.mailbox.kind == FLOW_RUN:
-            if not await bus.client.exists(self.mailbox.marker_key):
+            async with bus.client.pipeline(transaction=False) as pipe:
+                pipe.exists(self.mailbox.marker_key)
+                self._announce(pipe)
+                exists, *_ = await pipe.execute()
+            if not exists:
                 raise FlowRunNotFound(self.mailbox.id)
         else:
             await inbox.touch(bus)

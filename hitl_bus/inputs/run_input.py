@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic.fields import FieldInfo
 
 from hitl_bus._sync import dual
+from hitl_bus.bus import codec
 from hitl_bus.inputs.keyset import Keyset, keyset_from_base_key, type_slug
 
 if TYPE_CHECKING:
@@ -211,3 +212,9 @@ def as_run_input(value: Any) -> RunInput:
         return _upgrade_model(type(value)).model_validate(value.model_dump())
     value_type: Any = type(value)
     return _automatic(value_type)(value=value)
+
+
+@functools.lru_cache(maxsize=256)
+def schema_json(input_cls: type[RunInput]) -> bytes:
+    """The input class's JSON schema, encoded (building it is slow; classes are reused)."""
+    return codec.dumps(input_cls.model_json_schema())

@@ -2,18 +2,17 @@
 
 Errors are JSON ``{"detail": ..., "errors": [...]}`` with the status that says
 why: 404 unknown run or deployment, 409 not paused / already resumed / pause
-expired, 413 payload over the limit, 422 input failing the schema (fields named).
-Writes need ``Authorization: Bearer <HITL_BUS_API_TOKEN>``.
+expired, 413 payload over the limit, 422 input failing the schema (fields named,
+in plain words). Writes need the token (see ``auth``); so do reads unless
+``HITL_BUS_PUBLIC_READS`` opens them.
 """
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
@@ -22,6 +21,7 @@ from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.client import HitlClient
 from hitl_bus.deployments import arun_deployment
+from hitl_bus.deployments.registry import DeploymentRecord
 from hitl_bus.engine.pausing import aresume_flow_run
 from hitl_bus.errors import (
     DeploymentNotFound,
@@ -32,26 +32,16 @@ from hitl_bus.errors import (
     PayloadTooLarge,
     ResumeRejected,
 )
-from hitl_bus.inputs.keyset import Mailbox
+from hitl_bus.inputs.keyset import Mailbox, check_key_prefix
 from hitl_bus.inputs.run_input import RawInput
+from hitl_bus.inputs.schema_check import schema_errors
 from hitl_bus.inputs.sending import deliver
-from hitl_bus.settings import get_settings
+from hitl_bus.web import live
+from hitl_bus.web.auth import Read, Write
+from hitl_bus.web.markdown import render_markdown
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", dependencies=[Read])
 client = HitlClient()
-
-
-def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
-    """Writes need the configured token; with none configured, writes are off."""
-    expected = get_settings().api_token
-    if not expected:
-        raise HTTPException(403, "writes are disabled: set HITL_BUS_API_TOKEN")
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(401, "a valid token is required (Authorization: Bearer <token>)")
-
-
-Write = Depends(require_token)
 
 
 class ResumeBody(BaseModel):
@@ -95,14 +85,56 @@ async def list_runs(
 
 @router.get("/runs/{run_id}")
 async def read_run(run_id: uuid.UUID) -> dict[str, Any]:
-    """A run with its state history, current pause (schema, description, defaults) and logs."""
+    """A run with its history, current pause (schema, description, defaults), inputs and logs."""
     run = await client.read_flow_run(run_id)
+    pause = await client.read_pause(run_id)
+    pause_json = _dump(pause)
+    if pause is not None:
+        pause_json["description_html"] = render_markdown(pause.description or "")
     return {
         "run": _dump(run),
         "history": [_dump(s) for s in await client.read_state_history(run_id)],
-        "pause": _dump(await client.read_pause(run_id)),
+        "pause": pause_json,
+        "inputs": await _received_inputs(str(run_id)),
+        "receivers": await _receivers(str(run_id)),
         "logs": await client.read_logs(run_id),
     }
+
+
+async def _received_inputs(run_id: str, per_prefix: int = 50) -> list[dict[str, Any]]:
+    """The newest inputs sent to a run, on every key prefix, oldest first."""
+    bus = get_bus()
+    prefixes = sorted(p.decode() for p in await bus.client.smembers(keys.input_streams(run_id)))
+    async with bus.client.pipeline(transaction=False) as pipe:
+        for prefix in prefixes:
+            pipe.xrevrange(keys.input_stream(run_id, prefix), count=per_prefix)
+        replies = await pipe.execute()
+    out = [
+        {
+            "id": entry_id.decode(),
+            "key_prefix": prefix,
+            "key": codec.text(fields.get(b"key")),
+            "sender": codec.text(fields.get(b"sender")),
+            "data": codec.loads(fields.get(b"data", b"null")),
+        }
+        for prefix, entries in zip(prefixes, replies, strict=True)
+        for entry_id, fields in entries
+    ]
+    return sorted(out, key=lambda e: tuple(int(p) for p in e["id"].split("-")))
+
+
+async def _receivers(run_id: str) -> dict[str, Any]:
+    """Key prefix -> JSON schema of every input type the run has received on."""
+    raw = await get_bus().client.hgetall(keys.run_receivers(run_id))
+    return {k.decode(): codec.loads(v) for k, v in raw.items()}
+
+
+@router.get("/deployments")
+async def list_deployments() -> list[dict[str, Any]]:
+    """Registered deployments: name, flow, default parameters, required parameters."""
+    raw = await get_bus().client.hgetall(keys.DEPLOYMENTS)
+    records = [DeploymentRecord.model_validate_json(v) for v in raw.values()]
+    return [r.model_dump(mode="json") for r in sorted(records, key=lambda r: r.name)]
 
 
 @router.post("/runs/{run_id}/resume", dependencies=[Write])
@@ -114,16 +146,30 @@ async def resume_run(run_id: uuid.UUID, body: ResumeBody) -> dict[str, Any]:
 
 @router.post("/runs/{run_id}/input", dependencies=[Write])
 async def send_run_input(run_id: uuid.UUID, body: SendBody) -> dict[str, Any]:
-    """Send an input to a run (a plain ``value``, or a JSON object as ``data``)."""
+    """Send an input to a run (a plain ``value``, or a JSON object as ``data``).
+
+    When the run receives on that key prefix, the input is checked against the
+    receiver's schema first, so a mistyped input is refused here, not in the run.
+    It is sent from the web server's inbox: the run's ``respond()`` comes back to
+    ``GET /api/runs/{run_id}/replies``.
+    """
     if body.data is not None:
         if not body.key_prefix:
             raise HTTPException(422, "sending 'data' needs the receiver's 'key_prefix'")
+        payload: Any = body.data
         value: Any = RawInput(**body.data)
     else:
+        payload = {"value": body.value}
         value = body.value
-    key = await deliver(
-        Mailbox.for_run(run_id), value, sender="hitl.web", key_prefix=body.key_prefix
-    )
+    if body.key_prefix:
+        check_key_prefix(body.key_prefix)
+        schema_raw = await get_bus().client.hget(keys.run_receivers(str(run_id)), body.key_prefix)
+        if schema_raw is not None:
+            errors = schema_errors(codec.loads(schema_raw), payload)
+            if errors:
+                raise ResumeRejected("the input does not match the receiver's type", errors)
+    # Sent from this process's inbox (the default outside a run), so replies reach it.
+    key = await deliver(Mailbox.for_run(run_id), value, key_prefix=body.key_prefix)
     return {"key": key}
 
 
@@ -144,32 +190,22 @@ async def start_run(flow_name: str, deployment_name: str, body: StartBody) -> di
 async def events(request: Request, run_id: uuid.UUID | None = None) -> EventSourceResponse:
     """Live events (Server-Sent Events): every run's, or one run's with ``run_id``."""
     stream = keys.run_events(str(run_id)) if run_id else keys.EVENTS
+    return EventSourceResponse(live.follow(request, stream, live.event_message))
 
-    async def follow() -> AsyncIterator[dict[str, str]]:
-        bus = get_bus()
-        last = await bus.client.xrevrange(stream, count=1)
-        position = last[0][0].decode() if last else "0-0"
-        while not await request.is_disconnected():
-            try:
-                entries = await bus.dispatcher.wait(stream, position, 15)
-            except TimeoutError:
-                yield {"event": "ping", "data": "{}"}
-                continue
-            for entry_id, fields in entries:
-                position = entry_id.decode()
-                yield {
-                    "id": position,
-                    "event": codec.text(fields.get(b"type")) or "event",
-                    "data": codec.dumps(
-                        {
-                            "run_id": codec.text(fields.get(b"run_id")),
-                            "ts": int(fields.get(b"ts", b"0")),
-                            "data": codec.loads(fields.get(b"data", b"{}")),
-                        }
-                    ).decode(),
-                }
 
-    return EventSourceResponse(follow())
+@router.get("/runs/{run_id}/logs")
+async def run_logs(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
+    """A run's log records (SSE): the ones written so far, then new ones as they come."""
+    await client.read_flow_run(run_id)  # 404 for an unknown run
+    stream = keys.run_logs(str(run_id))
+    return EventSourceResponse(live.follow(request, stream, live.log_message, from_start=True))
+
+
+@router.get("/runs/{run_id}/replies")
+async def run_replies(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
+    """What the run sends back (``respond()``) to inputs sent from this server (SSE)."""
+    await client.read_flow_run(run_id)
+    return EventSourceResponse(live.follow_replies(request, str(run_id)))
 
 
 _STATUS: list[tuple[type[Exception], int]] = [

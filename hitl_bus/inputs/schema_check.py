@@ -1,0 +1,92 @@
+"""Check a value against a saved JSON schema and word each failure for a person.
+
+A form shows these beside the failing field (``loc`` is the path to it), so
+the wording says what to do ("must be at least 1") rather than echoing the
+schema keyword (``1 is less than the minimum of 1``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a set of fields",
+    "null": "empty",
+}
+
+
+def _words(kind: Any) -> str:
+    kinds = kind if isinstance(kind, list) else [kind]
+    return " or ".join(_TYPE_WORDS.get(k, str(k)) for k in kinds)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _message(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
+    """The path to the failing field and a plain sentence about it."""
+    loc = list(err.absolute_path)
+    v, spec = err.validator, err.validator_value
+    match v:
+        case "required":
+            missing = err.message.split("'")[1] if "'" in err.message else ""
+            return [*loc, missing], "is required"
+        case "additionalProperties":
+            return loc, f"has fields the form does not know: {err.message.split('(')[-1][:-1]}"
+        case "type":
+            return loc, f"must be {_words(spec)}"
+        case "minimum":
+            return loc, f"must be at least {spec}"
+        case "maximum":
+            return loc, f"must be at most {spec}"
+        case "exclusiveMinimum":
+            return loc, f"must be more than {spec}"
+        case "exclusiveMaximum":
+            return loc, f"must be less than {spec}"
+        case "multipleOf":
+            return loc, f"must be a multiple of {spec}"
+        case "minLength":
+            return loc, "must not be empty" if spec == 1 else f"needs at least {spec} characters"
+        case "maxLength":
+            return loc, f"must be at most {_plural(spec, 'character')}"
+        case "pattern":
+            return loc, f"does not have the expected form ({spec})"
+        case "enum":
+            return loc, f"must be one of: {', '.join(map(str, spec))}"
+        case "const":
+            return loc, f"must be {spec}"
+        case "minItems":
+            return loc, f"needs at least {_plural(spec, 'item')}"
+        case "maxItems":
+            return loc, f"takes at most {_plural(spec, 'item')}"
+        case "uniqueItems":
+            return loc, "must not repeat an item"
+        case "anyOf" | "oneOf":
+            # An optional field is "X or null": the reason is whatever X's check said.
+            useful = [
+                e
+                for e in err.context or ()
+                if not (e.validator == "type" and e.validator_value == "null")
+            ]
+            if useful:
+                return _message(jsonschema.exceptions.best_match(useful))
+            return loc, "does not match any of the allowed forms"
+    return loc, err.message
+
+
+def schema_errors(schema: dict[str, Any], value: Any) -> list[dict[str, Any]]:
+    """Every way ``value`` fails ``schema`` (Draft 2020-12), as ``{loc, msg, validator}``."""
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))):
+        loc, msg = _message(err)
+        out.append({"loc": loc, "msg": msg, "validator": err.validator})
+    return out

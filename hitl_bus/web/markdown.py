@@ -1,0 +1,48 @@
+"""Pause descriptions: Markdown rendered to HTML a page can insert as is.
+
+Two layers. markdown-it-py renders with raw HTML off, so ``<script>`` or
+``<img onerror=...>`` written in a description shows as text; nh3 then keeps
+only an allow-list of tags and attributes and only http(s) and mailto links.
+Images become links to the image (their alt text as the label): a form is no
+place for remote pixels, and a dead image leaves nothing broken behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+
+_TAGS = {
+    "a", "p", "br", "hr", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li",
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "del",
+}  # fmt: skip
+_ATTRIBUTES = {"a": {"href", "title"}, "th": {"style"}, "td": {"style"}, "ol": {"start"}}
+_SCHEMES = {"http", "https", "mailto"}
+
+
+def _image_as_link(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    return f'<a href="{escapeHtml(src)}">{escapeHtml(token.content or src)}</a>'
+
+
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+    "table"
+)
+_md.add_render_rule("image", _image_as_link)
+
+
+def render_markdown(text: str) -> str:
+    """Safe HTML for a Markdown description."""
+    html = _md.render(text)
+    return nh3.clean(
+        html,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        url_schemes=_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        filter_style_properties={"text-align"},
+    )

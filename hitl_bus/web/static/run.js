@@ -1,0 +1,281 @@
+// The run page: state, Resume form, send boxes and chat, inputs, live logs.
+import { api, ApiError, canWrite, debounce, el, formatDuration, formatTime, listen, stateBadge } from "./common.js";
+import { createForm } from "./form.js";
+
+const root = document.getElementById("run");
+const runId = root.dataset.runId;
+const $ = (id) => document.getElementById(id);
+
+let current = null;       // the last /api/runs/{id} reply
+let pauseForm = null;     // { key, form } of the Resume form on screen
+let awaitingAnswer = null; // pause key we resumed and wait to hear the flow took
+const answers = new Map(); // pause key -> accepted, as the flow reported it
+const seenLogs = new Set(); // log ids shown (a reconnecting stream starts over)
+let sendForms = new Map(); // key prefix -> form
+let countdown = null;
+
+function notice(text, kind = "ok") {
+  const node = $("notice");
+  node.textContent = text;
+  node.className = `notice notice-${kind}`;
+  node.hidden = !text;
+}
+
+function authHint(error) {
+  if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+    return `${error.message} `;
+  }
+  return "";
+}
+
+async function load() {
+  try {
+    current = await api(`/api/runs/${runId}`);
+  } catch (error) {
+    notice(error.status === 404 ? "No such run." : `Could not load the run: ${error.message}`, "error");
+    return;
+  }
+  render(current);
+}
+
+function render(detail) {
+  const { run, history, pause, inputs, receivers } = detail;
+  document.title = `${run.name} · hitl_bus`;
+  $("run-name").textContent = run.name;
+  $("state").replaceWith(Object.assign(stateBadge(run.state), { id: "state" }));
+  $("run-meta").textContent = [
+    `flow ${run.flow_name}`,
+    run.deployment ? `deployment ${run.deployment}` : null,
+    `created ${formatTime(run.created)}`,
+    `id ${run.id}`,
+  ].filter(Boolean).join(" · ");
+  const final = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"].includes(run.state.type);
+  const message = run.state.message && run.state.type !== "PAUSED" ? run.state.message : "";
+  $("state-message").textContent = message;
+  $("state-message").hidden = !message;
+  $("cancel").hidden = final || !canWrite() || run.state.type === "CANCELLING";
+  $("parameters").textContent = JSON.stringify(run.parameters ?? {}, null, 2);
+  $("history").replaceChildren(...history.map((s) =>
+    el("li", {}, stateBadge(s), " ", el("time", { text: formatTime(s.timestamp) }), s.message ? ` ${s.message}` : "")));
+  $("inputs").replaceChildren(...(inputs.length ? inputs.map((i) =>
+    el("li", {}, el("code", { text: i.key_prefix }), " ", el("span", { class: "muted", text: senderName(i.sender) }), " ",
+      el("span", { text: short(i.data) })))
+    : [el("li", { class: "muted", text: "None yet." })]));
+  renderPause(run, pause);
+  renderSenders(final ? {} : receivers);
+}
+
+function senderName(sender) {
+  if (!sender) return "";
+  if (sender.startsWith("hitl.flow-run.")) return `from run ${sender.slice(14, 22)}…`;
+  if (sender.startsWith("hitl.client.")) return "from a client";
+  return `from ${sender}`;
+}
+
+function short(data) {
+  const value = data && typeof data === "object" && Object.keys(data).length === 1 && "value" in data ? data.value : data;
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > 200 ? `${text.slice(0, 199)}…` : text;
+}
+
+// -- Resume -----------------------------------------------------------------------------
+
+function renderPause(run, pause) {
+  const section = $("resume");
+  if (!pause) {
+    section.hidden = true;
+    pauseForm = null;
+    clearInterval(countdown);
+    return;
+  }
+  section.hidden = false;
+  $("resume-title").textContent = pause.suspended
+    ? "Suspended: waiting for you (a worker continues it once resumed)"
+    : "Paused: waiting for you";
+  const rejection = run.state.message || "";
+  $("rejection").textContent = rejection ? `The flow did not accept the last input. ${rejection}` : "";
+  $("rejection").hidden = !rejection;
+  $("description").innerHTML = pause.description_html || ""; // rendered and sanitized by the server
+  $("description").hidden = !pause.description_html;
+  renderContext(run, pause);
+  if (pauseForm?.key === pause.pause_key) return; // keep what the person has typed
+  const schema = pause.schema;
+  const fields = $("fields");
+  if (schema) {
+    const form = createForm(fields, schema, pause.defaults ?? {}, {
+      valueLabel: "Your answer",
+      onChange: () => { if (!$("summary").hidden) showSummary(form.read().problems); },
+    });
+    pauseForm = { key: pause.pause_key, form };
+  } else {
+    fields.replaceChildren(el("p", { class: "muted", text: "This pause takes no input." }));
+    pauseForm = { key: pause.pause_key, form: null };
+  }
+  $("summary").hidden = true;
+  $("resume-status").textContent = "";
+  $("resume-button").disabled = !canWrite();
+  if (!canWrite()) $("resume-status").replaceChildren("Log in to resume: ", el("a", { href: `/login?next=/runs/${runId}`, text: "log in" }));
+}
+
+function renderContext(run, pause) {
+  clearInterval(countdown);
+  const base = `${run.name} of flow ${run.flow_name}${run.deployment ? ` (deployment ${run.deployment})` : ""}`;
+  const since = run.state.timestamp ? `, waiting since ${formatTime(run.state.timestamp)}` : "";
+  const tick = () => {
+    let left = "; no time limit.";
+    if (pause.deadline) {
+      const ms = new Date(pause.deadline).getTime() - Date.now();
+      left = ms > 0 ? `; the pause times out in ${formatDuration(ms)}.` : "; the pause has timed out.";
+    }
+    $("pause-context").textContent = `${base}${since}${left}`;
+  };
+  tick();
+  if (pause.deadline) countdown = setInterval(tick, 1000);
+}
+
+function showSummary(problems, extra = []) {
+  const summary = $("summary");
+  const items = [...problems.map((p) => el("li", {}, el("a", { href: "#", text: p.text, onclick: (e) => { e.preventDefault(); p.focus?.focus(); } }))),
+    ...extra.map((text) => el("li", { text }))];
+  summary.replaceChildren(
+    items.length ? el("p", { text: `Please fix ${items.length === 1 ? "this" : `these ${items.length} problems`} before resuming:` }) : "",
+    el("ul", {}, items));
+  summary.hidden = items.length === 0;
+}
+
+$("resume-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!pauseForm || !current?.pause) return;
+  let input = null;
+  if (pauseForm.form) {
+    const { value, problems } = pauseForm.form.read(true);
+    showSummary(problems);
+    if (problems.length) { pauseForm.form.focusFirstProblem(); return; } // nothing is sent
+    input = value;
+  }
+  const key = current.pause.pause_key;
+  const suspended = current.pause.suspended;
+  $("resume-button").disabled = true;
+  $("resume-status").textContent = "Sending…";
+  try {
+    await api(`/api/runs/${runId}/resume`, { method: "POST", body: pauseForm.form ? { input } : {} });
+    $("resume-status").textContent = "";
+    if (answers.has(key)) confirmAnswer(answers.get(key)); // the flow was quicker than the reply
+    else {
+      awaitingAnswer = key;
+      notice(suspended ? "Resumed. A worker will continue the run with your input." : "Resumed. Waiting for the flow to take the input…", "pending");
+    }
+  } catch (error) {
+    awaitingAnswer = null;
+    $("resume-button").disabled = false;
+    $("resume-status").textContent = "";
+    if (error.status === 422 && pauseForm.form) {
+      const unplaced = pauseForm.form.showServerErrors(error.errors);
+      showSummary(pauseForm.form.read(true).problems, unplaced.map((e) => e.msg));
+      pauseForm.form.focusFirstProblem();
+    } else {
+      showSummary([], [`${authHint(error)}${error.message}`]);
+      if (error.status === 409) load();
+    }
+  }
+});
+
+function confirmAnswer(accepted) {
+  if (accepted) notice("✓ The flow has your input and is running again.", "ok");
+  else notice("The flow did not accept that input; it is waiting again (see the form).", "error");
+}
+
+$("cancel").addEventListener("click", async () => {
+  if (!confirm("Cancel this run? It stops at its next checkpoint.")) return;
+  try {
+    await api(`/api/runs/${runId}/cancel`, { method: "POST" });
+    notice("Cancelling…", "pending");
+  } catch (error) {
+    notice(`${authHint(error)}${error.message}`, "error");
+  }
+});
+
+// -- Send boxes and replies -------------------------------------------------------------
+
+let replies = null;
+
+function say(who, text) {
+  const item = el("li", { class: `say say-${who}` }, el("span", { class: "who", text: who === "you" ? "You" : "Run" }), " ", el("span", { class: "text", text }));
+  $("conversation").append(item);
+}
+
+function renderSenders(receivers) {
+  const prefixes = Object.keys(receivers ?? {});
+  $("send").hidden = prefixes.length === 0;
+  if (prefixes.length && !replies) {
+    replies = listen(`/api/runs/${runId}/replies`, { reply: (msg) => say("run", short(msg.data)) });
+  }
+  const container = $("senders");
+  for (const prefix of [...sendForms.keys()]) {
+    if (!(prefix in receivers)) { sendForms.get(prefix).node.remove(); sendForms.delete(prefix); }
+  }
+  for (const prefix of prefixes) {
+    if (sendForms.has(prefix)) continue;
+    const schema = receivers[prefix];
+    const automatic = Object.keys(schema.properties ?? {}).length === 1 && "value" in (schema.properties ?? {});
+    const fields = el("div", {});
+    const status = el("span", { class: "muted", "aria-live": "polite" });
+    const button = el("button", { type: "submit", text: "Send", disabled: !canWrite() });
+    const node = el("form", { class: "send-form", novalidate: true, "data-prefix": prefix },
+      el("p", { class: "muted" }, "Input type ", el("code", { text: prefix })), fields,
+      el("div", { class: "actions" }, button, status));
+    const form = createForm(fields, schema, {}, { valueLabel: "Message" });
+    node.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const { value, problems } = form.read(true);
+      if (problems.length) { status.textContent = problems.map((p) => p.text).join("; "); form.focusFirstProblem(); return; }
+      const body = automatic ? { value: value.value, key_prefix: prefix } : { data: value, key_prefix: prefix };
+      button.disabled = true;
+      status.textContent = "Sending…";
+      try {
+        await api(`/api/runs/${runId}/input`, { method: "POST", body });
+        say("you", short(automatic ? value.value : value));
+        status.textContent = "";
+        const first = fields.querySelector("input[type=text], textarea");
+        if (first && automatic) { first.value = ""; first.focus(); }
+      } catch (error) {
+        if (error.status === 422) form.showServerErrors(error.errors);
+        status.textContent = `${authHint(error)}${error.message}`;
+      } finally {
+        button.disabled = !canWrite();
+      }
+    });
+    sendForms.set(prefix, { node, form });
+    container.append(node);
+  }
+}
+
+// -- Live -------------------------------------------------------------------------------
+
+const reload = debounce(load, 100);
+
+listen(`/api/events?run_id=${runId}`, {
+  "state.changed": reload,
+  "input.received": reload,
+  "pause.answered": (event) => {
+    answers.set(event.data.pause_key, event.data.accepted);
+    if (event.data.pause_key !== awaitingAnswer) return;
+    awaitingAnswer = null;
+    confirmAnswer(event.data.accepted);
+  },
+}, reload);
+
+listen(`/api/runs/${runId}/logs`, {
+  log: (record) => {
+    if (seenLogs.has(record.id)) return;
+    seenLogs.add(record.id);
+    const logs = $("logs");
+    logs.append(el("li", { class: `log log-${record.level.toLowerCase()}` },
+      el("time", { text: formatTime(Number(record.ts)) }), " ",
+      el("span", { class: "level", text: record.level }), " ",
+      el("span", { class: "msg", text: record.message })));
+    logs.scrollTop = logs.scrollHeight;
+  },
+});
+
+load();
