@@ -1,30 +1,56 @@
 """``hitl-bus``: the command line.
 
-``hitl-bus dev`` runs the local stack: an embedded redis-server on a loopback
-port when ``HITL_BUS_REDIS_URL`` is unset (its URL exported to every process
-it starts and printed), then the stack's processes.
+``hitl-bus dev`` runs the whole local stack in one process tree: Redis (an
+embedded redis-server on a loopback port when ``HITL_BUS_REDIS_URL`` is
+unset), the ``workers/`` processes and the web server, sharing one API token
+(generated unless ``HITL_BUS_API_TOKEN`` is set). It prints the URL to open
+and stays up until Ctrl-C or SIGTERM, or runs a given command in the stack.
+Progress goes to stderr; results go to stdout, so output stays parseable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hitl_bus import __version__
 from hitl_bus.redis_server import RedisServer
 
+if TYPE_CHECKING:
+    from hitl_bus.engine.runs import FlowRun
+    from hitl_bus.engine.states import State
+
 app = typer.Typer(help="Human-in-the-loop flows over Redis streams.", no_args_is_help=True)
 
-DEFAULT_DEV_COMMAND = [sys.executable, "examples/greeter_chat.py"]
-#: The worker processes the local stack starts (each serves example deployments).
-DEV_WORKERS = [[sys.executable, "-m", "workers.chat"]]
+#: The deployment ``workers.chat`` serves; ``dev`` waits for it (and for ``workers.examples``').
+CHAT_DEPLOYMENT = "greeter/send-receive"
+#: Seconds ``dev`` waits for the web server and the deployments before giving up.
+DEV_START_TIMEOUT = 60.0
+#: Seconds the stack's processes get to stop after SIGTERM (workers drain for 10 s).
+DEV_STOP_TIMEOUT = 20.0
+
+
+class _DetachedRedis(RedisServer):
+    """An embedded redis-server in a process group of its own.
+
+    Ctrl-C in a terminal signals the whole foreground group; Redis must outlive
+    the workers' drain, so only ``dev`` hears it and stops Redis last.
+    """
+
+    def command(self) -> list[str]:
+        shim = "import os, sys; os.setpgid(0, 0); os.execv(sys.argv[1], sys.argv[1:])"
+        return [sys.executable, "-c", shim, *super().command()]
 
 
 @contextlib.contextmanager
@@ -35,7 +61,7 @@ def local_redis() -> Iterator[str]:
         typer.echo(f"Using Redis at {configured}", err=True)
         yield configured
         return
-    server = RedisServer(appendonly=True)
+    server = _DetachedRedis(appendonly=True)
     with server:
         typer.echo(f"Embedded Redis ({server.version()}) at {server.url}", err=True)
         typer.echo(
@@ -44,61 +70,287 @@ def local_redis() -> Iterator[str]:
         yield server.url
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP reached ``dev``: stop the stack as Ctrl-C would.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so no ``except Exception`` swallows it.
+    """
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`_Stopped` while the block runs."""
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _exit_code(returncode: int) -> int:
+    """A child's return code as a shell reports it (killed by signal N: 128 + N)."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def _describe_exit(returncode: int) -> str:
+    """How a child ended, in words for the report (a signal by name)."""
+    if returncode < 0:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with code {returncode}"
+
+
+@dataclass
+class _Children:
+    """The stack's processes, each in a process group of its own.
+
+    Only ``dev`` hears a terminal's Ctrl-C; it then stops them all at once with
+    SIGTERM (workers drain in parallel) before Redis goes.
+    """
+
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str]) -> None:
+        self.procs[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, process_group=0)
+
+    def exited(self) -> str | None:
+        """Why the first child that is gone went, if one is."""
+        for name, proc in self.procs.items():
+            code = proc.poll()
+            if code is not None:
+                return f"{name} {_describe_exit(code)}"
+        return None
+
+    def stop(self, timeout: float = DEV_STOP_TIMEOUT) -> None:
+        """SIGTERM every child, wait up to ``timeout``, then kill what is left.
+
+        Asked to stop again meanwhile (a second Ctrl-C), it kills at once.
+        """
+        live = [p for p in self.procs.values() if p.poll() is None]
+        for proc in live:
+            proc.terminate()
+        deadline = time.monotonic() + timeout
+        try:
+            for proc in live:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.0, deadline - time.monotonic()))
+        except (KeyboardInterrupt, _Stopped):
+            pass
+        for proc in live:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _listen_port(host: str, port: int) -> int:
+    """``port`` if it can be bound on ``host``, or a free one for 0.
+
+    Checked before the web server starts, so a port that another server holds
+    fails at once instead of that server answering our health check.
+    """
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot listen on {host}:{port} ({exc.strerror}); --port 0 picks a free port",
+                param_hint="--port",
+            ) from None
+        return int(sock.getsockname()[1])
+
+
+def _base_url(host: str, port: int) -> str:
+    """The URL a browser on this machine uses for a server bound to ``host``."""
+    browser_host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in browser_host:
+        browser_host = f"[{browser_host}]"
+    return f"http://{browser_host}:{port}"
+
+
+def _example_deployments() -> list[str]:
+    """The deployments ``workers.examples`` serves; none when this checkout has no such module."""
+    import importlib
+
+    if not Path("workers/examples.py").exists():
+        return []
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module("workers.examples")
+    return [str(name) for name in getattr(module, "DEPLOYMENTS", [])]
+
+
+def _healthy(base_url: str) -> bool:
+    """Whether the web server answers ``/healthz`` (directly: a proxy must not answer for it)."""
+    import http.client
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{base_url}/healthz", timeout=2) as response:
+            return int(response.status) == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+async def _unregistered(names: list[str]) -> list[str]:
+    from hitl_bus import keys
+    from hitl_bus.bus import get_bus
+
+    found = await get_bus().client.hmget(keys.DEPLOYMENTS, names)
+    return [name for name, raw in zip(names, found, strict=True) if raw is None]
+
+
+def _wait_until_up(children: _Children, base_url: str, deployments: list[str]) -> None:
+    """Block, with a spinner on stderr, until the web server answers and workers registered."""
+    from rich.console import Console
+
+    from hitl_bus._sync import run_blocking
+    from hitl_bus.bus import close_bus
+
+    deadline = time.monotonic() + DEV_START_TIMEOUT
+    try:
+        with Console(stderr=True).status("Starting the stack") as status:
+            while True:
+                gone = children.exited()
+                if gone:
+                    raise _fail(f"{gone} while the stack was starting (its output is above)")
+                waiting = [] if _healthy(base_url) else ["the web server"]
+                waiting += run_blocking(_unregistered(deployments))
+                if not waiting:
+                    return
+                if time.monotonic() > deadline:
+                    raise _fail(
+                        f"the stack did not start within {DEV_START_TIMEOUT:.0f} s;"
+                        f" still waiting for {', '.join(waiting)}"
+                    )
+                status.update(f"Starting the stack: waiting for {', '.join(waiting)}")
+                time.sleep(0.2)
+    finally:
+        run_blocking(close_bus())  # hold no connection while idle (and none to a stopped Redis)
+
+
+def _check_redis(url: str) -> None:
+    """Fail with one clear line, before any process starts, when Redis cannot be reached."""
+    from hitl_bus._sync import run_blocking
+    from hitl_bus.bus import close_bus, get_bus
+    from hitl_bus.errors import BusConnectionError
+
+    async def ping() -> None:
+        try:
+            await get_bus().client.ping()
+        finally:
+            await close_bus()
+
+    try:
+        run_blocking(ping())
+    except BusConnectionError as exc:
+        raise _fail(f"{url}: {exc}") from None
+
+
+def _wait_for_stop(children: _Children) -> int:
+    """Idle until interrupted (the caller turns that into exit 0); 1 if a child dies first."""
+    while True:
+        gone = children.exited()
+        if gone:
+            typer.echo(f"{gone}; stopping the stack", err=True)
+            return 1
+        time.sleep(0.5)
+
+
+def _run_command(command: list[str], children: _Children) -> int:
+    """Run ``command`` in the foreground of the stack and return its exit code.
+
+    Ctrl-C reaches it directly (it shares the terminal's process group); SIGTERM to
+    ``dev`` is passed on. A child of the stack that dies meanwhile is reported.
+    """
+    try:
+        proc = subprocess.Popen(command)
+    except OSError as exc:
+        typer.echo(f"cannot run {command[0]}: {exc.strerror}", err=True)
+        return 127
+    reported = False
+    try:
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return _exit_code(proc.wait(0.5))
+            gone = None if reported else children.exited()
+            if gone:
+                typer.echo(f"{gone}; {command[0]} keeps running", err=True)
+                reported = True
+    except (KeyboardInterrupt, _Stopped) as exc:
+        if isinstance(exc, _Stopped):
+            proc.terminate()  # a terminal's Ctrl-C reaches it by itself; SIGTERM to dev does not
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return _exit_code(proc.wait(5))
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return _exit_code(proc.wait(5))
+        proc.kill()
+        return _exit_code(proc.wait())
+
+
+def _hint(deployments: list[str], command: list[str] | None) -> str:
+    example = "shirt/order" if "shirt/order" in deployments else deployments[-1]
+    then = ", then click Resume" if example == "shirt/order" else ""
+    stop = "" if command else " Ctrl-C stops the stack."
+    return f"  Start a run of {example}{then}.{stop}"
+
+
 @app.command()
 def dev(
     command: Annotated[
         list[str] | None,
-        typer.Argument(help="What to run in the stack (default: the chat example)."),
+        typer.Argument(help="A command to run in the stack; dev exits with its code."),
     ] = None,
+    host: Annotated[str, typer.Option(help="Address the web server binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Web server port (0: a free one).")] = 8000,
 ) -> None:
-    """Run the local stack: Redis (embedded when none is configured) and the chat example."""
-    argv = command or DEFAULT_DEV_COMMAND
+    """Run the local stack: Redis, the workers and the web server; print the URL to open.
+
+    Stays up until Ctrl-C or SIGTERM. With a command (hitl-bus dev -- CMD ARGS...) it
+    runs CMD in the stack instead (its environment points at the stack) and exits with
+    its code.
+    """
+    import secrets
+    from urllib.parse import quote
+
     if not Path("workers/chat.py").exists():
         raise typer.BadParameter("run this from the repository root (it starts workers/)")
-    with local_redis() as url, contextlib.ExitStack() as stack:
-        env = {**os.environ, "HITL_BUS_REDIS_URL": url}
-        for worker_argv in DEV_WORKERS:
-            stack.enter_context(_child(worker_argv, env))
-        _wait_for_deployments(url, ["greeter/send-receive"])
+    deployments = [CHAT_DEPLOYMENT, *_example_deployments()]
+    port = _listen_port(host, port)
+    base_url = _base_url(host, port)
+    # Like Jupyter: a token per session, unless one is configured; every child inherits it.
+    token = os.environ.get("HITL_BUS_API_TOKEN") or secrets.token_urlsafe(24)
+    os.environ["HITL_BUS_API_TOKEN"] = token
+    children = _Children()
+    code = 0
+    with _stop_on_signals(), local_redis() as url:
+        os.environ["HITL_BUS_REDIS_URL"] = url
         try:
-            code = subprocess.call(argv, env=env)
-        except KeyboardInterrupt:
-            code = 130
+            _check_redis(url)
+            children.start("workers.chat", [sys.executable, "-m", "workers.chat"])
+            if len(deployments) > 1:
+                children.start("workers.examples", [sys.executable, "-m", "workers.examples"])
+            web_argv = ["web", "--host", host, "--port", str(port)]
+            children.start("the web server", [sys.executable, "-m", "hitl_bus.cli", *web_argv])
+            _wait_until_up(children, base_url, deployments)
+            typer.echo(f"hitl_bus is up: open {base_url}/login?token={quote(token, safe='')}")
+            typer.echo(_hint(deployments, command))
+            code = _run_command(command, children) if command else _wait_for_stop(children)
+        except (KeyboardInterrupt, _Stopped):
+            code = 130 if command else 0
+        finally:
+            children.stop()
     raise typer.Exit(code)
-
-
-@contextlib.contextmanager
-def _child(argv: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """A process of the stack, stopped with SIGTERM (it drains) when the block ends."""
-    proc = subprocess.Popen(argv, env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait_for_deployments(url: str, names: list[str], timeout: float = 30.0) -> None:
-    """Block until workers have registered ``names`` (so the first run_deployment finds them)."""
-    import time
-
-    import redis
-
-    from hitl_bus import keys
-
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + timeout
-    try:
-        while not all(client.hexists(keys.DEPLOYMENTS, n) for n in names):
-            if time.monotonic() > deadline:
-                typer.echo(f"workers did not register {names} within {timeout:.0f} s", err=True)
-                raise typer.Exit(1)
-            time.sleep(0.1)
-    finally:
-        client.close()
 
 
 @app.command()
@@ -209,6 +461,17 @@ def parse_pairs(items: list[str]) -> Any:
     return data
 
 
+def read_stdin_json() -> Any:
+    """One JSON document from stdin, for ``-`` (no shell quoting; piped from other tools)."""
+    import json
+
+    text = sys.stdin.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"stdin is not valid JSON: {exc}") from None
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(message, err=True)
     return typer.Exit(code)
@@ -245,19 +508,28 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="The run to show.")]) -
 def runs_resume(
     run_id: Annotated[str, typer.Argument(help="The paused run.")],
     values: Annotated[
-        list[str] | None, typer.Argument(help="One JSON object, or key=value pairs.")
+        list[str] | None,
+        typer.Argument(help="One JSON object, key=value pairs, or - to read JSON from stdin."),
     ] = None,
 ) -> None:
-    """Resume a paused run; the input is checked against the pause's form first."""
+    """Resume a paused run; the input is checked against the pause's form first.
+
+    Exit code 2 when the input does not fit the form (each failing field is named).
+    """
     from hitl_bus._sync import run_blocking
     from hitl_bus.engine.pausing import aresume_flow_run
     from hitl_bus.errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, ResumeRejected
 
-    run_input = parse_pairs(values) if values else None
+    if values == ["-"]:
+        run_input = read_stdin_json()
+        if run_input is not None and not isinstance(run_input, dict):
+            raise typer.BadParameter("stdin must hold a JSON object (the pause's fields)")
+    else:
+        run_input = parse_pairs(values) if values else None
     try:
         run_blocking(aresume_flow_run(run_id, run_input))
     except ResumeRejected as exc:
-        lines = [str(exc)] + [
+        lines = [f"{run_id}: input rejected (nothing changed)"] + [
             f"  {'.'.join(map(str, e.get('loc', []))) or 'input'}: {e.get('msg')}"
             for e in exc.errors
         ]
@@ -270,7 +542,10 @@ def runs_resume(
 @runs_app.command("send")
 def runs_send(
     run_id: Annotated[str, typer.Argument(help="The receiving run.")],
-    values: Annotated[list[str], typer.Argument(help="A value, one JSON object, or key=value.")],
+    values: Annotated[
+        list[str],
+        typer.Argument(help="A value, one JSON object, key=value, or - to read JSON from stdin."),
+    ],
     key_prefix: Annotated[
         str | None, typer.Option(help="The receiver's stream (needed for objects).")
     ] = None,
@@ -283,15 +558,22 @@ def runs_send(
     from hitl_bus.inputs import asend_input
     from hitl_bus.inputs.run_input import RawInput
 
-    if len(values) == 1 and "=" not in values[0] and not values[0].lstrip().startswith("{"):
+    data: Any
+    if values == ["-"]:
+        data = read_stdin_json()
+    elif len(values) == 1 and "=" not in values[0] and not values[0].lstrip().startswith("{"):
         try:
-            value: Any = json.loads(values[0])
+            data = json.loads(values[0])
         except json.JSONDecodeError:
-            value = values[0]
+            data = values[0]
     else:
+        data = parse_pairs(values)
+    if isinstance(data, dict):
         if not key_prefix:
             raise typer.BadParameter("sending an object needs --key-prefix (the receiver's stream)")
-        value = RawInput(**parse_pairs(values))
+        value: Any = RawInput(**data)
+    else:
+        value = data
     try:
         run_blocking(
             asend_input(value, flow_run_id=run_id, sender="hitl.cli", key_prefix=key_prefix)
@@ -309,16 +591,22 @@ def runs_logs(
     ] = False,
 ) -> None:
     """Print a run's logs; with --follow, new ones as they come until the run ends."""
-    import asyncio
-
+    from hitl_bus._sync import run_blocking
     from hitl_bus.engine.logger import follow_logs
+    from hitl_bus.engine.runs import read_flow_run
+    from hitl_bus.errors import FlowRunNotFound
 
     async def main() -> None:
-        async for record in follow_logs(run_id, follow=follow):
+        run = await read_flow_run(run_id)  # an unknown run is an error, not silence
+        async for record in follow_logs(str(run.id), follow=follow):
             typer.echo(f"{record['level']:<7} {record['message']}")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    try:
+        run_blocking(main())
+    except FlowRunNotFound as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 deploy_app = typer.Typer(help="Work with deployments.", no_args_is_help=True)
@@ -329,19 +617,62 @@ app.add_typer(deploy_app, name="deploy")
 def deploy_run(
     name: Annotated[str, typer.Argument(help="<flow name>/<deployment name>")],
     params: Annotated[list[str] | None, typer.Argument(help="key=value parameters.")] = None,
-    wait: Annotated[bool, typer.Option(help="Wait for the run to end.")] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for the run to end (exit 1 unless it completes).")
+    ] = False,
 ) -> None:
-    """Queue a run of a deployment (a worker must serve it)."""
+    """Queue a run of a deployment (a worker must serve it); print ``ID  STATE  NAME``."""
     from hitl_bus._sync import run_blocking
     from hitl_bus.deployments import arun_deployment
     from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
 
     parameters = parse_pairs(params) if params else {}
     try:
-        run = run_blocking(arun_deployment(name, parameters, None if wait else 0))
+        run = run_blocking(arun_deployment(name, parameters, 0))
     except (DeploymentNotFound, ParameterMismatch) as exc:
         raise _fail(str(exc)) from None
+    if wait:
+        run = _watch(run)
     typer.echo(f"{run.id}  {run.state.name}  {run.name}")
+    if wait and not run.state.is_completed():
+        raise _fail(run.state.message or f"the run ended {run.state.name}")
+
+
+def _changed(since: State) -> Callable[[State], bool]:
+    """A wait condition: the run ended, or moved on from ``since``."""
+
+    def check(state: State) -> bool:
+        seen = (since.type, since.name, since.timestamp)
+        return state.is_final() or (state.type, state.name, state.timestamp) != seen
+
+    return check
+
+
+def _progress(run: FlowRun) -> str:
+    """The status line while waiting for ``run``: its state and what it waits for."""
+    line = f"{run.name} ({run.id}): {run.state.name}"
+    if run.state.is_scheduled():
+        return f"{line}, waiting for a worker"
+    if run.state.is_paused():
+        return f"{line}, waiting for input: hitl-bus runs show {run.id}"
+    return line
+
+
+def _watch(run: FlowRun) -> FlowRun:
+    """Wait for ``run`` to end, showing its state on stderr as it changes (pushed, not polled)."""
+    from rich.console import Console
+
+    from hitl_bus.client import get_client
+
+    client = get_client(sync_client=True)
+    try:
+        with Console(stderr=True).status(_progress(run)) as status:
+            while not run.state.is_final():
+                status.update(_progress(run))
+                run = client.wait_for_flow_run(run.id, until=_changed(run.state))
+    except KeyboardInterrupt:
+        raise _fail(f"stopped waiting; {run.id} goes on ({run.state.name})", 130) from None
+    return run
 
 
 @app.command()

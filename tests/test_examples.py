@@ -71,10 +71,13 @@ def test_greeter_chat_scripted(real_redis_url: str) -> None:
     assert out.stdout.splitlines()[1:] == ["Hello, Ada!", "Hello, Grace!", "Hello, Linus!"]
 
 
+DEV = [sys.executable, "-m", "hitl_bus.cli", "dev"]
+
+
 def test_greeter_chat_through_the_cli_dev_command_with_embedded_redis() -> None:
     env = {k: v for k, v in os.environ.items() if k != "HITL_BUS_REDIS_URL"}
     out = subprocess.run(
-        [sys.executable, "-m", "hitl_bus.cli", "dev"],
+        [*DEV, "--port", "0", "--", sys.executable, "examples/greeter_chat.py"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -226,7 +226,11 @@ async def run_flow(
 
 
 async def _end(run_id: str, state: State) -> None:
-    """Record how the execution ended, unless the run already ended (a pause timed out)."""
+    """Record how the execution ended, unless the run already ended (a pause timed out).
+
+    The run's logs are stored first: whoever sees the final state has every record.
+    """
+    await run_logs.stop_shipping(run_id)
     with contextlib.suppress(StateConflict):
         await set_state(run_id, state, expect=_ENDABLE)
 

@@ -91,7 +91,15 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const labelNode = el("label", { for: inputId, class: "field-label" }, label,
       required ? el("span", { class: "req", title: "required", text: " *" }) : null);
     const helpNode = help ? el("p", { class: "help", id: `help-${inputId}`, text: help }) : null;
+    control.labelNode = labelNode;
     return { labelNode, helpNode, errorId };
+  }
+
+  // A row's control is named after its place or key: keep its label and messages in step.
+  function setLabel(control, label) {
+    control.label = label;
+    if (control.labelNode?.firstChild) control.labelNode.firstChild.textContent = label;
+    update(control);
   }
 
   function describe(input, shell, inputId) {
@@ -117,9 +125,9 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     if (type === "boolean") return buildBoolean(value, { ...base, id, help, optional });
     if (type === "integer" || type === "number") return buildNumber(schema, type, value, { ...base, id, help, optional, required: ctx.required });
     if (type === "string") return buildString(schema, value, { ...base, id, help, optional, required: ctx.required });
-    if (type === "array") return buildArray(schema, value, { ...base, id, help, optional, required: ctx.required, path });
-    if (type === "object" && schema.properties) return buildObject(schema, value, { ...base, id, help, optional, path, root: ctx.root });
-    if (type === "object" && typeof schema.additionalProperties === "object") return buildDict(schema, value, { ...base, id, help, optional, path });
+    if (type === "array") return buildArray(schema, value, { ...base, id, help, optional, required: ctx.required, segments: path });
+    if (type === "object" && schema.properties) return buildObject(schema, value, { ...base, id, help, optional, segments: path, root: ctx.root });
+    if (type === "object" && typeof schema.additionalProperties === "object") return buildDict(schema, value, { ...base, id, help, optional, segments: path });
     return buildJson(value, { ...base, id, help, optional, required: ctx.required });
   }
 
@@ -262,8 +270,9 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
 
   function collection(c, legendText, body, addButton) {
     c.errorNode = el("p", { class: "field-error", id: `err-${c.id}`, hidden: true, "aria-live": "polite" });
+    c.labelNode = el("legend", { text: legendText });
     c.wrapper = el("fieldset", { class: "group", "data-path": c.path, "aria-describedby": `err-${c.id}` },
-      el("legend", { text: legendText }),
+      c.labelNode,
       c.help ? el("p", { class: "help", text: c.help }) : null,
       body, addButton, c.errorNode);
     return c;
@@ -274,9 +283,14 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const rows = [];
     const list = el("ol", { class: "rows" });
     const itemLabel = (i) => `${c.label} item ${i + 1}`;
-    const relabel = () => rows.forEach((row, i) => { row.control.label = itemLabel(i); row.number.textContent = `${i + 1}.`; });
+    const relabel = () => rows.forEach((row, i) => {
+      row.control.path = [...c.segments, i].join(".");
+      setLabel(row.control, itemLabel(i));
+      row.number.textContent = `${i + 1}.`;
+      row.remove.setAttribute("aria-label", `Remove ${itemLabel(i)}`);
+    });
     const add = (itemValue, focus) => {
-      const control = build(itemSchema, itemValue, { label: itemLabel(rows.length), path: [...c.path, rows.length] });
+      const control = build(itemSchema, itemValue, { label: itemLabel(rows.length), path: [...c.segments, rows.length], required: true });
       const row = { control };
       row.number = el("span", { class: "row-number", text: `${rows.length + 1}.` });
       const remove = el("button", { type: "button", class: "secondary small", text: "Remove",
@@ -288,6 +302,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
           relabel();
           c.touched = true; update(c); options.onChange?.();
         } });
+      row.remove = remove;
       row.node = el("li", { class: "row" }, row.number, control.wrapper, remove);
       rows.push(row);
       list.append(row.node);
@@ -296,7 +311,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       update(c);
       options.onChange?.();
     };
-    const addButton = el("button", { type: "button", class: "secondary small", text: `Add ${schema.title ? "item" : "an item"}`,
+    const addButton = el("button", { type: "button", class: "secondary small", text: "Add an item", "aria-label": `Add an item to ${c.label}`,
       onclick: () => add(undefined, true) });
     c.inputs = [];
     c.evaluate = () => {
@@ -327,11 +342,11 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       const keyInput = el("input", { type: "text", id: keyId, class: "key", placeholder: "key", "aria-label": `${c.label} key` });
       keyInput.value = key ?? "";
       const row = {};
-      const control = build(valueSchema, itemValue, { label: `${c.label} "${keyInput.value}"`, path: [...c.path, keyInput.value] });
+      const control = build(valueSchema, itemValue, { label: `${c.label} "${keyInput.value}"`, path: [...c.segments, keyInput.value], required: true });
       keyInput.addEventListener("input", () => {
-        control.label = `${c.label} "${keyInput.value}"`;
-        control.path = [...c.path, keyInput.value].join(".");
-        c.touched = true; update(c); update(control); options.onChange?.();
+        control.path = [...c.segments, keyInput.value].join(".");
+        setLabel(control, `${c.label} "${keyInput.value}"`);
+        c.touched = true; update(c); options.onChange?.();
       });
       row.keyInput = keyInput;
       row.control = control;
@@ -363,7 +378,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       if (schema.maxProperties !== undefined && rows.length > schema.maxProperties) return `takes at most ${plural(schema.maxProperties, "entry")}`;
       return null;
     };
-    const addButton = el("button", { type: "button", class: "secondary small", text: "Add an entry", onclick: () => add("", undefined, true) });
+    const addButton = el("button", { type: "button", class: "secondary small", text: "Add an entry", "aria-label": `Add an entry to ${c.label}`, onclick: () => add("", undefined, true) });
     collection(c, c.label, list, addButton);
     register(c);
     for (const [k, v] of Object.entries(value && typeof value === "object" ? value : {})) add(k, v, false);
@@ -374,7 +389,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const required = new Set(schema.required ?? []);
     const given = value && typeof value === "object" ? value : {};
     const children = Object.entries(schema.properties).map(([key, propSchema]) => {
-      const ctx = { key, path: [...c.path, key], required: required.has(key) };
+      const ctx = { key, path: [...c.segments, key], required: required.has(key) };
       if (c.root && options.valueLabel && key === "value" && Object.keys(schema.properties).length === 1) ctx.label = options.valueLabel;
       return [key, build(propSchema, given[key], ctx)];
     });

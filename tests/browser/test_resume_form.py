@@ -1,0 +1,504 @@
+"""The Resume form, one control type at a time, filled in as a person would.
+
+Each test pauses a flow for a typed input, opens the run page, fills the form the
+browser generated from the input's JSON schema, presses Resume and checks that the
+flow received exactly what was typed (the flow runs on the test's loop, so the
+value it got is compared as a Python object, and its log line is read on the page).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Any, Literal
+
+from playwright.async_api import Locator, Page, Request, expect
+from pydantic import BaseModel, Field
+
+from examples.shirt_order import shirt
+from hitl_bus import RunInput, flow, get_client, get_run_logger, pause_flow_run, start_flow_run
+from hitl_bus.engine.flows import Flow
+from tests.helpers import eventually
+
+
+async def paused_run(flow_fn: Any) -> str:
+    run = await start_flow_run(flow_fn)
+
+    async def paused() -> bool:
+        return bool((await get_client().read_flow_run(run.id)).state.is_paused())
+
+    await eventually(paused)
+    return str(run.id)
+
+
+def waits_for(input_type: Any) -> tuple[Flow[[], Any], list[Any]]:
+    """A flow that pauses for ``input_type``, then logs and keeps what it received."""
+    received: list[Any] = []
+
+    @flow(name=f"wait-for-{getattr(input_type, '__name__', 'input')}")
+    async def answer() -> None:
+        value = await pause_flow_run(wait_for_input=input_type, timeout=600)
+        received.append(value)
+        get_run_logger().info("Received %r", value)
+
+    return answer, received
+
+
+async def open_form(page: Page, input_type: Any) -> tuple[list[Any], list[Request]]:
+    """Pause a flow for ``input_type`` and open its run page; returns (received, POSTs)."""
+    answer, received = waits_for(input_type)
+    run_id = await paused_run(answer)
+    posts: list[Request] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    await page.goto(f"/runs/{run_id}")
+    await expect(page.locator("#resume")).to_be_visible()  # shown with the form built in it
+    return received, posts
+
+
+async def resume(page: Page) -> None:
+    await page.get_by_role("button", name="Resume").click()
+
+
+async def resume_and_receive(page: Page, received: list[Any], expected: Any) -> None:
+    """Press Resume; the flow completes having received exactly ``expected``."""
+    await resume(page)
+    await expect(page.locator("#notice")).to_contain_text("The flow has your input")
+    await expect(page.locator("#state")).to_have_text("Completed")
+    assert received == [expected]
+    assert type(received[0]) is type(expected)
+    logged = page.locator("#logs .msg", has_text="Received")
+    await expect(logged).to_have_text(f"Received {received[0]!r}")  # what the flow logged
+
+
+def error_beside(page: Page, label: str) -> Locator:
+    """The message shown beside the control labelled ``label``."""
+    return page.locator(".field", has=page.get_by_label(label, exact=True)).locator(".field-error")
+
+
+def group(page: Page, legend: str) -> Locator:
+    """A list, dict or nested model's fieldset, by its legend."""
+    return page.get_by_role("group", name=legend, exact=True)
+
+
+def group_error(page: Page, legend: str) -> Locator:
+    return group(page, legend).locator(":scope > .field-error")
+
+
+# -- 1. text ------------------------------------------------------------------------------
+
+
+class Note(RunInput):
+    subject: str = Field(title="Subject", description="One line about it.", max_length=40)
+    remark: str = Field(title="Remark", description="Anything else.", max_length=80)
+
+
+async def test_text_is_a_single_line_input_and_may_be_empty(page: Page) -> None:
+    received, posts = await open_form(page, Note)
+    subject = page.get_by_label("Subject", exact=True)
+    await expect(subject).to_have_attribute("type", "text")
+    await expect(subject).to_have_attribute("maxlength", "40")
+    assert await subject.evaluate("node => node.tagName") == "INPUT"
+    await expect(page.locator("#fields textarea")).to_have_count(0)
+    await expect(page.get_by_text("One line about it.")).to_be_visible()
+
+    await subject.fill("Ship it on Monday")
+    remark = page.get_by_label("Remark", exact=True)
+    await remark.fill("typed, then cleared")
+    await remark.fill("")
+    await resume_and_receive(page, received, Note(subject="Ship it on Monday", remark=""))
+    assert posts[0].post_data_json == {"input": {"subject": "Ship it on Monday", "remark": ""}}
+
+
+# -- 2. bounded numbers --------------------------------------------------------------------
+
+
+class Dose(RunInput):
+    count: int = Field(title="Count", description="How many.", ge=1, le=5)
+    weight: float = Field(title="Weight", description="In kilograms.", gt=0, multiple_of=0.5)
+
+
+async def test_bounded_numbers_refuse_out_of_range_values_in_the_browser(page: Page) -> None:
+    received, posts = await open_form(page, Dose)
+    count = page.get_by_label("Count *", exact=True)
+    weight = page.get_by_label("Weight *", exact=True)
+    help_text = page.get_by_text("How many. A whole number, at least 1 and at most 5.")
+    await expect(help_text).to_be_visible()  # the bounds, in words
+
+    await count.fill("9")
+    await expect(error_beside(page, "Count *")).to_have_text("Count must be at most 5")
+    await weight.fill("0")
+    await expect(error_beside(page, "Weight *")).to_have_text("Weight must be more than 0")
+    await resume(page)
+    summary = page.locator("#summary")
+    await expect(summary).to_contain_text("Count must be at most 5")
+    await expect(summary).to_contain_text("Weight must be more than 0")
+    await expect(count).to_be_focused()  # the first problem
+
+    await count.fill("0")
+    await expect(error_beside(page, "Count *")).to_have_text("Count must be at least 1")
+    await count.fill("2.5")
+    await expect(error_beside(page, "Count *")).to_have_text("Count must be a whole number")
+    await weight.fill("1.25")
+    await expect(error_beside(page, "Weight *")).to_have_text("Weight must be a multiple of 0.5")
+    await resume(page)
+    await expect(summary).to_contain_text("Weight must be a multiple of 0.5")
+    assert posts == []  # nothing went to the server while there were problems
+
+    await count.fill("3")
+    await weight.fill("2.5")
+    await expect(error_beside(page, "Count *")).to_be_hidden()
+    await expect(error_beside(page, "Weight *")).to_be_hidden()
+    await expect(summary).to_be_hidden()
+    await resume_and_receive(page, received, Dose(count=3, weight=2.5))
+    assert len(posts) == 1
+
+
+# -- 3. checkbox --------------------------------------------------------------------------
+
+
+class Consent(RunInput):
+    approved: bool = Field(default=False, title="Approved", description="Tick to approve.")
+    notify: bool = Field(default=True, title="Notify the team")
+    urgent: bool = Field(title="Urgent")
+
+
+async def test_checkboxes(page: Page) -> None:
+    received, _ = await open_form(page, Consent)
+    approved = page.get_by_label("Approved", exact=True)
+    notify = page.get_by_label("Notify the team", exact=True)
+    urgent = page.get_by_label("Urgent", exact=True)
+    for box in (approved, notify, urgent):
+        await expect(box).to_have_attribute("type", "checkbox")
+    await expect(approved).not_to_be_checked()
+    await expect(notify).to_be_checked()  # its default
+    await expect(urgent).not_to_be_checked()
+
+    await approved.check()
+    await notify.uncheck()
+    await urgent.check()
+    await urgent.uncheck()
+    await resume_and_receive(page, received, Consent(approved=True, notify=False, urgent=False))
+
+
+# -- 4. select ----------------------------------------------------------------------------
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
+
+
+class Pick(RunInput):
+    size: Literal["small", "medium", "large"] = Field(title="Size", description="Fits small.")
+    colour: Colour = Field(title="Colour", description="In stock today.")
+    fit: Literal["slim", "regular"] = Field(default="regular", title="Fit")
+
+
+async def test_selects_for_a_literal_and_an_enum(page: Page) -> None:
+    received, posts = await open_form(page, Pick)
+    size = page.get_by_label("Size *", exact=True)
+    colour = page.get_by_label("Colour *", exact=True)
+    fit = page.get_by_label("Fit *", exact=True)
+    await expect(size.locator("option")).to_have_text(["Choose…", "small", "medium", "large"])
+    await expect(colour.locator("option")).to_have_text(["Choose…", "red", "green", "blue"])
+    await expect(fit.locator("option")).to_have_text(["slim", "regular"])
+    await expect(fit.locator("option:checked")).to_have_text("regular")  # its default
+    await expect(page.get_by_text("In stock today.")).to_be_visible()
+
+    await resume(page)
+    await expect(error_beside(page, "Size *")).to_have_text("Size is required: choose one")
+    await expect(error_beside(page, "Colour *")).to_have_text("Colour is required: choose one")
+    assert posts == []
+
+    await size.select_option(label="large")
+    await colour.select_option(label="green")
+    await expect(page.locator("#summary")).to_be_hidden()
+    await resume_and_receive(page, received, Pick(size="large", colour=Colour.GREEN, fit="regular"))
+
+
+# -- 5. list ------------------------------------------------------------------------------
+
+
+class Tagging(RunInput):
+    tags: list[str] = Field(
+        title="Tags", description="One to three words.", min_length=1, max_length=3
+    )
+
+
+async def test_a_list_with_bounds_adds_and_removes_rows(page: Page) -> None:
+    received, posts = await open_form(page, Tagging)
+    tags = group(page, "Tags")
+    await expect(tags.get_by_text("One to three words.")).to_be_visible()
+    await expect(tags.locator("li.row")).to_have_count(0)
+    await resume(page)
+    await expect(group_error(page, "Tags")).to_have_text("Tags needs at least 1 item")
+    await expect(page.locator("#summary")).to_contain_text("Tags needs at least 1 item")
+    assert posts == []
+
+    add = tags.get_by_role("button", name="Add")
+    for n, word in enumerate(["red", "green", "blue", "black"], start=1):
+        await add.click()
+        item = page.get_by_label(f"Tags item {n}", exact=True)
+        await expect(item).to_be_focused()
+        await item.fill(word)
+    await expect(group_error(page, "Tags")).to_have_text("Tags takes at most 3 items")
+    await resume(page)
+    await expect(page.locator("#summary")).to_contain_text("Tags takes at most 3 items")
+    assert posts == []
+
+    await page.get_by_role("button", name="Remove Tags item 2", exact=True).click()
+    await expect(group_error(page, "Tags")).to_be_hidden()
+    # The rows after the removed one are numbered again.
+    await expect(page.get_by_label("Tags item 2", exact=True)).to_have_value("blue")
+    await expect(page.get_by_label("Tags item 3", exact=True)).to_have_value("black")
+    await expect(page.get_by_label("Tags item 4", exact=True)).to_have_count(0)
+    await page.get_by_role("button", name="Remove Tags item 3", exact=True).click()
+    await add.click()
+    await page.get_by_label("Tags item 3", exact=True).fill("white")
+    await resume_and_receive(page, received, Tagging(tags=["red", "blue", "white"]))
+
+
+# -- 6. nested model ----------------------------------------------------------------------
+
+
+class Address(BaseModel):
+    street: str = Field(title="Street", min_length=1)
+    postcode: str = Field(title="Postcode", description="Five digits.", pattern=r"^\d{5}$")
+
+
+class Shipping(RunInput):
+    recipient: str = Field(title="Recipient")
+    address: Address = Field(title="Ship to", description="Where the parcel goes.")
+
+
+async def test_a_nested_model_with_a_pattern(page: Page) -> None:
+    received, posts = await open_form(page, Shipping)
+    ship_to = group(page, "Ship to")
+    await expect(ship_to.get_by_text("Where the parcel goes.")).to_be_visible()
+    await page.get_by_label("Recipient", exact=True).fill("Ada Lovelace")
+    await ship_to.get_by_label("Street *", exact=True).fill("12 Analytical Row")
+    await ship_to.get_by_label("Postcode", exact=True).fill("12a45")
+    await expect(error_beside(page, "Postcode")).to_have_text(
+        r"Postcode does not have the expected form (^\d{5}$)"
+    )
+    await ship_to.get_by_label("Street *", exact=True).fill("")
+    await expect(error_beside(page, "Street *")).to_have_text("Street must not be empty")
+    await resume(page)
+    await expect(page.locator("#summary li")).to_have_count(2)
+    assert posts == []
+
+    await ship_to.get_by_label("Street *", exact=True).fill("12 Analytical Row")
+    await ship_to.get_by_label("Postcode", exact=True).fill("12345")
+    await expect(error_beside(page, "Postcode")).to_be_hidden()
+    expected = Shipping(
+        recipient="Ada Lovelace", address=Address(street="12 Analytical Row", postcode="12345")
+    )
+    await resume_and_receive(page, received, expected)
+
+
+# -- 7. optional --------------------------------------------------------------------------
+
+
+class Extras(RunInput):
+    nickname: str | None = Field(default=None, title="Nickname")
+    age: int | None = Field(default=None, title="Age", ge=0)
+    limit: int | None = Field(default=10, title="Limit", description="Clear it for no limit.")
+    comment: str | None = Field(default=None, title="Comment")
+
+
+async def test_optional_fields_left_empty_send_none(page: Page) -> None:
+    received, posts = await open_form(page, Extras)
+    await expect(page.get_by_label("Limit", exact=True)).to_have_value("10")
+    await expect(page.locator(".field .hint", has_text="Leave empty for none.")).to_have_count(4)
+    await page.get_by_label("Age", exact=True).fill("7")
+    await page.get_by_label("Age", exact=True).fill("")
+    await page.get_by_label("Limit", exact=True).fill("")
+    await page.get_by_label("Comment", exact=True).fill("none of it")
+    await resume_and_receive(
+        page, received, Extras(nickname=None, age=None, limit=None, comment="none of it")
+    )
+    sent = {"nickname": None, "age": None, "limit": None, "comment": "none of it"}
+    assert posts[0].post_data_json == {"input": sent}
+
+
+# -- 8. dates -----------------------------------------------------------------------------
+
+
+class Delivery(RunInput):
+    day: datetime.date = Field(title="Delivery date", description="Any weekday.")
+    call_at: datetime.datetime | None = Field(default=None, title="Call me at")
+    reminder: datetime.datetime | None = Field(default=None, title="Reminder")
+
+
+async def test_a_date_and_an_optional_datetime(page: Page) -> None:
+    received, posts = await open_form(page, Delivery)
+    day = page.get_by_label("Delivery date *", exact=True)
+    call_at = page.get_by_label("Call me at", exact=True)
+    await expect(day).to_have_attribute("type", "date")
+    await expect(call_at).to_have_attribute("type", "datetime-local")
+    await resume(page)
+    await expect(error_beside(page, "Delivery date *")).to_have_text(
+        "Delivery date is required: pick a date"
+    )
+    assert posts == []
+
+    await day.fill("2026-12-24")
+    await call_at.fill("2026-12-24T18:30")
+    # The person typed their local time; the flow gets that moment (timezone-aware).
+    offset = await page.evaluate("new Date(2026, 11, 24, 18, 30).getTimezoneOffset()")
+    moment = datetime.datetime(2026, 12, 24, 18, 30, tzinfo=datetime.UTC)
+    expected = Delivery(
+        day=datetime.date(2026, 12, 24),
+        call_at=moment + datetime.timedelta(minutes=offset),
+        reminder=None,
+    )
+    await resume_and_receive(page, received, expected)
+
+
+# -- 9. dict ------------------------------------------------------------------------------
+
+
+class Scores(RunInput):
+    scores: dict[str, int] = Field(title="Scores", description="Points per player.")
+
+
+async def test_a_dict_of_key_value_rows(page: Page) -> None:
+    received, posts = await open_form(page, Scores)
+    scores = group(page, "Scores")
+    await expect(scores.get_by_text("Points per player.")).to_be_visible()
+    add = scores.get_by_role("button", name="Add an entry")
+    keys = scores.get_by_label("Scores key", exact=True)
+
+    await add.click()
+    await expect(keys.nth(0)).to_be_focused()
+    await keys.nth(0).fill("ada")
+    await page.get_by_label('Scores "ada"').fill("12")
+    await add.click()
+    await keys.nth(1).fill("bob")
+    bob = page.get_by_label('Scores "bob"')
+    await bob.press_sequentially("7e")  # not a number
+    await expect(error_beside(page, 'Scores "bob" *')).to_have_text(
+        'Scores "bob" must be a whole number'
+    )
+    await resume(page)
+    await expect(page.locator("#summary")).to_contain_text('Scores "bob" must be a whole number')
+    assert posts == []
+    await bob.fill("7")
+    await expect(page.locator("#summary")).to_be_hidden()
+
+    await add.click()
+    await keys.nth(2).fill("cy")
+    await resume(page)  # a key without a value is not dropped silently
+    await expect(page.locator("#summary")).to_contain_text('Scores "cy" is required')
+    await keys.nth(2).fill("ada")
+    await page.get_by_label('Scores "ada"').nth(1).fill("3")
+    await expect(group_error(page, "Scores")).to_have_text('Scores has the key "ada" twice')
+    await resume(page)
+    await expect(page.locator("#summary")).to_contain_text('Scores has the key "ada" twice')
+    assert posts == []
+
+    await scores.get_by_role("button", name="Remove Scores entry").nth(2).click()
+    await expect(group_error(page, "Scores")).to_be_hidden()
+    await expect(keys).to_have_count(2)
+    await resume_and_receive(page, received, Scores(scores={"ada": 12, "bob": 7}))
+
+
+# -- 10. default_factory ------------------------------------------------------------------
+
+
+class Labels(RunInput):
+    tags: list[str] = Field(default_factory=lambda: ["urgent", "billing"], title="Tags")
+    limits: dict[str, int] = Field(default_factory=lambda: {"daily": 5}, title="Limits")
+
+
+async def test_default_factory_values_are_shown(page: Page) -> None:
+    received, _ = await open_form(page, Labels)
+    await expect(group(page, "Tags").locator("li.row")).to_have_count(2)
+    await expect(page.get_by_label("Tags item 1", exact=True)).to_have_value("urgent")
+    await expect(page.get_by_label("Tags item 2", exact=True)).to_have_value("billing")
+    await expect(page.get_by_label("Limits key", exact=True)).to_have_value("daily")
+    await expect(page.get_by_label('Limits "daily"')).to_have_value("5")
+
+    await group(page, "Tags").get_by_role("button", name="Add").click()
+    await page.get_by_label("Tags item 3", exact=True).fill("vip")
+    await resume_and_receive(
+        page, received, Labels(tags=["urgent", "billing", "vip"], limits={"daily": 5})
+    )
+
+
+# -- 11. wait_for_input=str -------------------------------------------------------------
+
+
+async def test_a_plain_str_input_is_labelled_your_answer(page: Page) -> None:
+    received, _ = await open_form(page, str)
+    await expect(page.locator("#fields label")).to_have_text("Your answer")
+    await expect(page.get_by_label("Value")).to_have_count(0)
+    await page.get_by_label("Your answer", exact=True).fill("Ship it")
+    await resume_and_receive(page, received, "Ship it")
+
+
+# -- 12. the flow's own validator ---------------------------------------------------------
+
+
+async def test_the_flows_validator_rejects_and_the_form_comes_back(page: Page) -> None:
+    run_id = await paused_run(shirt)
+    await page.goto(f"/runs/{run_id}")
+    await expect(page.locator("#rejection")).to_be_hidden()
+    await page.get_by_label("Size *", exact=True).select_option(label="small")
+    await page.get_by_label("Color *", exact=True).select_option(label="green")
+    await resume(page)  # the schema takes it; the flow's validator does not
+
+    await expect(page.locator("#notice")).to_contain_text("The flow did not accept that input")
+    rejection = page.locator("#rejection")
+    await expect(rejection).to_contain_text("Green is only in stock for medium, large and XL.")
+    await expect(page.locator("#logs")).to_contain_text("Invalid order")
+    size = page.get_by_label("Size *", exact=True)
+    await expect(size.locator("option:checked")).to_have_text("Choose…")  # a new form
+    await size.select_option(label="medium")
+    await page.get_by_label("Color *", exact=True).select_option(label="green")
+    await resume(page)
+    await expect(page.locator("#notice")).to_contain_text("The flow has your input")
+    await expect(page.locator("#state")).to_have_text("Completed")
+    await expect(page.locator("#logs")).to_contain_text("Ordered a medium green shirt")
+    await expect(page.locator("#resume")).to_be_hidden()
+
+
+# -- 13. the server's refusal, beside the field ------------------------------------------
+
+
+class Office(BaseModel):
+    # Python's named-group syntax: the browser cannot compile this pattern, the server can.
+    extension: str = Field(title="Extension", pattern=r"^(?P<ext>\d{2,4})$")
+
+
+class Contact(RunInput):
+    phone: str = Field(title="Phone", pattern=r"^(?P<exchange>\d{3})-\d{4}$")
+    office: Office = Field(title="Office")
+
+
+async def test_the_servers_schema_errors_appear_beside_the_fields(page: Page) -> None:
+    received, posts = await open_form(page, Contact)
+    phone = page.get_by_label("Phone", exact=True)
+    extension = page.get_by_label("Extension", exact=True)
+    await phone.fill("5551234")
+    await extension.fill("x12")
+    await expect(error_beside(page, "Phone")).to_be_hidden()  # the browser cannot tell
+    await resume(page)
+
+    phone_error = r"Phone does not have the expected form (^(?P<exchange>\d{3})-\d{4}$)"
+    extension_error = r"Extension does not have the expected form (^(?P<ext>\d{2,4})$)"
+    await expect(error_beside(page, "Phone")).to_have_text(phone_error)
+    await expect(error_beside(page, "Extension")).to_have_text(extension_error)
+    await expect(page.locator("#summary li")).to_have_text([phone_error, extension_error])
+    await expect(phone).to_be_focused()
+    refused = await posts[0].response()
+    assert len(posts) == 1 and refused is not None and refused.status == 422
+
+    await phone.fill("555-1234")
+    await expect(error_beside(page, "Phone")).to_be_hidden()  # typing clears it
+    await extension.fill("12")
+    await expect(page.locator("#summary")).to_be_hidden()
+    expected = Contact(phone="555-1234", office=Office(extension="12"))
+    await resume_and_receive(page, received, expected)
+    assert len(posts) == 2
