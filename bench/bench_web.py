@@ -32,8 +32,8 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
 from bench.common import ms, percentile  # noqa: E402
 from hitl_bus import RunInput, flow, get_client, pause_flow_run, start_flow_run  # noqa: E402
@@ -56,16 +55,26 @@ class Answer(RunInput):
     note: str = ""
 
 
-def serve(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
+@contextlib.contextmanager
+def serve() -> Iterator[str]:
+    """The app in its own process (as deployed), on a free loopback port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
+    port = sock.getsockname()[1]
+    sock.close()
+    argv = [sys.executable, "-m", "hitl_bus.cli", "web", "--port", str(port)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @flow
@@ -132,14 +141,13 @@ async def browser_rounds(base: str, rounds: int, chromium: str | None) -> list[f
         key = None
         for _ in range(rounds):
             key = await wait_paused(run_id, key)
-            await page.wait_for_function(
-                "key => document.querySelector('#resume') && !document.querySelector('#resume')"
-                ".hidden && document.querySelector('#fields input')",
-                arg=key,
-            )
+            form = page.locator(f'#resume-form[data-pause-key="{key}"]')
+            await form.get_by_role("button", name="Resume").wait_for()
+            await page.wait_for_function("() => !document.getElementById('resume-button').disabled")
             await page.get_by_label("Count").fill("2")
-            took = await page.evaluate(
-                """() => new Promise((resolve) => {
+            took = await asyncio.wait_for(
+                page.evaluate(
+                    """() => new Promise((resolve) => {
                     const notice = document.getElementById('notice');
                     const start = performance.now();
                     const seen = new MutationObserver(() => {
@@ -150,9 +158,10 @@ async def browser_rounds(base: str, rounds: int, chromium: str | None) -> list[f
                     seen.observe(notice, {childList: true, characterData: true, subtree: true});
                     document.getElementById('resume-button').click();
                 })"""
+                ),
+                10,
             )
             out.append(float(took) * 1e6)
-            # The next pause replaces the form; wait until the notice is reset by a new pause.
             await page.evaluate("document.getElementById('notice').textContent = ''")
         await browser.close()
     return out
@@ -205,10 +214,7 @@ async def main(args: argparse.Namespace) -> None:
         os.environ["HITL_BUS_REDIS_URL"] = server.url
         os.environ["HITL_BUS_API_TOKEN"] = TOKEN
         os.environ["HITL_BUS_LOG_TO_STDERR"] = "false"
-        from hitl_bus.web import create_app
-
-        base, web, thread = serve(create_app())
-        try:
+        with serve() as base:
             api = await api_rounds(base, args.rounds)
             for name, values in (("resume POST → pause.answered on SSE", api["confirm"]),):
                 p50, p99 = percentile(values, 50), percentile(values, 99)
@@ -236,9 +242,6 @@ async def main(args: argparse.Namespace) -> None:
             parts = ", ".join(f"{Path(p).name} {n:,}" for p, n in sizes.items())
             name = "run page scripts + stylesheet (bytes, uncompressed)"
             rows.append((name, f"{total:,}", parts, ""))
-        finally:
-            web.should_exit = True
-            thread.join(10)
     section = report(rows, time.monotonic() - started)
     print(section)
     if not args.no_write:

@@ -99,6 +99,7 @@ function renderPause(run, pause) {
   $("description").hidden = !pause.description_html;
   renderContext(run, pause);
   if (pauseForm?.key === pause.pause_key) return; // keep what the person has typed
+  $("resume-form").dataset.pauseKey = pause.pause_key;
   const schema = pause.schema;
   const fields = $("fields");
   if (schema) {
