@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
-from hitl_bus import flow, get_client, pause_flow_run, receive_input, start_flow_run
+from hitl_bus import (
+    flow,
+    get_client,
+    get_run_logger,
+    pause_flow_run,
+    receive_input,
+    start_flow_run,
+)
 from hitl_bus.engine import create_flow_run
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.web import create_app
@@ -167,3 +177,201 @@ async def test_live_events_over_sse() -> None:
 
 async def _now(value: bool) -> bool:
     return value
+
+
+@pytest.fixture
+async def closed_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with the token set and reads not opened: everything needs a login."""
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+async def test_reads_need_the_token_unless_opened(
+    closed_api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await closed_api.get("/api/runs")).status_code == 401
+    assert (await closed_api.get("/api/events")).status_code == 401
+    assert (await closed_api.get("/api/runs", headers=AUTH)).status_code == 200
+    page = await closed_api.get("/")
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/"
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "true")
+    assert (await closed_api.get("/api/runs")).status_code == 200
+    monkeypatch.delenv("HITL_BUS_PUBLIC_READS")
+    monkeypatch.delenv("HITL_BUS_API_TOKEN")  # no token: reads open, writes off
+    assert (await closed_api.get("/api/runs")).status_code == 200
+
+
+def _csrf(html: str) -> str:
+    return html.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
+async def test_session_login_csrf_and_logout(closed_api: httpx.AsyncClient) -> None:
+    run = await create_flow_run("x", state=State(type=StateType.RUNNING))
+    cancel = f"/api/runs/{run.id}/cancel"
+    wrong = await closed_api.get("/login", params={"token": "nope"})
+    assert wrong.status_code == 401 and "not valid" in wrong.text
+    login = await closed_api.get("/login", params={"token": TOKEN, "next": "//evil.example"})
+    assert login.status_code == 303 and login.headers["location"] == "/"  # no open redirect
+    assert "httponly" in login.headers["set-cookie"].lower()
+    assert "samesite=strict" in login.headers["set-cookie"].lower()
+    assert (await closed_api.get("/api/runs")).status_code == 200  # the session reads
+    token = _csrf((await closed_api.get("/")).text)
+
+    assert (await closed_api.post(cancel)).status_code == 403  # no CSRF token
+    forged = await closed_api.post(
+        cancel, headers={"X-CSRF-Token": token, "Origin": "http://evil.example"}
+    )
+    assert forged.status_code == 403  # right token, foreign origin
+    cross_site = await closed_api.post(
+        cancel, headers={"X-CSRF-Token": token, "Sec-Fetch-Site": "cross-site"}
+    )
+    assert cross_site.status_code == 403
+    assert (await get_client().read_flow_run(run.id)).state.type == StateType.RUNNING
+    ok = await closed_api.post(cancel, headers={"X-CSRF-Token": token, "Origin": "http://test"})
+    assert ok.status_code == 200
+
+    out = await closed_api.post("/logout", data={"csrf_token": token})
+    assert out.status_code == 303
+    assert (await closed_api.get("/api/runs")).status_code == 401
+
+
+async def test_form_login_refuses_a_cross_site_post(closed_api: httpx.AsyncClient) -> None:
+    evil = await closed_api.post(
+        "/login", data={"token": TOKEN}, headers={"Origin": "http://evil.example"}
+    )
+    assert evil.status_code == 403
+    bad = await closed_api.post("/login", data={"token": "nope"})
+    assert bad.status_code == 401
+    good = await closed_api.post("/login", data={"token": TOKEN, "next": "/runs/x"})
+    assert good.status_code == 303 and good.headers["location"] == "/runs/x"
+
+
+async def test_list_deployments(api: httpx.AsyncClient) -> None:
+    from hitl_bus.deployments.registry import register
+
+    @flow
+    async def tidy(days: int = 7) -> None:
+        return None
+
+    await register(tidy.to_deployment("nightly", parameters={"days": 3}))
+    listed = (await api.get("/api/deployments")).json()
+    assert [(d["name"], d["parameters"], d["accepted"]) for d in listed] == [
+        ("tidy/nightly", {"days": 3}, ["days"])
+    ]
+
+
+async def test_sent_input_is_checked_against_the_receiver(api: httpx.AsyncClient) -> None:
+    @flow
+    async def orders() -> str:
+        order = await receive_input(ShirtOrder, timeout=30).next()
+        return f"{order.size} {order.color}"
+
+    run = await start_flow_run(orders)
+
+    async def receiving() -> bool:
+        return bool((await api.get(f"/api/runs/{run.id}")).json()["receivers"])
+
+    await eventually(receiving)
+    url = f"/api/runs/{run.id}/input"
+    prefix = ShirtOrder.default_key_prefix()
+    bad = await api.post(url, json={"data": {"size": "huge"}, "key_prefix": prefix}, headers=AUTH)
+    assert bad.status_code == 422
+    assert {tuple(e["loc"]): e["msg"] for e in bad.json()["errors"]} == {
+        ("size",): "must be one of: small, medium, large, xlarge",
+        ("color",): "is required",
+    }
+    good = {"data": {"size": "large", "color": "red"}, "key_prefix": prefix}
+    assert (await api.post(url, json=good, headers=AUTH)).status_code == 200
+    finished = await get_client().wait_for_flow_run(run.id, timeout=5)
+    assert finished.state.type == StateType.COMPLETED
+    detail = (await api.get(f"/api/runs/{run.id}")).json()
+    assert [(i["key_prefix"], i["data"]) for i in detail["inputs"]] == [
+        (prefix, {"size": "large", "color": "red"})
+    ]
+    assert detail["receivers"][prefix]["properties"]["size"]["enum"][0] == "small"
+
+
+async def test_a_paused_runs_description_is_sanitized_html(api: httpx.AsyncClient) -> None:
+    @flow
+    async def described() -> None:
+        form = ShirtOrder.with_initial_data(
+            description="**Pick** one. <script>x()</script> [bad](javascript:x())"
+        )
+        await pause_flow_run(wait_for_input=form, timeout=60)
+
+    run = await start_flow_run(described)
+
+    async def paused() -> bool:
+        return (await get_client().read_flow_run(run.id)).state.is_paused()
+
+    await eventually(paused)
+    html = (await api.get(f"/api/runs/{run.id}")).json()["pause"]["description_html"]
+    assert "<strong>Pick</strong>" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "href" not in html
+
+
+@contextlib.asynccontextmanager
+async def live_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on a real port (SSE needs a real connection), with a Bearer-token client."""
+    import uvicorn
+
+    from hitl_bus.redis_server import free_port
+
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: _now(server.started))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _sse(lines: AsyncIterator[str], event: str, count: int) -> list[Any]:
+    """The data of the next ``count`` events named ``event`` among SSE ``lines``."""
+    found: list[Any] = []
+    name = ""
+    async for line in lines:
+        if line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and name == event:
+            found.append(json.loads(line[5:]))
+            if len(found) == count:
+                return found
+    return found
+
+
+@pytest.mark.usefixtures("real_redis_url")
+async def test_live_logs_and_replies_over_sse(monkeypatch: pytest.MonkeyPatch) -> None:
+    @flow
+    async def chatty() -> None:
+        get_run_logger().info("ready")
+        async for name in receive_input(str, with_metadata=True, timeout=10):
+            get_run_logger().info("got %s", name.value)
+            if name.value == "bye":
+                return
+            await name.respond(f"Hello, {name.value}!")
+
+    async with live_server(monkeypatch) as http:
+        run = await start_flow_run(chatty)
+        logs_url, replies_url = f"/api/runs/{run.id}/logs", f"/api/runs/{run.id}/replies"
+        async with http.stream("GET", logs_url) as logs, http.stream("GET", replies_url) as replies:
+            log_lines = logs.aiter_lines()
+            first = await asyncio.wait_for(_sse(log_lines, "log", 1), 5)
+            assert first[0]["message"] == "ready"  # what was written before we came
+            reply = asyncio.create_task(_sse(replies.aiter_lines(), "reply", 1))
+            await asyncio.sleep(0.3)  # the replies stream is looking
+            sent = await http.post(f"/api/runs/{run.id}/input", json={"value": "Ada"})
+            assert sent.status_code == 200
+            assert (await asyncio.wait_for(reply, 5))[0]["data"] == {"value": "Hello, Ada!"}
+            later = await asyncio.wait_for(_sse(log_lines, "log", 1), 5)
+            assert later[0]["message"] == "got Ada"
+        await http.post(f"/api/runs/{run.id}/input", json={"value": "bye"})
+        unknown = await http.get(f"/api/runs/{uuid.uuid4()}/logs")
+        assert unknown.status_code == 404
