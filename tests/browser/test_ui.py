@@ -15,6 +15,7 @@ from hitl_bus import (
     pause_flow_run,
     receive_input,
     start_flow_run,
+    suspend_flow_run,
 )
 from tests.helpers import eventually
 
@@ -183,3 +184,31 @@ async def test_a_cross_origin_form_post_with_the_session_cookie_is_refused(
     page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Cancel run").click()
     await expect(page.locator("#state")).to_have_text("Cancelled")
+
+
+async def test_a_pause_without_input_and_a_suspended_run(page: Page) -> None:
+    @flow
+    async def gate() -> None:
+        await pause_flow_run(timeout=600)
+        get_run_logger().info("through the gate")
+
+    run_id = await paused_run(gate)
+    await page.goto(f"/runs/{run_id}")
+    await expect(page.locator("#fields")).to_have_text("This pause takes no input.")
+    await page.get_by_role("button", name="Resume").click()
+    await expect(page.locator("#logs")).to_contain_text("through the gate")
+    await expect(page.locator("#state")).to_have_text("Completed")
+
+    @flow
+    async def overnight() -> None:
+        await suspend_flow_run(wait_for_input=Approval, timeout=600)
+
+    suspended_id = await paused_run(overnight)
+    await page.goto(f"/runs/{suspended_id}")
+    await expect(page.locator("#resume-title")).to_contain_text("Suspended")
+    await page.get_by_label("Approver").fill("Ada")
+    await page.get_by_label("Count").fill("1")
+    await page.get_by_role("button", name="Resume").click()
+    await expect(page.locator("#notice")).to_contain_text("A worker will continue the run")
+    await expect(page.locator("#state")).to_have_text("Resuming")  # queued for a worker
+    await expect(page.locator("#resume")).to_be_hidden()

@@ -272,7 +272,7 @@ listen(`/api/runs/${runId}/logs`, {
     seenLogs.add(record.id);
     const logs = $("logs");
     logs.append(el("li", { class: `log log-${record.level.toLowerCase()}` },
-      el("time", { text: formatTime(Number(record.ts)) }), " ",
+      el("time", { datetime: new Date(Number(record.ts)).toISOString(), text: new Date(Number(record.ts)).toLocaleTimeString() }), " ",
       el("span", { class: "level", text: record.level }), " ",
       el("span", { class: "msg", text: record.message })));
     logs.scrollTop = logs.scrollHeight;
