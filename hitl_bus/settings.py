@@ -1,10 +1,14 @@
 """Settings read from ``HITL_BUS_*`` environment variables.
 
-Read afresh whenever a bus is opened (never cached at import), so tests and
-long-lived processes pick up the environment they run in.
+Read from the environment as it is at each call (never frozen at import), so
+tests and long-lived processes pick up the environment they run in; parsing is
+cached per distinct set of ``HITL_BUS_*`` values, as a web request asks often.
 """
 
 from __future__ import annotations
+
+import functools
+import os
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Runtime configuration; each field maps to ``HITL_BUS_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="HITL_BUS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HITL_BUS_", extra="ignore", frozen=True)
 
     #: ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://host:port`` for
     #: Redis Cluster, or ``fakeredis://name`` for tests.
@@ -50,5 +54,13 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Read the settings from the environment now."""
+    """The settings the environment holds now."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return _parse(
+        tuple(sorted(kv for kv in os.environ.items() if kv[0].upper().startswith(prefix)))
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(environment: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -24,6 +25,7 @@ def create_app() -> FastAPI:
         max_age=settings.session_max_age,
         same_site="strict",
     )
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # SSE streams are left alone
     app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
