@@ -87,12 +87,12 @@ def web(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs); writes need HITL_BUS_API_TOKEN."""
+    """Serve the web UI and the HTTP API (OpenAPI at /docs); log in with HITL_BUS_API_TOKEN."""
     import uvicorn
 
     from hitl_bus.web import create_app
 
-    typer.echo(f"hitl_bus API on http://{host}:{port}/docs", err=True)
+    typer.echo(f"hitl_bus web UI on http://{host}:{port}/ (API at /docs)", err=True)
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
 
 
