@@ -199,7 +199,7 @@ async def test_selects_for_a_literal_and_an_enum(page: Page) -> None:
     received, posts = await open_form(page, Pick)
     size = page.get_by_label("Size *", exact=True)
     colour = page.get_by_label("Colour *", exact=True)
-    fit = page.get_by_label("Fit *", exact=True)
+    fit = page.get_by_label("Fit", exact=True)  # it has a default: not marked required
     await expect(size.locator("option")).to_have_text(["Choose…", "small", "medium", "large"])
     await expect(colour.locator("option")).to_have_text(["Choose…", "red", "green", "blue"])
     await expect(fit.locator("option")).to_have_text(["slim", "regular"])
@@ -320,6 +320,35 @@ async def test_optional_fields_left_empty_send_none(page: Page) -> None:
     )
     sent = {"nickname": None, "age": None, "limit": None, "comment": "none of it"}
     assert posts[0].post_data_json == {"input": sent}
+
+
+class Gift(RunInput):
+    giver: str = Field(title="From")
+    billing: Address | None = None  # no title of its own: labelled by its name, not "Address"
+
+
+async def test_an_optional_nested_model_is_filled_in_only_when_asked(page: Page) -> None:
+    received, posts = await open_form(page, Gift)
+    billing = group(page, "Billing")
+    fill_in = billing.get_by_label("Fill in Billing")
+    await expect(fill_in).not_to_be_checked()
+    await expect(billing.get_by_label("Street *", exact=True)).to_be_hidden()
+    await page.get_by_label("From", exact=True).fill("Grace")
+    await resume_and_receive(page, received, Gift(giver="Grace", billing=None))
+    assert posts[0].post_data_json == {"input": {"giver": "Grace", "billing": None}}
+
+    received, posts = await open_form(page, Gift)
+    billing = group(page, "Billing")
+    await page.get_by_label("From", exact=True).fill("Ada")
+    await billing.get_by_label("Fill in Billing").check()
+    await billing.get_by_label("Street *", exact=True).fill("1 Loop Lane")
+    await billing.get_by_label("Postcode", exact=True).fill("1234")
+    await resume(page)
+    await expect(page.locator("#summary")).to_contain_text("Billing \u203a Postcode does not have")
+    assert posts == []
+    await billing.get_by_label("Postcode", exact=True).fill("12345")
+    expected = Gift(giver="Ada", billing=Address(street="1 Loop Lane", postcode="12345"))
+    await resume_and_receive(page, received, expected)
 
 
 # -- 8. dates -----------------------------------------------------------------------------
@@ -490,7 +519,9 @@ async def test_the_servers_schema_errors_appear_beside_the_fields(page: Page) ->
     extension_error = r"Extension does not have the expected form (^(?P<ext>\d{2,4})$)"
     await expect(error_beside(page, "Phone")).to_have_text(phone_error)
     await expect(error_beside(page, "Extension")).to_have_text(extension_error)
-    await expect(page.locator("#summary li")).to_have_text([phone_error, extension_error])
+    # The summary names a nested field with its group.
+    summary = [phone_error, f"Office \u203a {extension_error}"]
+    await expect(page.locator("#summary li")).to_have_text(summary)
     await expect(phone).to_be_focused()
     refused = await posts[0].response()
     assert len(posts) == 1 and refused is not None and refused.status == 422

@@ -76,9 +76,10 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const message = messageOf(control);
     const visible = message && (control.touched || showAll || control.server);
     control.errorNode.textContent = visible ? `${control.label} ${message}` : "";
+    const full = fullLabel(control);
     control.errorNode.hidden = !visible;
     for (const input of control.inputs) {
-      input.setCustomValidity(message ? `${control.label} ${message}` : "");
+      input.setCustomValidity(message ? `${full} ${message}` : "");
       if (visible) input.setAttribute("aria-invalid", "true");
       else input.removeAttribute("aria-invalid");
     }
@@ -94,6 +95,8 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     control.labelNode = labelNode;
     return { labelNode, helpNode, errorId };
   }
+
+  const fullLabel = (control) => [...(control.trail ?? []), control.label].join(" › ");
 
   // A row's control is named after its place or key: keep its label and messages in step.
   function setLabel(control, label) {
@@ -112,15 +115,18 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     let optional = false;
     const inner = nullable(schema);
     if (inner) { schema = inner; optional = true; }
-    const label = ctx.label ?? schema.title ?? humanize(ctx.key ?? "value");
-    const help = schema.description;
+    // A field's own title, else its name: a model's class title ("Address") names the type,
+    // not the field ("Ship to"), so it labels only what has no name (the form, list items).
+    const label = ctx.label ?? rawSchema?.title ?? (ctx.key !== undefined ? humanize(ctx.key) : schema.title ?? "Value");
+    const help = rawSchema?.description ?? schema.description;
     const path = ctx.path;
     const id = `f${++uid}`;
-    const base = { label, path: path.join("."), touched: false, server: null, removed: false };
+    const trail = ctx.trail ?? []; // the enclosing groups, so "Zip" reads "Ship to › Zip" in messages
+    const base = { label, trail, path: path.join("."), touched: false, server: null, removed: false };
     if (value === undefined && "default" in schema) value = schema.default;
 
     const enumValues = choices(schema);
-    if (enumValues) return buildSelect(schema, enumValues, value, { ...base, id, help, optional, required: ctx.required });
+    if (enumValues) return buildSelect(schema, enumValues, value, { ...base, id, help, optional, required: ctx.required && !("default" in schema) });
     const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
     if (type === "boolean") return buildBoolean(value, { ...base, id, help, optional });
     if (type === "integer" || type === "number") return buildNumber(schema, type, value, { ...base, id, help, optional, required: ctx.required });
@@ -151,7 +157,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       return { value: values[Number(select.value)] };
     };
     c.set = (v) => { const i = values.findIndex((x) => x === v); select.value = i < 0 ? "" : String(i); };
-    return register(scalarWrapper(c, select, { required: !c.optional }));
+    return register(scalarWrapper(c, select, { required: !c.optional && c.required }));
   }
 
   function buildBoolean(value, c) {
@@ -290,7 +296,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       row.remove.setAttribute("aria-label", `Remove ${itemLabel(i)}`);
     });
     const add = (itemValue, focus) => {
-      const control = build(itemSchema, itemValue, { label: itemLabel(rows.length), path: [...c.segments, rows.length], required: true });
+      const control = build(itemSchema, itemValue, { label: itemLabel(rows.length), path: [...c.segments, rows.length], required: true, trail: c.trail });
       const row = { control };
       row.number = el("span", { class: "row-number", text: `${rows.length + 1}.` });
       const remove = el("button", { type: "button", class: "secondary small", text: "Remove",
@@ -342,7 +348,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       const keyInput = el("input", { type: "text", id: keyId, class: "key", placeholder: "key", "aria-label": `${c.label} key` });
       keyInput.value = key ?? "";
       const row = {};
-      const control = build(valueSchema, itemValue, { label: `${c.label} "${keyInput.value}"`, path: [...c.segments, keyInput.value], required: true });
+      const control = build(valueSchema, itemValue, { label: `${c.label} "${keyInput.value}"`, path: [...c.segments, keyInput.value], required: true, trail: c.trail });
       keyInput.addEventListener("input", () => {
         control.path = [...c.segments, keyInput.value].join(".");
         setLabel(control, `${c.label} "${keyInput.value}"`);
@@ -389,7 +395,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const required = new Set(schema.required ?? []);
     const given = value && typeof value === "object" ? value : {};
     const children = Object.entries(schema.properties).map(([key, propSchema]) => {
-      const ctx = { key, path: [...c.segments, key], required: required.has(key) };
+      const ctx = { key, path: [...c.segments, key], required: required.has(key), trail: c.root ? [] : [...c.trail, c.label] };
       if (c.root && options.valueLabel && key === "value" && Object.keys(schema.properties).length === 1) ctx.label = options.valueLabel;
       return [key, build(propSchema, given[key], ctx)];
     });
@@ -453,7 +459,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       for (const control of controls) {
         update(control);
         const message = messageOf(control);
-        if (message) problems.push({ label: control.label, message, text: `${control.label} ${message}`, focus: control.inputs[0] ?? control.wrapper });
+        if (message) problems.push({ label: fullLabel(control), message, text: `${fullLabel(control)} ${message}`, focus: control.inputs[0] ?? control.wrapper });
       }
       const { value } = root.evaluate();
       return { value, problems };
