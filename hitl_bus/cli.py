@@ -92,7 +92,8 @@ def web(
 
     from hitl_bus.web import create_app
 
-    typer.echo(f"hitl_bus web UI on http://{host}:{port}/ (API at /docs)", err=True)
+    base = f"http://{host}:{port}"
+    typer.echo(f"hitl_bus web UI on {base}/ (API docs at {base}/docs)", err=True)
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
 
 
