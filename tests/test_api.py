@@ -375,3 +375,15 @@ async def test_live_logs_and_replies_over_sse(monkeypatch: pytest.MonkeyPatch) -
         await http.post(f"/api/runs/{run.id}/input", json={"value": "bye"})
         unknown = await http.get(f"/api/runs/{uuid.uuid4()}/logs")
         assert unknown.status_code == 404
+
+
+async def test_redis_down_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hitl_bus.redis_server import free_port
+
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nobody
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        down = await client.get("/api/runs")
+    assert down.status_code == 503
+    assert "127.0.0.1" in down.json()["detail"]

@@ -24,6 +24,7 @@ from hitl_bus.deployments import arun_deployment
 from hitl_bus.deployments.registry import DeploymentRecord
 from hitl_bus.engine.pausing import aresume_flow_run
 from hitl_bus.errors import (
+    BusConnectionError,
     DeploymentNotFound,
     FlowPauseTimeout,
     FlowRunNotFound,
@@ -218,6 +219,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (ParameterMismatch, 422),
     (ValidationError, 422),
     (ValueError, 422),  # e.g. a malformed key prefix
+    (BusConnectionError, 503),  # Redis is down: try again later; nothing was changed
 ]
 
 
