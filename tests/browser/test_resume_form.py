@@ -259,6 +259,39 @@ async def test_a_list_with_bounds_adds_and_removes_rows(page: Page) -> None:
     await resume_and_receive(page, received, Tagging(tags=["red", "blue", "white"]))
 
 
+class Stop(BaseModel):
+    # A Python-only pattern: the browser cannot check it, so only the server's 422 can.
+    code: str = Field(title="Code", pattern=r"^(?P<code>[A-Z]{3})$")
+
+
+class Route(RunInput):
+    stops: list[Stop] = Field(title="Stops")
+
+
+async def test_server_errors_follow_rows_that_moved_up(page: Page) -> None:
+    received, posts = await open_form(page, Route)
+    stops = group(page, "Stops")
+    add = stops.get_by_role("button", name="Add")
+    for code in ["AMS", "ber", "cdg"]:
+        await add.click()
+        await stops.locator("li.row").last.get_by_label("Code").fill(code)
+    await page.get_by_role("button", name="Remove Stops item 1", exact=True).click()
+    await resume(page)  # the server refuses both codes, by their position now
+    wrong = "Code does not have the expected form (^(?P<code>[A-Z]{3})$)"
+    await expect(page.locator("#summary li")).to_have_text(
+        [f"Stops item 1 \u203a {wrong}", f"Stops item 2 \u203a {wrong}"]
+    )
+    rows = stops.locator("li.row")
+    await expect(rows.nth(0).get_by_label("Code")).to_have_value("ber")
+    await expect(rows.nth(0).locator(".field .field-error")).to_have_text(wrong)
+    await expect(rows.nth(1).locator(".field .field-error")).to_have_text(wrong)
+    await rows.nth(0).get_by_label("Code").fill("BER")
+    await rows.nth(1).get_by_label("Code").fill("CDG")
+    expected = Route(stops=[Stop(code="BER"), Stop(code="CDG")])
+    await resume_and_receive(page, received, expected)
+    assert len(posts) == 2
+
+
 # -- 6. nested model ----------------------------------------------------------------------
 
 

@@ -119,22 +119,31 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     // not the field ("Ship to"), so it labels only what has no name (the form, list items).
     const label = ctx.label ?? rawSchema?.title ?? (ctx.key !== undefined ? humanize(ctx.key) : schema.title ?? "Value");
     const help = rawSchema?.description ?? schema.description;
-    const path = ctx.path;
-    const id = `f${++uid}`;
-    const trail = ctx.trail ?? []; // the enclosing groups, so "Zip" reads "Ship to › Zip" in messages
-    const base = { label, trail, path: path.join("."), touched: false, server: null, removed: false };
+    // Where the control sits, asked afresh each time: removing a list row moves the rows
+    // after it (and everything inside them), so paths and group names are never stored.
+    // The trail is the enclosing groups, so "Zip" reads "Ship to › Zip" in messages.
+    const where = ctx.where;
+    const base = Object.defineProperties(
+      { label, id: `f${++uid}`, help, optional, touched: false, server: null, removed: false, root: ctx.root },
+      {
+        segments: { get: () => where().segments },
+        path: { get: () => where().segments.join(".") },
+        trail: { get: () => where().trail },
+      },
+    );
     if (value === undefined && "default" in schema) value = schema.default;
 
     const enumValues = choices(schema);
-    if (enumValues) return buildSelect(schema, enumValues, value, { ...base, id, help, optional, required: ctx.required && !("default" in schema) });
+    if (enumValues) return buildSelect(schema, enumValues, value, Object.assign(base, { required: ctx.required && !("default" in schema) }));
     const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
-    if (type === "boolean") return buildBoolean(value, { ...base, id, help, optional });
-    if (type === "integer" || type === "number") return buildNumber(schema, type, value, { ...base, id, help, optional, required: ctx.required });
-    if (type === "string") return buildString(schema, value, { ...base, id, help, optional, required: ctx.required });
-    if (type === "array") return buildArray(schema, value, { ...base, id, help, optional, required: ctx.required, segments: path });
-    if (type === "object" && schema.properties) return buildObject(schema, value, { ...base, id, help, optional, segments: path, root: ctx.root });
-    if (type === "object" && typeof schema.additionalProperties === "object") return buildDict(schema, value, { ...base, id, help, optional, segments: path });
-    return buildJson(value, { ...base, id, help, optional, required: ctx.required });
+    base.required = ctx.required;
+    if (type === "boolean") return buildBoolean(value, base);
+    if (type === "integer" || type === "number") return buildNumber(schema, type, value, base);
+    if (type === "string") return buildString(schema, value, base);
+    if (type === "array") return buildArray(schema, value, base);
+    if (type === "object" && schema.properties) return buildObject(schema, value, base);
+    if (type === "object" && typeof schema.additionalProperties === "object") return buildDict(schema, value, base);
+    return buildJson(value, base);
   }
 
   function scalarWrapper(c, input, { required }) {
@@ -290,14 +299,16 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const list = el("ol", { class: "rows" });
     const itemLabel = (i) => `${c.label} item ${i + 1}`;
     const relabel = () => rows.forEach((row, i) => {
-      row.control.path = [...c.segments, i].join(".");
       setLabel(row.control, itemLabel(i));
       row.number.textContent = `${i + 1}.`;
       row.remove.setAttribute("aria-label", `Remove ${itemLabel(i)}`);
     });
     const add = (itemValue, focus) => {
-      const control = build(itemSchema, itemValue, { label: itemLabel(rows.length), path: [...c.segments, rows.length], required: true, trail: c.trail });
-      const row = { control };
+      const row = {};
+      const place = () => (rows.includes(row) ? rows.indexOf(row) : rows.length);
+      const where = () => ({ segments: [...c.segments, place()], trail: c.trail });
+      const control = build(itemSchema, itemValue, { label: itemLabel(rows.length), where, required: true });
+      row.control = control;
       row.number = el("span", { class: "row-number", text: `${rows.length + 1}.` });
       const remove = el("button", { type: "button", class: "secondary small", text: "Remove",
         "aria-label": `Remove ${control.label}`,
@@ -348,9 +359,9 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       const keyInput = el("input", { type: "text", id: keyId, class: "key", placeholder: "key", "aria-label": `${c.label} key` });
       keyInput.value = key ?? "";
       const row = {};
-      const control = build(valueSchema, itemValue, { label: `${c.label} "${keyInput.value}"`, path: [...c.segments, keyInput.value], required: true, trail: c.trail });
+      const where = () => ({ segments: [...c.segments, keyInput.value], trail: c.trail });
+      const control = build(valueSchema, itemValue, { label: `${c.label} "${keyInput.value}"`, where, required: true });
       keyInput.addEventListener("input", () => {
-        control.path = [...c.segments, keyInput.value].join(".");
         setLabel(control, `${c.label} "${keyInput.value}"`);
         c.touched = true; update(c); options.onChange?.();
       });
@@ -395,7 +406,8 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const required = new Set(schema.required ?? []);
     const given = value && typeof value === "object" ? value : {};
     const children = Object.entries(schema.properties).map(([key, propSchema]) => {
-      const ctx = { key, path: [...c.segments, key], required: required.has(key), trail: c.root ? [] : [...c.trail, c.label] };
+      const where = () => ({ segments: [...c.segments, key], trail: c.root ? [] : [...c.trail, c.label] });
+      const ctx = { key, where, required: required.has(key) };
       if (c.root && options.valueLabel && key === "value" && Object.keys(schema.properties).length === 1) ctx.label = options.valueLabel;
       return [key, build(propSchema, given[key], ctx)];
     });
@@ -448,7 +460,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     }
   }
 
-  const root = build(rootSchema, defaults, { path: [], root: true });
+  const root = build(rootSchema, defaults, { where: () => ({ segments: [], trail: [] }), root: true });
   container.replaceChildren(root.wrapper);
 
   return {
