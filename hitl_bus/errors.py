@@ -93,7 +93,15 @@ class DeploymentNotFound(HitlBusError, LookupError):
 
 
 class ParameterMismatch(HitlBusError, TypeError):
-    """Parameters for a deployment do not fit its flow's signature; no run was queued."""
+    """Parameters for a deployment do not fit its flow's signature; no run was queued.
+
+    ``errors`` names the failing parameters (``{"loc": [...], "msg": ...}``) when their
+    values do not match the flow's annotations.
+    """
+
+    def __init__(self, message: str, errors: Sequence[Mapping[str, Any]] = ()) -> None:
+        self.errors = list(errors)
+        super().__init__(message)
 
 
 class BlockNotFound(HitlBusError, LookupError):

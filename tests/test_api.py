@@ -7,7 +7,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -248,18 +248,33 @@ async def test_form_login_refuses_a_cross_site_post(closed_api: httpx.AsyncClien
     assert good.status_code == 303 and good.headers["location"] == "/runs/x"
 
 
-async def test_list_deployments(api: httpx.AsyncClient) -> None:
+async def test_list_deployments_and_start_with_checked_parameters(api: httpx.AsyncClient) -> None:
     from hitl_bus.deployments.registry import register
 
     @flow
-    async def tidy(days: int = 7) -> None:
+    async def tidy(days: int = 7, mode: Literal["quick", "deep"] = "quick") -> None:
         return None
 
     await register(tidy.to_deployment("nightly", parameters={"days": 3}))
     listed = (await api.get("/api/deployments")).json()
     assert [(d["name"], d["parameters"], d["accepted"]) for d in listed] == [
-        ("tidy/nightly", {"days": 3}, ["days"])
+        ("tidy/nightly", {"days": 3}, ["days", "mode"])
     ]
+    schema = listed[0]["parameter_schema"]
+    assert schema["properties"]["days"]["type"] == "integer"
+    assert schema["properties"]["mode"]["enum"] == ["quick", "deep"]
+
+    url = "/api/deployments/tidy/nightly/runs"
+    bad = await api.post(url, json={"parameters": {"days": "x", "mode": "slow"}}, headers=AUTH)
+    assert bad.status_code == 422
+    assert {tuple(e["loc"]): e["msg"] for e in bad.json()["errors"]} == {
+        ("days",): "must be a whole number",
+        ("mode",): "must be one of: quick, deep",
+    }
+    assert (await api.get("/api/runs")).json() == []  # nothing was queued
+    good = await api.post(url, json={"parameters": {"mode": "deep"}}, headers=AUTH)
+    assert good.status_code == 200
+    assert good.json()["run"]["parameters"] == {"days": 3, "mode": "deep"}
 
 
 async def test_sent_input_is_checked_against_the_receiver(api: httpx.AsyncClient) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import inspect
 import re
+import typing
+import warnings
 from typing import Any
 
-from pydantic import BaseModel, Field
+import pydantic
+from pydantic import BaseModel, Field, PydanticSchemaGenerationError, PydanticUserError
 from pydantic_core import to_jsonable_python
 
 from hitl_bus import keys
@@ -21,6 +24,7 @@ from hitl_bus.engine.flows import Deployment
 from hitl_bus.engine.runs import FlowRun, create_flow_run, wait_for_state
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
+from hitl_bus.inputs.schema_check import schema_errors
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -35,6 +39,9 @@ class DeploymentRecord(BaseModel):
     accepted: list[str] = Field(default_factory=list)
     any_keyword: bool = False
     retries: int = 0
+    #: JSON schema of the flow's parameters (from its annotations), for a start form;
+    #: ``None`` when an annotation has no JSON schema.
+    parameter_schema: dict[str, Any] | None = None
 
 
 def check_name(name: str) -> str:
@@ -43,6 +50,28 @@ def check_name(name: str) -> str:
             f"{name!r} is not a deployment name (expected '<flow name>/<deployment name>')"
         )
     return name
+
+
+def parameter_schema(fn: Any, signature: inspect.Signature) -> dict[str, Any] | None:
+    """The JSON schema of a flow's parameters, as pydantic sees their annotations and defaults."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: describe none
+        return None
+    fields: dict[str, Any] = {}
+    for param in signature.parameters.values():
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (hints.get(param.name, Any), default)
+    try:
+        with warnings.catch_warnings():  # a parameter may shadow a BaseModel attribute
+            warnings.simplefilter("ignore")
+            model = pydantic.create_model("Parameters", **fields)
+            schema: dict[str, Any] = model.model_json_schema()
+    except (PydanticUserError, PydanticSchemaGenerationError, NameError, TypeError, ValueError):
+        return None
+    return schema
 
 
 def record_of(deployment: Deployment) -> DeploymentRecord:
@@ -62,6 +91,7 @@ def record_of(deployment: Deployment) -> DeploymentRecord:
         accepted=accepted,
         any_keyword=any_keyword,
         retries=deployment.retries,
+        parameter_schema=parameter_schema(deployment.flow.fn, deployment.flow.signature),
     )
 
 
@@ -91,7 +121,13 @@ def merge_parameters(record: DeploymentRecord, given: dict[str, Any] | None) -> 
         problems.append(f"missing required parameter(s) {', '.join(missing)}")
     if problems:
         raise ParameterMismatch(f"{record.name}: {'; '.join(problems)}")
-    return to_jsonable_python(merged, fallback=repr)  # type: ignore[no-any-return]
+    jsonable: dict[str, Any] = to_jsonable_python(merged, fallback=repr)
+    if record.parameter_schema is not None:
+        errors = schema_errors(record.parameter_schema, jsonable)
+        if errors:
+            summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+            raise ParameterMismatch(f"{record.name}: {summary}", errors)
+    return jsonable
 
 
 async def arun_deployment(

@@ -226,7 +226,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status = next(code for cls, code in _STATUS if isinstance(exc, cls))
     body: dict[str, Any] = {"detail": str(exc)}
-    if isinstance(exc, ResumeRejected):
+    if isinstance(exc, ResumeRejected | ParameterMismatch):
         body["errors"] = exc.errors
     elif isinstance(exc, ValidationError):
         body["errors"] = exc.errors(include_url=False)

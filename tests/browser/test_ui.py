@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from playwright.async_api import Page, expect
 from pydantic import Field
@@ -212,3 +212,31 @@ async def test_a_pause_without_input_and_a_suspended_run(page: Page) -> None:
     await expect(page.locator("#notice")).to_contain_text("A worker will continue the run")
     await expect(page.locator("#state")).to_have_text("Resuming")  # queued for a worker
     await expect(page.locator("#resume")).to_be_hidden()
+
+
+async def test_start_a_deployment_with_parameters_from_a_form(page: Page) -> None:
+    from hitl_bus.deployments.registry import register
+
+    @flow
+    async def report(days: int = 7, fmt: Literal["pdf", "csv"] = "pdf") -> None:
+        return None
+
+    await register(report.to_deployment("weekly", parameters={"days": 14}))
+    await page.goto("/")
+    item = page.locator('li[data-deployment="report/weekly"]')
+    await item.get_by_role("button", name="Start run…").click()
+    days = item.get_by_label("Days", exact=True)
+    await expect(days).to_have_value("14")  # the deployment's default
+    await days.fill("2.5")
+    await item.get_by_role("button", name="Start", exact=True).click()
+    await expect(item.locator(".field-error:visible")).to_have_text("Days must be a whole number")
+    await days.fill("30")
+    await item.get_by_label("Fmt", exact=True).select_option("csv")
+    await item.get_by_role("button", name="Start", exact=True).click()
+    started = item.get_by_role("link")
+    await expect(started).to_be_visible()
+    run_id = (await started.get_attribute("href") or "").rsplit("/", 1)[-1]
+    run = await get_client().read_flow_run(run_id)
+    assert run.parameters == {"days": 30, "fmt": "csv"}
+    assert run.deployment == "report/weekly"
+    await expect(page.locator(f'tr[data-run-id="{run_id}"]')).to_contain_text("Scheduled")

@@ -1,5 +1,6 @@
 // The runs page: every run, newest first, refreshed whenever an event says something changed.
 import { api, canWrite, debounce, el, formatTime, listen, stateBadge } from "./common.js";
+import { createForm } from "./form.js";
 
 const $ = (id) => document.getElementById(id);
 const stateFilter = $("state-filter");
@@ -40,24 +41,66 @@ async function loadDeployments() {
   const chosen = deploymentFilter.value;
   deploymentFilter.replaceChildren(el("option", { value: "", text: "any" }),
     ...deployments.map((d) => el("option", { value: d.name, text: d.name, selected: d.name === chosen })));
-  $("deployments").replaceChildren(...(deployments.length ? deployments.map((d) => el("li", {},
-    el("strong", { text: d.name }), " ",
-    el("span", { class: "muted", text: Object.keys(d.parameters).length ? `parameters ${JSON.stringify(d.parameters)}` : "" }), " ",
-    canWrite() ? el("button", { type: "button", class: "small", text: "Start run", "data-deployment": d.name, onclick: () => start(d.name) }) : ""))
+  $("deployments").replaceChildren(...(deployments.length ? deployments.map(deploymentItem)
     : [el("li", { class: "muted", text: "No deployments: start a worker (hitl-bus worker MODULE)." })]));
 }
 
-async function start(name) {
+// A deployment whose flow takes parameters gets a form drawn from their schema, filled with
+// the deployment's defaults; one without starts at a click.
+function deploymentItem(d) {
+  const item = el("li", { "data-deployment": d.name }, el("strong", { text: d.name }), " ");
+  if (!canWrite()) return item;
+  const schema = d.parameter_schema;
+  const takesParameters = Object.keys(schema?.properties ?? {}).length > 0;
+  const status = el("span", { class: "muted", "aria-live": "polite" });
+  if (!takesParameters) {
+    item.append(el("button", { type: "button", class: "small", text: "Start run", onclick: () => start(d.name, {}, status) }), " ", status);
+    return item;
+  }
+  const fields = el("div", {});
+  const summary = el("p", { class: "alert", role: "alert", hidden: true });
+  const form = el("form", { class: "start-form", novalidate: true, hidden: true }, summary, fields,
+    el("div", { class: "actions" }, el("button", { type: "submit", text: "Start" }), status));
+  let generated = null;
+  item.append(el("button", { type: "button", class: "small secondary", text: "Start run…", "aria-expanded": "false",
+    onclick: (event) => {
+      form.hidden = !form.hidden;
+      event.currentTarget.setAttribute("aria-expanded", String(!form.hidden));
+      if (!generated) generated = createForm(fields, schema, d.parameters ?? {});
+    } }), form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { value, problems } = generated.read(true);
+    summary.textContent = problems.map((p) => p.text).join("; ");
+    summary.hidden = problems.length === 0;
+    if (problems.length) { generated.focusFirstProblem(); return; }
+    const failure = await start(d.name, value, status);
+    if (failure?.status === 422 && failure.errors.length) {
+      const unplaced = generated.showServerErrors(failure.errors);
+      summary.textContent = [failure.message, ...unplaced.map((e) => e.msg)].join("; ");
+      summary.hidden = false;
+    }
+  });
+  return item;
+}
+
+// Queue a run; says where it went, or returns the failure for the caller to show.
+async function start(name, parameters, status) {
   const [flow, ...rest] = name.split("/");
   const error = $("start-error");
   error.hidden = true;
+  status.textContent = "Starting…";
   try {
-    const { run } = await api(`/api/deployments/${encodeURIComponent(flow)}/${encodeURIComponent(rest.join("/"))}/runs`, { method: "POST", body: {} });
+    const path = `/api/deployments/${encodeURIComponent(flow)}/${encodeURIComponent(rest.join("/"))}/runs`;
+    const { run } = await api(path, { method: "POST", body: { parameters } });
+    status.replaceChildren("Started ", el("a", { href: `/runs/${run.id}`, text: run.name }), ".");
     loadRuns();
-    return run;
+    return null;
   } catch (failure) {
+    status.textContent = "";
     error.textContent = `Could not start ${name}: ${failure.message}`;
     error.hidden = false;
+    return failure;
   }
 }
 
