@@ -7,6 +7,7 @@ stderr; results go to stdout, so output stays parseable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -86,15 +87,42 @@ def _import(module: str) -> Any:
 def web(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies trusted for X-Forwarded-Proto/For (comma-separated; '*' for any): "
+            "behind a TLS proxy the origin check must see https."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the web UI and the HTTP API (OpenAPI at /docs); log in with HITL_BUS_API_TOKEN."""
+    import ipaddress
+
     import uvicorn
 
+    from hitl_bus.settings import get_settings
     from hitl_bus.web import create_app
 
+    settings = get_settings()
+    with contextlib.suppress(ValueError):
+        if not ipaddress.ip_address(host).is_loopback and settings.public_reads:
+            typer.echo(
+                f"warning: {host} is reachable from other machines and "
+                "HITL_BUS_PUBLIC_READS lets anyone there read runs, inputs and logs",
+                err=True,
+            )
+    if not settings.api_token:
+        typer.echo("HITL_BUS_API_TOKEN is not set: the UI and API are read-only", err=True)
     base = f"http://{host}:{port}"
     typer.echo(f"hitl_bus web UI on {base}/ (API docs at {base}/docs)", err=True)
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 runs_app = typer.Typer(help="Inspect and control flow runs.", no_args_is_help=True)

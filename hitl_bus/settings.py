@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     session_secret: str | None = None
     #: Seconds a web session lasts.
     session_max_age: int = Field(default=12 * 3600, gt=0)
+    #: Send the session cookie over HTTPS only (set it when the UI is served over TLS).
+    session_https_only: bool = False
     #: Seconds between a worker's heartbeats.
     worker_heartbeat: float = Field(default=2.0, gt=0)
     #: Seconds without a heartbeat after which a worker is dead and its runs are reclaimed.

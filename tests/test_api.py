@@ -402,3 +402,13 @@ async def test_redis_down_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
         down = await client.get("/api/runs")
     assert down.status_code == 503
     assert "127.0.0.1" in down.json()["detail"]
+
+
+async def test_the_session_cookie_can_be_https_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    monkeypatch.setenv("HITL_BUS_SESSION_HTTPS_ONLY", "1")
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+        login = await client.get("/login", params={"token": TOKEN})
+    assert login.status_code == 303
+    assert "secure" in login.headers["set-cookie"].lower()

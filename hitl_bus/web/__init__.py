@@ -24,6 +24,7 @@ def create_app() -> FastAPI:
         session_cookie="hitl_session",
         max_age=settings.session_max_age,
         same_site="strict",
+        https_only=settings.session_https_only,
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # SSE streams are left alone
     app.include_router(router)
