@@ -182,11 +182,14 @@ async def test_background_runs_end_with_their_own_state() -> None:
     await eventually(completed)
 
 
-async def test_an_unreachable_redis_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster"])
+async def test_an_unreachable_redis_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
     from hitl_bus.errors import BusConnectionError, HitlBusError
     from hitl_bus.redis_server import free_port
 
-    monkeypatch.setenv("HITL_BUS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", f"{scheme}://127.0.0.1:{free_port()}/0")
     with pytest.raises(BusConnectionError, match="HITL_BUS_REDIS_URL") as info:
         await send_input("x", flow_run_id=uuid.uuid4())
     assert isinstance(info.value, ConnectionError) and isinstance(info.value, HitlBusError)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hitl_bus.errors import BusConnectionError
@@ -84,7 +85,8 @@ class _QueueingCluster(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self.permit():
-            return await super().execute_command(*args, **kwargs)
+            with _cluster_errors():
+                return await super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         super().pipeline(transaction, shard_hint)  # its argument checks
@@ -92,10 +94,15 @@ class _QueueingCluster(RedisCluster):
 
 
 class _QueueingPipeline(ClusterPipeline):
+    async def initialize(self) -> ClusterPipeline:
+        with _cluster_errors():
+            return await super().initialize()
+
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
         client: _QueueingCluster = self.cluster_client  # type: ignore[assignment]
         async with client.permit():
-            return await super().execute(raise_on_error, allow_redirections)
+            with _cluster_errors():
+                return await super().execute(raise_on_error, allow_redirections)
 
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
@@ -103,6 +110,26 @@ _UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
 def _unreachable(exc: Exception) -> BusConnectionError:
     return BusConnectionError(f"Redis is unreachable ({exc}); check HITL_BUS_REDIS_URL")
+
+
+@contextmanager
+def _cluster_errors() -> Iterator[None]:
+    """A Cluster client's "no node reachable" becomes ``BusConnectionError``.
+
+    redis-py reports it as a ``RedisClusterException`` (also used for usage errors such as
+    cross-slot commands), so only one caused by a connection failure is translated.
+    """
+    try:
+        yield
+    except (*_UNREACHABLE, RedisClusterException) as exc:
+        cause = exc.__cause__ or exc.__context__
+        if (
+            isinstance(exc, _UNREACHABLE)
+            or isinstance(cause, _UNREACHABLE)
+            or "cannot be connected" in str(exc)
+        ):
+            raise _unreachable(exc) from exc
+        raise
 
 
 class _CommandClient(aioredis.Redis):
