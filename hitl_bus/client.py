@@ -14,6 +14,7 @@ from hitl_bus.engine.cancelling import acancel_flow_run
 from hitl_bus.engine.pausing import PauseDetails, read_pause
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
+from hitl_bus.inputs import received
 from hitl_bus.inputs.keyset import normalize_run_id
 
 
@@ -82,6 +83,16 @@ class HitlClient:
         """The run's current pause (keyset, schema, description, defaults, deadline), if paused."""
         return await read_pause(flow_run_id)
 
+    async def read_inputs(
+        self, flow_run_id: uuid.UUID | str, per_prefix: int = 50
+    ) -> list[dict[str, Any]]:
+        """The newest inputs sent to the run, per key prefix, oldest first."""
+        return await received.read_received_inputs(normalize_run_id(flow_run_id), per_prefix)
+
+    async def read_receivers(self, flow_run_id: uuid.UUID | str) -> dict[str, Any]:
+        """Key prefix -> JSON schema of each input type the run receives on."""
+        return await received.read_receivers(normalize_run_id(flow_run_id))
+
 
 class SyncHitlClient:
     """The same reads as :class:`HitlClient`, blocking."""
@@ -129,6 +140,14 @@ class SyncHitlClient:
 
     def read_pause(self, flow_run_id: uuid.UUID | str) -> PauseDetails | None:
         return run_blocking(self._client.read_pause(flow_run_id))
+
+    def read_inputs(
+        self, flow_run_id: uuid.UUID | str, per_prefix: int = 50
+    ) -> list[dict[str, Any]]:
+        return run_blocking(self._client.read_inputs(flow_run_id, per_prefix))
+
+    def read_receivers(self, flow_run_id: uuid.UUID | str) -> dict[str, Any]:
+        return run_blocking(self._client.read_receivers(flow_run_id))
 
 
 def get_client(sync_client: bool = False) -> Any:

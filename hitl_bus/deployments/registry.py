@@ -109,6 +109,13 @@ async def read_deployment(name: str) -> DeploymentRecord:
     return DeploymentRecord.model_validate_json(raw)
 
 
+async def read_deployments() -> list[DeploymentRecord]:
+    """Every registered deployment, by name."""
+    raw = await get_bus().client.hgetall(keys.DEPLOYMENTS)
+    records = [DeploymentRecord.model_validate_json(v) for v in raw.values()]
+    return sorted(records, key=lambda r: r.name)
+
+
 def merge_parameters(record: DeploymentRecord, given: dict[str, Any] | None) -> dict[str, Any]:
     """The deployment's defaults overlaid with ``given``, checked against the flow's signature."""
     merged = {**record.parameters, **(given or {})}

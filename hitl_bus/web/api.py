@@ -18,10 +18,9 @@ from pydantic import BaseModel, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from hitl_bus import keys
-from hitl_bus.bus import codec, get_bus
 from hitl_bus.client import HitlClient
 from hitl_bus.deployments import arun_deployment
-from hitl_bus.deployments.registry import DeploymentRecord
+from hitl_bus.deployments.registry import read_deployments
 from hitl_bus.engine.pausing import aresume_flow_run
 from hitl_bus.errors import (
     BusConnectionError,
@@ -96,46 +95,16 @@ async def read_run(run_id: uuid.UUID) -> dict[str, Any]:
         "run": _dump(run),
         "history": [_dump(s) for s in await client.read_state_history(run_id)],
         "pause": pause_json,
-        "inputs": await _received_inputs(str(run_id)),
-        "receivers": await _receivers(str(run_id)),
+        "inputs": await client.read_inputs(run_id),
+        "receivers": await client.read_receivers(run_id),
         "logs": await client.read_logs(run_id),
     }
-
-
-async def _received_inputs(run_id: str, per_prefix: int = 50) -> list[dict[str, Any]]:
-    """The newest inputs sent to a run, on every key prefix, oldest first."""
-    bus = get_bus()
-    prefixes = sorted(p.decode() for p in await bus.client.smembers(keys.input_streams(run_id)))
-    async with bus.client.pipeline(transaction=False) as pipe:
-        for prefix in prefixes:
-            pipe.xrevrange(keys.input_stream(run_id, prefix), count=per_prefix)
-        replies = await pipe.execute()
-    out = [
-        {
-            "id": entry_id.decode(),
-            "key_prefix": prefix,
-            "key": codec.text(fields.get(b"key")),
-            "sender": codec.text(fields.get(b"sender")),
-            "data": codec.loads(fields.get(b"data", b"null")),
-        }
-        for prefix, entries in zip(prefixes, replies, strict=True)
-        for entry_id, fields in entries
-    ]
-    return sorted(out, key=lambda e: tuple(int(p) for p in e["id"].split("-")))
-
-
-async def _receivers(run_id: str) -> dict[str, Any]:
-    """Key prefix -> JSON schema of every input type the run has received on."""
-    raw = await get_bus().client.hgetall(keys.run_receivers(run_id))
-    return {k.decode(): codec.loads(v) for k, v in raw.items()}
 
 
 @router.get("/deployments")
 async def list_deployments() -> list[dict[str, Any]]:
     """Registered deployments: name, flow, default parameters, required parameters."""
-    raw = await get_bus().client.hgetall(keys.DEPLOYMENTS)
-    records = [DeploymentRecord.model_validate_json(v) for v in raw.values()]
-    return [r.model_dump(mode="json") for r in sorted(records, key=lambda r: r.name)]
+    return [r.model_dump(mode="json") for r in await read_deployments()]
 
 
 @router.post("/runs/{run_id}/resume", dependencies=[Write])
@@ -164,9 +133,9 @@ async def send_run_input(run_id: uuid.UUID, body: SendBody) -> dict[str, Any]:
         value = body.value
     if body.key_prefix:
         check_key_prefix(body.key_prefix)
-        schema_raw = await get_bus().client.hget(keys.run_receivers(str(run_id)), body.key_prefix)
-        if schema_raw is not None:
-            errors = schema_errors(codec.loads(schema_raw), payload)
+        schema = (await client.read_receivers(run_id)).get(body.key_prefix)
+        if schema is not None:
+            errors = schema_errors(schema, payload)
             if errors:
                 raise ResumeRejected("the input does not match the receiver's type", errors)
     # Sent from this process's inbox (the default outside a run), so replies reach it.
