@@ -199,7 +199,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @runs_app.command("show")
 def runs_show(run_id: Annotated[str, typer.Argument(help="The run to show.")]) -> None:
-    """A run's state, parameters, current pause (its form fields) and recent logs."""
+    """A run's state, parameters, current pause (its form fields), inputs and recent logs."""
     from hitl_bus.client import get_client
     from hitl_bus.errors import FlowRunNotFound
 
@@ -220,6 +220,11 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="The run to show.")]) -
         for name, spec in ((pause.schema_ or {}).get("properties") or {}).items():
             default = f" = {pause.defaults[name]!r}" if name in pause.defaults else ""
             typer.echo(f"  {name}: {spec.get('type', spec.get('enum', 'any'))}{default}")
+    receivers = client.read_receivers(run_id)
+    if receivers and not run.state.is_final():
+        typer.echo(f"receives: {', '.join(sorted(receivers))}  (hitl-bus runs send)")
+    for sent in client.read_inputs(run_id)[-10:]:
+        typer.echo(f"  input {sent['key_prefix']} from {sent['sender']}: {sent['data']}")
     for record in client.read_logs(run_id)[-20:]:
         typer.echo(f"  {record['level']:<7} {record['message']}")
 

@@ -520,6 +520,14 @@ async def test_runs_send() -> None:
         ("small", "red"),
         ("large", "black"),
     ]
+    shown = runner.invoke(app, ["runs", "show", run_id])  # what it was sent, oldest first
+    inputs = [line for line in shown.output.splitlines() if line.startswith("  input ")]
+    assert [line.split(":", 1)[1].strip() for line in inputs] == [
+        "{'value': 'hello'}",
+        "{'size': 'small', 'color': 'red'}",
+        "{'size': 'large', 'color': 'black'}",
+        "{'value': 'from stdin'}",
+    ]
 
 
 @pytest.mark.usefixtures("real_redis_url")
