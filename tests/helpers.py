@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from hitl_bus import flow, receive_input
+from hitl_bus import flow, get_client, receive_input, start_flow_run
 from hitl_bus.engine import create_flow_run
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
@@ -21,6 +22,17 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0)
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.01)
+
+
+async def start_paused(flow_fn: Any) -> str:
+    """Start ``flow_fn`` (taking no parameters) and return its id once it is paused."""
+    run = await start_flow_run(flow_fn)
+
+    async def paused() -> bool:
+        return (await get_client().read_flow_run(run.id)).state.is_paused()
+
+    await eventually(paused)
+    return str(run.id)
 
 
 @flow

@@ -16,19 +16,9 @@ from playwright.async_api import Locator, Page, Request, expect
 from pydantic import BaseModel, Field
 
 from examples.shirt_order import shirt
-from hitl_bus import RunInput, flow, get_client, get_run_logger, pause_flow_run, start_flow_run
+from hitl_bus import RunInput, flow, get_run_logger, pause_flow_run
 from hitl_bus.engine.flows import Flow
-from tests.helpers import eventually
-
-
-async def paused_run(flow_fn: Any) -> str:
-    run = await start_flow_run(flow_fn)
-
-    async def paused() -> bool:
-        return bool((await get_client().read_flow_run(run.id)).state.is_paused())
-
-    await eventually(paused)
-    return str(run.id)
+from tests.helpers import start_paused
 
 
 def waits_for(input_type: Any) -> tuple[Flow[[], Any], list[Any]]:
@@ -47,7 +37,7 @@ def waits_for(input_type: Any) -> tuple[Flow[[], Any], list[Any]]:
 async def open_form(page: Page, input_type: Any) -> tuple[list[Any], list[Request]]:
     """Pause a flow for ``input_type`` and open its run page; returns (received, POSTs)."""
     answer, received = waits_for(input_type)
-    run_id = await paused_run(answer)
+    run_id = await start_paused(answer)
     posts: list[Request] = []
     page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
     await page.goto(f"/runs/{run_id}")
@@ -504,7 +494,7 @@ async def test_a_plain_str_input_is_labelled_your_answer(page: Page) -> None:
 
 
 async def test_the_flows_validator_rejects_and_the_form_comes_back(page: Page) -> None:
-    run_id = await paused_run(shirt)
+    run_id = await start_paused(shirt)
     await page.goto(f"/runs/{run_id}")
     await expect(page.locator("#rejection")).to_be_hidden()
     await page.get_by_label("Size *", exact=True).select_option(label="small")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from playwright.async_api import Page, expect
 from pydantic import Field
@@ -17,23 +17,13 @@ from hitl_bus import (
     start_flow_run,
     suspend_flow_run,
 )
-from tests.helpers import eventually
+from tests.helpers import start_paused
 
 
 class Approval(RunInput):
     approver: str = Field(title="Approver", description="Who decides.", min_length=1)
     count: int = Field(title="Count", description="How many to order.", ge=1, le=5)
     approved: bool = Field(default=False, title="Approved")
-
-
-async def paused_run(flow_fn: Any) -> str:
-    run = await start_flow_run(flow_fn)
-
-    async def paused() -> bool:
-        return (await get_client().read_flow_run(run.id)).state.is_paused()
-
-    await eventually(paused)
-    return str(run.id)
 
 
 async def test_answer_a_paused_run_from_the_runs_page(page: Page) -> None:
@@ -47,7 +37,7 @@ async def test_answer_a_paused_run_from_the_runs_page(page: Page) -> None:
         get_run_logger().info("Ordered %d, approved by %s", decision.count, decision.approver)
         return "done"
 
-    run_id = await paused_run(purchase)
+    run_id = await start_paused(purchase)
     await page.goto("/")
     row = page.locator(f'tr[data-run-id="{run_id}"]')
     await expect(row).to_contain_text("Paused")
@@ -85,7 +75,7 @@ async def test_runs_page_updates_live(page: Page) -> None:
     async def waits() -> None:
         await pause_flow_run(timeout=600)
 
-    run_id = await paused_run(waits)  # started after the page loaded: pushed to it
+    run_id = await start_paused(waits)  # started after the page loaded: pushed to it
     row = page.locator(f'tr[data-run-id="{run_id}"]')
     await expect(row).to_contain_text("Paused")
     await get_client().cancel_flow_run(run_id)
@@ -125,7 +115,7 @@ async def test_a_description_cannot_inject_script(page: Page) -> None:
     async def hostile_pause() -> None:
         await pause_flow_run(wait_for_input=Approval.with_initial_data(description=hostile))
 
-    run_id = await paused_run(hostile_pause)
+    run_id = await start_paused(hostile_pause)
     await page.goto(f"/runs/{run_id}")
     description = page.locator("#description")
     await expect(description).to_contain_text("<script>window.pwned = 1</script>")  # as text
@@ -141,7 +131,7 @@ async def test_reads_and_writes_need_the_token(page: Page, web_url: str) -> None
     async def waits() -> None:
         await pause_flow_run(timeout=600)
 
-    run_id = await paused_run(waits)
+    run_id = await start_paused(waits)
     stranger = await page.context.browser.new_context(base_url=web_url)  # type: ignore[union-attr]
     anonymous = await stranger.new_page()
     await anonymous.goto(f"/runs/{run_id}")
@@ -162,7 +152,7 @@ async def test_a_cross_origin_form_post_with_the_session_cookie_is_refused(
     async def waits() -> None:
         await pause_flow_run(timeout=600)
 
-    run_id = await paused_run(waits)
+    run_id = await start_paused(waits)
     # Another origin on the same host (same site, so the strict cookie still rides along).
     host, port = web_url.rsplit(":", 1)
     evil = f"{host}:{int(port) + 1}/evil.html"
@@ -192,7 +182,7 @@ async def test_a_pause_without_input_and_a_suspended_run(page: Page) -> None:
         await pause_flow_run(timeout=600)
         get_run_logger().info("through the gate")
 
-    run_id = await paused_run(gate)
+    run_id = await start_paused(gate)
     await page.goto(f"/runs/{run_id}")
     await expect(page.locator("#fields")).to_have_text("This pause takes no input.")
     await page.get_by_role("button", name="Resume").click()
@@ -203,7 +193,7 @@ async def test_a_pause_without_input_and_a_suspended_run(page: Page) -> None:
     async def overnight() -> None:
         await suspend_flow_run(wait_for_input=Approval, timeout=600)
 
-    suspended_id = await paused_run(overnight)
+    suspended_id = await start_paused(overnight)
     await page.goto(f"/runs/{suspended_id}")
     await expect(page.locator("#resume-title")).to_contain_text("Suspended")
     await page.get_by_label("Approver").fill("Ada")
