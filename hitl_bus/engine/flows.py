@@ -36,7 +36,7 @@ from hitl_bus.engine.cancelling import watch_for_cancel
 from hitl_bus.engine.pausing import Suspended
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, set_state
 from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
-from hitl_bus.engine.tasks import decode_results, flush_stores
+from hitl_bus.engine.tasks import decode_results, flush_writes
 from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
 from hitl_bus.inputs.keyset import normalize_run_id
 
@@ -196,7 +196,7 @@ async def run_flow(
             else:
                 result = await _in_thread(flow.fn, parameters, run.name)
         except Suspended:
-            await flush_stores(ctx)
+            await flush_writes(ctx)
             raise FlowRunSuspended(run_id) from None
         except (CancelRequested, asyncio.CancelledError) as exc:
             if not ctx.cancel_requested:  # the task itself was cancelled (e.g. shutdown)
@@ -204,17 +204,17 @@ async def run_flow(
                 raise
             if isinstance(exc, asyncio.CancelledError) and main is not None:
                 main.uncancel()  # our own interruption: the run ends here, normally
-            await flush_stores(ctx)
+            await flush_writes(ctx)
             await _end(run_id, Cancelled("cancelled; stopped at a checkpoint"))
             raise FlowRunCancelled(run_id) from None
         except Exception as exc:
             run_logs.get_run_logger().error(
                 "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
             )
-            await flush_stores(ctx)
+            await flush_writes(ctx)
             await _end(run_id, Failed(f"{type(exc).__name__}: {exc}"))
             raise
-        await flush_stores(ctx)
+        await flush_writes(ctx)
         await _end(run_id, Completed())
         return result
     finally:

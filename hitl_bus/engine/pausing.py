@@ -31,6 +31,7 @@ from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise
 from hitl_bus.engine import transitions
 from hitl_bus.engine.runs import enqueue_run, expire_pause, set_state
 from hitl_bus.engine.states import State, StateType
+from hitl_bus.engine.tasks import write_later
 from hitl_bus.errors import (
     FlowPauseTimeout,
     FlowRunNotFound,
@@ -189,13 +190,16 @@ async def _pause(
 async def _take_answer(
     ctx: FlowRunContext, input_cls: type[RunInput] | None, raw: bytes | None, pause_key: str
 ) -> Any:
-    """Consume a pause's answer and tell whoever resumed it (a form, say) the flow has it."""
+    """Consume a pause's answer and tell whoever resumed it (a form, say) the flow has it.
+
+    The event is written in the background: the flow's next line does not wait for it.
+    """
     try:
         value = await _consume_response(ctx, input_cls, raw)
     except ValidationError:
-        await _announce_answer(ctx.flow_run.id, pause_key, accepted=False)
+        write_later(ctx, _announce_answer(ctx.flow_run.id, pause_key, accepted=False))
         raise
-    await _announce_answer(ctx.flow_run.id, pause_key, accepted=True)
+    write_later(ctx, _announce_answer(ctx.flow_run.id, pause_key, accepted=True))
     return value
 
 

@@ -14,7 +14,7 @@ import asyncio
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import orjson
@@ -123,15 +123,20 @@ async def _store(ctx: FlowRunContext, slot: str, encoded: bytes) -> None:
 
 
 def _store_later(ctx: FlowRunContext, slot: str, encoded: bytes) -> None:
-    pending: set[asyncio.Task[None]] = ctx.extra.setdefault("pending_stores", set())
-    write = asyncio.get_running_loop().create_task(_store(ctx, slot, encoded))
-    pending.add(write)
-    write.add_done_callback(pending.discard)
+    write_later(ctx, _store(ctx, slot, encoded))
 
 
-async def flush_stores(ctx: FlowRunContext) -> None:
-    """Wait for background result writes (the engine calls this before a run ends)."""
-    pending: set[asyncio.Task[None]] = ctx.extra.get("pending_stores", set())
+def write_later(ctx: FlowRunContext, write: Coroutine[Any, Any, None]) -> None:
+    """Run a Redis write in the background: the run goes on, the engine waits before it ends."""
+    pending: set[asyncio.Task[None]] = ctx.extra.setdefault("pending_writes", set())
+    task = asyncio.get_running_loop().create_task(write)
+    pending.add(task)
+    task.add_done_callback(pending.discard)
+
+
+async def flush_writes(ctx: FlowRunContext) -> None:
+    """Wait for the run's background writes (the engine calls this before a run ends)."""
+    pending: set[asyncio.Task[None]] = ctx.extra.get("pending_writes", set())
     if pending:
         await asyncio.gather(*list(pending), return_exceptions=True)
 
