@@ -412,3 +412,45 @@ async def test_the_session_cookie_can_be_https_only(monkeypatch: pytest.MonkeyPa
         login = await client.get("/login", params={"token": TOKEN})
     assert login.status_code == 303
     assert "secure" in login.headers["set-cookie"].lower()
+
+
+@pytest.mark.usefixtures("real_redis_url")
+async def test_one_live_stream_carries_events_logs_and_replies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @flow
+    async def echo() -> None:
+        get_run_logger().info("listening")
+        async for text in receive_input(str, with_metadata=True, timeout=10):
+            await text.respond(text.value.upper())
+            return
+
+    async with live_server(monkeypatch) as http:
+        run = await start_flow_run(echo)
+        async with http.stream("GET", f"/api/runs/{run.id}/live") as live:
+            lines = live.aiter_lines()
+            assert (await asyncio.wait_for(_sse(lines, "log", 1), 5))[0]["message"] == "listening"
+            await asyncio.sleep(0.3)  # the replies follower is looking
+            sent = await http.post(f"/api/runs/{run.id}/input", json={"value": "hi"})
+            assert sent.status_code == 200
+
+            async def until_replied_and_completed() -> list[tuple[str, Any]]:
+                seen: list[tuple[str, Any]] = []
+                name = ""
+                async for line in lines:
+                    if line.startswith("event:"):
+                        name = line.split(":", 1)[1].strip()
+                    elif line.startswith("data:") and name in ("reply", "state.changed"):
+                        seen.append((name, json.loads(line[5:])["data"]))
+                        names = {n for n, _ in seen}
+                        if names == {"reply", "state.changed"} and any(
+                            d["state"]["type"] == "COMPLETED" for n, d in seen if n != "reply"
+                        ):
+                            return seen
+                return seen
+
+            seen = await asyncio.wait_for(until_replied_and_completed(), 5)
+            assert ("reply", {"value": "HI"}) in seen
+        detail = (await http.get(f"/api/runs/{run.id}", params={"logs": "false"})).json()
+        assert "logs" not in detail and detail["inputs"][0]["data"] == {"value": "hi"}
+        assert (await http.get(f"/api/runs/{uuid.uuid4()}/live")).status_code == 404

@@ -9,6 +9,7 @@ in plain words). Writes need the token (see ``auth``); so do reads unless
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
@@ -84,21 +85,36 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}")
-async def read_run(run_id: uuid.UUID) -> dict[str, Any]:
-    """A run with its history, current pause (schema, description, defaults), inputs and logs."""
-    run = await client.read_flow_run(run_id)
-    pause = await client.read_pause(run_id)
+async def read_run(run_id: uuid.UUID, logs: bool = True) -> dict[str, Any]:
+    """A run with its history, current pause (schema, description, defaults), inputs and logs.
+
+    ``logs=false`` leaves the logs out (a page following ``/live`` has them already).
+    """
+    run = await client.read_flow_run(run_id)  # 404 before the other reads
+    pause, history, inputs, receivers, records = await asyncio.gather(
+        client.read_pause(run_id),
+        client.read_state_history(run_id),
+        client.read_inputs(run_id),
+        client.read_receivers(run_id),
+        client.read_logs(run_id) if logs else _nothing(),
+    )
     pause_json = _dump(pause)
     if pause is not None:
         pause_json["description_html"] = render_markdown(pause.description or "")
-    return {
+    detail = {
         "run": _dump(run),
-        "history": [_dump(s) for s in await client.read_state_history(run_id)],
+        "history": [_dump(s) for s in history],
         "pause": pause_json,
-        "inputs": await client.read_inputs(run_id),
-        "receivers": await client.read_receivers(run_id),
-        "logs": await client.read_logs(run_id),
+        "inputs": inputs,
+        "receivers": receivers,
     }
+    if logs:
+        detail["logs"] = records
+    return detail
+
+
+async def _nothing() -> None:
+    return None
 
 
 @router.get("/deployments")
@@ -176,6 +192,24 @@ async def run_replies(request: Request, run_id: uuid.UUID) -> EventSourceRespons
     """What the run sends back (``respond()``) to inputs sent from this server (SSE)."""
     await client.read_flow_run(run_id)
     return EventSourceResponse(live.follow_replies(request, str(run_id)))
+
+
+@router.get("/runs/{run_id}/live")
+async def run_live(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
+    """One run's events, logs (from the start) and replies on one SSE stream.
+
+    A page needs all three; one connection each would soon use up the six a browser
+    keeps per server.
+    """
+    await client.read_flow_run(run_id)
+    run = str(run_id)
+    return EventSourceResponse(
+        live.merge(
+            live.follow(request, keys.run_events(run), live.event_message),
+            live.follow(request, keys.run_logs(run), live.log_message, from_start=True),
+            live.follow_replies(request, run),
+        )
+    )
 
 
 _STATUS: list[tuple[type[Exception], int]] = [

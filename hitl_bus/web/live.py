@@ -132,3 +132,27 @@ async def follow_replies(request: Request, run_id: str) -> AsyncIterator[Message
     finally:
         for task in watchers:
             task.cancel()
+
+
+async def merge(*streams: AsyncIterator[Message]) -> AsyncIterator[Message]:
+    """Several SSE message streams as one, in the order messages come; a failure ends it."""
+    queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+
+    async def pump(stream: AsyncIterator[Message]) -> None:
+        try:
+            async for message in stream:
+                await queue.put(message)
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            await queue.put(exc)
+
+    pumps = [asyncio.create_task(pump(stream)) for stream in streams]
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from playwright.async_api import Page, expect
@@ -230,3 +231,8 @@ async def test_start_a_deployment_with_parameters_from_a_form(page: Page) -> Non
     assert run.parameters == {"days": 30, "fmt": "csv"}
     assert run.deployment == "report/weekly"
     await expect(page.locator(f'tr[data-run-id="{run_id}"]')).to_contain_text("Scheduled")
+
+
+async def test_an_unknown_run_says_so(page: Page) -> None:
+    await page.goto(f"/runs/{uuid.uuid4()}")  # its live stream is a 404: the page still reads
+    await expect(page.locator("#notice")).to_have_text("No such run.")

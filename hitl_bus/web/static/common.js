@@ -42,13 +42,18 @@ export async function api(path, { method = "GET", body } = {}) {
 }
 
 // Follow an SSE endpoint; `handlers` maps event names to callbacks taking the parsed data.
-// EventSource reconnects by itself; `onopen` lets a page refresh what it may have missed.
-export function listen(path, handlers, onopen) {
+// EventSource reconnects by itself. `refresh` runs each time the stream opens (subscribe,
+// then read: nothing that happened before is missed) and once if it fails for good (say, a
+// 404), so the page still reads, and shows, what it can.
+export function listen(path, handlers, refresh) {
   const source = new EventSource(path);
   for (const [name, handler] of Object.entries(handlers)) {
     source.addEventListener(name, (event) => handler(JSON.parse(event.data)));
   }
-  if (onopen) source.addEventListener("open", onopen);
+  if (refresh) {
+    source.addEventListener("open", refresh);
+    source.addEventListener("error", () => { if (source.readyState === EventSource.CLOSED) refresh(); });
+  }
   return source;
 }
 

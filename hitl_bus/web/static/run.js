@@ -30,7 +30,7 @@ function authHint(error) {
 
 async function load() {
   try {
-    current = await api(`/api/runs/${runId}`);
+    current = await api(`/api/runs/${runId}?logs=false`);
   } catch (error) {
     notice(error.status === 404 ? "No such run." : `Could not load the run: ${error.message}`, "error");
     return;
@@ -198,8 +198,6 @@ $("cancel").addEventListener("click", async () => {
 
 // -- Send boxes and replies -------------------------------------------------------------
 
-let replies = null;
-
 function say(who, text) {
   const item = el("li", { class: `say say-${who}` }, el("span", { class: "who", text: who === "you" ? "You" : "Run" }), " ", el("span", { class: "text", text }));
   $("conversation").append(item);
@@ -208,9 +206,6 @@ function say(who, text) {
 function renderSenders(receivers) {
   const prefixes = Object.keys(receivers ?? {});
   $("send").hidden = prefixes.length === 0;
-  if (prefixes.length && !replies) {
-    replies = listen(`/api/runs/${runId}/replies`, { reply: (msg) => say("run", short(msg.data)) });
-  }
   const container = $("senders");
   for (const prefix of [...sendForms.keys()]) {
     if (!(prefix in receivers)) { sendForms.get(prefix).node.remove(); sendForms.delete(prefix); }
@@ -255,7 +250,9 @@ function renderSenders(receivers) {
 
 const reload = debounce(load, 100);
 
-listen(`/api/events?run_id=${runId}`, {
+// One stream carries the run's events, its logs and its replies. The page reads the run
+// each time the stream (re)opens, so nothing that happened before it was listening is lost.
+listen(`/api/runs/${runId}/live`, {
   "state.changed": reload,
   "input.received": reload,
   "pause.answered": (event) => {
@@ -264,11 +261,9 @@ listen(`/api/events?run_id=${runId}`, {
     awaitingAnswer = null;
     confirmAnswer(event.data.accepted);
   },
-}, reload);
-
-listen(`/api/runs/${runId}/logs`, {
+  reply: (msg) => say("run", short(msg.data)),
   log: (record) => {
-    if (seenLogs.has(record.id)) return;
+    if (seenLogs.has(record.id)) return; // a reopened stream starts the logs over
     seenLogs.add(record.id);
     const logs = $("logs");
     logs.append(el("li", { class: `log log-${record.level.toLowerCase()}` },
@@ -277,6 +272,4 @@ listen(`/api/runs/${runId}/logs`, {
       el("span", { class: "msg", text: record.message })));
     logs.scrollTop = logs.scrollHeight;
   },
-});
-
-load();
+}, load);

@@ -113,5 +113,5 @@ stateFilter.addEventListener("change", () => {
 deploymentFilter.addEventListener("change", loadRuns);
 
 const refresh = debounce(loadRuns, 150);
-listen("/api/events", { "state.changed": refresh }, () => { refresh(); loadDeployments(); });
-loadDeployments().then(loadRuns);
+// Read the list each time the stream (re)opens: nothing changed before it listened is lost.
+listen("/api/events", { "state.changed": refresh }, () => { loadDeployments(); loadRuns(); });
