@@ -24,7 +24,7 @@ from hitl_bus import keys
 from hitl_bus._sync import run_blocking, running_loop
 from hitl_bus.bus import Bus, codec, get_bus
 from hitl_bus.bus.dispatcher import BATCH, Entry
-from hitl_bus.context import current_run_id, raise_if_cancelled
+from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix
@@ -208,8 +208,16 @@ class InputReceiver(Generic[T]):
         return entries  # type: ignore[no-any-return]
 
     def _announce(self, pipe: Any) -> None:
-        """A run receiving on its own mailbox says so: a UI offers a send box of this type."""
-        if self.mailbox.kind == FLOW_RUN and current_run_id() == self.mailbox.id:
+        """A run receiving on its own mailbox says so: a UI offers a send box of this type.
+
+        Once per execution and key prefix: a flow making a receiver per loop writes it once.
+        """
+        ctx = current_run()
+        if self.mailbox.kind != FLOW_RUN or ctx is None or ctx.flow_run.id != self.mailbox.id:
+            return
+        announced: set[str] = ctx.extra.setdefault("receivers_announced", set())
+        if self.key_prefix not in announced:
+            announced.add(self.key_prefix)
             schema = schema_json(self.input_cls)
             pipe.hset(keys.run_receivers(self.mailbox.id), self.key_prefix, schema)
 

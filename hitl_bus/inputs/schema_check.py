@@ -36,9 +36,10 @@ def _message(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
     loc = list(err.absolute_path)
     v, spec = err.validator, err.validator_value
     match v:
-        case "required":
-            missing = err.message.split("'")[1] if "'" in err.message else ""
-            return [*loc, missing], "is required"
+        case "required":  # one error per missing name, worded "<name!r> is a required ..."
+            instance = err.instance if isinstance(err.instance, dict) else {}
+            missing = [n for n in spec if n not in instance and err.message.startswith(repr(n))]
+            return [*loc, *missing[:1]], "is required"
         case "additionalProperties":
             return loc, f"has fields the form does not know: {err.message.split('(')[-1][:-1]}"
         case "type":
