@@ -109,9 +109,11 @@ async def test_idle_receivers_send_redis_no_commands(admin: aioredis.Redis) -> N
         task.cancel()
 
 
-async def test_receiver_continues_after_connection_kill_and_redis_restart(
-    aof_server: RedisServer,
-) -> None:
+Receiving = tuple[Any, InputReceiver[Any], asyncio.Task[list[Any]]]
+
+
+async def _receiving_after_a_first_input() -> Receiving:
+    """A run whose receiver took input 1 and now waits (parked on a reader) for three more."""
     run = await new_run()
     receiver = receive_input(int, flow_run_id=run.id, timeout=None)
     first = asyncio.create_task(receiver.next())
@@ -120,6 +122,13 @@ async def test_receiver_continues_after_connection_kill_and_redis_restart(
         assert await first == 1
     rest = asyncio.create_task(_take(receiver, 3))
     await _waiting(1)
+    return run, receiver, rest
+
+
+async def test_receiver_continues_after_connection_kill_and_redis_restart(
+    aof_server: RedisServer,
+) -> None:
+    run, receiver, rest = await _receiving_after_a_first_input()
 
     admin = redis.Redis(port=aof_server.port, protocol=2)
     assert admin.client_kill_filter(_type="normal") >= 1  # skips the admin itself
@@ -144,14 +153,7 @@ async def test_receiver_continues_after_connection_kill_and_redis_restart(
 async def test_inputs_sent_while_the_receiver_is_disconnected_arrive_once_in_order(
     aof_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = await new_run()
-    receiver = receive_input(int, flow_run_id=run.id, timeout=None)
-    first = asyncio.create_task(receiver.next())
-    await send_input(1, flow_run_id=run.id)
-    async with asyncio.timeout(5):
-        assert await first == 1
-    rest = asyncio.create_task(_take(receiver, 3))
-    await _waiting(1)
+    run, _, rest = await _receiving_after_a_first_input()
 
     # Hold the reader's reconnection until the inputs are in.
     bus = get_bus()
