@@ -202,12 +202,12 @@ async def role_pause_fan(out: Any, url: str, n: int, port: int) -> None:
 async def role_fan_resumer(out: Any, url: str, targets: list[str], concurrency: int) -> None:
     from hitl_bus import resume_flow_run
     from hitl_bus.bus import get_bus
-    from hitl_bus.engine import transitions
+    from hitl_bus.engine import store
 
     bus = get_bus()
     # Warm up: open the pool's connections and make sure Redis has the script.
     await asyncio.gather(*(bus.client.ping() for _ in range(concurrency)))
-    await bus.client.script_load(transitions.RESUME)
+    await bus.client.script_load(store.SCRIPTS["resume"])
     durations: list[int] = []
 
     async def lane(chunk: list[str]) -> None:

@@ -31,6 +31,9 @@ class FlowRunContext:
     loop: asyncio.AbstractEventLoop
     #: True while a sync flow's body runs in its own thread, off ``loop``.
     sync_body: bool = False
+    #: Number of this execution of the run (from the store's ``begin``): every state
+    #: write it makes carries it, so a superseded execution cannot overwrite the run.
+    attempt: int = 0
     #: Set when the run was cancelled: the run's code stops at its next checkpoint.
     cancel_requested: bool = False
     #: Free slot for the engine's per-run state (logs, counters).

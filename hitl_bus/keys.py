@@ -15,6 +15,8 @@ PREFIX = "hitl"
 EVENTS = f"{PREFIX}:events"
 #: Sorted set of every run id, scored by creation time (ms).
 RUNS = f"{PREFIX}:runs"
+#: Sorted set of finished run ids, scored by when their keys expire (ms); for the sweep.
+RUNS_EXPIRING = f"{PREFIX}:runs:expiring"
 #: Sorted set of paused run ids, scored by their pause deadline (ms); for the sweep.
 PAUSE_DEADLINES = f"{PREFIX}:pauses"
 

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     session_max_age: int = Field(default=12 * 3600, gt=0)
     #: Send the session cookie over HTTPS only (set it when the UI is served over TLS).
     session_https_only: bool = False
+    #: Seconds a finished run keeps its keys (state, events, logs, inputs); 0 keeps them.
+    run_retention: float = Field(default=7 * 24 * 3600.0, ge=0)
     #: Seconds between a worker's heartbeats.
     worker_heartbeat: float = Field(default=2.0, gt=0)
     #: Seconds without a heartbeat after which a worker is dead and its runs are reclaimed.

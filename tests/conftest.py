@@ -19,6 +19,7 @@ from hitl_bus._sync import portal_loop
 from hitl_bus.bus import close_bus
 from hitl_bus.bus.connection import forget_fake_server
 from hitl_bus.redis_server import RedisServer
+from tests.workers import start_worker  # noqa: F401  (a fixture for every test module)
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,18 @@ async def slow(seconds: float, tag: str = "slow") -> str:
     return "done"
 
 
+@flow
+async def tidy(seconds: float, tag: str = "tidy") -> str:
+    """Like ``slow``, but tidies up for a moment when interrupted (as real flows do)."""
+    await _note(f"test:started:{tag}")
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await asyncio.sleep(0.3)
+    await _note(f"test:finished:{tag}")
+    return "done"
+
+
 @task
 async def counted(tag: str) -> int:
     await _note(f"test:task:{tag}")
@@ -51,6 +63,15 @@ async def asks(tag: str = "asks", timeout: float = 60) -> int:
 
 
 @flow
+async def answers(tag: str = "answers") -> int:
+    """Pause for an int and record, once per completed body, which answer it got."""
+    await counted(tag)
+    value = await pause_flow_run(wait_for_input=int, timeout=120)
+    await get_bus().client.rpush(f"test:answer:{tag}", f"{get_run_context().flow_run.id}={value}")
+    return int(value)
+
+
+@flow
 async def suspends(tag: str = "suspends") -> int:
     await counted(tag)
     value = await suspend_flow_run(wait_for_input=int)
@@ -60,7 +81,9 @@ async def suspends(tag: str = "suspends") -> int:
 record_default = record.to_deployment("default")
 slow_default = slow.to_deployment("default", parameters={"seconds": 0.1})
 slow_retry = slow.to_deployment("retry", retries=1)
+tidy_default = tidy.to_deployment("default")
 asks_default = asks.to_deployment("default")
+answers_default = answers.to_deployment("default")
 suspends_default = suspends.to_deployment("default")
 
 

@@ -26,15 +26,14 @@ from typing import Any
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.deployments.registry import register
-from hitl_bus.engine import transitions
-from hitl_bus.engine.flows import Deployment, execute_flow_run
-from hitl_bus.engine.runs import enqueue_run, read_flow_run, set_state, sweep_expired
-from hitl_bus.engine.states import State, StateType
-from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
+from hitl_bus.engine import store
+from hitl_bus.engine.flows import HAND_BACK, Deployment, execute_flow_run
+from hitl_bus.engine.runs import read_flow_run, sweep_expired
+from hitl_bus.engine.states import StateType
+from hitl_bus.errors import FlowRunCancelled, FlowRunNotFound, FlowRunSuspended, StateConflict
 from hitl_bus.settings import get_settings
 
 log = logging.getLogger("hitl_bus.worker")
-_BUSY = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
 
 
 class Worker:
@@ -59,6 +58,9 @@ class Worker:
         self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.running: dict[str, asyncio.Task[None]] = {}
         self._deployment_of: dict[str, Deployment] = {}
+        self._entry_of: dict[str, bytes] = {}
+        #: Runs being handed back: their queue entries are acknowledged after the release.
+        self._handing_back: set[str] = set()
         self._stopping: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._freed = asyncio.Event()
@@ -116,7 +118,9 @@ class Worker:
                 for deployment in self.deployments.values():
                     await register(deployment)
                     await self._reclaim(deployment)
+                    await _trim_queue(keys.deployment_queue(deployment.full_name))
                 await sweep_expired()
+                await store.forget_expired()
             except Exception as exc:  # noqa: BLE001 - upkeep never dies
                 log.warning("upkeep failed: %s", exc)
             await asyncio.sleep(self.heartbeat_interval)
@@ -161,6 +165,7 @@ class Worker:
         task = asyncio.create_task(self._execute(deployment, entry_id, run_id))
         self.running[run_id] = task
         self._deployment_of[run_id] = deployment
+        self._entry_of[run_id] = entry_id
 
     async def _execute(self, deployment: Deployment, entry_id: bytes, run_id: str) -> None:
         assert self._slots is not None
@@ -169,7 +174,9 @@ class Worker:
         try:
             run = await read_flow_run(run_id)
             if run.state.type is StateType.SCHEDULED:
-                await execute_flow_run(deployment.flow, run_id, run=run)
+                await execute_flow_run(deployment.flow, run_id, run=run, worker=self.id)
+        except StateConflict:
+            log.info("run %s was started elsewhere; this queue entry is done", run_id)
         except FlowRunSuspended:
             log.info("run %s suspended; its slot is free", run_id)
         except FlowRunCancelled:
@@ -179,22 +186,23 @@ class Worker:
         finally:
             self.running.pop(run_id, None)
             self._deployment_of.pop(run_id, None)
+            self._entry_of.pop(run_id, None)
             self._slots.release()
             self._freed.set()
-            await asyncio.shield(bus.client.xack(queue, keys.WORKERS_GROUP, entry_id))
-
-    async def _hand_back(self, deployment: Deployment, run_id: str) -> None:
-        """Queue an interrupted run again for another worker."""
-        try:
-            await set_state(
-                run_id, State(type=StateType.SCHEDULED, message="handed back by a stopping worker"),
-                expect=_BUSY,
-            )  # fmt: skip
-        except StateConflict:
-            return  # it ended or paused meanwhile
-        await enqueue_run(deployment.full_name, run_id)
+            if run_id in self._handing_back:  # acknowledged once released (see _drain)
+                self._handing_back.discard(run_id)
+            else:
+                await asyncio.shield(bus.client.xack(queue, keys.WORKERS_GROUP, entry_id))
 
     async def _drain(self, grace: float) -> None:
+        """Wait ``grace`` seconds for running executions, then hand the rest back.
+
+        The late executions are cancelled as hand-backs (they write no final state)
+        and, once they stopped, released through the run store: a paused run becomes
+        Suspended (still answerable), a running one is queued again, a cancelling
+        one is Cancelled. Should an execution outlive its cancellation (a sync body
+        runs on in its thread), its writes carry an attempt the release superseded.
+        """
         if not self.running:
             return
         log.info("waiting up to %.0f s for %d run(s) to finish", grace, len(self.running))
@@ -202,11 +210,27 @@ class Worker:
         late = dict(self.running)
         if not late:
             return
-        for run_id in late:  # queued again first, so the interrupted run is not Cancelled
-            await self._hand_back(self._deployment_of[run_id], run_id)
+        # Taken now: a run that ends meanwhile leaves these maps.
+        deployments = {run_id: self._deployment_of[run_id] for run_id in late}
+        entries = {run_id: self._entry_of[run_id] for run_id in late}
+        self._handing_back.update(late)
         for task in late.values():
-            task.cancel()
+            task.cancel(HAND_BACK)
         await asyncio.wait(list(late.values()), timeout=5)
+        # Each entry stays pending under this worker until its run is released: if this
+        # process dies first, another worker finds the entry and releases the run.
+        bus = get_bus()
+        for run_id, deployment in deployments.items():
+            why = store.Release(
+                worker=self.id,
+                reason=f"its worker {self.id} stopped",
+                deployment=deployment.full_name,
+                count_crash=False,
+            )
+            outcome = await store.release(run_id, why)
+            log.info("run %s handed back: %s", run_id, outcome.name.lower())
+            queue = keys.deployment_queue(deployment.full_name)
+            await bus.client.xack(queue, keys.WORKERS_GROUP, entries[run_id])
 
     async def _reclaim(self, deployment: Deployment) -> None:
         """Take over the pending runs of dead workers on this deployment's queue."""
@@ -226,66 +250,58 @@ class Worker:
             claimed = await bus.client.xclaim(queue, keys.WORKERS_GROUP, self.id, 0, ids)
             log.warning("worker %s is dead; claimed %d run(s)", name, len(claimed))
             for entry_id, fields in claimed:
-                if fields is None:
-                    await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
-                    continue
-                await self._recover(
-                    deployment, entry_id, codec.text(fields.get(b"run_id")) or "", name
-                )
+                run_id = codec.text(fields.get(b"run_id")) if fields else None
+                if run_id:
+                    await self._release_orphan(deployment, run_id, name)
+                # Acknowledged only now: if this worker dies first, the entry stays pending
+                # under it and the next live worker releases the run again.
+                await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
 
-    async def _recover(
-        self, deployment: Deployment, entry_id: bytes, run_id: str, dead: str
-    ) -> None:
-        bus = get_bus()
-        queue = keys.deployment_queue(deployment.full_name)
-        run = await read_flow_run(run_id)
-        state = run.state
-        if state.type is StateType.SCHEDULED and self._slots is not None:
-            await self._slots.acquire()
-            self._start(deployment, entry_id, run_id)  # never started: run it here
+    async def _release_orphan(self, deployment: Deployment, run_id: str, dead: str) -> None:
+        """Release a run whose queue entry was pending under the dead worker ``dead``.
+
+        The execution to release is the one the run names (its owner and attempt):
+        usually ``dead``'s, or that of an earlier dead worker whose entry ``dead`` had
+        claimed. A run now executing on a live worker is left alone.
+        """
+        try:
+            record = await store.read_record(run_id)
+        except FlowRunNotFound:
+            return  # expired or deleted: nothing to release
+        owner = record.worker or dead
+        if owner not in (dead, self.id) and await get_bus().client.exists(keys.worker(owner)):
             return
-        if state.is_paused() and not state.is_suspended():
-            suspended = State(
-                type=StateType.PAUSED,
-                name="Suspended",
-                message=f"its worker {dead} died while it was paused",
-                state_details={**state.state_details, "pause_reschedule": True},
-            )
-            await transitions.run_script(
-                bus,
-                transitions.MARK_SUSPENDED,
-                run_id,
-                [state.state_details.get("pause_key", ""), suspended.model_dump_json(),
-                 bus.settings.events_maxlen, run_id],
-            )  # fmt: skip
-        elif state.type in _BUSY:
-            attempts = await bus.client.hincrby(keys.run(run_id), "attempts", 1)
-            if attempts <= deployment.retries:
-                await _retry(run_id, deployment, dead)
-            else:
-                await _crash(run_id, dead)
-        await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
-
-
-async def _retry(run_id: str, deployment: Deployment, dead: str) -> None:
-    try:
-        await set_state(
-            run_id,
-            State(type=StateType.SCHEDULED, message=f"re-run: its worker {dead} died"),
-            expect=_BUSY,
+        why = store.Release(
+            worker=owner,
+            attempt=record.attempt,
+            reason=f"its worker {owner} died",
+            deployment=deployment.full_name,
+            count_crash=True,
+            retries=deployment.retries,
         )
-    except StateConflict:
+        outcome = await store.release(run_id, why)
+        log.warning("run %s of dead worker %s: %s", run_id, owner, outcome.name.lower())
+
+
+async def _trim_queue(queue: str) -> None:
+    """Drop acknowledged entries: everything older than the oldest entry still needed.
+
+    Needed are the entries pending under a worker and those not yet delivered to any.
+    """
+    bus = get_bus()
+    summary = await bus.client.xpending(queue, keys.WORKERS_GROUP)
+    groups = await bus.client.xinfo_groups(queue)
+    delivered = next(
+        (g["last-delivered-id"] for g in groups if codec.text(g["name"]) == keys.WORKERS_GROUP),
+        None,
+    )
+    if delivered is None:
         return
-    await enqueue_run(deployment.full_name, run_id)
-
-
-async def _crash(run_id: str, dead: str) -> None:
-    with contextlib.suppress(StateConflict):
-        await set_state(
-            run_id,
-            State(type=StateType.CRASHED, message=f"its worker {dead} died"),
-            expect=_BUSY,
-        )
+    oldest_needed = summary.get("min") if summary.get("pending") else None
+    if oldest_needed is None:  # nothing pending: keep only what was never delivered
+        ms, seq = (codec.text(delivered) or "0-0").split("-")
+        oldest_needed = f"{ms}-{int(seq) + 1}"
+    await bus.client.xtrim(queue, minid=codec.text(oldest_needed), approximate=False)
 
 
 async def _ensure_group(bus: Any, queue: str) -> None:

@@ -18,7 +18,7 @@ from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.context import FlowRunContext
-from hitl_bus.engine import transitions
+from hitl_bus.engine import store
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import FlowRunNotFound
 from hitl_bus.inputs.keyset import normalize_run_id
@@ -32,25 +32,14 @@ async def acancel_flow_run(flow_run_id: uuid.UUID | str) -> State:
     :raises FlowRunNotFound: no such run.
     """
     run_id = normalize_run_id(flow_run_id)
-    bus = get_bus()
     cancelling = State(type=StateType.CANCELLING, message="cancel requested")
     cancelled = State(type=StateType.CANCELLED, message="cancelled before it ran again")
-    status, previous = await transitions.run_script(
-        bus,
-        transitions.CANCEL,
-        run_id,
-        [cancelling.model_dump_json(), cancelled.model_dump_json(),
-         bus.settings.events_maxlen, run_id],
-    )  # fmt: skip
-    if status == transitions.MISSING:
+    change = await store.cancel(run_id, cancelling, cancelled)
+    if change.outcome is store.Outcome.MISSING:
         raise FlowRunNotFound(run_id)
-    if status == transitions.WRONG_STATE:
-        raw = await bus.client.hget(keys.run(run_id), "state")
-        return State.model_validate_json(raw)
-    state = cancelled if status == transitions.SUSPENDED_RESUMED else cancelling
-    if previous != state.type.value:
-        await transitions.index_state(bus, run_id, state, previous=StateType(previous))
-    return state
+    if change.outcome is store.Outcome.CONFLICT:
+        return (await store.read_record(run_id)).run.state
+    return cancelled if change.outcome is store.Outcome.SUSPENDED_RESUMED else cancelling
 
 
 cancel_flow_run = dual(acancel_flow_run)

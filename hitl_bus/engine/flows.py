@@ -32,9 +32,10 @@ from hitl_bus.context import (
     set_current_run,
 )
 from hitl_bus.engine import logger as run_logs
+from hitl_bus.engine import store
 from hitl_bus.engine.cancelling import watch_for_cancel
 from hitl_bus.engine.pausing import Suspended
-from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, set_state
+from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
 from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
 from hitl_bus.engine.tasks import decode_results, flush_writes
 from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
@@ -150,6 +151,10 @@ async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], label: str)
     return await done
 
 
+#: The message a worker cancels an execution's task with when it hands the run back:
+#: the execution then writes no final state (the worker's release decides it).
+HAND_BACK = "hitl-bus: handed back"
+
 _STARTABLE = (StateType.PENDING, StateType.SCHEDULED)
 _ENDABLE = (StateType.RUNNING, StateType.CANCELLING)
 
@@ -160,10 +165,12 @@ async def run_flow(
     run: FlowRun | None = None,
     *,
     fresh: bool = False,
+    worker: str = "",
 ) -> Any:
     """Execute ``flow`` as a run (a new one unless ``run`` is given) on this loop.
 
-    ``fresh`` says ``run`` was just created, so it has no task results to replay.
+    ``fresh`` says ``run`` was just created, so it has no task results to replay;
+    ``worker`` names the worker that owns this execution ("" in process).
 
     :raises FlowRunSuspended: the run suspended; resume it, then re-execute it.
     """
@@ -182,10 +189,10 @@ async def run_flow(
     watcher: asyncio.Task[None] | None = None
     try:
         try:
-            await set_state(run_id, Running(), expect=_STARTABLE)
+            ctx.attempt = await store.begin(run_id, Running(), worker)
         except StateConflict:
             if (await read_flow_run(run_id)).state.is_cancelling():
-                await _end(run_id, Cancelled("cancelled before it started"))
+                await _end(run_id, Cancelled("cancelled before it started"), None)
                 raise FlowRunCancelled(run_id) from None
             raise
         main = asyncio.current_task() if flow.is_async else None
@@ -200,22 +207,26 @@ async def run_flow(
             raise FlowRunSuspended(run_id) from None
         except (CancelRequested, asyncio.CancelledError) as exc:
             if not ctx.cancel_requested:  # the task itself was cancelled (e.g. shutdown)
-                await asyncio.shield(_end(run_id, Cancelled("the run's task was cancelled")))
+                if HAND_BACK in getattr(exc, "args", ()):
+                    raise  # its worker hands the run back: the release decides its state
+                await asyncio.shield(
+                    _end(run_id, Cancelled("the run's task was cancelled"), ctx.attempt)
+                )
                 raise
             if isinstance(exc, asyncio.CancelledError) and main is not None:
                 main.uncancel()  # our own interruption: the run ends here, normally
             await flush_writes(ctx)
-            await _end(run_id, Cancelled("cancelled; stopped at a checkpoint"))
+            await _end(run_id, Cancelled("cancelled; stopped at a checkpoint"), ctx.attempt)
             raise FlowRunCancelled(run_id) from None
         except Exception as exc:
             run_logs.get_run_logger().error(
                 "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
             )
             await flush_writes(ctx)
-            await _end(run_id, Failed(f"{type(exc).__name__}: {exc}"))
+            await _end(run_id, Failed(f"{type(exc).__name__}: {exc}"), ctx.attempt)
             raise
         await flush_writes(ctx)
-        await _end(run_id, Completed())
+        await _end(run_id, Completed(), ctx.attempt)
         return result
     finally:
         if watcher is not None:
@@ -225,18 +236,19 @@ async def run_flow(
         reset_current_run(token)
 
 
-async def _end(run_id: str, state: State) -> None:
-    """Record how the execution ended, unless the run already ended (a pause timed out).
+async def _end(run_id: str, state: State, attempt: int | None) -> None:
+    """Record how execution ``attempt`` ended, unless the run already ended (a pause timed
+    out) or another execution owns it now (its worker handed it back, or was declared dead).
 
     The run's logs are stored first: whoever sees the final state has every record.
     """
     await run_logs.stop_shipping(run_id)
     with contextlib.suppress(StateConflict):
-        await set_state(run_id, state, expect=_ENDABLE)
+        await store.set_state(run_id, state, expect=_ENDABLE, attempt=attempt)
 
 
 async def execute_flow_run(
-    flow: Flow[Any, Any], flow_run_id: Any, run: FlowRun | None = None
+    flow: Flow[Any, Any], flow_run_id: Any, run: FlowRun | None = None, *, worker: str = ""
 ) -> Any:
     """Execute an existing run of ``flow``, e.g. a resumed suspended run, from the top.
 
@@ -246,7 +258,7 @@ async def execute_flow_run(
     """
     if run is None:
         run = await read_flow_run(normalize_run_id(flow_run_id))
-    return await run_flow(flow, dict(run.parameters), run=run)
+    return await run_flow(flow, dict(run.parameters), run=run, worker=worker)
 
 
 async def starting_point(run_id: str, *, with_results: bool) -> tuple[str, dict[str, Any]]:

@@ -28,8 +28,8 @@ from hitl_bus._sync import dual
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.bus.events import append_event
 from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise_if_cancelled
-from hitl_bus.engine import transitions
-from hitl_bus.engine.runs import enqueue_run, expire_pause, set_state
+from hitl_bus.engine import store
+from hitl_bus.engine.runs import expire_pause, read_run_record
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.engine.tasks import write_later
 from hitl_bus.errors import (
@@ -38,7 +38,6 @@ from hitl_bus.errors import (
     MissingContextError,
     NotPausedError,
     ResumeRejected,
-    StateConflict,
 )
 from hitl_bus.inputs import Keyset, keyset_from_base_key, run_input_subclass_from_type
 from hitl_bus.inputs.keyset import normalize_run_id
@@ -92,10 +91,11 @@ async def _consume_response(
     except ValidationError as exc:
         message = f"Input rejected: {_plain_errors(exc)}"
         ctx.extra["rejection"] = message
-        await set_state(
+        await store.set_state(
             ctx.flow_run.id,
             State(type=StateType.RUNNING, message=message),
             expect=(StateType.RUNNING,),
+            attempt=ctx.attempt,
         )
         raise
     return value.value if is_automatic(input_cls) else value  # type: ignore[attr-defined]
@@ -132,10 +132,10 @@ async def _pause(
     if answered is not None:  # answered while suspended, or replayed after a restart
         return await _take_answer(ctx, input_cls, answered, pause_key)
     if suspend_requested is not None and not suspend:
-        await bus.client.hdel(keys.run(run_id), "suspend_requested")
+        await store.take_suspend_request(run_id)
         suspend = True
 
-    now = await transitions.redis_time_ms()
+    now = await store.redis_time_ms()
     deadline = int(now + timeout * 1000) if timeout is not None else 0
     details = {
         "pause_key": pause_key,
@@ -162,23 +162,16 @@ async def _pause(
     control = keys.run_control(run_id)
     last = await bus.client.xrevrange(control, count=1)
     position = last[0][0].decode() if last else "0-0"
-    status, detail = await transitions.run_script(
-        bus,
-        transitions.PAUSE,
-        run_id,
-        [
-            state.model_dump_json(), bus.settings.events_maxlen, run_id, pause_key, deadline,
-            codec.dumps(dict(keyset)), "1" if suspend else "0", schema, *values,
-        ],
-    )  # fmt: skip
-    if status == transitions.MISSING:
-        raise FlowRunNotFound(run_id)
-    if status != transitions.OK:
-        current = codec.loads(detail).get("type", "?") if detail else "?"
-        raise StateConflict(run_id, current, "PAUSED")
-    await transitions.index_state(
-        bus, run_id, state, previous=StateType.RUNNING, pause_deadline_ms=deadline or None
+    request = store.PauseRequest(
+        state=state,
+        pause_key=pause_key,
+        deadline_ms=deadline,
+        keyset=keyset,
+        suspend=suspend,
+        schema=schema,
+        values=values,
     )
+    await store.pause(run_id, ctx.attempt, request)
     if suspend:
         raise Suspended(run_id)
     answered = await _wait_for_resume(run_id, pause_key, position, deadline)
@@ -223,7 +216,7 @@ async def _wait_for_resume(
     while True:
         remaining = None
         if deadline:
-            remaining = max(0.0, (deadline - transitions.local_ms()) / 1000) + 0.05
+            remaining = max(0.0, (deadline - store.local_ms()) / 1000) + 0.05
         try:
             entries = await bus.dispatcher.wait(control, position, remaining)
         except TimeoutError:
@@ -287,20 +280,14 @@ async def asuspend_flow_run(
     if flow_run_id is not None and (
         ctx is None or normalize_run_id(flow_run_id) != ctx.flow_run.id
     ):
-        target = normalize_run_id(flow_run_id)
-        bus = get_bus()
-        if not await bus.client.exists(keys.run(target)):
-            raise FlowRunNotFound(target)
-        await bus.client.hset(keys.run(target), "suspend_requested", "1")
+        await store.request_suspend(normalize_run_id(flow_run_id))
         return None
     return await _pause(wait_for_input, timeout, key, suspend=True)
 
 
 async def check_suspend_request(ctx: FlowRunContext) -> None:
     """Suspend the current run here if another run asked it to (task and pause boundaries)."""
-    bus = get_bus()
-    if await bus.client.hget(keys.run(ctx.flow_run.id), "suspend_requested") is not None:
-        await bus.client.hdel(keys.run(ctx.flow_run.id), "suspend_requested")
+    if await store.take_suspend_request(ctx.flow_run.id):
         await _pause(None, None, None, suspend=True)
 
 
@@ -319,26 +306,20 @@ async def aresume_flow_run(
     :raises ResumeRejected: the input is missing or fails the schema (``.errors`` per field).
     """
     run_id = normalize_run_id(flow_run_id)
-    bus = get_bus()
-    raw = await bus.client.hmget(
-        keys.run(run_id), ["state", "pause_key", "pause_keyset", "pause_schema", "deployment"]
-    )
-    if raw[0] is None:
-        raise FlowRunNotFound(run_id)
-    state = State.model_validate_json(raw[0])
+    record = await store.read_record(run_id)
+    state = record.run.state
     if not state.is_paused():
         raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
-    pause_key = codec.text(raw[1]) or ""
-    keyset: Keyset = codec.loads(raw[2]) if raw[2] else keyset_from_base_key(pause_key)
-    schema_raw = raw[3] or None
-    response = ""
-    if schema_raw is not None:
+    pause_key = record.pause_key
+    keyset = record.pause_keyset or keyset_from_base_key(pause_key)
+    response = "null"
+    if record.pause_schema is not None:
         if run_input is None:
             raise ResumeRejected(
                 "this pause waits for input; none was given",
                 [{"loc": [], "msg": "input is required"}],
             )
-        errors = schema_errors(codec.loads(schema_raw), run_input)
+        errors = schema_errors(codec.loads(record.pause_schema), run_input)
         if errors:
             summary = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in errors
@@ -347,33 +328,23 @@ async def aresume_flow_run(
         response = codec.dumps(run_input).decode()
     elif run_input is not None:
         raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])
-    else:
-        response = "null"
-    failed = State(type=StateType.FAILED, message="The pause was not resumed in time")
-    running = State(type=StateType.RUNNING, message=None)
-    resuming = State(type=StateType.SCHEDULED, name="Resuming")
-    status, _ = await transitions.run_script(
-        bus,
-        transitions.RESUME,
-        run_id,
-        [
-            pause_key, response, keyset["response"], running.model_dump_json(),
-            resuming.model_dump_json(), bus.settings.events_maxlen, run_id,
-            failed.model_dump_json(),
-        ],
-    )  # fmt: skip
-    if status == transitions.MISSING:
+    request = store.ResumeRequest(
+        pause_key=pause_key,
+        response=response,
+        response_field=keyset["response"],
+        running=State(type=StateType.RUNNING, message=None),
+        resuming=State(type=StateType.SCHEDULED, name="Resuming"),
+        failed=State(type=StateType.FAILED, message="The pause was not resumed in time"),
+        request_id=store.new_request_id(),
+        deployment=record.run.deployment,
+    )
+    change = await store.resume(run_id, request)
+    if change.outcome is store.Outcome.MISSING:
         raise FlowRunNotFound(run_id)
-    if status in (transitions.WRONG_STATE, transitions.OTHER_PAUSE):
+    if change.outcome in (store.Outcome.CONFLICT, store.Outcome.OTHER_PAUSE):
         raise NotPausedError(f"flow run {run_id} was resumed already, or paused again")
-    if status == transitions.EXPIRED:
-        await transitions.index_state(bus, run_id, failed, previous=StateType.PAUSED)
+    if change.outcome is store.Outcome.EXPIRED:
         raise FlowPauseTimeout(f"flow run {run_id}: the pause {pause_key} timed out")
-    next_state = resuming if status == transitions.SUSPENDED_RESUMED else running
-    await transitions.index_state(bus, run_id, next_state, previous=StateType.PAUSED)
-    deployment = codec.text(raw[4])
-    if status == transitions.SUSPENDED_RESUMED and deployment:
-        await enqueue_run(deployment, run_id)  # a worker re-executes it
 
 
 pause_flow_run = dual(apause_flow_run)
@@ -397,17 +368,12 @@ class PauseDetails(BaseModel):
 
 async def read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
     """The current pause of a run, or ``None`` when it is not paused."""
-    from hitl_bus.engine.runs import read_flow_run
-
-    run = await read_flow_run(flow_run_id)  # also fails an expired pause
-    if not run.state.is_paused():
+    record = await read_run_record(flow_run_id)  # also fails an expired pause
+    if not record.run.state.is_paused():
         return None
-    run_id = str(run.id)
+    run_id = str(record.run.id)
     bus = get_bus()
-    key, keyset_raw, deadline, suspended = await bus.client.hmget(
-        keys.run(run_id), ["pause_key", "pause_keyset", "pause_deadline", "suspended"]
-    )
-    keyset = codec.loads(keyset_raw) if keyset_raw else None
+    keyset = record.pause_keyset
     schema = description = None
     defaults: dict[str, Any] = {}
     if keyset is not None:
@@ -420,10 +386,10 @@ async def read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
         defaults = codec.loads(defaults_raw) if defaults_raw else {}
     if schema is None:
         keyset = None
-    deadline_ms = int(deadline or 0)
+    deadline_ms = record.pause_deadline_ms
     return PauseDetails(
-        pause_key=codec.text(key) or "",
-        suspended=suspended == b"1",
+        pause_key=record.pause_key,
+        suspended=record.suspended,
         keyset=keyset,
         schema=schema,
         description=description,

@@ -1,10 +1,7 @@
-"""Flow runs in Redis: one hash per run, indexes by state, and an event per change.
+"""Flow runs: creating them and reading them back, with the pause deadline enforced on read.
 
-A state change writes the run hash, moves the run between the by-state
-indexes and appends a ``state.changed`` event to the run's stream and the
-global one, in one MULTI/EXEC on standalone Redis (in Cluster the indexes and
-the global stream live on other slots, so the same commands go as a plain
-pipeline).
+The run's record and every change to it belong to :mod:`hitl_bus.engine.store`;
+this module is the read side and the entry points the rest of the engine uses.
 """
 
 from __future__ import annotations
@@ -15,53 +12,27 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from hitl_bus import keys
-from hitl_bus.bus import Bus, codec, get_bus
-from hitl_bus.bus.events import append_event
-from hitl_bus.engine import transitions
+from hitl_bus.bus import codec, get_bus
+from hitl_bus.engine import store
 from hitl_bus.engine.naming import new_run_name
 from hitl_bus.engine.states import State, StateType
-from hitl_bus.errors import FlowRunNotFound, StateConflict
+from hitl_bus.engine.store import FlowRun
+from hitl_bus.errors import FlowRunNotFound
 from hitl_bus.inputs.keyset import normalize_run_id
 
-
-class FlowRun(BaseModel):
-    """A flow run as stored: who it is, what it was called with, where it stands."""
-
-    id: uuid.UUID
-    name: str
-    flow_name: str
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    state: State
-    created: datetime
-    deployment: str | None = None
-
-    @property
-    def state_type(self) -> StateType:
-        return self.state.type
-
-    @property
-    def state_name(self) -> str:
-        return self.state.name
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _queue_new_run(pipe: Any, bus: Bus, run_id: str, state: State, extra: dict[str, Any]) -> None:
-    state_json = state.model_dump_json().encode()
-    pipe.hset(keys.run(run_id), mapping={"state": state_json, **extra})
-    pipe.zadd(keys.runs_by_state(state.type.value), {run_id: _ms(state.timestamp)})
-    append_event(
-        pipe,
-        run_id,
-        "state.changed",
-        {"state": codec.loads(state_json)},
-        bus.settings.events_maxlen,
-    )
+__all__ = [
+    "FlowRun",
+    "create_flow_run",
+    "enqueue_run",
+    "expire_pause",
+    "read_events",
+    "read_flow_run",
+    "read_flow_runs",
+    "set_state",
+    "sweep_expired",
+    "wait_for_state",
+]
 
 
 async def create_flow_run(
@@ -78,7 +49,6 @@ async def create_flow_run(
     With ``enqueue`` the run also goes on its deployment's queue, in the same
     transaction on standalone Redis.
     """
-    bus = get_bus()
     run = FlowRun(
         id=uuid.uuid4(),
         name=name or new_run_name(),
@@ -88,22 +58,7 @@ async def create_flow_run(
         created=datetime.now(UTC),
         deployment=deployment,
     )
-    run_id = str(run.id)
-    fields: dict[str, Any] = {
-        "id": run_id,
-        "name": run.name,
-        "flow_name": flow_name,
-        "parameters": codec.dumps(run.parameters),
-        "created": run.created.isoformat(),
-    }
-    if deployment:
-        fields["deployment"] = deployment
-    async with bus.client.pipeline(transaction=not bus.cluster) as pipe:
-        _queue_new_run(pipe, bus, run_id, run.state, fields)
-        pipe.zadd(keys.RUNS, {run_id: _ms(run.created)})
-        if deployment and enqueue:  # with the run, so a queued run is never lost
-            pipe.xadd(keys.deployment_queue(deployment), {"run_id": run_id})
-        await pipe.execute()
+    await store.create(run, enqueue=enqueue)
     return run
 
 
@@ -115,36 +70,8 @@ async def set_state(
     :raises FlowRunNotFound: no such run.
     :raises StateConflict: the run is in a state not in ``expect``.
     """
-    run_id = normalize_run_id(flow_run_id)
-    bus = get_bus()
-    allowed = "".join(f",{t.value}," for t in expect)
-    status, detail = await transitions.run_script(
-        bus,
-        transitions.SET_STATE,
-        run_id,
-        [state.model_dump_json(), allowed, bus.settings.events_maxlen, run_id],
-    )
-    if status == transitions.MISSING:
-        raise FlowRunNotFound(run_id)
-    if status == transitions.WRONG_STATE:
-        current = codec.loads(detail).get("type", "?")
-        raise StateConflict(run_id, current, state.type.value)
-    previous = StateType(codec.loads(detail)["type"])
-    await transitions.index_state(bus, run_id, state, previous=previous)
+    await store.set_state(normalize_run_id(flow_run_id), state, expect=tuple(expect))
     return state
-
-
-def _decode_run(raw: dict[bytes, bytes]) -> FlowRun:
-    fields = {k.decode(): v for k, v in raw.items()}
-    return FlowRun(
-        id=uuid.UUID(fields["id"].decode()),
-        name=fields["name"].decode(),
-        flow_name=fields["flow_name"].decode(),
-        parameters=codec.loads(fields.get("parameters", b"{}")),
-        state=State.model_validate_json(fields["state"]),
-        created=datetime.fromisoformat(fields["created"].decode()),
-        deployment=codec.text(fields.get("deployment")),
-    )
 
 
 async def read_flow_run(flow_run_id: uuid.UUID | str) -> FlowRun:
@@ -153,14 +80,18 @@ async def read_flow_run(flow_run_id: uuid.UUID | str) -> FlowRun:
     A pause whose deadline has passed reads as Failed even if no process is
     left to notice: the deadline is checked here against Redis's clock.
     """
+    return (await read_run_record(flow_run_id)).run
+
+
+async def read_run_record(flow_run_id: uuid.UUID | str) -> store.RunRecord:
+    """The run's whole record, its pause deadline enforced first (see :func:`read_flow_run`)."""
     run_id = normalize_run_id(flow_run_id)
-    bus = get_bus()
-    raw = await bus.client.hgetall(keys.run(run_id))
+    raw = await store.read_raw(run_id)
     if not raw:
         raise FlowRunNotFound(run_id)
     if int(raw.get(b"pause_deadline", b"0") or 0) and await expire_pause(run_id):
-        raw = await bus.client.hgetall(keys.run(run_id))
-    return _decode_run(raw)
+        raw = await store.read_raw(run_id)
+    return store.decode_record(raw)
 
 
 def pause_timeout_state(message: str = "The pause was not resumed in time") -> State:
@@ -169,18 +100,7 @@ def pause_timeout_state(message: str = "The pause was not resumed in time") -> S
 
 async def expire_pause(run_id: str, pause_key: str = "") -> bool:
     """Fail the run if its pause (``pause_key``, or any) is past its deadline; True if it did."""
-    bus = get_bus()
-    failed = pause_timeout_state()
-    status, _ = await transitions.run_script(
-        bus,
-        transitions.EXPIRE,
-        run_id,
-        [pause_key, failed.model_dump_json(), bus.settings.events_maxlen, run_id],
-    )
-    if status == transitions.OK:
-        await transitions.index_state(bus, run_id, failed, previous=StateType.PAUSED)
-        return True
-    return False
+    return await store.expire(run_id, pause_timeout_state(), pause_key)
 
 
 async def sweep_expired() -> list[str]:
@@ -190,7 +110,7 @@ async def sweep_expired() -> list[str]:
     check the deadline of the run they touch.
     """
     bus = get_bus()
-    now = await transitions.redis_time_ms()
+    now = await store.redis_time_ms()
     due = await bus.client.zrangebyscore(keys.PAUSE_DEADLINES, "-inf", now)
     expired: list[str] = []
     for raw_id in due:
@@ -228,7 +148,7 @@ async def read_flow_runs(
         wanted = StateType(state) if state else None
         for raw in raws:
             if raw:
-                run = _decode_run(raw)
+                run = store.decode_run(raw)
                 # The by-state index is a hint written after the run's own hash.
                 if wanted is not None and run.state.type is not wanted:
                     continue
@@ -257,7 +177,7 @@ async def read_events(flow_run_id: uuid.UUID | str, count: int = 1000) -> list[d
 
 async def enqueue_run(deployment: str, flow_run_id: str) -> None:
     """Put a run on its deployment's queue, where a worker picks it up."""
-    await get_bus().client.xadd(keys.deployment_queue(deployment), {"run_id": flow_run_id})
+    await store.enqueue(deployment, flow_run_id)
 
 
 async def wait_for_state(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -40,8 +41,11 @@ class State(BaseModel):
     :ivar message: why the run entered the state, e.g. an error text.
     :ivar timestamp: when it entered the state (UTC).
     :ivar state_details: extra facts, e.g. a pause's key and deadline.
+    :ivar id: this state's own id; a state write retried after a lost reply is
+        recognised by it and not applied twice.
     """
 
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: StateType
     name: str = ""
     message: str | None = None

@@ -1,0 +1,46 @@
+-- Shared by every run-store script (hitl_bus/engine/store.py).
+-- KEYS: 1 run hash, 2 events, 3 control, 4 values, 5 logs, 6 receivers, 7 tasks,
+-- 8 input prefix set, 9 input-key set, and 10 the deployment queue when the script may
+-- queue the run (standalone Redis only: in Cluster the queue lives on another slot).
+-- ARGV 1-4: run id, events maxlen, retention ms (0: keep), input stream key base
+-- ("hitl:{<run>}:input:"); each script's own arguments start at ARGV[5].
+local RUN, EVENTS, CONTROL = KEYS[1], KEYS[2], KEYS[3]
+local run_id, maxlen, retention, input_base = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local TERMINAL = {COMPLETED = true, FAILED = true, CRASHED = true, CANCELLED = true}
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function current()
+  local raw = redis.call('HGET', RUN, 'state')
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function superseded(attempt)
+  return attempt ~= '' and (redis.call('HGET', RUN, 'attempt') or '0') ~= attempt
+end
+local function expire_all()
+  if retention <= 0 then return end
+  for i = 1, 9 do redis.call('PEXPIRE', KEYS[i], retention) end
+  for _, prefix in ipairs(redis.call('SMEMBERS', KEYS[8])) do
+    redis.call('PEXPIRE', input_base .. prefix, retention)
+  end
+end
+local function write_state(state_json, fields)
+  redis.call('HSET', RUN, 'state', state_json)
+  if fields and #fields > 0 then redis.call('HSET', RUN, unpack(fields)) end
+  redis.call('XADD', EVENTS, 'MAXLEN', '~', maxlen, '*', 'type', 'state.changed',
+             'run_id', run_id, 'ts', tostring(now_ms()), 'data', '{"state":' .. state_json .. '}')
+  if TERMINAL[cjson.decode(state_json)['type']] then expire_all() end
+end
+local function expired()
+  local deadline = tonumber(redis.call('HGET', RUN, 'pause_deadline') or '0')
+  return deadline > 0 and deadline <= now_ms()
+end
+local function enqueue()
+  if KEYS[10] then
+    redis.call('XADD', KEYS[10], '*', 'run_id', run_id)
+    return '1'
+  end
+  return '0'
+end

@@ -1,0 +1,526 @@
+"""The run store: a flow run's Redis record, and every change to it as one typed call.
+
+A run's hash (``hitl:{<run>}:run``) holds who it is and where it stands; its
+state changes are check-and-set Lua scripts on the run's slot, each wrapped
+here in a typed function, so no other module writes the hash or knows its
+field names.
+
+Three rules hold in every script:
+
+- **Fencing.** Each execution of a run (first start, re-run after its worker
+  died, continuation of a suspended run) gets the next ``attempt`` number from
+  :func:`begin`. Every state write an execution makes carries it, and a script
+  refuses a write from a superseded execution (:data:`Outcome.SUPERSEDED`), so an
+  execution that lost its run can never overwrite what the current one did.
+- **Retries are recognised.** A state carries an id; a script that finds the
+  run already in the state it is asked to write answers as the first call did.
+  A resume carries a request id, kept on the run. A command retried after a
+  dropped reply therefore changes nothing twice.
+- **Retention.** A script that writes a final state sets every key of the run
+  to expire after ``HITL_BUS_RUN_RETENTION`` (0 keeps them); the global indexes
+  forget the run in :func:`forget_expired`.
+
+The by-state indexes, the pause-deadline index and the global event stream
+live on other slots; they follow each change in a pipeline and are hints that
+readers re-check against the run's own hash.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hitl_bus import keys
+from hitl_bus.bus import Bus, codec, get_bus
+from hitl_bus.bus.events import append_event, event_fields
+from hitl_bus.engine.states import State, StateType
+from hitl_bus.errors import FlowRunNotFound, StateConflict
+from hitl_bus.inputs.keyset import Keyset
+
+
+class FlowRun(BaseModel):
+    """A flow run as stored: who it is, what it was called with, where it stands."""
+
+    id: uuid.UUID
+    name: str
+    flow_name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    state: State
+    created: datetime
+    deployment: str | None = None
+
+    @property
+    def state_type(self) -> StateType:
+        return self.state.type
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything the run's hash holds, typed: the run plus its pause and execution fields."""
+
+    run: FlowRun
+    #: Key of the current (or last) pause, e.g. ``pause-1``.
+    pause_key: str
+    #: The pause's deadline in ms on Redis's clock; 0 when there is none.
+    pause_deadline_ms: int
+    pause_keyset: Keyset | None
+    #: The pause's input schema as stored (JSON), ``None`` for a pause without input.
+    pause_schema: bytes | None
+    suspended: bool
+    #: Number of the current execution (0: never started).
+    attempt: int
+    #: Worker that owns the current execution ("" for an in-process run).
+    worker: str
+    #: Worker deaths counted against the deployment's retries.
+    crashes: int
+
+
+def decode_run(raw: dict[bytes, bytes]) -> FlowRun:
+    """A :class:`FlowRun` from the run hash's fields."""
+    fields = {k.decode(): v for k, v in raw.items()}
+    return FlowRun(
+        id=uuid.UUID(fields["id"].decode()),
+        name=fields["name"].decode(),
+        flow_name=fields["flow_name"].decode(),
+        parameters=codec.loads(fields.get("parameters", b"{}")),
+        state=State.model_validate_json(fields["state"]),
+        created=datetime.fromisoformat(fields["created"].decode()),
+        deployment=codec.text(fields.get("deployment")),
+    )
+
+
+def decode_record(raw: dict[bytes, bytes]) -> RunRecord:
+    """A :class:`RunRecord` from the run hash's fields."""
+    keyset = raw.get(b"pause_keyset")
+    return RunRecord(
+        run=decode_run(raw),
+        pause_key=codec.text(raw.get(b"pause_key")) or "",
+        pause_deadline_ms=int(raw.get(b"pause_deadline") or 0),
+        pause_keyset=codec.loads(keyset) if keyset else None,
+        pause_schema=raw.get(b"pause_schema") or None,
+        suspended=raw.get(b"suspended") == b"1",
+        attempt=int(raw.get(b"attempt") or 0),
+        worker=codec.text(raw.get(b"worker")) or "",
+        crashes=int(raw.get(b"crashes") or 0),
+    )
+
+
+async def read_raw(run_id: str) -> dict[bytes, bytes]:
+    """The run's hash as stored (empty when there is no such run)."""
+    raw: dict[bytes, bytes] = await get_bus().client.hgetall(keys.run(run_id))
+    return raw
+
+
+async def read_record(run_id: str) -> RunRecord:
+    """The run's record; raises :class:`FlowRunNotFound` when there is none."""
+    raw = await read_raw(run_id)
+    if not raw:
+        raise FlowRunNotFound(run_id)
+    return decode_record(raw)
+
+
+def _lua(name: str) -> str:
+    return (Path(__file__).parent / "lua" / f"{name}.lua").read_text()
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+async def create(run: FlowRun, *, enqueue: bool = False) -> None:
+    """Store a new run and index it; with ``enqueue`` also queue it for its deployment.
+
+    On standalone Redis all of it is one transaction, so a queued run is never lost.
+    """
+    bus = get_bus()
+    run_id = str(run.id)
+    fields: dict[str, Any] = {
+        "id": run_id,
+        "name": run.name,
+        "flow_name": run.flow_name,
+        "parameters": codec.dumps(run.parameters),
+        "created": run.created.isoformat(),
+        "state": run.state.model_dump_json().encode(),
+    }
+    if run.deployment:
+        fields["deployment"] = run.deployment
+    async with bus.client.pipeline(transaction=not bus.cluster) as pipe:
+        pipe.hset(keys.run(run_id), mapping=fields)
+        pipe.zadd(keys.runs_by_state(run.state.type.value), {run_id: _ms(run.state.timestamp)})
+        append_event(
+            pipe,
+            run_id,
+            "state.changed",
+            {"state": run.state.model_dump(mode="json")},
+            bus.settings.events_maxlen,
+        )
+        pipe.zadd(keys.RUNS, {run_id: _ms(run.created)})
+        if run.deployment and enqueue:
+            pipe.xadd(keys.deployment_queue(run.deployment), {"run_id": run_id})
+        await pipe.execute()
+
+
+async def enqueue(deployment: str, run_id: str) -> None:
+    """Put a run on its deployment's queue, where a worker picks it up."""
+    await get_bus().client.xadd(keys.deployment_queue(deployment), {"run_id": run_id})
+
+
+#: The check-and-set scripts (``lua/<name>.lua``), each prefixed with ``lua/prelude.lua``
+#: whose header says which KEYS and ARGV they share.
+SCRIPTS: dict[str, str] = {
+    name: _lua("prelude") + _lua(name)
+    for name in ("set_state", "begin", "pause", "resume", "expire", "cancel", "release")
+}
+
+
+class Outcome(IntEnum):
+    """What a script did."""
+
+    MISSING = 0  #: no such run
+    OK = 1  #: the change was made (or had been made by this very call before)
+    CONFLICT = 2  #: the run is not in a state that allows the change
+    EXPIRED = 3  #: a resume found the pause past its deadline; the run is now Failed
+    OTHER_PAUSE = 4  #: a resume named a pause the run is not in
+    SUSPENDED_RESUMED = 5  #: a suspended run was resumed (or cancelled at once)
+    SUPERSEDED = 6  #: the write came from an execution that no longer owns the run
+    #: release outcomes
+    NOTHING = 10  #: the run needs nothing (final, or already suspended)
+    REQUEUED = 11  #: the run is Scheduled again and queued
+    SUSPENDED = 12  #: a paused run is now Suspended, still answerable
+    CANCELLED = 13  #: a cancelling run is now Cancelled
+    CRASHED = 14  #: out of retries: the run is Crashed
+
+
+@dataclass(frozen=True)
+class Change:
+    """The reply of one script: what happened, and the state type the run had before."""
+
+    outcome: Outcome
+    previous: StateType | None
+    #: Script-specific detail (the attempt number from :func:`begin`).
+    detail: str = ""
+    #: The run was queued inside the script (standalone Redis).
+    queued: bool = False
+
+
+def _keys(run_id: str, queue: str | None = None) -> list[str]:
+    names = [
+        keys.run(run_id), keys.run_events(run_id), keys.run_control(run_id),
+        keys.run_values(run_id), keys.run_logs(run_id), keys.run_receivers(run_id),
+        keys.run_tasks(run_id), keys.input_streams(run_id), keys.input_keys(run_id),
+    ]  # fmt: skip
+    if queue is not None:
+        names.append(queue)
+    return names
+
+
+def retention_ms(bus: Bus) -> int:
+    return int(bus.settings.run_retention * 1000)
+
+
+async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None = None) -> Change:
+    bus = get_bus()
+    in_script = queue is not None and not bus.cluster
+    common = [
+        run_id,
+        bus.settings.events_maxlen,
+        retention_ms(bus),
+        keys.input_stream(run_id, ""),
+    ]
+    reply = await bus.eval(
+        SCRIPTS[script], _keys(run_id, queue if in_script else None), [*common, *args]
+    )
+    outcome = Outcome(int(reply[0]))
+    previous_text = codec.text(reply[1]) if len(reply) > 1 else ""
+    previous = StateType(previous_text) if previous_text else None
+    detail = (codec.text(reply[2]) or "") if len(reply) > 2 else ""
+    requeued = outcome in (Outcome.REQUEUED, Outcome.SUSPENDED_RESUMED)
+    if queue is not None and not in_script and requeued:
+        await bus.client.xadd(queue, {"run_id": run_id})  # Cluster: the queue is on its own slot
+        detail = "1"
+    return Change(outcome, previous, detail, queued=detail == "1" and queue is not None)
+
+
+def _raise_for(run_id: str, change: Change, wanted: StateType) -> None:
+    if change.outcome is Outcome.MISSING:
+        raise FlowRunNotFound(run_id)
+    if change.outcome in (Outcome.CONFLICT, Outcome.SUPERSEDED):
+        current = change.previous.value if change.previous else "?"
+        raise StateConflict(run_id, current, wanted.value)
+
+
+async def set_state(
+    run_id: str, state: State, *, expect: tuple[StateType, ...] = (), attempt: int | None = None
+) -> StateType | None:
+    """Move a run to ``state`` if it is in one of ``expect`` (any when empty).
+
+    ``attempt`` fences the write to one execution. Returns the previous state type.
+
+    :raises FlowRunNotFound: no such run.
+    :raises StateConflict: the run is in another state, or another execution owns it.
+    """
+    allowed = "".join(f",{t.value}," for t in expect)
+    change = await _run(
+        "set_state",
+        run_id,
+        [state.model_dump_json(), str(state.id), allowed, "" if attempt is None else attempt],
+    )
+    _raise_for(run_id, change, state.type)
+    await index_state(run_id, state, previous=change.previous)
+    return change.previous
+
+
+async def begin(run_id: str, running: State, worker: str = "") -> int:
+    """Start an execution: a Scheduled or Pending run becomes Running; returns its attempt.
+
+    :raises StateConflict: the run is not waiting to start (another execution has it).
+    """
+    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker])
+    _raise_for(run_id, change, StateType.RUNNING)
+    await index_state(run_id, running, previous=change.previous)
+    return int(change.detail or 0)
+
+
+@dataclass(frozen=True)
+class PauseRequest:
+    """What a pause stores: its state, key, deadline, keyset and the form's values."""
+
+    state: State
+    pause_key: str
+    deadline_ms: int
+    keyset: Keyset
+    suspend: bool
+    schema: bytes
+    #: field/JSON pairs for the run's values hash (schema, defaults, description).
+    values: list[Any]
+
+
+async def pause(run_id: str, attempt: int, request: PauseRequest) -> None:
+    """Move the running execution ``attempt`` to Paused, saving the form first.
+
+    :raises StateConflict: the run is not Running, or another execution owns it.
+    """
+    change = await _run(
+        "pause",
+        run_id,
+        [
+            request.state.model_dump_json(), str(request.state.id), attempt, request.pause_key,
+            request.deadline_ms, codec.dumps(request.keyset), "1" if request.suspend else "0",
+            request.schema, *request.values,
+        ],
+    )  # fmt: skip
+    _raise_for(run_id, change, StateType.PAUSED)
+    await index_state(
+        run_id, request.state, previous=change.previous, pause_deadline_ms=request.deadline_ms
+    )
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """A resume: which pause, the response to store, and the states it may lead to."""
+
+    pause_key: str
+    response: str
+    response_field: str
+    running: State
+    resuming: State
+    failed: State
+    request_id: str
+    deployment: str | None
+
+
+async def resume(run_id: str, request: ResumeRequest) -> Change:
+    """Resume a paused run: store the response, move it on, wake its process.
+
+    A suspended run of a deployment is queued for a worker in the same step on
+    standalone Redis (right after it in Cluster).
+    """
+    queue = keys.deployment_queue(request.deployment) if request.deployment else None
+    change = await _run(
+        "resume",
+        run_id,
+        [
+            request.pause_key, request.response, request.response_field,
+            request.running.model_dump_json(), request.resuming.model_dump_json(),
+            request.failed.model_dump_json(), request.request_id,
+        ],
+        queue=queue,
+    )  # fmt: skip
+    if change.outcome is Outcome.EXPIRED:
+        await index_state(run_id, request.failed, previous=StateType.PAUSED)
+    elif change.outcome is Outcome.OK:
+        await index_state(run_id, request.running, previous=StateType.PAUSED)
+    elif change.outcome is Outcome.SUSPENDED_RESUMED:
+        await index_state(run_id, request.resuming, previous=StateType.PAUSED)
+    return change
+
+
+async def expire(run_id: str, failed: State, pause_key: str = "") -> bool:
+    """Fail the run if its pause (``pause_key``, or any) is past its deadline; True if it did."""
+    change = await _run("expire", run_id, [pause_key, failed.model_dump_json()])
+    if change.outcome is Outcome.OK:
+        await index_state(run_id, failed, previous=StateType.PAUSED)
+        return True
+    return False
+
+
+async def cancel(run_id: str, cancelling: State, cancelled: State) -> Change:
+    """Cancel a run: Cancelling with a process, Cancelled at once without one."""
+    change = await _run(
+        "cancel", run_id, [cancelling.model_dump_json(), cancelled.model_dump_json()]
+    )
+    if change.outcome is Outcome.OK and change.previous is not StateType.CANCELLING:
+        await index_state(run_id, cancelling, previous=change.previous)
+    elif change.outcome is Outcome.SUSPENDED_RESUMED:
+        await index_state(run_id, cancelled, previous=change.previous)
+    return change
+
+
+@dataclass(frozen=True)
+class Release:
+    """Why an execution ends without its process finishing it, and what to do with the run."""
+
+    #: The worker whose execution is released (fence: another worker's run is left alone).
+    worker: str
+    reason: str
+    deployment: str
+    #: Count a crash against ``retries`` (a worker died) or not (a worker drained).
+    count_crash: bool
+    retries: int = 0
+    attempt: int | None = None
+
+
+async def release(run_id: str, why: Release) -> Outcome:
+    """Hand a run back after its execution was lost (worker death) or given up (drain).
+
+    One script decides from the run's own state, so a resume landing at any moment
+    is kept: a paused run becomes Suspended (answerable; the resume queues it), a
+    run that was resumed or is running is queued again (a run that paused during the
+    lost execution is never charged a retry: its answers are stored and replay), a
+    cancelling run is Cancelled, and a run out of retries is Crashed.
+    """
+    suspended = State(type=StateType.PAUSED, name="Suspended", message=why.reason)
+    states = {
+        Outcome.REQUEUED: State(type=StateType.SCHEDULED, message=f"re-run: {why.reason}"),
+        Outcome.CRASHED: State(type=StateType.CRASHED, message=why.reason),
+        Outcome.CANCELLED: State(type=StateType.CANCELLED, message=why.reason),
+    }
+    resuming = State(type=StateType.SCHEDULED, name="Resuming", message=why.reason)
+    change = await _run(
+        "release",
+        run_id,
+        [
+            why.worker, "" if why.attempt is None else why.attempt,
+            "1" if why.count_crash else "0", why.retries, suspended.model_dump_json(),
+            states[Outcome.REQUEUED].model_dump_json(), resuming.model_dump_json(),
+            states[Outcome.CRASHED].model_dump_json(), states[Outcome.CANCELLED].model_dump_json(),
+        ],
+        queue=keys.deployment_queue(why.deployment),
+    )  # fmt: skip
+    if change.outcome is Outcome.SUSPENDED:
+        await index_state(run_id, suspended, previous=change.previous)
+    elif change.outcome in states and change.previous is not StateType.SCHEDULED:
+        # A re-run reads as Resuming or Scheduled; either way it is in the SCHEDULED index.
+        await index_state(run_id, states[change.outcome], previous=change.previous)
+    return change.outcome
+
+
+async def request_suspend(run_id: str) -> None:
+    """Ask another run to suspend at its next task or pause boundary."""
+    bus = get_bus()
+    if not await bus.client.exists(keys.run(run_id)):
+        raise FlowRunNotFound(run_id)
+    await bus.client.hset(keys.run(run_id), "suspend_requested", "1")
+
+
+async def take_suspend_request(run_id: str) -> bool:
+    """True (once) if another run asked this one to suspend."""
+    return bool(await get_bus().client.hdel(keys.run(run_id), "suspend_requested"))
+
+
+async def index_state(
+    run_id: str,
+    state: State,
+    *,
+    previous: StateType | None = None,
+    pause_deadline_ms: int | None = None,
+) -> None:
+    """Follow a committed state change in the global indexes and the global event stream.
+
+    ``previous`` (the state the script saw) limits the index removal to one key. A
+    final state also schedules the run's removal from the indexes once it expires.
+    """
+    bus = get_bus()
+    ts = _ms(state.timestamp)
+    async with bus.client.pipeline(transaction=False) as pipe:
+        for other in StateType if previous is None else (previous,):
+            if other is not state.type:
+                pipe.zrem(keys.runs_by_state(other.value), run_id)
+        pipe.zadd(keys.runs_by_state(state.type.value), {run_id: ts})
+        if pause_deadline_ms:
+            pipe.zadd(keys.PAUSE_DEADLINES, {run_id: pause_deadline_ms})
+        elif previous in (None, StateType.PAUSED):
+            pipe.zrem(keys.PAUSE_DEADLINES, run_id)
+        if state.is_final() and retention_ms(bus) > 0:
+            pipe.zadd(keys.RUNS_EXPIRING, {run_id: local_ms() + retention_ms(bus)})
+        pipe.xadd(
+            keys.EVENTS,
+            event_fields("state.changed", run_id, {"state": state.model_dump(mode="json")}),
+            maxlen=bus.settings.events_maxlen,
+            approximate=True,
+        )
+        await pipe.execute()
+
+
+async def forget_expired(limit: int = 500) -> int:
+    """Remove runs whose keys have expired from every index; returns how many.
+
+    The run's own keys expire in Redis; the indexes live on other slots, so a
+    sweep (workers run it with their upkeep) drops the ids whose time has come.
+    """
+    bus = get_bus()
+    due = await bus.client.zrangebyscore(keys.RUNS_EXPIRING, "-inf", local_ms(), 0, limit)
+    if not due:
+        return 0
+    async with bus.client.pipeline(transaction=False) as pipe:
+        for raw_id in due:
+            pipe.exists(keys.run(raw_id.decode()))
+        alive = await pipe.execute()
+    gone = [raw_id for raw_id, exists in zip(due, alive, strict=True) if not exists]
+    # A run still present (its expiry is a little later on Redis's clock) waits for the next sweep.
+    if not gone:
+        return 0
+    async with bus.client.pipeline(transaction=False) as pipe:
+        pipe.zrem(keys.RUNS, *gone)
+        pipe.zrem(keys.PAUSE_DEADLINES, *gone)
+        for state_type in StateType:
+            pipe.zrem(keys.runs_by_state(state_type.value), *gone)
+        pipe.zrem(keys.RUNS_EXPIRING, *gone)
+        await pipe.execute()
+    return len(gone)
+
+
+async def redis_time_ms() -> int:
+    """Redis's clock in ms: deadlines are set and checked against it, not the local one."""
+    seconds, micros = await get_bus().client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def local_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_request_id() -> str:
+    """An id that lets a script recognise a retried request."""
+    return uuid.uuid4().hex
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

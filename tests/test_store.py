@@ -1,0 +1,216 @@
+"""The run store: fencing by attempt, retried writes recognised, releases, retention."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hitl_bus import keys
+from hitl_bus.bus import get_bus
+from hitl_bus.engine import store
+from hitl_bus.engine.runs import create_flow_run, read_flow_run, read_flow_runs
+from hitl_bus.engine.states import State, StateType
+from hitl_bus.errors import StateConflict
+from hitl_bus.inputs.keyset import Mailbox, keyset_from_base_key
+from hitl_bus.inputs.sending import deliver
+
+DEPLOYMENT = "answers/default"
+
+
+async def _scheduled() -> str:
+    run = await create_flow_run(
+        "answers", {}, state=State(type=StateType.SCHEDULED), deployment=DEPLOYMENT
+    )
+    return str(run.id)
+
+
+async def _events(run_id: str) -> list[str]:
+    entries = await get_bus().client.xrange(keys.run_events(run_id))
+    return [fields[b"data"].decode() for _, fields in entries]
+
+
+async def _pause(run_id: str, attempt: int, *, key: str = "pause-1") -> None:
+    keyset = keyset_from_base_key(key)
+    paused = State(type=StateType.PAUSED, state_details={"pause_key": key})
+    request = store.PauseRequest(
+        state=paused, pause_key=key, deadline_ms=0, keyset=keyset, suspend=False,
+        schema=b'{"type": "object"}', values=[],
+    )  # fmt: skip
+    await store.pause(run_id, attempt, request)
+
+
+def _resume_request(request_id: str = "r1") -> store.ResumeRequest:
+    return store.ResumeRequest(
+        pause_key="pause-1",
+        response='{"value": 5}',
+        response_field="pause-1-response",
+        running=State(type=StateType.RUNNING),
+        resuming=State(type=StateType.SCHEDULED, name="Resuming"),
+        failed=State(type=StateType.FAILED),
+        request_id=request_id,
+        deployment=DEPLOYMENT,
+    )
+
+
+def _release(worker: str, *, count_crash: bool = True, retries: int = 0) -> store.Release:
+    return store.Release(
+        worker=worker, reason="test", deployment=DEPLOYMENT, count_crash=count_crash,
+        retries=retries,
+    )  # fmt: skip
+
+
+async def _queued(run_id: str) -> int:
+    entries = await get_bus().client.xrange(keys.deployment_queue(DEPLOYMENT))
+    return sum(1 for _, fields in entries if fields[b"run_id"].decode() == run_id)
+
+
+async def test_each_execution_gets_the_next_attempt(bus_url: str) -> None:
+    run_id = await _scheduled()
+    assert await store.begin(run_id, State(type=StateType.RUNNING), "w1") == 1
+    with pytest.raises(StateConflict):  # already running: a second execution may not start
+        await store.begin(run_id, State(type=StateType.RUNNING), "w2")
+    await store.release(run_id, _release("w1", count_crash=False))
+    assert await store.begin(run_id, State(type=StateType.RUNNING), "w2") == 2
+    record = await store.read_record(run_id)
+    assert (record.attempt, record.worker) == (2, "w2")
+
+
+async def test_a_superseded_execution_cannot_write(bus_url: str) -> None:
+    """The hand-back race, step by step: A hands back, B starts, A's last write is refused."""
+    run_id = await _scheduled()
+    first = await store.begin(run_id, State(type=StateType.RUNNING), "a")
+    await store.release(run_id, _release("a", count_crash=False))
+    second = await store.begin(run_id, State(type=StateType.RUNNING), "b")
+    with pytest.raises(StateConflict):
+        await store.set_state(
+            run_id,
+            State(type=StateType.CANCELLED),
+            expect=(StateType.RUNNING, StateType.CANCELLING),
+            attempt=first,
+        )
+    with pytest.raises(StateConflict):
+        await _pause(run_id, first)
+    assert (await read_flow_run(run_id)).state.is_running()
+    await store.set_state(
+        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=second
+    )
+    assert (await read_flow_run(run_id)).state.is_completed()
+
+
+async def test_a_retried_state_write_is_applied_once(bus_url: str) -> None:
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
+    done = State(type=StateType.COMPLETED)
+    for _ in range(2):  # the second call is what a retry after a lost reply sends
+        await store.set_state(run_id, done, expect=(StateType.RUNNING,), attempt=attempt)
+    assert sum('"COMPLETED"' in e for e in await _events(run_id)) == 1
+
+
+async def test_a_retried_resume_is_recognised(bus_url: str) -> None:
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
+    await _pause(run_id, attempt)
+    first = await store.resume(run_id, _resume_request("same"))
+    again = await store.resume(run_id, _resume_request("same"))
+    other = await store.resume(run_id, _resume_request("other"))
+    assert first.outcome is again.outcome is store.Outcome.OK
+    assert other.outcome is store.Outcome.CONFLICT
+    control = await get_bus().client.xrange(keys.run_control(run_id))
+    assert [f[b"type"] for _, f in control] == [b"resumed"]
+
+
+async def test_release_keeps_a_paused_run_answerable(bus_url: str) -> None:
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING), "a")
+    await _pause(run_id, attempt)
+    assert await store.release(run_id, _release("a")) is store.Outcome.SUSPENDED
+    run = await read_flow_run(run_id)
+    assert run.state.is_suspended()
+    assert run.state.state_details["pause_key"] == "pause-1"
+    change = await store.resume(run_id, _resume_request())
+    assert change.outcome is store.Outcome.SUSPENDED_RESUMED
+    assert (await read_flow_run(run_id)).state.name == "Resuming"
+    assert await _queued(run_id) == 1  # the resume queued it for a worker
+
+
+async def test_a_run_resumed_while_its_worker_was_dead_is_rerun_free(bus_url: str) -> None:
+    """Paused, its worker dies, a resume moves it to Running: the release queues it again
+    as Resuming and charges no retry, because it paused during the lost execution."""
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING), "a")
+    await _pause(run_id, attempt)
+    await store.resume(run_id, _resume_request())
+    assert (await read_flow_run(run_id)).state.is_running()
+    assert await store.release(run_id, _release("a", retries=0)) is store.Outcome.REQUEUED
+    run = await read_flow_run(run_id)
+    assert (run.state.type, run.state.name) == (StateType.SCHEDULED, "Resuming")
+    assert (await store.read_record(run_id)).crashes == 0
+    assert await _queued(run_id) == 1
+
+
+async def test_a_running_run_is_retried_then_crashed(bus_url: str) -> None:
+    run_id = await _scheduled()
+    await store.begin(run_id, State(type=StateType.RUNNING), "a")
+    assert await store.release(run_id, _release("a", retries=1)) is store.Outcome.REQUEUED
+    await store.begin(run_id, State(type=StateType.RUNNING), "b")
+    assert await store.release(run_id, _release("b", retries=1)) is store.Outcome.CRASHED
+    assert (await read_flow_run(run_id)).state.is_crashed()
+
+
+async def test_release_leaves_another_worker_s_execution_alone(bus_url: str) -> None:
+    run_id = await _scheduled()
+    await store.begin(run_id, State(type=StateType.RUNNING), "alive")
+    assert await store.release(run_id, _release("dead")) is store.Outcome.SUPERSEDED
+    assert (await read_flow_run(run_id)).state.is_running()
+
+
+async def test_release_of_a_cancelling_run_cancels_it(bus_url: str) -> None:
+    run_id = await _scheduled()
+    await store.begin(run_id, State(type=StateType.RUNNING), "a")
+    await store.cancel(run_id, State(type=StateType.CANCELLING), State(type=StateType.CANCELLED))
+    assert await store.release(run_id, _release("a")) is store.Outcome.CANCELLED
+    assert (await read_flow_run(run_id)).state.is_cancelled()
+
+
+async def test_a_finished_run_expires_and_leaves_every_index(
+    bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HITL_BUS_RUN_RETENTION", "0.3")
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
+    await deliver(Mailbox.for_run(run_id), "hello")
+    await store.set_state(
+        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
+    )
+    bus = get_bus()
+    owned = await bus.client.keys(f"hitl:{{{run_id}}}:*")
+    assert len(owned) >= 5
+    for key in owned:
+        assert 0 < await bus.client.pttl(key) <= 300, key
+    assert [str(r.id) for r in await read_flow_runs()] == [run_id]
+
+    async def gone() -> bool:
+        await store.forget_expired()
+        return not await bus.client.zscore(keys.RUNS, run_id)
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while not await gone():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    assert await bus.client.keys(f"hitl:{{{run_id}}}:*") == []
+    for state_type in StateType:
+        assert await bus.client.zscore(keys.runs_by_state(state_type.value), run_id) is None
+    assert await read_flow_runs() == []
+
+
+async def test_retention_zero_keeps_finished_runs(
+    bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HITL_BUS_RUN_RETENTION", "0")
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
+    await store.set_state(
+        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
+    )
+    assert await get_bus().client.pttl(keys.run(run_id)) == -1
