@@ -7,7 +7,6 @@ stderr; results go to stdout, so output stays parseable.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from hitl_bus import __version__
 if TYPE_CHECKING:
     from hitl_bus.engine.runs import FlowRun
     from hitl_bus.engine.states import State
+    from hitl_bus.settings import Settings
 
 app = typer.Typer(help="Human-in-the-loop flows over Redis streams.", no_args_is_help=True)
 
@@ -96,23 +96,13 @@ def web(
     ] = "127.0.0.1",
 ) -> None:
     """Serve the web UI and the HTTP API (OpenAPI at /docs); log in with HITL_BUS_API_TOKEN."""
-    import ipaddress
-
     import uvicorn
 
     from hitl_bus.settings import get_settings
     from hitl_bus.web import create_app
 
-    settings = get_settings()
-    with contextlib.suppress(ValueError):
-        if not ipaddress.ip_address(host).is_loopback and settings.public_reads:
-            typer.echo(
-                f"warning: {host} is reachable from other machines and "
-                "HITL_BUS_PUBLIC_READS lets anyone there read runs, inputs and logs",
-                err=True,
-            )
-    if not settings.api_token:
-        typer.echo("HITL_BUS_API_TOKEN is not set: the UI and API are read-only", err=True)
+    for line in exposure_warnings(host, port, get_settings()):
+        typer.echo(line, err=True)
     base = f"http://{host}:{port}"
     typer.echo(f"hitl_bus web UI on {base}/ (API docs at {base}/docs)", err=True)
     uvicorn.run(
@@ -123,6 +113,51 @@ def web(
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
     )
+
+
+def _loopback(host: str) -> bool:
+    """Whether only this machine can reach a server bound to ``host``."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, or "" (every address): assume others can reach it
+
+
+def exposure_warnings(host: str, port: int, settings: Settings) -> list[str]:
+    """What a server bound to ``host`` lets others do, when that is more than it should.
+
+    On loopback only this machine's users reach it; elsewhere, open reads or a missing
+    token are worth a loud word before anyone connects.
+    """
+    if _loopback(host):
+        if settings.api_token:
+            return []
+        return ["HITL_BUS_API_TOKEN is not set: the UI and API are read-only"]
+    where = f"{host or '*'}:{port}"
+    lines = []
+    if not settings.api_token:
+        lines.append(
+            f"warning: {where} is reachable from other machines and HITL_BUS_API_TOKEN is "
+            "not set: anyone who reaches it can read every run, its inputs and its logs "
+            "(nobody can write). Set HITL_BUS_API_TOKEN, or bind --host 127.0.0.1."
+        )
+    elif settings.public_reads:
+        lines.append(
+            f"warning: {where} is reachable from other machines and HITL_BUS_PUBLIC_READS "
+            "is on: anyone who reaches it can read every run, its inputs and its logs without "
+            "the token (writes still need it). Unset HITL_BUS_PUBLIC_READS, or bind "
+            "--host 127.0.0.1."
+        )
+    if settings.api_token and not settings.session_https_only:
+        lines.append(
+            "note: the token and the session cookie cross the network in clear unless a TLS "
+            "proxy fronts this server; behind one, set HITL_BUS_SESSION_HTTPS_ONLY=1."
+        )
+    return lines
 
 
 runs_app = typer.Typer(help="Inspect and control flow runs.", no_args_is_help=True)

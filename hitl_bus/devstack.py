@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import typer
 
@@ -44,12 +45,25 @@ class _DetachedRedis(RedisServer):
         return [sys.executable, "-c", shim, *super().command()]
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password shown as ``***``: what a terminal or a log may show."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "password" for name, _ in query):
+        hidden = [(name, "***" if name == "password" else value) for name, value in query]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(hidden, safe="*")))
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 @contextlib.contextmanager
 def local_redis() -> Iterator[str]:
     """The configured Redis URL, or an embedded server's for as long as the block runs."""
     configured = os.environ.get("HITL_BUS_REDIS_URL")
     if configured:
-        typer.echo(f"Using Redis at {configured}", err=True)
+        typer.echo(f"Using Redis at {redact_url(configured)}", err=True)
         yield configured
         return
     server = _DetachedRedis(appendonly=True)
@@ -244,7 +258,7 @@ def _check_redis(url: str) -> None:
     try:
         run_blocking(ping())
     except BusConnectionError as exc:
-        raise _fail(f"{url}: {exc}") from None
+        raise _fail(f"{redact_url(url)}: {exc}") from None
 
 
 def _wait_for_stop(children: _Children) -> int:

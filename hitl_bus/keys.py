@@ -86,6 +86,11 @@ def block(block_type: str, name: str) -> str:
     return f"{PREFIX}:block:{block_type}:{name}"
 
 
+def session(session_id: str) -> str:
+    """A web login: its CSRF token and which API token it was made with; expires with it."""
+    return f"{PREFIX}:session:{session_id}"
+
+
 def inbox(inbox_id: str) -> str:
     """Hash marking a client inbox alive; expires after its last use."""
     return _owned(inbox_id, "inbox")

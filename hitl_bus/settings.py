@@ -37,15 +37,13 @@ class Settings(BaseSettings):
     #: Copy run logs to stderr as well as the run's log stream.
     log_to_stderr: bool = True
     #: Token the HTTP API requires for writes (resume, send, cancel, start); unset: no writes.
-    #: The web UI logs in with it and keeps a session cookie.
+    #: The web UI logs in with it and keeps a session (a cookie naming a record in Redis).
     api_token: str | None = None
     #: Let anyone who reaches the server read runs, logs and events without the token.
     #: (With no token configured, reads are always open and writes are off.)
     public_reads: bool = False
-    #: Key that signs session cookies; by default derived from ``api_token``, so
-    #: changing the token ends every session.
-    session_secret: str | None = None
-    #: Seconds a web session lasts.
+    #: Seconds a web session lasts (its cookie and its record in Redis). Logging out, or
+    #: changing ``api_token``, ends it sooner.
     session_max_age: int = Field(default=12 * 3600, gt=0)
     #: Send the session cookie over HTTPS only (set it when the UI is served over TLS).
     session_https_only: bool = False

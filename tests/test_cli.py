@@ -43,8 +43,10 @@ from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
 from hitl_bus.cli import app
 from hitl_bus.deployments import register
+from hitl_bus.devstack import redact_url
 from hitl_bus.engine import create_flow_run
 from hitl_bus.engine.states import State, StateType
+from hitl_bus.redis_server import RedisServer
 from tests import worker_flows
 from tests.helpers import eventually
 from tests.models import ShirtOrder
@@ -305,6 +307,57 @@ def test_dev_fails_at_once_without_redis(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def test_dev_shows_no_redis_password_when_redis_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", f"redis://:hunter2@127.0.0.1:{port}/0")
+    result = subprocess.run(
+        cli_process("dev", "--port", "0"), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert f"redis://:***@127.0.0.1:{port}/0: Redis is unreachable" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+@pytest.mark.realredis
+def test_dev_with_a_password_protected_redis_prints_no_password(tmp_path: Path) -> None:
+    with RedisServer() as server:
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("requirepass", "hunter2")  # after the start, whose check has no password
+        admin.close()
+        url = f"redis://:hunter2@127.0.0.1:{server.port}/0"
+        code = "import os; print('reached', bool(os.environ['HITL_BUS_REDIS_URL']))"
+        result = subprocess.run(
+            cli_process("dev", "--port", "0", "--", sys.executable, "-c", code),
+            cwd=ROOT,
+            env={**os.environ, "HITL_BUS_REDIS_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "reached True" in result.stdout and LOGIN_LINE.search(result.stdout)
+    assert f"Using Redis at redis://:***@127.0.0.1:{server.port}/0" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:hunter2@10.0.0.5:6379/0", "redis://:***@10.0.0.5:6379/0"),
+        ("rediss://ops:hunter2@redis.internal:6380/1", "rediss://ops:***@redis.internal:6380/1"),
+        ("redis://ops@redis.internal/0", "redis://ops@redis.internal/0"),
+        ("unix://:hunter2@/run/redis.sock?db=1", "unix://:***@/run/redis.sock?db=1"),
+        ("redis://h:1/0?password=hunter2&db=2", "redis://h:1/0?password=***&db=2"),
+        ("redis+cluster://:hunter2@[::1]:7000", "redis+cluster://:***@[::1]:7000"),
+    ],
+)
+def test_redis_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
 def test_dev_refuses_a_busy_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "workers").mkdir()
     (tmp_path / "workers" / "chat.py").write_text("")
@@ -345,6 +398,59 @@ def test_web_serves_health_and_openapi(tmp_path: Path) -> None:
         # uvicorn shuts down, then re-raises the signal: killed by SIGTERM is a clean stop.
         assert wait_exit(proc, log) in (0, -signal.SIGTERM)
     assert f"http://127.0.0.1:{port}/docs" in log.read_text()
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``hitl-bus web`` runs in-process up to serving; the hosts it would have bound."""
+    import uvicorn
+
+    hosts: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: hosts.append(options["host"]))
+    return hosts
+
+
+def test_web_on_an_outside_address_warns_who_can_read_and_write(
+    served: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_token = runner.invoke(app, ["web", "--host", "0.0.0.0", "--port", "8123"])
+    assert no_token.exit_code == 0 and served == ["0.0.0.0"]
+    assert "warning: 0.0.0.0:8123 is reachable from other machines" in no_token.stderr
+    assert "anyone who reaches it can read every run" in no_token.stderr
+    assert "nobody can write" in no_token.stderr
+    assert "Set HITL_BUS_API_TOKEN, or bind --host 127.0.0.1" in no_token.stderr
+
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", "s3cret")
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
+    public = runner.invoke(app, ["web", "--host", "::", "--port", "8123"])
+    assert "warning: :::8123 is reachable from other machines" in public.stderr
+    assert "read every run, its inputs and its logs without the token" in public.stderr
+    assert "Unset HITL_BUS_PUBLIC_READS, or bind --host 127.0.0.1" in public.stderr
+
+    monkeypatch.delenv("HITL_BUS_PUBLIC_READS")
+    closed = runner.invoke(app, ["web", "--host", "192.0.2.10", "--port", "8123"])
+    assert "warning" not in closed.stderr
+    assert "HITL_BUS_SESSION_HTTPS_ONLY=1" in closed.stderr  # the token crosses the network
+
+    monkeypatch.setenv("HITL_BUS_SESSION_HTTPS_ONLY", "1")
+    behind_tls = runner.invoke(app, ["web", "--host", "my-host.example", "--port", "8123"])
+    assert "warning" not in behind_tls.stderr and "note" not in behind_tls.stderr
+    assert "s3cret" not in no_token.output + public.output + closed.output
+
+
+def test_web_on_loopback_stays_quiet_about_exposure(
+    served: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_token = runner.invoke(app, ["web", "--host", "127.0.0.1"])
+    assert "warning" not in no_token.stderr
+    assert "HITL_BUS_API_TOKEN is not set: the UI and API are read-only" in no_token.stderr
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", "s3cret")
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
+    for host in ("localhost", "::1", "127.0.0.2"):
+        quiet = runner.invoke(app, ["web", "--host", host])
+        assert quiet.exit_code == 0
+        assert "warning" not in quiet.stderr and "note" not in quiet.stderr, host
+    assert served == ["127.0.0.1", "localhost", "::1", "127.0.0.2"]
 
 
 # --- worker and deploy run -----------------------------------------------------------------

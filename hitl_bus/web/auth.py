@@ -1,12 +1,19 @@
 """Who may read and who may write.
 
 Two ways in, one token (``HITL_BUS_API_TOKEN``): programs send it as
-``Authorization: Bearer <token>``; people log in with it once and keep a
-signed session cookie. A cookie rides along on any request the browser makes,
-so writes made with it must also come from this site: the ``Origin`` (and
-``Sec-Fetch-Site``) must say same-origin and the ``X-CSRF-Token`` header (or a
-``csrf_token`` form field) must match the one kept in the session. Bearer
-requests carry no cookie, so they need no such proof.
+``Authorization: Bearer <token>``; people log in with it once and get a session.
+A session is a random id in an HttpOnly cookie and a record in Redis
+(``hitl:session:<id>``) that expires with it; the record holds the session's
+CSRF token and a fingerprint of the token it was made with. The cookie carries
+nothing derived from the token, so a stolen cookie gives no way to test token
+guesses offline; logging out deletes the record, and a new token no longer
+matches the fingerprint, so either ends the session at once.
+
+A cookie rides along on any request the browser makes, so writes made with it
+must also come from this site: the ``Origin`` (and ``Sec-Fetch-Site``) must say
+same-origin and the ``X-CSRF-Token`` header (or a ``csrf_token`` form field)
+must match the session's. Bearer requests carry no cookie, so they need no such
+proof.
 """
 
 from __future__ import annotations
@@ -14,31 +21,34 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request
+import orjson
+from fastapi import Depends, HTTPException, Request, Response
 
-from hitl_bus.settings import Settings, get_settings
+from hitl_bus import keys
+from hitl_bus.bus import get_bus
+from hitl_bus.settings import get_settings
 
-SESSION_AUTH = "auth"
-SESSION_CSRF = "csrf"
+COOKIE = "hitl_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
+_LONGEST_ID = 128  # a cookie longer than any id we issue names no session
 
 
-def session_secret(settings: Settings) -> str:
-    """The cookie-signing key: configured, else derived from the token, else random."""
-    if settings.session_secret:
-        return settings.session_secret
-    if settings.api_token:
-        digest = hmac.new(settings.api_token.encode(), b"hitl-bus session", hashlib.sha256)
-        return digest.hexdigest()
-    return secrets.token_hex(32)  # no token: nobody can log in, sessions carry nothing
+@dataclass(frozen=True)
+class Session:
+    """A live login: its id (the cookie's value) and its anti-forgery token."""
+
+    id: str
+    csrf: str
 
 
-def token_fingerprint(token: str) -> str:
-    """What a session stores to prove its login (never the token itself)."""
-    return hashlib.sha256(b"hitl-bus login:" + token.encode()).hexdigest()[:32]
+def token_fingerprint(session_id: str, token: str) -> str:
+    """Which token a session was made with, salted by the session (never the token itself)."""
+    digest = hmac.new(token.encode(), b"hitl-bus session:" + session_id.encode(), hashlib.sha256)
+    return digest.hexdigest()
 
 
 def token_is_valid(given: str | None) -> bool:
@@ -48,31 +58,82 @@ def token_is_valid(given: str | None) -> bool:
     return secrets.compare_digest(given.encode(), expected.encode())
 
 
-def log_in(request: Request) -> None:
-    token = get_settings().api_token or ""
-    request.session[SESSION_AUTH] = token_fingerprint(token)
-    request.session[SESSION_CSRF] = secrets.token_urlsafe(24)
+async def current_session(request: Request) -> Session | None:
+    """The request's login, read from Redis once per request.
+
+    None without a cookie, when the record expired or was deleted (logout), or when
+    it was made with another token than the one configured now (rotation).
+    """
+    if hasattr(request.state, "hitl_session"):
+        cached: Session | None = request.state.hitl_session
+        return cached
+    session = await _load(request.cookies.get(COOKIE))
+    request.state.hitl_session = session
+    return session
 
 
-def log_out(request: Request) -> None:
-    request.session.clear()
-
-
-def logged_in(request: Request) -> bool:
-    """A session made with the token currently configured."""
+async def _load(session_id: str | None) -> Session | None:
     token = get_settings().api_token
-    stamp = request.session.get(SESSION_AUTH)
-    return bool(token and stamp) and secrets.compare_digest(
-        str(stamp), token_fingerprint(token or "")
+    if not token or not session_id or len(session_id) > _LONGEST_ID:
+        return None
+    raw = await get_bus().client.get(keys.session(session_id))
+    if raw is None:
+        return None
+    record = orjson.loads(raw)
+    if not secrets.compare_digest(
+        str(record.get("login", "")), token_fingerprint(session_id, token)
+    ):
+        return None
+    return Session(session_id, str(record["csrf"]))
+
+
+async def log_in(request: Request, response: Response) -> None:
+    """Start a new session (never reusing the id the browser brought) and set its cookie."""
+    settings = get_settings()
+    client = get_bus().client
+    previous = request.cookies.get(COOKIE)
+    if previous and len(previous) <= _LONGEST_ID:
+        await client.delete(keys.session(previous))
+    session_id = secrets.token_urlsafe(32)
+    record = {
+        "csrf": secrets.token_urlsafe(32),
+        "login": token_fingerprint(session_id, settings.api_token or ""),
+    }
+    await client.set(keys.session(session_id), orjson.dumps(record), ex=settings.session_max_age)
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        max_age=settings.session_max_age,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=settings.session_https_only,
     )
 
 
-def csrf_token(request: Request) -> str:
-    """The session's anti-forgery token (pages put it in a meta tag for scripts)."""
-    token = request.session.get(SESSION_CSRF)
-    if not token:
-        token = request.session[SESSION_CSRF] = secrets.token_urlsafe(24)
-    return str(token)
+async def log_out(request: Request, response: Response) -> None:
+    """End the session: its record goes, so the cookie is worthless even if kept."""
+    session_id = request.cookies.get(COOKIE)
+    if session_id and len(session_id) <= _LONGEST_ID:
+        await get_bus().client.delete(keys.session(session_id))
+    response.delete_cookie(
+        COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=get_settings().session_https_only,
+    )
+
+
+async def logged_in(request: Request) -> bool:
+    """A session made with the token currently configured."""
+    return await current_session(request) is not None
+
+
+async def csrf_token(request: Request) -> str:
+    """The session's anti-forgery token (pages put it in a meta tag for scripts); none without."""
+    session = await current_session(request)
+    return session.csrf if session else ""
 
 
 def _bearer(request: Request) -> str | None:
@@ -93,15 +154,15 @@ def same_origin(request: Request) -> bool:
     return (parts.scheme, parts.netloc) == (request.url.scheme, request.url.netloc)
 
 
-def can_read(request: Request) -> bool:
+async def can_read(request: Request) -> bool:
     settings = get_settings()
     if settings.public_reads or not settings.api_token:
         return True
-    return token_is_valid(_bearer(request)) or logged_in(request)
+    return token_is_valid(_bearer(request)) or await logged_in(request)
 
 
 async def require_read(request: Request) -> None:
-    if not can_read(request):
+    if not await can_read(request):
         raise HTTPException(401, "log in, or send Authorization: Bearer <token>")
 
 
@@ -114,15 +175,19 @@ async def require_write(request: Request) -> None:
         if token_is_valid(bearer):
             return
         raise HTTPException(401, "the token is not valid")
-    if not logged_in(request):
+    session = await current_session(request)
+    if session is None:
         raise HTTPException(401, "a valid token is required (log in, or Authorization: Bearer)")
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         given = str((await request.form()).get(CSRF_FIELD) or "")
-    expected = request.session.get(SESSION_CSRF) or ""
-    if not same_origin(request) or not given or not secrets.compare_digest(given, expected):
+    if (
+        not same_origin(request)
+        or not given
+        or not secrets.compare_digest(given.encode(), session.csrf.encode())
+    ):
         raise HTTPException(403, "cross-site request refused: reload the page and try again")
 
 

@@ -1,8 +1,13 @@
-"""The web UI's pages: log in, the runs list, one run (with its Resume form).
+"""The web UI's pages: log in, the runs list, one run (with its Resume form), the API docs.
 
 Pages are thin Jinja2 shells; the scripts under ``static/`` fill them from the
 JSON API and keep them live over SSE. Every page carries the session's CSRF
 token in a meta tag, which the scripts send back with each write.
+
+``/docs`` is Swagger UI served from this server (its files come with
+``fastapi-offline``), started by a script of ours rather than an inline one, so
+it lives under the same Content-Security-Policy as the UI; it and
+``/openapi.json`` need the token whenever reads do.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from hitl_bus import __version__
@@ -25,12 +30,12 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
 
-def _context(request: Request, **extra: Any) -> dict[str, Any]:
+async def _context(request: Request, **extra: Any) -> dict[str, Any]:
     settings = get_settings()
     return {
         "version": __version__,
-        "csrf_token": auth.csrf_token(request),
-        "logged_in": auth.logged_in(request),
+        "csrf_token": await auth.csrf_token(request),
+        "logged_in": await auth.logged_in(request),
         "writes_enabled": bool(settings.api_token),
         **extra,
     }
@@ -54,15 +59,16 @@ async def login_page(
 ) -> Response:
     """The login form; ``?token=`` (the link ``hitl-bus dev`` prints) logs in directly."""
     if token is not None and auth.token_is_valid(token):
-        auth.log_in(request)
-        return RedirectResponse(_safe_next(next), status_code=303)
+        response = RedirectResponse(_safe_next(next), status_code=303)
+        await auth.log_in(request, response)
+        return response
     error = "That token is not valid." if token is not None else None
     if not get_settings().api_token:
         error = "No token is configured (HITL_BUS_API_TOKEN): the UI is read-only."
     return templates.TemplateResponse(
         request,
         "login.html",
-        _context(request, error=error, next=_safe_next(next)),
+        await _context(request, error=error, next=_safe_next(next)),
         status_code=401 if token is not None else 200,
     )
 
@@ -75,30 +81,47 @@ async def login(request: Request, token: str = Form(...), next: str = Form("/"))
         return templates.TemplateResponse(
             request,
             "login.html",
-            _context(request, error="That token is not valid.", next=_safe_next(next)),
+            await _context(request, error="That token is not valid.", next=_safe_next(next)),
             status_code=401,
         )
-    auth.log_in(request)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    await auth.log_in(request, response)
+    return response
 
 
 @router.post("/logout", dependencies=[auth.Write])
 async def logout(request: Request) -> Response:
-    auth.log_out(request)
-    return RedirectResponse("/login", status_code=303)
+    response = RedirectResponse("/login", status_code=303)
+    await auth.log_out(request, response)
+    return response
 
 
 @router.get("/", response_class=HTMLResponse)
 async def runs_page(request: Request) -> Response:
     """Every run, newest first, updated live; deployments with a Start button."""
-    if not auth.can_read(request):
+    if not await auth.can_read(request):
         return _login_redirect(request)
-    return templates.TemplateResponse(request, "runs.html", _context(request))
+    return templates.TemplateResponse(request, "runs.html", await _context(request))
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 async def run_page(request: Request, run_id: uuid.UUID) -> Response:
     """One run: state, Resume form when paused, send boxes, inputs, live logs."""
-    if not auth.can_read(request):
+    if not await auth.can_read(request):
         return _login_redirect(request)
-    return templates.TemplateResponse(request, "run.html", _context(request, run_id=str(run_id)))
+    context = await _context(request, run_id=str(run_id))
+    return templates.TemplateResponse(request, "run.html", context)
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def docs_page(request: Request) -> Response:
+    """Swagger UI for the JSON API."""
+    if not await auth.can_read(request):
+        return _login_redirect(request)
+    return templates.TemplateResponse(request, "docs.html", await _context(request))
+
+
+@router.get("/openapi.json", dependencies=[auth.Read])
+async def openapi(request: Request) -> JSONResponse:
+    """The OpenAPI document the docs page reads."""
+    return JSONResponse(request.app.openapi())

@@ -68,17 +68,38 @@ async def browser() -> AsyncIterator[object]:
             await launched.close()
 
 
+#: Run in every page before its own scripts (outside the page's CSP): a violation of the
+#: Content-Security-Policy, which otherwise only stops a script or style silently, is
+#: reported on the console, where the fixtures below collect it.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.effectiveDirective} blocked ${event.blockedURI}`
+    + ` at ${event.sourceFile}:${event.lineNumber} (${event.sample})`);
+});
+"""
+
+
 @pytest.fixture
 async def page(browser: object, web_url: str) -> AsyncIterator[object]:
-    """A page logged in with the token (as the link ``hitl-bus dev`` prints does)."""
+    """A page logged in with the token (as the link ``hitl-bus dev`` prints does).
+
+    The test fails on any uncaught script error and on any CSP violation.
+    """
     from playwright.async_api import Browser
 
     assert isinstance(browser, Browser)
     context = await browser.new_context(base_url=web_url)
     context.set_default_timeout(10_000)
+    await context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text) if msg.type == "error" and "CSP violation" in msg.text else None
+        ),
+    )
     await page.goto(f"/login?token={TOKEN}")
     yield page
     await context.close()

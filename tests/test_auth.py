@@ -1,0 +1,235 @@
+"""Sessions, security headers and the docs' read rule, through the ASGI app on real Redis."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from hitl_bus import keys
+from hitl_bus.web import create_app
+
+pytestmark = pytest.mark.usefixtures("real_redis_url")
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TEMPLATES = Path(__file__).resolve().parent.parent / "hitl_bus" / "web" / "templates"
+
+
+@pytest.fixture
+async def app(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with a token and reads closed: everything needs a login."""
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+async def admin(real_redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(real_redis_url)
+    yield client
+    await client.aclose()
+
+
+async def log_in(app: httpx.AsyncClient) -> str:
+    """Log in with the ``?token=`` link; the session id the cookie holds."""
+    login = await app.get("/login", params={"token": TOKEN})
+    assert login.status_code == 303
+    return app.cookies["hitl_session"]
+
+
+def csrf(html: str) -> str:
+    return html.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+async def test_the_cookie_holds_only_a_random_id_kept_in_redis(
+    app: httpx.AsyncClient, admin: aioredis.Redis
+) -> None:
+    login = await app.get("/login", params={"token": TOKEN})
+    cookie = login.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+    session_id = app.cookies["hitl_session"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", session_id)  # 32 random bytes, nothing else
+    record = await admin.get(keys.session(session_id))
+    assert record is not None and TOKEN.encode() not in record
+    ttl = await admin.ttl(keys.session(session_id))
+    assert 12 * 3600 - 5 <= ttl <= 12 * 3600  # HITL_BUS_SESSION_MAX_AGE's default
+    assert (await app.get("/api/runs")).status_code == 200
+
+
+async def test_logout_ends_the_session_even_for_a_kept_cookie(
+    app: httpx.AsyncClient, admin: aioredis.Redis
+) -> None:
+    session_id = await log_in(app)
+    token = csrf((await app.get("/")).text)
+    out = await app.post("/logout", data={"csrf_token": token})
+    assert out.status_code == 303 and "hitl_session" not in app.cookies  # the browser forgets it
+    assert await admin.exists(keys.session(session_id)) == 0
+    # Someone who copied the cookie before:
+    app.cookies.set("hitl_session", session_id, domain="test.local")
+    assert (await app.get("/api/runs")).status_code == 401
+    page = await app.get("/")
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+
+
+async def test_a_new_token_ends_old_sessions(
+    app: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await log_in(app)
+    assert (await app.get("/api/runs")).status_code == 200
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", "rotated")
+    assert (await app.get("/api/runs")).status_code == 401
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)  # the old token back: the session was its
+    assert (await app.get("/api/runs")).status_code == 200
+
+
+async def test_each_login_gets_a_new_session_and_a_made_up_id_gets_none(
+    app: httpx.AsyncClient, admin: aioredis.Redis
+) -> None:
+    planted = "chosen-by-an-attacker"
+    app.cookies.set("hitl_session", planted, domain="test.local")
+    assert (await app.get("/api/runs")).status_code == 401
+    first = await log_in(app)
+    assert first != planted
+    second = await log_in(app)
+    assert second != first
+    assert await admin.exists(keys.session(first)) == 0  # the earlier one is gone
+    app.cookies.set("hitl_session", "x" * 5000, domain="test.local")
+    assert (await app.get("/api/runs")).status_code == 401
+
+
+async def test_a_session_write_needs_its_own_csrf_token(app: httpx.AsyncClient) -> None:
+    await log_in(app)
+    mine = csrf((await app.get("/")).text)
+    transport = httpx.ASGITransport(app=create_app())  # another browser
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as other:
+        await log_in(other)
+        theirs = csrf((await other.get("/")).text)
+    assert mine and theirs and mine != theirs  # a token per session
+    url = "/api/runs/00000000-0000-0000-0000-000000000000/cancel"
+    assert (await app.post(url, headers={"X-CSRF-Token": theirs})).status_code == 403
+    assert (await app.post(url, headers={"X-CSRF-Token": mine})).status_code == 404  # let in
+
+
+async def test_pages_for_a_visitor_without_a_session_carry_no_csrf_token(
+    monkeypatch: pytest.MonkeyPatch, admin: aioredis.Redis
+) -> None:
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        page = await client.get("/")
+    assert page.status_code == 200 and csrf(page.text) == ""
+    assert "set-cookie" not in page.headers
+    assert await admin.keys(keys.session("*")) == []  # a visit stores nothing
+
+
+async def test_the_session_cookie_is_secure_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    monkeypatch.setenv("HITL_BUS_SESSION_HTTPS_ONLY", "1")
+    monkeypatch.setenv("HITL_BUS_SESSION_MAX_AGE", "600")
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+        login = await client.get("/login", params={"token": TOKEN})
+    cookie = login.headers["set-cookie"].lower()
+    assert "secure" in cookie and "max-age=600" in cookie
+
+
+# --- security headers ----------------------------------------------------------------------
+
+
+async def test_every_page_asset_and_api_response_carries_the_security_headers(
+    app: httpx.AsyncClient,
+) -> None:
+    await log_in(app)
+    for path in (
+        "/",
+        "/login",
+        "/docs",
+        "/static/app.css",
+        "/static/run.js",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/api/runs",
+        "/openapi.json",
+        "/healthz",
+        "/api/runs/not-a-uuid",  # an error too
+    ):
+        response = await app.get(path)
+        assert response.status_code < 500, path
+        headers = response.headers
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "same-origin", path
+        csp = dict(
+            (d.split()[0], d.split()[1:]) for d in headers["content-security-policy"].split("; ")
+        )
+        assert csp["script-src"] == ["'self'"], path
+        assert csp["style-src"] == ["'self'"], path
+        assert csp["frame-ancestors"] == ["'none'"], path
+        assert csp["default-src"] == ["'none'"], path
+        assert "'unsafe-inline'" not in headers["content-security-policy"], path
+
+
+def test_templates_hold_no_inline_script_style_or_handler() -> None:
+    for template in TEMPLATES.glob("*.html"):
+        html = template.read_text()
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in tag, f"{template.name}: inline script {tag}"
+        assert "<style" not in html, template.name
+        assert not re.search(r"\sstyle=", html), template.name
+        assert not re.search(r"\son[a-z]+=", html), template.name
+        assert "javascript:" not in html, template.name
+        assert not re.search(r"(src|href)=\"(https?:)?//", html), f"{template.name}: off-site"
+
+
+# --- the API docs --------------------------------------------------------------------------
+
+
+async def test_docs_and_openapi_need_the_token_when_reads_do(
+    app: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await app.get("/openapi.json")).status_code == 401
+    docs = await app.get("/docs")
+    assert docs.status_code == 303 and docs.headers["location"] == "/login?next=/docs"
+    assert (await app.get("/redoc")).status_code == 404  # one docs page, not two
+    with_bearer = await app.get("/openapi.json", headers=AUTH)
+    assert "/api/runs/{run_id}/resume" in with_bearer.json()["paths"]
+    await log_in(app)
+    assert (await app.get("/openapi.json")).status_code == 200
+    page = await app.get("/docs")
+    assert page.status_code == 200
+    assert '<script src="/docs/assets/swagger-ui-bundle.js">' in page.text  # served from here
+    assert "cdn" not in page.text.lower()
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
+    app.cookies.clear()
+    assert (await app.get("/openapi.json")).status_code == 200
+    assert (await app.get("/docs")).status_code == 200
+
+
+async def test_the_docs_assets_are_served_by_this_server(app: httpx.AsyncClient) -> None:
+    bundle = await app.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and "javascript" in bundle.headers["content-type"]
+    assert "SwaggerUIBundle" in bundle.text
+    css = await app.get("/docs/assets/swagger-ui.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+# --- Redis URLs ----------------------------------------------------------------------------
+
+
+async def test_redis_down_names_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hitl_bus.redis_server import free_port
+
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        down = await client.get("/api/runs")
+    assert down.status_code == 503
+    assert "hunter2" not in down.text and "127.0.0.1" in down.json()["detail"]
