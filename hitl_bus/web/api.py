@@ -147,7 +147,8 @@ def json_body(model: type[M]) -> Any:
     """
 
     async def parse(request: Request) -> M:
-        media = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        header = request.headers.get("content-type", "application/json")
+        media = header.split(";")[0].strip().lower()
         if media != "application/json" and not media.endswith("+json"):
             raise NotJSON(f"send the body as JSON (Content-Type: application/json), not {media!r}")
         raw = await _read_body(request, get_settings().max_payload_bytes)
