@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
+from pydantic import ValidationError
+
+from hitl_bus import keys
 from hitl_bus._sync import run_blocking
+from hitl_bus.bus import codec, get_bus
 from hitl_bus.engine import logger as run_logs
 from hitl_bus.engine import runs
 from hitl_bus.engine.cancelling import acancel_flow_run
-from hitl_bus.engine.pausing import PauseDetails, read_pause
+from hitl_bus.engine.pausing import PauseDetails, _defaults_key, read_pause
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
-from hitl_bus.inputs import received
+from hitl_bus.inputs import Keyset, received
 from hitl_bus.inputs.keyset import normalize_run_id
+
+log = logging.getLogger("hitl_bus.client")
 
 
 class HitlClient:
@@ -73,15 +81,27 @@ class HitlClient:
         return await run_logs.read_logs(normalize_run_id(flow_run_id))
 
     async def read_state_history(self, flow_run_id: uuid.UUID | str) -> list[State]:
-        """Every state the run has been in, oldest first."""
-        events = await runs.read_events(flow_run_id)
-        return [
-            State.model_validate(e["data"]["state"]) for e in events if e["type"] == "state.changed"
-        ]
+        """Every state the run has been in, oldest first (an unreadable one logged, left out)."""
+        stream = keys.run_events(normalize_run_id(flow_run_id))
+        history = []
+        for event in await runs.read_events(flow_run_id):
+            if event["type"] != "state.changed":
+                continue
+            try:
+                history.append(State.model_validate(event["data"].get("state")))
+            except ValidationError:
+                log.warning("skipping entry %s on %s: no valid state", event["id"], stream)
+        return history
 
     async def read_pause(self, flow_run_id: uuid.UUID | str) -> PauseDetails | None:
-        """The run's current pause (keyset, schema, description, defaults, deadline), if paused."""
-        return await read_pause(flow_run_id)
+        """The run's current pause (keyset, schema, description, defaults, deadline), if paused.
+
+        A saved value that is not JSON is logged and left out, so the run can still be shown.
+        """
+        try:
+            return await read_pause(flow_run_id)
+        except ValueError:  # a corrupt saved value; read again, field by field
+            return await _read_pause_leniently(normalize_run_id(flow_run_id))
 
     async def read_inputs(
         self, flow_run_id: uuid.UUID | str, per_prefix: int = 50
@@ -92,6 +112,47 @@ class HitlClient:
     async def read_receivers(self, flow_run_id: uuid.UUID | str) -> dict[str, Any]:
         """Key prefix -> JSON schema of each input type the run receives on."""
         return await received.read_receivers(normalize_run_id(flow_run_id))
+
+
+def _json_or_none(raw: bytes | None, where: str, field: str) -> Any:
+    if not raw:
+        return None
+    try:
+        return codec.loads(raw)
+    except ValueError as exc:
+        log.warning("skipping field %s of %s: %s", field, where, exc)
+        return None
+
+
+async def _read_pause_leniently(run_id: str) -> PauseDetails | None:
+    """The pause with its unreadable saved values left out (each one logged)."""
+    run = await runs.read_flow_run(run_id)
+    if not run.state.is_paused():
+        return None
+    bus = get_bus()
+    key, keyset_raw, deadline, suspended = await bus.client.hmget(
+        keys.run(run_id), ["pause_key", "pause_keyset", "pause_deadline", "suspended"]
+    )
+    keyset = _json_or_none(keyset_raw, keys.run(run_id), "pause_keyset")
+    values: list[Any] = [None, None, None]
+    if isinstance(keyset, dict) and {"schema", "description"} <= keyset.keys():
+        names = [keyset["schema"], keyset["description"], _defaults_key(cast(Keyset, keyset))]
+        raws = await bus.client.hmget(keys.run_values(run_id), names)
+        values = [
+            _json_or_none(raw, keys.run_values(run_id), name)
+            for name, raw in zip(names, raws, strict=True)
+        ]
+    schema, description, defaults = values
+    deadline_ms = int(deadline or 0)
+    return PauseDetails(
+        pause_key=codec.text(key) or "",
+        suspended=suspended == b"1",
+        keyset=keyset if isinstance(schema, dict) else None,
+        schema=schema if isinstance(schema, dict) else None,
+        description=description if isinstance(description, str) else None,
+        defaults=defaults if isinstance(defaults, dict) else {},
+        deadline=datetime.fromtimestamp(deadline_ms / 1000, UTC) if deadline_ms else None,
+    )
 
 
 class SyncHitlClient:

@@ -156,12 +156,25 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter[logging.Logger]:
     return RunLogger(logging.getLogger(RUN_LOGGER), fields)
 
 
+def decode_record(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Any:
+    """A stored log record as text; ``None`` (logged) for one that is not UTF-8."""
+    try:
+        return {"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
+    except UnicodeDecodeError as exc:
+        logging.getLogger("hitl_bus.logs").warning(
+            "skipping entry %s on %s: %s", entry_id.decode(), stream, exc
+        )
+        return None
+
+
 async def read_logs(run_id: str, count: int = 1000) -> list[dict[str, Any]]:
-    """A run's stored log records, oldest first."""
-    entries = await get_bus().client.xrange(keys.run_logs(run_id), count=count)
+    """A run's stored log records, oldest first; a corrupt one is logged and left out."""
+    stream = keys.run_logs(run_id)
+    entries = await get_bus().client.xrange(stream, count=count)
     return [
-        {"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
+        record
         for entry_id, fields in entries
+        if (record := decode_record(stream, entry_id, fields)) is not None
     ]
 
 
@@ -176,7 +189,9 @@ async def follow_logs(run_id: str, follow: bool = False) -> AsyncIterator[dict[s
         entries = await bus.client.xrange(stream, min=f"({position}", count=500)
         for entry_id, fields in entries:
             position = entry_id.decode()
-            yield {"id": position, **{k.decode(): v.decode() for k, v in fields.items()}}
+            record = decode_record(stream, entry_id, fields)
+            if record is not None:
+                yield record
         if entries:
             continue
         if not follow or (await read_flow_run(run_id)).state.is_final():

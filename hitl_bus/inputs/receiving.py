@@ -148,26 +148,37 @@ class InputReceiver(Generic[T]):
                 return instance.value if self._unwrap else instance  # type: ignore[attr-defined]
 
     def _decode(self, entry: Entry) -> RunInput | None:
+        """The input an entry carries; ``None`` for one to pass over.
+
+        A corrupt entry (a field missing, not UTF-8, not JSON) is logged and skipped:
+        one bad write must not stop a receiver, nor make it read the entry again.
+        """
         entry_id, fields = entry
         raw_key = fields.get(b"key") if fields else None
         data = fields.get(b"data") if fields else None
         if raw_key is None or data is None:
-            log.warning("skipping malformed entry %r on %s", entry_id, self.stream)
-            return None
-        key = raw_key.decode()
+            return self._skip(entry_id, "a field is missing")
+        try:
+            key = raw_key.decode()
+            sender = codec.text(fields.get(b"sender"))
+        except UnicodeDecodeError:
+            return self._skip(entry_id, "its key or sender is not UTF-8 text")
         if key in self.exclude_keys:
             return None
         try:
             instance = self.input_cls.model_validate_json(data)
         except ValidationError as exc:
             if all(err["type"] == "json_invalid" for err in exc.errors()):
-                log.warning("skipping entry %r on %s: not valid JSON", entry_id, self.stream)
-                return None
+                return self._skip(entry_id, "its data is not valid JSON")
             raise
         instance._metadata = RunInputMetadata.model_construct(
-            key=key, sender=codec.text(fields.get(b"sender")), receiver=self.mailbox.name
+            key=key, sender=sender, receiver=self.mailbox.name
         )
         return instance
+
+    def _skip(self, entry_id: bytes, why: str) -> RunInput | None:
+        log.warning("skipping entry %s on %s: %s", entry_id.decode(), self.stream, why)
+        return None
 
     async def _fill(self, bus: Bus, wait: bool = True) -> None:
         """Put at least one entry in the buffer, waiting for it if need be.

@@ -2,27 +2,39 @@
 
 Errors are JSON ``{"detail": ..., "errors": [...]}`` with the status that says
 why: 404 unknown run or deployment, 409 not paused / already resumed / pause
-expired, 413 payload over the limit, 422 input failing the schema (fields named,
-in plain words). Writes need the token (see ``auth``); so do reads unless
-``HITL_BUS_PUBLIC_READS`` opens them.
+expired, 413 body over ``HITL_BUS_MAX_PAYLOAD_BYTES``, 415 a body that is not
+JSON, 422 a request or input that is not valid (fields named, in plain words),
+503 Redis unreachable. Anything else is a bug: 500 with an ``error_id`` that the
+server log repeats beside the traceback. Each route declares these shapes, so
+the published OpenAPI schema is true.
+
+Request bodies are read by :func:`json_body`: size first, then strict JSON (no
+NaN, no numbers that lose their value, no invalid Unicode), then the model; a
+refused body changes nothing. Writes need the token (see ``auth``); so do reads
+unless ``HITL_BUS_PUBLIC_READS`` opens them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sse_starlette.sse import EventSourceResponse
 
 from hitl_bus import keys
+from hitl_bus.bus import codec
 from hitl_bus.client import HitlClient
 from hitl_bus.deployments import arun_deployment
 from hitl_bus.deployments.registry import read_deployments
 from hitl_bus.engine.pausing import aresume_flow_run
+from hitl_bus.engine.states import StateType
 from hitl_bus.errors import (
     BusConnectionError,
     DeploymentNotFound,
@@ -37,12 +49,136 @@ from hitl_bus.inputs.keyset import Mailbox, check_key_prefix
 from hitl_bus.inputs.run_input import RawInput
 from hitl_bus.inputs.schema_check import schema_errors
 from hitl_bus.inputs.sending import deliver
+from hitl_bus.settings import get_settings
 from hitl_bus.web import live
 from hitl_bus.web.auth import Read, Write
 from hitl_bus.web.markdown import render_markdown
 
+log = logging.getLogger("hitl_bus.web")
 router = APIRouter(prefix="/api", dependencies=[Read])
 client = HitlClient()
+M = TypeVar("M", bound=BaseModel)
+
+
+class ErrorItem(BaseModel):
+    """One failing field: where (``loc``) and what to do about it (``msg``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """Every refused request: a sentence, and the failing fields when there are any."""
+
+    detail: str
+    errors: list[ErrorItem] = Field(default_factory=list)
+
+
+class InternalErrorBody(BaseModel):
+    """A bug: the server log has the traceback under the same ``error_id``."""
+
+    detail: str
+    error_id: str
+
+
+_WHY = {
+    401: "No valid token (or session).",
+    403: "Writes are off (no token configured), or a cross-site write.",
+    404: "No such run or deployment.",
+    409: "The run is not paused, was resumed already, or its pause expired.",
+    413: "The body is over HITL_BUS_MAX_PAYLOAD_BYTES.",
+    415: "The body is not sent as JSON.",
+    422: "The request or its input is not valid; ``errors`` names the fields.",
+    503: "Redis cannot be reached; nothing was changed.",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses a route can give, for its OpenAPI ``responses``."""
+    out: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorBody, "description": _WHY[code]} for code in (401, *codes, 503)
+    }
+    out[500] = {"model": InternalErrorBody, "description": "A bug; the id is in the server log."}
+    return out
+
+
+_READ = _errors(422)
+_READ_RUN = _errors(404, 422)
+_WRITE = _errors(403, 404, 413, 415, 422)
+_CANCEL = _errors(403, 404, 413, 422)
+
+
+def _body_error(loc: Sequence[str | int], msg: str, kind: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", *loc), "msg": msg, "type": kind}])
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) once it is over ``limit`` without reading the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _no_body(request: Request) -> None:
+    """A write without a body still refuses one over the payload limit (413)."""
+    await _read_body(request, get_settings().max_payload_bytes)
+
+
+class NotJSON(Exception):
+    """The request's Content-Type says its body is something other than JSON (415)."""
+
+
+def json_body(model: type[M]) -> Any:
+    """A dependency giving the request body as ``model``, read strictly before any write.
+
+    FastAPI's own body reading accepts NaN, turns ``1e400`` into infinity and passes
+    integers beyond 64 bits and lone surrogates on to fail (500) when stored; here they
+    are refused (422, naming the field), and a body over the payload limit is refused
+    (413) before it is read in full.
+    """
+
+    async def parse(request: Request) -> M:
+        header = request.headers.get("content-type", "application/json")
+        media = header.split(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise NotJSON(f"send the body as JSON (Content-Type: application/json), not {media!r}")
+        raw = await _read_body(request, get_settings().max_payload_bytes)
+        if not raw.strip():
+            raise _body_error([], "a JSON body is required", "missing")
+        try:
+            value = codec.loads_strict(raw)
+        except codec.JSONRefused as exc:
+            raise RequestValidationError(
+                [{"loc": ("body", *p), "msg": m, "type": "json_invalid"} for p, m in exc.problems]
+            ) from None
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+
+    return Depends(parse)
+
+
+def _request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body read by :func:`json_body` (FastAPI cannot see it)."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _check_stored_size(value: Any) -> None:
+    """What a route stores is held to the payload limit too, as encoded JSON."""
+    codec.check_size(codec.dumps(value), get_settings().max_payload_bytes)
 
 
 class ResumeBody(BaseModel):
@@ -58,6 +194,17 @@ class SendBody(BaseModel):
         default=None, description="The receiver's stream, e.g. str-auto."
     )
 
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix(cls, prefix: str | None) -> str | None:
+        return check_key_prefix(prefix) if prefix else None
+
+    @model_validator(mode="after")
+    def _data_needs_prefix(self) -> SendBody:
+        if self.data is not None and not self.key_prefix:
+            raise ValueError("sending 'data' needs the receiver's 'key_prefix'")
+        return self
+
 
 class StartBody(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -67,14 +214,21 @@ def _dump(model: BaseModel | None) -> Any:
     return None if model is None else model.model_dump(mode="json", by_alias=True)
 
 
-@router.get("/runs")
+_STATES = ", ".join(t.value.lower() for t in StateType)
+
+
+@router.get("/runs", responses=_READ)
 async def list_runs(
-    state: str | None = None,
+    state: Annotated[str | None, Query(description=f"One of: {_STATES}.")] = None,
     deployment: str | None = None,
     flow_name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """The newest runs, filtered by state type, deployment and flow name."""
+    if state and state.upper() not in StateType.__members__:
+        raise RequestValidationError(
+            [{"loc": ("query", "state"), "msg": f"must be one of: {_STATES}", "type": "enum"}]
+        )
     runs = await client.read_flow_runs(
         state=state.upper() if state else None,
         flow_name=flow_name,
@@ -84,7 +238,7 @@ async def list_runs(
     return [_dump(r) for r in runs]
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", responses=_READ_RUN)
 async def read_run(run_id: uuid.UUID, logs: bool = True) -> dict[str, Any]:
     """A run with its history, current pause (schema, description, defaults), inputs and logs.
 
@@ -117,21 +271,36 @@ async def _nothing() -> None:
     return None
 
 
-@router.get("/deployments")
+@router.get("/deployments", responses=_errors())
 async def list_deployments() -> list[dict[str, Any]]:
     """Registered deployments: name, flow, default parameters, required parameters."""
     return [r.model_dump(mode="json") for r in await read_deployments()]
 
 
-@router.post("/runs/{run_id}/resume", dependencies=[Write])
-async def resume_run(run_id: uuid.UUID, body: ResumeBody) -> dict[str, Any]:
+@router.post(
+    "/runs/{run_id}/resume",
+    dependencies=[Write],
+    responses=_errors(403, 404, 409, 413, 415, 422),
+    openapi_extra=_request_body(ResumeBody),
+)
+async def resume_run(
+    run_id: uuid.UUID, body: Annotated[ResumeBody, json_body(ResumeBody)]
+) -> dict[str, Any]:
     """Resume a paused run with input checked against its saved schema."""
+    _check_stored_size(body.input)
     await aresume_flow_run(run_id, body.input)
     return {"run": _dump(await client.read_flow_run(run_id))}
 
 
-@router.post("/runs/{run_id}/input", dependencies=[Write])
-async def send_run_input(run_id: uuid.UUID, body: SendBody) -> dict[str, Any]:
+@router.post(
+    "/runs/{run_id}/input",
+    dependencies=[Write],
+    responses=_WRITE,
+    openapi_extra=_request_body(SendBody),
+)
+async def send_run_input(
+    run_id: uuid.UUID, body: Annotated[SendBody, json_body(SendBody)]
+) -> dict[str, Any]:
     """Send an input to a run (a plain ``value``, or a JSON object as ``data``).
 
     When the run receives on that key prefix, the input is checked against the
@@ -140,15 +309,12 @@ async def send_run_input(run_id: uuid.UUID, body: SendBody) -> dict[str, Any]:
     ``GET /api/runs/{run_id}/replies``.
     """
     if body.data is not None:
-        if not body.key_prefix:
-            raise HTTPException(422, "sending 'data' needs the receiver's 'key_prefix'")
         payload: Any = body.data
-        value: Any = RawInput(**body.data)
+        value: Any = RawInput.model_validate(body.data)
     else:
         payload = {"value": body.value}
         value = body.value
     if body.key_prefix:
-        check_key_prefix(body.key_prefix)
         schema = (await client.read_receivers(run_id)).get(body.key_prefix)
         if schema is not None:
             errors = schema_errors(schema, payload)
@@ -159,27 +325,35 @@ async def send_run_input(run_id: uuid.UUID, body: SendBody) -> dict[str, Any]:
     return {"key": key}
 
 
-@router.post("/runs/{run_id}/cancel", dependencies=[Write])
+@router.post("/runs/{run_id}/cancel", dependencies=[Write, Depends(_no_body)], responses=_CANCEL)
 async def cancel_run(run_id: uuid.UUID) -> dict[str, Any]:
     """Cancel a run; it stops at its next checkpoint."""
     return {"state": _dump(await client.cancel_flow_run(run_id))}
 
 
-@router.post("/deployments/{flow_name}/{deployment_name}/runs", dependencies=[Write])
-async def start_run(flow_name: str, deployment_name: str, body: StartBody) -> dict[str, Any]:
+@router.post(
+    "/deployments/{flow_name}/{deployment_name}/runs",
+    dependencies=[Write],
+    responses=_WRITE,
+    openapi_extra=_request_body(StartBody),
+)
+async def start_run(
+    flow_name: str, deployment_name: str, body: Annotated[StartBody, json_body(StartBody)]
+) -> dict[str, Any]:
     """Queue a run of a deployment for its workers."""
+    _check_stored_size(body.parameters)
     run = await arun_deployment(f"{flow_name}/{deployment_name}", body.parameters, timeout=0)
     return {"run": _dump(run)}
 
 
-@router.get("/events")
+@router.get("/events", responses=_READ)
 async def events(request: Request, run_id: uuid.UUID | None = None) -> EventSourceResponse:
     """Live events (Server-Sent Events): every run's, or one run's with ``run_id``."""
     stream = keys.run_events(str(run_id)) if run_id else keys.EVENTS
     return EventSourceResponse(live.follow(request, stream, live.event_message))
 
 
-@router.get("/runs/{run_id}/logs")
+@router.get("/runs/{run_id}/logs", responses=_READ_RUN)
 async def run_logs(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
     """A run's log records (SSE): the ones written so far, then new ones as they come."""
     await client.read_flow_run(run_id)  # 404 for an unknown run
@@ -187,14 +361,14 @@ async def run_logs(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
     return EventSourceResponse(live.follow(request, stream, live.log_message, from_start=True))
 
 
-@router.get("/runs/{run_id}/replies")
+@router.get("/runs/{run_id}/replies", responses=_READ_RUN)
 async def run_replies(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
     """What the run sends back (``respond()``) to inputs sent from this server (SSE)."""
     await client.read_flow_run(run_id)
     return EventSourceResponse(live.follow_replies(request, str(run_id)))
 
 
-@router.get("/runs/{run_id}/live")
+@router.get("/runs/{run_id}/live", responses=_READ_RUN)
 async def run_live(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
     """One run's events, logs (from the start) and replies on one SSE stream.
 
@@ -212,16 +386,16 @@ async def run_live(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
     )
 
 
+# The project's own client errors; anything else reaching a handler is a bug (500).
 _STATUS: list[tuple[type[Exception], int]] = [
     (FlowRunNotFound, 404),
     (DeploymentNotFound, 404),
     (NotPausedError, 409),
     (FlowPauseTimeout, 409),
     (PayloadTooLarge, 413),
+    (NotJSON, 415),
     (ResumeRejected, 422),
     (ParameterMismatch, 422),
-    (ValidationError, 422),
-    (ValueError, 422),  # e.g. a malformed key prefix
     (BusConnectionError, 503),  # Redis is down: try again later; nothing was changed
 ]
 
@@ -231,12 +405,35 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, ResumeRejected | ParameterMismatch):
         body["errors"] = exc.errors
-    elif isinstance(exc, ValidationError):
-        body["errors"] = exc.errors(include_url=False)
     return JSONResponse(body, status_code=status)
+
+
+def _plain(error: dict[str, Any]) -> dict[str, Any]:
+    msg = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    return {"loc": list(error.get("loc", ())), "msg": msg, "type": error.get("type", "")}
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """Request validation in the same shape as every other 422 (the input is not echoed)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [_plain(e) for e in exc.errors()]
+    where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
+    return JSONResponse({"detail": f"the request is not valid: {where}", "errors": errors}, 422)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: say so (500) with an id the log repeats beside the traceback."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error(
+        "internal error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc
+    )
+    body = {"detail": f"internal error {error_id}; the server log has it", "error_id": error_id}
+    return JSONResponse(body, status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map hitl_bus errors onto HTTP statuses (one place, so every route agrees)."""
     for cls, _ in _STATUS:
         app.add_exception_handler(cls, _handle)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _internal_error)
