@@ -47,17 +47,24 @@ def aof_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def chat_worker(aof_redis: RedisServer) -> Iterator[Callable[[], None]]:
-    """Starts ``python -m hitl_bus.cli worker workers.chat`` (the greeter) on that server."""
+def chat_worker(aof_redis: RedisServer, tmp_path: Path) -> Iterator[Callable[[], None]]:
+    """Starts ``python -m hitl_bus.cli worker workers.chat`` (the greeter) on that server.
+
+    Its stderr (a warning per cut connection) goes to ``worker.log`` in the test's tmp_path.
+    """
     procs: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
         env = {**os.environ, "HITL_BUS_REDIS_URL": aof_redis.url, "HITL_BUS_LOG_TO_STDERR": "0"}
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "hitl_bus.cli", "worker", "workers.chat"], cwd=ROOT, env=env
+        with open(tmp_path / "worker.log", "ab") as log:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "hitl_bus.cli", "worker", "workers.chat"],
+                    cwd=ROOT,
+                    env=env,
+                    stderr=log,
+                )
             )
-        )
 
     yield start
     for proc in procs:
