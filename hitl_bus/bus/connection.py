@@ -191,7 +191,7 @@ class ReconnectRetry(Retry):
             while True:
                 try:
                     result = await do()
-                except self._supported_errors as error:
+                except (RedisError, RedisClusterException) as error:  # the latter is no RedisError
                     if not is_transient(error) or (is_retryable and not is_retryable(error)):
                         raise
                     if isinstance(error, BusyLoadingError):
@@ -236,7 +236,7 @@ def _bus_errors() -> Iterator[None]:
     """
     try:
         yield
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:  # the latter is no RedisError
         if isinstance(exc, _UNREACHABLE) or is_transient(exc):
             raise _unreachable(exc) from exc
         raise
