@@ -11,9 +11,10 @@ hitl_bus is coded against RESP2, which Redis 6.2 and 7 both speak.
 
 Command clients retry through :class:`ReconnectRetry` (redis-py's ``Retry``, bounded by
 time): a dropped connection, a timeout or ``LOADING`` is retried with backoff for
-``HITL_BUS_RECONNECT_TIMEOUT`` seconds before ``BusConnectionError``. Every write hitl_bus
-sends is safe to repeat (docs/architecture.md, "Sending"), so an ambiguous failure, where
-Redis applied a command but its reply was lost, is retried like any other.
+``HITL_BUS_RECONNECT_TIMEOUT`` seconds before ``BusConnectionError``. An ambiguous failure,
+where Redis applied a command but its reply was lost, is retried like any other, so every
+write sent through these clients must be safe to repeat (docs/architecture.md says how
+each is).
 """
 
 from __future__ import annotations

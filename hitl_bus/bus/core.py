@@ -52,9 +52,11 @@ class Bus:
     async def eval(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run a Lua script by its SHA, loading it first when Redis does not know it.
 
-        Retried like any command (a restarted Redis has also forgotten its scripts, so the
-        retry may load it again), within one reconnect window for the whole call. Scripts
-        are written so that running one twice with the same arguments changes nothing more.
+        Retried like any command, within one reconnect window for the whole call (a
+        restarted Redis has forgotten its scripts, so a retry may load it again). A retry
+        after a lost reply runs the script a second time with the same arguments, so a
+        script that writes must leave nothing more the second time (the send script
+        refuses an input key it already has).
         """
         sha = _sha(source)
         with retry_window():
