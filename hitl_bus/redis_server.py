@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -56,7 +57,12 @@ def free_port() -> int:
 
 @dataclass
 class RedisServer:
-    """A ``redis-server`` child process with its own data directory."""
+    """A ``redis-server`` child process with its own data directory.
+
+    ``appendonly=True`` turns on the AOF with ``appendfsync always``: every write Redis
+    acknowledged survives a kill -9, so a restart on the same port and directory
+    (:meth:`restart`, :meth:`kill_and_restart`) comes back with it.
+    """
 
     port: int = field(default_factory=free_port)
     appendonly: bool = False
@@ -69,6 +75,13 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return self.process.pid
 
     def command(self) -> list[str]:
         args = [
@@ -84,7 +97,8 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         return [*args, *self.extra_args]
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
+    def start(self, timeout: float = 10.0, *, loaded: bool = True) -> RedisServer:
+        """Start and wait until it answers; ``loaded=False``: while still loading its data too."""
         self._log = open(Path(self.directory) / "redis.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -95,7 +109,8 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
+                    reply = sock.recv(64)
+                    if reply.startswith(b"+PONG") or (not loaded and reply.startswith(b"-LOADING")):
                         return self
             except OSError:
                 time.sleep(0.02)
@@ -125,6 +140,21 @@ class RedisServer:
 
     def restart(self) -> RedisServer:
         self.stop()
+        return self.start()
+
+    def kill_and_restart(self, down: float = 0.0) -> RedisServer:
+        """Kill -9 by pid, stay down ``down`` seconds, then start on the same port and data.
+
+        Only what the AOF holds comes back (with ``appendonly``: every acknowledged write).
+        """
+        pid = self.pid
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            assert self.process is not None
+            self.process.wait()
+        self._close_log()
+        if down > 0:
+            time.sleep(down)
         return self.start()
 
     def version(self) -> str:

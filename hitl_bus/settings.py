@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     inbox_ttl: float = Field(default=3600.0, gt=0)
     #: Connections for ordinary commands, shared by every coroutine of a loop.
     command_connections: int = Field(default=4, ge=1)
+    #: Seconds a command keeps retrying (with backoff) after a dropped connection, a timeout
+    #: or ``LOADING`` before it raises ``BusConnectionError``; 0: no retries.
+    reconnect_timeout: float = Field(default=30.0, ge=0)
     #: Connections the dispatcher keeps for blocking reads (standalone Redis).
     reader_connections: int = Field(default=3, ge=1)
     #: Approximate length kept of each run's event stream and the global one.

@@ -304,3 +304,43 @@ async def test_zero_timeout_takes_what_is_there_without_waiting() -> None:
     assert [v async for v in grouped] == [1, 2]
     with pytest.raises(ReceiveTimeout):
         await receive_input(int, flow_run_id=run.id, timeout=0, consumer="zero").next()
+
+
+async def test_a_send_repeated_with_its_key_is_stored_once() -> None:
+    run = await new_run()
+    for _ in range(3):  # the application retries, not knowing whether the first one landed
+        assert await send_input("order", flow_run_id=run.id, key="order-42") is None
+    await send_input("other", flow_run_id=run.id, key="order-43")
+    got = receive_input(str, flow_run_id=run.id, timeout=0, with_metadata=True)
+    assert [(i.value, i.metadata.key) async for i in got] == [
+        ("order", "order-42"),
+        ("other", "order-43"),
+    ]
+    events = await get_client().read_events(run.id)
+    assert len([e for e in events if e["type"] == "input.received"]) == 2
+
+
+@pytest.mark.parametrize(
+    "key", ["Order-42", "order 42", "order--42", "-order", "order_42", "", "x" * 201]
+)
+async def test_an_input_key_of_the_wrong_shape_is_refused(key: str) -> None:
+    run = await new_run()
+    with pytest.raises(ValueError, match="input key"):
+        await send_input("order", flow_run_id=run.id, key=key)
+    assert [v async for v in receive_input(str, flow_run_id=run.id, timeout=0)] == []
+
+
+async def test_a_reply_repeated_with_its_key_is_stored_once() -> None:
+    @flow
+    async def answers_twice() -> None:
+        async for msg in receive_input(str, with_metadata=True, timeout=5):
+            for _ in range(2):
+                await msg.respond(f"Hello, {msg.value}!", key=f"reply-to-{msg.metadata.key}")
+            return
+
+    run = await start_flow_run(answers_twice)
+    await send_input("Ada", flow_run_id=run.id, key="ada")
+    replies = receive_input(str, timeout=5, with_metadata=True)
+    first = await replies.next()
+    assert (first.value, first.metadata.key) == ("Hello, Ada!", "reply-to-ada")
+    assert [r async for r in receive_input(str, timeout=0.3)] == ["Hello, Ada!"]

@@ -8,25 +8,47 @@ The scheme picks the backend, as in saq's ``Queue.from_url``:
 
 RESP2 is pinned (redis-py 8 would negotiate RESP3): every reply shape in
 hitl_bus is coded against RESP2, which Redis 6.2 and 7 both speak.
+
+Command clients retry through :class:`ReconnectRetry` (redis-py's ``Retry``, bounded by
+time): a dropped connection, a timeout or ``LOADING`` is retried with backoff for
+``HITL_BUS_RECONNECT_TIMEOUT`` seconds before ``BusConnectionError``. An ambiguous failure,
+where Redis applied a command but its reply was lost, is retried like any other, so every
+write sent through these clients must be safe to repeat (docs/architecture.md says how
+each is).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    BusyLoadingError,
+    ClusterDownError,
+    ExternalAuthProviderError,
+    MaxConnectionsError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hitl_bus.errors import BusConnectionError
+
+T = TypeVar("T")
 
 RedisClient = aioredis.Redis | RedisCluster
 #: Every connection names itself, so ``CLIENT LIST`` shows what a process holds.
@@ -55,6 +77,174 @@ def forget_fake_server(url: str) -> None:
     _fake_servers.pop(urlsplit(url).netloc or "default", None)
 
 
+# -- retrying ------------------------------------------------------------------------------
+
+#: Between tries: exponential with full jitter, from 25 ms doubling to at most 1 s.
+BACKOFF_BASE = 0.025
+BACKOFF_CAP = 1.0
+
+
+def reconnect_backoff() -> ExponentialWithJitterBackoff:
+    """The one backoff policy: command retries and dispatcher readers' reconnects."""
+    return ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
+
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+#: ``ConnectionError`` subclasses that another try cannot fix.
+_PERMANENT = (
+    AuthenticationError,
+    AuthorizationError,
+    ExternalAuthProviderError,
+    MaxConnectionsError,
+)
+#: URLs this process has reached at least once (see ``ReconnectRetry``).
+_reached: set[str] = set()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another try may succeed: a lost connection, a timeout, ``LOADING``, a Cluster
+    failover. Nothing else is retried (a script error, a wrong type, bad credentials)."""
+    if isinstance(exc, _PERMANENT):
+        return False
+    if isinstance(exc, (*_UNREACHABLE, ClusterDownError, TryAgainError)):
+        return True
+    if isinstance(exc, RedisClusterException):  # also a usage error: only "no node answers"
+        cause = exc.__cause__ or exc.__context__
+        return isinstance(cause, _UNREACHABLE) or "cannot be connected" in str(exc)
+    return False
+
+
+class _Window:
+    """One operation's retry window: the deadline, set at its first failure, and its failures."""
+
+    __slots__ = ("deadline", "failures")
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.failures = 0
+
+
+_window: contextvars.ContextVar[_Window | None] = contextvars.ContextVar(
+    "hitl_bus_retry_window", default=None
+)
+
+
+@contextmanager
+def retry_window() -> Iterator[None]:
+    """Make everything retried inside one operation share one window.
+
+    redis-py nests retry loops (taking a pooled connection connects it; a retried command
+    reconnects its socket), and ``Bus.eval`` may send EVALSHA, SCRIPT LOAD, EVALSHA: inside
+    this block they all count against the same ``HITL_BUS_RECONNECT_TIMEOUT``.
+    """
+    if _window.get() is not None:
+        yield
+        return
+    token = _window.set(_Window())
+    try:
+        yield
+    finally:
+        _window.reset(token)
+
+
+async def _nothing(error: Exception, failures: int = 0) -> None:
+    """No cleanup between tries: the Cluster client drops broken connections itself."""
+
+
+class ReconnectRetry(Retry):
+    """redis-py's ``Retry`` bounded by time instead of a count of tries.
+
+    A transient error (:func:`is_transient`) is retried with :func:`reconnect_backoff`
+    until ``timeout`` seconds after the operation's first failure, then raised. Redis
+    restarts, failovers and cut connections come back within seconds; a count of tries
+    cannot say how long that is, a deadline can. A URL this process has never reached
+    (no server answered yet) is not retried: a wrong address or a Redis that is not
+    running fails at once with a clear error instead of after the window. ``LOADING``
+    counts as reached: a server is there, loading its data.
+
+    One instance serves every connection of a pool (``__deepcopy__`` returns it): it
+    holds no per-call state, the window lives in a context variable.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        super().__init__(reconnect_backoff(), retries=-1, supported_errors=(RedisError,))
+        self.url = url
+        self.timeout = timeout
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReconnectRetry:
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        with retry_window():
+            window = _window.get()
+            assert window is not None
+            while True:
+                try:
+                    result = await do()
+                except (RedisError, RedisClusterException) as error:  # the latter is no RedisError
+                    if not is_transient(error) or (is_retryable and not is_retryable(error)):
+                        raise
+                    if isinstance(error, BusyLoadingError):
+                        _reached.add(self.url)
+                    window.failures += 1
+                    if with_failure_count:
+                        await fail(error, window.failures)
+                    else:
+                        await fail(error)
+                    delay = self._delay(window)
+                    if delay is None:
+                        raise
+                    await asyncio.sleep(delay)
+                else:
+                    _reached.add(self.url)
+                    return result
+
+    def _delay(self, window: _Window) -> float | None:
+        """Seconds to wait before the next try, or ``None`` to give up."""
+        now = time.monotonic()
+        if window.deadline is None:
+            if self.timeout <= 0 or self.url not in _reached:
+                return None
+            window.deadline = now + self.timeout
+        remaining = window.deadline - now
+        if remaining <= 0:
+            return None
+        return min(self._backoff.compute(window.failures), remaining)
+
+
+def _unreachable(exc: Exception) -> BusConnectionError:
+    return BusConnectionError(f"Redis is unreachable ({exc}); check HITL_BUS_REDIS_URL")
+
+
+@contextmanager
+def _bus_errors() -> Iterator[None]:
+    """Redis's "cannot reach" errors, once retries are over, become ``BusConnectionError``.
+
+    A Cluster client reports "no node reachable" as a ``RedisClusterException`` (also used
+    for usage errors such as cross-slot commands), so only one caused by a connection
+    failure is translated; every other error passes through as redis-py raised it.
+    """
+    try:
+        yield
+    except (RedisError, RedisClusterException) as exc:  # the latter is no RedisError
+        if isinstance(exc, _UNREACHABLE) or is_transient(exc):
+            raise _unreachable(exc) from exc
+        raise
+
+
+# -- clients -------------------------------------------------------------------------------
+
 _holds_permit = contextvars.ContextVar("hitl_bus_holds_permit", default=False)
 
 
@@ -67,8 +257,11 @@ class _QueueingCluster(RedisCluster):
     each node under its cap; a pipeline's own retried commands reuse its permit.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, reconnect_policy: ReconnectRetry, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: redis-py's own Cluster retries count tries, without backoff: every command and
+        #: pipeline runs inside this time-bounded policy around them.
+        self.policy = reconnect_policy
         self._permits = asyncio.Semaphore(kwargs["max_connections"])
 
     @asynccontextmanager
@@ -84,9 +277,10 @@ class _QueueingCluster(RedisCluster):
                 _holds_permit.reset(token)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        run = super().execute_command
         async with self.permit():
-            with _cluster_errors():
-                return await super().execute_command(*args, **kwargs)
+            with _bus_errors():
+                return await self.policy.call_with_retry(lambda: run(*args, **kwargs), _nothing)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         super().pipeline(transaction, shard_hint)  # its argument checks
@@ -95,55 +289,44 @@ class _QueueingCluster(RedisCluster):
 
 class _QueueingPipeline(ClusterPipeline):
     async def initialize(self) -> ClusterPipeline:
-        with _cluster_errors():
+        with _bus_errors():
             return await super().initialize()
 
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        """Run the queued commands; after a transient failure, queue the same ones and retry.
+
+        redis-py empties the queue whatever the outcome, so the commands are kept first.
+        """
         client: _QueueingCluster = self.cluster_client  # type: ignore[assignment]
+        strategy: Any = self._execution_strategy
+        queued = [(command.args, dict(command.kwargs)) for command in strategy._command_queue]
+        run = super().execute
+        tries = 0
+
+        async def attempt() -> Any:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                for args, kwargs in queued:
+                    self.execute_command(*args, **kwargs)
+            return await run(raise_on_error, allow_redirections)
+
         async with client.permit():
-            with _cluster_errors():
-                return await super().execute(raise_on_error, allow_redirections)
-
-
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
-
-
-def _unreachable(exc: Exception) -> BusConnectionError:
-    return BusConnectionError(f"Redis is unreachable ({exc}); check HITL_BUS_REDIS_URL")
-
-
-@contextmanager
-def _cluster_errors() -> Iterator[None]:
-    """A Cluster client's "no node reachable" becomes ``BusConnectionError``.
-
-    redis-py reports it as a ``RedisClusterException`` (also used for usage errors such as
-    cross-slot commands), so only one caused by a connection failure is translated.
-    """
-    try:
-        yield
-    except (*_UNREACHABLE, RedisClusterException) as exc:
-        cause = exc.__cause__ or exc.__context__
-        if (
-            isinstance(exc, _UNREACHABLE)
-            or isinstance(cause, _UNREACHABLE)
-            or "cannot be connected" in str(exc)
-        ):
-            raise _unreachable(exc) from exc
-        raise
+            with _bus_errors():
+                return await client.policy.call_with_retry(attempt, _nothing)
 
 
 class _CommandClient(aioredis.Redis):
-    """The standalone command client: an unreachable Redis raises ``BusConnectionError``.
+    """The standalone command client: retried by its pool's ``ReconnectRetry``, then an
+    unreachable Redis raises ``BusConnectionError``.
 
-    redis-py has already retried by then; this is the one place its connection
-    errors become hitl_bus's (dispatcher readers keep their own reconnect loop).
+    The retries themselves run inside redis-py (every pooled connection carries the
+    policy); this is the one place its connection errors become hitl_bus's.
     """
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
+        with retry_window(), _bus_errors():
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except _UNREACHABLE as exc:
-            raise _unreachable(exc) from exc
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         return _CommandPipeline(
@@ -153,28 +336,44 @@ class _CommandClient(aioredis.Redis):
 
 class _CommandPipeline(Pipeline):
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
+        with retry_window(), _bus_errors():
             return await super().execute(raise_on_error)
-        except _UNREACHABLE as exc:
-            raise _unreachable(exc) from exc
 
 
-def open_command_client(url: str, max_connections: int) -> Any:
-    """A client whose pool never holds more than ``max_connections`` (callers queue)."""
+def open_command_client(url: str, max_connections: int, reconnect_timeout: float = 30.0) -> Any:
+    """A client whose pool never holds more than ``max_connections`` (callers queue).
+
+    Transient errors are retried for ``reconnect_timeout`` seconds (``ReconnectRetry``).
+    """
     scheme = urlsplit(url).scheme
     if scheme == "fakeredis":
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=_fake_server(url))
+    policy = ReconnectRetry(url, reconnect_timeout)
     if scheme in _CLUSTER_SCHEMES:
         seed = _CLUSTER_SCHEMES[scheme] + url[len(scheme) :]
         return _QueueingCluster.from_url(
-            seed, protocol=2, max_connections=max_connections, client_name=CLIENT_NAME
+            seed,
+            protocol=2,
+            max_connections=max_connections,
+            client_name=CLIENT_NAME,
+            reconnect_policy=policy,
         )
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=None, protocol=2, client_name=CLIENT_NAME
+        url,
+        max_connections=max_connections,
+        timeout=None,
+        protocol=2,
+        client_name=CLIENT_NAME,
+        retry=policy,
     )
     return _CommandClient(connection_pool=pool)
+
+
+#: Readers do not retry inside redis-py: their owner reconnects (dispatcher, worker queues),
+#: and a blocking read must not be re-sent behind its owner's back.
+_NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def open_reader_client(url: str, host: str | None = None, port: int | None = None) -> Any:
@@ -200,6 +399,7 @@ def open_reader_client(url: str, host: str | None = None, port: int | None = Non
             client_name=CLIENT_NAME,
             socket_timeout=None,
             socket_keepalive=True,
+            retry=_NO_RETRY,
         )
     # No socket timeout: the reader's XREAD blocks until data comes (redis-py 8 defaults to 5 s).
     return aioredis.Redis.from_url(
@@ -209,4 +409,5 @@ def open_reader_client(url: str, host: str | None = None, port: int | None = Non
         client_name=CLIENT_NAME,
         socket_timeout=None,
         socket_keepalive=True,
+        retry=_NO_RETRY,
     )

@@ -22,6 +22,7 @@ from hitl_bus.bus.connection import (
     is_cluster_url,
     open_command_client,
     open_reader_client,
+    retry_window,
 )
 from hitl_bus.bus.dispatcher import Dispatcher
 from hitl_bus.settings import Settings, get_settings
@@ -41,19 +42,29 @@ class Bus:
         self.reader_block_ms: int | None = None if self.url.startswith("fakeredis:") else 0
         # Typed Any: redis-py's stubs return unions of sync and async replies that
         # never narrow for a client picked at run time (standalone or Cluster).
-        self.client: Any = open_command_client(self.url, settings.command_connections)
+        self.client: Any = open_command_client(
+            self.url, settings.command_connections, settings.reconnect_timeout
+        )
         self.dispatcher = Dispatcher(self)
         #: Per-loop scratch space for the layers above (e.g. when an inbox was last touched).
         self.state: dict[str, Any] = {}
 
     async def eval(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run a Lua script by its SHA, loading it first when Redis does not know it."""
+        """Run a Lua script by its SHA, loading it first when Redis does not know it.
+
+        Retried like any command, within one reconnect window for the whole call (a
+        restarted Redis has forgotten its scripts, so a retry may load it again). A retry
+        after a lost reply runs the script a second time with the same arguments, so a
+        script that writes must leave nothing more the second time (the send script
+        refuses an input key it already has).
+        """
         sha = _sha(source)
-        try:
-            return await self.client.evalsha(sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.client.script_load(source)
-            return await self.client.evalsha(sha, len(keys), *keys, *args)
+        with retry_window():
+            try:
+                return await self.client.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await self.client.script_load(source)
+                return await self.client.evalsha(sha, len(keys), *keys, *args)
 
     async def open_reader(self, key: str) -> Any:
         """A dedicated connection for a blocking read of ``key`` (its slot's node in Cluster)."""

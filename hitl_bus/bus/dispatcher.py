@@ -25,12 +25,12 @@ import zlib
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hitl_bus import keys
+from hitl_bus.bus.connection import reconnect_backoff
 
 if TYPE_CHECKING:
     from hitl_bus.bus.core import Bus
@@ -48,7 +48,9 @@ LINGER = 30.0
 #: Above this many streams on one reader, a stream leaves the XREAD as soon as
 #: it has no waiter: every wake-up re-sends the whole list, so keep it short.
 CROWDED = 256
-_RECONNECTABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+#: A reader reconnects after these, for as long as it has streams (``LOADING`` is a
+#: ``ConnectionError``; a Cluster with no node answering raises ``RedisClusterException``).
+_RECONNECTABLE = (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError)
 
 
 def parse_id(raw: bytes | str) -> EntryId:
@@ -102,7 +104,11 @@ class _Reader:
             )
 
     async def poke(self) -> None:
-        """End the reader's blocking XREAD so it picks up newly placed streams."""
+        """End the reader's blocking XREAD so it picks up newly placed streams.
+
+        Retried like every command; a doubled wake entry (its reply lost) only wakes the
+        reader once more, and MAXLEN 1 keeps the stream at one entry.
+        """
         bus = self.dispatcher.bus
         try:
             async with bus.client.pipeline(transaction=False) as pipe:
@@ -113,10 +119,17 @@ class _Reader:
             # The reader is reconnecting too and will rebuild its request.
             log.debug("wake-up of %s failed: %s", self.wake_key, exc)
 
-    async def _connect(self) -> Any:
-        if self.client is None:
-            self.client = await self.dispatcher.bus.open_reader(self._sample_key or self.wake_key)
-        return self.client
+    async def _connect(self) -> tuple[Any, bool]:
+        """The reader's connection, and whether it was opened just now.
+
+        A new one is proved with a PING, so the backoff starts over only once Redis
+        answers commands again (not merely accepts connections while still loading).
+        """
+        if self.client is not None:
+            return self.client, False
+        self.client = await self.dispatcher.bus.open_reader(self._sample_key or self.wake_key)
+        await self.client.ping()
+        return self.client, True
 
     async def _drop_client(self) -> None:
         client, self.client = self.client, None
@@ -138,7 +151,7 @@ class _Reader:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         me = asyncio.current_task()
-        backoff = ExponentialWithJitterBackoff(base=0.05, cap=2.0)
+        backoff = reconnect_backoff()
         failures = 0
         try:
             while True:
@@ -158,7 +171,9 @@ class _Reader:
                     request[stream] = format_id(last)
                 self._sample_key = next(iter(self.streams))
                 try:
-                    client = await self._connect()
+                    client, fresh = await self._connect()
+                    if fresh:
+                        failures = 0
                     block = self.dispatcher.bus.reader_block_ms
                     reply = await client.xread(request, block=block, count=BATCH)
                     if block is None and not reply:

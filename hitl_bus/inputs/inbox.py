@@ -25,6 +25,8 @@ _HOST = socket.gethostname()
 
 # Marks the inbox alive and renews its bookkeeping. Its input streams get the
 # same TTL on every write to them (see sending.py), so only declared keys here.
+# Safe to repeat (a retry after a lost reply): HSET of the same fields and PEXPIRE
+# from now leave the same state as running it once.
 _TOUCH = """
 redis.call('HSET', KEYS[1], 'pid', ARGV[2], 'host', ARGV[3])
 local ttl = tonumber(ARGV[1])

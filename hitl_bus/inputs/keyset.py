@@ -101,3 +101,21 @@ def type_slug(tp: Any) -> str:
 def new_input_key(key_prefix: str) -> str:
     """A fresh input key: ``{key_prefix}-{uuid4}``."""
     return f"{key_prefix}-{uuid.uuid4()}"
+
+
+#: Longest input key an application may choose (drawn keys are well under it).
+MAX_INPUT_KEY = 200
+
+
+def check_input_key(key: str) -> str:
+    """An input key an application chose (``send_input(..., key=...)``), shaped like drawn ones.
+
+    Lowercase letters, digits and single dashes, as key prefixes: it is stored in the
+    stream entry and the run's ``input-keys`` set, and shown in UIs as is.
+    """
+    if not isinstance(key, str) or len(key) > MAX_INPUT_KEY or not _PREFIX_RE.match(key):
+        raise ValueError(
+            f"input key {key!r} must be lowercase letters, digits and single dashes "
+            f"(at most {MAX_INPUT_KEY} characters)"
+        )
+    return key

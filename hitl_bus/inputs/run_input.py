@@ -100,20 +100,28 @@ class RunInput(BaseModel):
         flow_run_id: uuid.UUID | str,
         sender: str | None = None,
         key_prefix: str | None = None,
+        key: str | None = None,
     ) -> None:
-        """Send this input to a flow run."""
+        """Send this input to a flow run (``key`` as for ``send_input``)."""
         from hitl_bus.inputs.sending import asend_input
 
-        await asend_input(self, flow_run_id, sender=sender, key_prefix=key_prefix)
+        await asend_input(self, flow_run_id, sender=sender, key_prefix=key_prefix, key=key)
 
     @dual
     async def respond(
-        self, run_input: Any, sender: str | None = None, key_prefix: str | None = None
+        self,
+        run_input: Any,
+        sender: str | None = None,
+        key_prefix: str | None = None,
+        key: str | None = None,
     ) -> None:
-        """Send ``run_input`` back to whoever sent this input (a flow run or a client inbox)."""
+        """Send ``run_input`` back to whoever sent this input (a flow run or a client inbox).
+
+        ``key`` as for ``send_input``: a reply repeated with the same key is stored once.
+        """
         from hitl_bus.inputs.sending import arespond
 
-        await arespond(self, run_input, sender=sender, key_prefix=key_prefix)
+        await arespond(self, run_input, sender=sender, key_prefix=key_prefix, key=key)
 
     @classmethod
     def receive(

@@ -1,12 +1,16 @@
 """``send_input`` and ``respond``: one script call per input.
 
 The script checks that the receiving run (or inbox) exists, refuses a key it
-has already accepted (so a retried send after a dropped reply is not doubled),
-appends the entry, records the stream's key prefix, and, for a run, appends
-the ``input.received`` event: one round trip, atomic on the run's slot. A send
-from outside any run also renews the sender's inbox in the same script on
-standalone Redis (in Cluster the inbox is on another slot, so it is renewed
-separately, at most every tenth of its TTL).
+has already accepted, appends the entry, records the stream's key prefix, and,
+for a run, appends the ``input.received`` event: one round trip, atomic on the
+run's slot. A send from outside any run also renews the sender's inbox in the
+same script on standalone Redis (in Cluster the inbox is on another slot, so it
+is renewed separately, at most every tenth of its TTL).
+
+Safe to repeat: the input key is fixed before the first try (drawn once per
+call, or the caller's ``key=``), so when the bus retries a send whose reply was
+lost, or the application sends again with the same ``key=``, the script finds
+the key accepted and answers "already there" instead of storing a second copy.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from hitl_bus.bus.events import event_fields
 from hitl_bus.context import current_run_id
 from hitl_bus.errors import FlowRunNotFound, InboxNotFound, NotAnswerable
 from hitl_bus.inputs import inbox
-from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix, new_input_key
+from hitl_bus.inputs.keyset import (
+    FLOW_RUN,
+    Mailbox,
+    check_input_key,
+    check_key_prefix,
+    new_input_key,
+)
 from hitl_bus.inputs.run_input import RunInput, as_run_input
 
 # KEYS: target marker, stream, prefix set, key set; then ARGV[9] event streams;
@@ -72,11 +82,15 @@ async def deliver(
     key_prefix: str | None = None,
     key: str | None = None,
 ) -> str:
-    """Append one input to ``target``'s stream for its key prefix; returns the input key."""
+    """Append one input to ``target``'s stream for its key prefix; returns the input key.
+
+    A ``key`` already accepted by ``target`` is not stored again and counts as delivered.
+    """
     bus = get_bus()
     instance = as_run_input(value)
     prefix = check_key_prefix(key_prefix or type(instance).default_key_prefix())
-    input_key = key or new_input_key(prefix)
+    # Chosen once, before the first try: every retry of this call carries the same key.
+    input_key = new_input_key(prefix) if key is None else check_input_key(key)
     from_inbox = False
     if sender is None:
         sender, from_inbox = default_sender()
@@ -114,7 +128,12 @@ async def deliver(
         if is_run:
             raise FlowRunNotFound(owner)
         raise InboxNotFound(owner)
-    if status == _ACCEPTED and is_run and bus.cluster:
+    # In Cluster the global event follows on its own: after this call's script stored the
+    # input (also when a retry found its own key there: the first try's reply was lost).
+    # A doubled ``input.received`` there is harmless: readers of ``hitl:events`` use it as
+    # a hint to re-read the run, never as a count.
+    stored_now = status == _ACCEPTED or (status == _DUPLICATE and key is None)
+    if stored_now and is_run and bus.cluster:
         event = {"key": input_key, "key_prefix": prefix, "sender": sender}
         await bus.client.xadd(
             keys.EVENTS,
@@ -130,6 +149,7 @@ async def asend_input(
     flow_run_id: uuid.UUID | str,
     sender: str | None = None,
     key_prefix: str | None = None,
+    key: str | None = None,
 ) -> None:
     """Send ``run_input`` to a flow run; returns once Redis has acknowledged it.
 
@@ -137,18 +157,33 @@ async def asend_input(
     automatic input with one field ``value``). ``sender`` defaults to the current run,
     or outside a run to this process's inbox, so the receiver can ``respond()``.
 
+    ``key`` is the input's key (lowercase letters, digits, single dashes), else one is
+    drawn as ``{key_prefix}-{uuid4}``. A run stores each key once: sending again with a
+    key it already has succeeds without a second copy, so an application that got
+    ``BusConnectionError`` (the send may or may not have landed) can simply repeat it.
+
     :raises FlowRunNotFound: no such run.
     :raises PayloadTooLarge: the encoded input is over ``HITL_BUS_MAX_PAYLOAD_BYTES``.
+    :raises BusConnectionError: Redis stayed unreachable for ``HITL_BUS_RECONNECT_TIMEOUT``.
     """
-    await deliver(Mailbox.for_run(flow_run_id), run_input, sender=sender, key_prefix=key_prefix)
+    await deliver(
+        Mailbox.for_run(flow_run_id), run_input, sender=sender, key_prefix=key_prefix, key=key
+    )
 
 
 async def arespond(
-    received: RunInput, run_input: Any, sender: str | None = None, key_prefix: str | None = None
+    received: RunInput,
+    run_input: Any,
+    sender: str | None = None,
+    key_prefix: str | None = None,
+    key: str | None = None,
 ) -> None:
-    """Send ``run_input`` to the sender of ``received`` (its flow run or its client inbox)."""
+    """Send ``run_input`` to the sender of ``received`` (its flow run or its client inbox).
+
+    ``key`` as for ``send_input``: a reply sent again with the same key is stored once.
+    """
     origin = received.metadata.sender
     target = Mailbox.parse(origin)
     if target is None:
         raise NotAnswerable(origin)
-    await deliver(target, run_input, sender=sender, key_prefix=key_prefix)
+    await deliver(target, run_input, sender=sender, key_prefix=key_prefix, key=key)
