@@ -113,7 +113,7 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     ctx = current_run()
     if ctx is None or not ctx.sync_body:
         return future.result()
-    in_flight: set[Any] = ctx.extra.setdefault("in_flight", set())
+    in_flight = ctx.state.in_flight
     in_flight.add(future)
     try:
         return future.result()

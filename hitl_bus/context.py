@@ -8,6 +8,8 @@ flow body must call into.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+from collections.abc import Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,44 @@ class FlowRunInfo:
 
 
 @dataclass
+class RunState:
+    """What one execution of a run keeps while it runs; the engine starts it with the run.
+
+    Every layer that keeps per-execution facts keeps them here, typed, so a reader
+    finds them in one place.
+    """
+
+    #: Number of this execution (from the run store's ``begin``): every state write it
+    #: makes carries it, so a superseded execution cannot overwrite the run.
+    attempt: int = 0
+    #: Stored task results by ``<task name>:<call index>``, loaded once when it starts.
+    task_results: dict[str, Any] = field(default_factory=dict)
+    #: Calls made so far per task name: the call index of the next call.
+    task_calls: dict[str, int] = field(default_factory=dict)
+    #: Pauses reached so far: the next pause's default key is ``pause-<pauses + 1>``.
+    pauses: int = 0
+    #: Why the flow's own validator refused the last answer; shown on the next pause.
+    rejection: str | None = None
+    #: Key prefixes this execution announced it receives on (once each).
+    receivers_announced: set[str] = field(default_factory=set)
+    #: A sync body's blocking calls in progress, cancelled when the run is.
+    in_flight: set[concurrent.futures.Future[Any]] = field(default_factory=set)
+    #: Writes running in the background; the engine waits for them before the run ends.
+    pending_writes: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def write_later(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a Redis write in the background: the run goes on, and ends after it."""
+        task = asyncio.get_running_loop().create_task(write)
+        self.pending_writes.add(task)
+        task.add_done_callback(self.pending_writes.discard)
+
+    async def flush_writes(self) -> None:
+        """Wait for the background writes (the engine calls this before a run ends)."""
+        if self.pending_writes:
+            await asyncio.gather(*list(self.pending_writes), return_exceptions=True)
+
+
+@dataclass
 class FlowRunContext:
     """The run a piece of code executes in, and the loop that owns its connections."""
 
@@ -31,13 +71,10 @@ class FlowRunContext:
     loop: asyncio.AbstractEventLoop
     #: True while a sync flow's body runs in its own thread, off ``loop``.
     sync_body: bool = False
-    #: Number of this execution of the run (from the store's ``begin``): every state
-    #: write it makes carries it, so a superseded execution cannot overwrite the run.
-    attempt: int = 0
     #: Set when the run was cancelled: the run's code stops at its next checkpoint.
     cancel_requested: bool = False
-    #: Free slot for the engine's per-run state (logs, counters).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: What this execution keeps while it runs.
+    state: RunState = field(default_factory=RunState)
 
 
 _current_run: ContextVar[FlowRunContext | None] = ContextVar("hitl_bus_flow_run", default=None)

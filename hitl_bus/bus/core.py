@@ -46,8 +46,9 @@ class Bus:
             self.url, settings.command_connections, settings.reconnect_timeout
         )
         self.dispatcher = Dispatcher(self)
-        #: Per-loop scratch space for the layers above (e.g. when an inbox was last touched).
-        self.state: dict[str, Any] = {}
+        self.closed = False
+        #: Kept here: the loop holds async generators only weakly.
+        self.shutdown_hook: AsyncIterator[None] | None = None
 
     async def eval(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run a Lua script by its SHA, loading it first when Redis does not know it.
@@ -83,9 +84,9 @@ class Bus:
 
     async def aclose(self) -> None:
         """Close the readers and connections (once; later calls do nothing)."""
-        if self.state.get("closed"):
+        if self.closed:
             return
-        self.state["closed"] = True
+        self.closed = True
         await self.dispatcher.aclose()
         await self.client.aclose()
 
@@ -106,7 +107,7 @@ async def _close_at_loop_shutdown(bus: Bus) -> AsyncIterator[None]:
 def _arm_shutdown_hook(loop: asyncio.AbstractEventLoop, bus: Bus) -> None:
     on_portal_exit(loop, bus.aclose)  # the portal loop never shuts down by itself
     hook = _close_at_loop_shutdown(bus)
-    bus.state["shutdown_hook"] = hook  # the loop holds async generators weakly
+    bus.shutdown_hook = hook
     loop.create_task(anext(hook))  # type: ignore[arg-type]
 
 

@@ -57,7 +57,7 @@ async def watch_for_cancel(
             position = entry_id.decode()
             if codec.text(fields.get(b"type")) == "cancel":
                 ctx.cancel_requested = True
-                for future in list(ctx.extra.get("in_flight", ())):
+                for future in list(ctx.state.in_flight):
                     future.cancel()  # a sync flow's blocking call
                 if main is not None:
                     main.cancel()  # an async flow, at its current await

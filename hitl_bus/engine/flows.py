@@ -37,7 +37,7 @@ from hitl_bus.engine.cancelling import watch_for_cancel
 from hitl_bus.engine.pausing import Suspended
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
 from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
-from hitl_bus.engine.tasks import decode_results, flush_writes
+from hitl_bus.engine.tasks import decode_results
 from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
 from hitl_bus.inputs.keyset import normalize_run_id
 
@@ -183,13 +183,13 @@ async def run_flow(
     run_id = str(run.id)
     info = FlowRunInfo(id=run_id, name=run.name, flow_name=flow.name, parameters=parameters)
     ctx = FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async)
-    ctx.extra["task_results"] = results
+    ctx.state.task_results = results
     token = set_current_run(ctx)
     run_logs.start_shipping(run_id)
     watcher: asyncio.Task[None] | None = None
     try:
         try:
-            ctx.attempt = await store.begin(run_id, Running(), worker)
+            ctx.state.attempt = await store.begin(run_id, Running(), worker)
         except StateConflict:
             if (await read_flow_run(run_id)).state.is_cancelling():
                 await _end(run_id, Cancelled("cancelled before it started"), None)
@@ -203,30 +203,30 @@ async def run_flow(
             else:
                 result = await _in_thread(flow.fn, parameters, run.name)
         except Suspended:
-            await flush_writes(ctx)
+            await ctx.state.flush_writes()
             raise FlowRunSuspended(run_id) from None
         except (CancelRequested, asyncio.CancelledError) as exc:
             if not ctx.cancel_requested:  # the task itself was cancelled (e.g. shutdown)
                 if HAND_BACK in getattr(exc, "args", ()):
                     raise  # its worker hands the run back: the release decides its state
                 await asyncio.shield(
-                    _end(run_id, Cancelled("the run's task was cancelled"), ctx.attempt)
+                    _end(run_id, Cancelled("the run's task was cancelled"), ctx.state.attempt)
                 )
                 raise
             if isinstance(exc, asyncio.CancelledError) and main is not None:
                 main.uncancel()  # our own interruption: the run ends here, normally
-            await flush_writes(ctx)
-            await _end(run_id, Cancelled("cancelled; stopped at a checkpoint"), ctx.attempt)
+            await ctx.state.flush_writes()
+            await _end(run_id, Cancelled("cancelled; stopped at a checkpoint"), ctx.state.attempt)
             raise FlowRunCancelled(run_id) from None
         except Exception as exc:
             run_logs.get_run_logger().error(
                 "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
             )
-            await flush_writes(ctx)
-            await _end(run_id, Failed(f"{type(exc).__name__}: {exc}"), ctx.attempt)
+            await ctx.state.flush_writes()
+            await _end(run_id, Failed(f"{type(exc).__name__}: {exc}"), ctx.state.attempt)
             raise
-        await flush_writes(ctx)
-        await _end(run_id, Completed(), ctx.attempt)
+        await ctx.state.flush_writes()
+        await _end(run_id, Completed(), ctx.state.attempt)
         return result
     finally:
         if watcher is not None:

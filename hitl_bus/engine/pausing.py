@@ -31,7 +31,6 @@ from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise
 from hitl_bus.engine import store
 from hitl_bus.engine.runs import expire_pause, read_run_record
 from hitl_bus.engine.states import State, StateType
-from hitl_bus.engine.tasks import write_later
 from hitl_bus.errors import (
     FlowPauseTimeout,
     FlowRunNotFound,
@@ -61,9 +60,8 @@ def _require_run() -> FlowRunContext:
 
 
 def _next_pause_key(ctx: FlowRunContext) -> str:
-    count = ctx.extra.get("pauses", 0) + 1
-    ctx.extra["pauses"] = count
-    return f"pause-{count}"
+    ctx.state.pauses += 1
+    return f"pause-{ctx.state.pauses}"
 
 
 def _defaults(input_cls: type[RunInput]) -> dict[str, Any]:
@@ -90,12 +88,12 @@ async def _consume_response(
         value = input_cls.model_validate(data)
     except ValidationError as exc:
         message = f"Input rejected: {_plain_errors(exc)}"
-        ctx.extra["rejection"] = message
+        ctx.state.rejection = message
         await store.set_state(
             ctx.flow_run.id,
             State(type=StateType.RUNNING, message=message),
             expect=(StateType.RUNNING,),
-            attempt=ctx.attempt,
+            attempt=ctx.state.attempt,
         )
         raise
     return value.value if is_automatic(input_cls) else value  # type: ignore[attr-defined]
@@ -148,7 +146,7 @@ async def _pause(
     state = State(
         type=StateType.PAUSED,
         name="Suspended" if suspend else "Paused",
-        message=ctx.extra.pop("rejection", None),
+        message=ctx.state.rejection,
         state_details=details,
     )
     values: list[Any] = []
@@ -171,7 +169,8 @@ async def _pause(
         schema=schema,
         values=values,
     )
-    await store.pause(run_id, ctx.attempt, request)
+    await store.pause(run_id, ctx.state.attempt, request)
+    ctx.state.rejection = None
     if suspend:
         raise Suspended(run_id)
     answered = await _wait_for_resume(run_id, pause_key, position, deadline)
@@ -190,9 +189,9 @@ async def _take_answer(
     try:
         value = await _consume_response(ctx, input_cls, raw)
     except ValidationError:
-        write_later(ctx, _announce_answer(ctx.flow_run.id, pause_key, accepted=False))
+        ctx.state.write_later(_announce_answer(ctx.flow_run.id, pause_key, accepted=False))
         raise
-    write_later(ctx, _announce_answer(ctx.flow_run.id, pause_key, accepted=True))
+    ctx.state.write_later(_announce_answer(ctx.flow_run.id, pause_key, accepted=True))
     return value
 
 

@@ -10,11 +10,10 @@ execution starts, so a lookup costs no round trip.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import orjson
@@ -24,6 +23,7 @@ from hitl_bus import keys
 from hitl_bus._sync import run_blocking, running_loop
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.context import FlowRunContext, current_run, raise_if_cancelled
+from hitl_bus.engine.pausing import check_suspend_request
 from hitl_bus.errors import TaskResultNotJSON
 
 P = ParamSpec("P")
@@ -53,14 +53,14 @@ class Task(Generic[P, R]):
     def _slot(
         self, ctx: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[str, str]:
-        calls: dict[str, int] = ctx.extra.setdefault("task_calls", {})
+        calls = ctx.state.task_calls
         calls[self.name] = calls.get(self.name, 0) + 1
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return f"{self.name}:{calls[self.name]}", _digest(dict(bound.arguments))
 
     def _replay(self, ctx: FlowRunContext, slot: str, digest: str) -> tuple[bool, Any]:
-        stored = ctx.extra.get("task_results", {}).get(slot)
+        stored = ctx.state.task_results.get(slot)
         if stored is not None and stored.get("inputs") == digest:
             return True, stored.get("result")
         return False, None
@@ -112,33 +112,16 @@ class Task(Generic[P, R]):
 
 
 async def _check_boundary(ctx: FlowRunContext) -> None:
-    from hitl_bus.engine.pausing import check_suspend_request
-
     await check_suspend_request(ctx)
 
 
 async def _store(ctx: FlowRunContext, slot: str, encoded: bytes) -> None:
     await get_bus().client.hset(keys.run_tasks(ctx.flow_run.id), slot, encoded)
-    ctx.extra.setdefault("task_results", {})[slot] = orjson.loads(encoded)
+    ctx.state.task_results[slot] = orjson.loads(encoded)
 
 
 def _store_later(ctx: FlowRunContext, slot: str, encoded: bytes) -> None:
-    write_later(ctx, _store(ctx, slot, encoded))
-
-
-def write_later(ctx: FlowRunContext, write: Coroutine[Any, Any, None]) -> None:
-    """Run a Redis write in the background: the run goes on, the engine waits before it ends."""
-    pending: set[asyncio.Task[None]] = ctx.extra.setdefault("pending_writes", set())
-    task = asyncio.get_running_loop().create_task(write)
-    pending.add(task)
-    task.add_done_callback(pending.discard)
-
-
-async def flush_writes(ctx: FlowRunContext) -> None:
-    """Wait for the run's background writes (the engine calls this before a run ends)."""
-    pending: set[asyncio.Task[None]] = ctx.extra.get("pending_writes", set())
-    if pending:
-        await asyncio.gather(*list(pending), return_exceptions=True)
+    ctx.state.write_later(_store(ctx, slot, encoded))
 
 
 @overload

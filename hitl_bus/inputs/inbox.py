@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from typing import Any
 
 from hitl_bus import keys
@@ -22,6 +23,8 @@ from hitl_bus.inputs.keyset import CLIENT, Mailbox
 _lock = threading.Lock()
 _inbox_id: str | None = None
 _HOST = socket.gethostname()
+#: When each loop's bus last created or renewed the inbox (loop time).
+_touched: weakref.WeakKeyDictionary[Bus, float] = weakref.WeakKeyDictionary()
 
 # Marks the inbox alive and renews its bookkeeping. Its input streams get the
 # same TTL on every write to them (see sending.py), so only declared keys here.
@@ -65,11 +68,15 @@ async def touch(bus: Bus) -> None:
     """Create or renew this process's inbox now."""
     renew_keys, (pid, host) = renewal(bus)
     await bus.eval(_TOUCH, renew_keys, [int(bus.settings.inbox_ttl * 1000), pid, host])
-    bus.state["inbox_touched"] = asyncio.get_running_loop().time()
+    _touched[bus] = asyncio.get_running_loop().time()
 
 
 async def renew_if_due(bus: Bus) -> None:
     """Renew the inbox unless that was done within the last tenth of its TTL."""
-    last = bus.state.get("inbox_touched")
-    if last is None or asyncio.get_running_loop().time() - last > bus.settings.inbox_ttl / 10:
+    if asyncio.get_running_loop().time() - touched_at(bus) > bus.settings.inbox_ttl / 10:
         await touch(bus)
+
+
+def touched_at(bus: Bus) -> float:
+    """When this loop last created or renewed the inbox (loop time; -inf: never)."""
+    return _touched.get(bus, float("-inf"))

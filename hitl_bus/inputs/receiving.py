@@ -226,7 +226,7 @@ class InputReceiver(Generic[T]):
         ctx = current_run()
         if self.mailbox.kind != FLOW_RUN or ctx is None or ctx.flow_run.id != self.mailbox.id:
             return
-        announced: set[str] = ctx.extra.setdefault("receivers_announced", set())
+        announced = ctx.state.receivers_announced
         if self.key_prefix not in announced:
             announced.add(self.key_prefix)
             schema = schema_json(self.input_cls)
@@ -299,7 +299,7 @@ class InputReceiver(Generic[T]):
         renew_every = bus.settings.inbox_ttl / 3
         loop = asyncio.get_running_loop()
         while True:
-            if loop.time() - bus.state.get("inbox_touched", float("-inf")) > renew_every:
+            if loop.time() - inbox.touched_at(bus) > renew_every:
                 await inbox.touch(bus)
             try:
                 return await bus.dispatcher.wait(self.stream, self._position, renew_every)
