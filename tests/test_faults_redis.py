@@ -223,6 +223,20 @@ async def test_a_send_whose_reply_was_lost_is_retried_and_stored_once(
     assert await _stored_values(str(run.id)) == ["warm-up", "once"]
 
 
+async def test_a_group_read_whose_reply_was_lost_loses_no_input(proxy: ReplyLosingProxy) -> None:
+    """A consumer-group read is applied (the entries are now pending under the consumer)
+    but its reply is lost; the retried read must still hand those entries over."""
+    run = await new_run()
+    receiver = receive_input(str, flow_run_id=run.id, consumer="reader", timeout=3)
+    await send_input("a", flow_run_id=run.id)
+    assert await receiver.next() == "a"
+    await send_input("b", flow_run_id=run.id)
+    await send_input("c", flow_run_id=run.id)
+    proxy.arm(b"XREADGROUP")
+    assert [await receiver.next(), await receiver.next()] == ["b", "c"]
+    assert proxy.lost  # the read really was applied and its reply lost
+
+
 async def test_an_application_retry_with_the_same_key_is_stored_once(
     proxy: ReplyLosingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ from hitl_bus import get_client, receive_input, resume_flow_run, run_deployment,
 from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
+from tests.helpers import eventually
 from tests.workers import StartWorker, registered, state_of, wait_state, workers_alive
 
 pytestmark = pytest.mark.realredis
@@ -204,3 +205,19 @@ async def test_a_worker_recovers_from_a_flushed_redis(start_worker: StartWorker)
     await registered("record/default")  # registered again by the worker's upkeep
     run = await run_deployment("record/default", {"tag": "flushed"}, timeout=20)
     assert run.state.is_completed()
+
+
+async def test_acknowledged_queue_entries_are_trimmed(start_worker: StartWorker) -> None:
+    start_worker()
+    await registered("record/default")
+    runs = [await run_deployment("record/default", {"tag": "trim"}, timeout=0) for _ in range(5)]
+    for run in runs:
+        await wait_state(run.id, lambda s: s.is_completed())  # type: ignore[attr-defined]
+    queue = key_names.deployment_queue("record/default")
+
+    async def trimmed() -> bool:
+        return await get_bus().client.xlen(queue) == 0
+
+    await eventually(trimmed, timeout=10)  # the next upkeep trims what every worker acked
+    waiting = await run_deployment("record/default", {"tag": "trim"}, timeout=0)
+    await wait_state(waiting.id, lambda s: s.is_completed())  # type: ignore[attr-defined]

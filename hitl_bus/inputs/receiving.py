@@ -79,7 +79,6 @@ class InputReceiver(Generic[T]):
         self._position = "0-0"  # id of the last entry taken from the stream
         self._checked = False
         self._group_ready = False
-        self._pending_from: str | None = "0"  # re-read our unacknowledged entries first
         self._acks: list[bytes] = []
 
     # -- iteration faces ---------------------------------------------------------------
@@ -264,6 +263,14 @@ class InputReceiver(Generic[T]):
             await self._wait(bus)
 
     async def _read_group(self, bus: Bus) -> list[Entry]:
+        """Our pending entries, then new ones, in one round trip.
+
+        Everything handed out before is acknowledged first (in the same pipeline), so
+        what is still pending was delivered but never reached this receiver: a reply
+        lost in a dropped connection (the retried read would skip it), or entries of a
+        receiver of the same name that stopped. Reading them on every fill makes the
+        group read safe to retry.
+        """
         group = self.consumer
         assert group is not None
         if not self._group_ready:
@@ -272,24 +279,22 @@ class InputReceiver(Generic[T]):
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-            self._group_ready = True
-        if self._pending_from is not None:
-            reply = await bus.client.xreadgroup(
-                group, group, {self.stream: self._pending_from}, count=BATCH
-            )
-            entries: list[Entry] = reply[0][1] if reply else []
-            if entries:
-                self._pending_from = entries[-1][0].decode()
-                return entries
-            self._pending_from = None
             for info in await bus.client.xinfo_groups(self.stream):
                 if codec.text(info["name"]) == group:
                     self._position = codec.text(info["last-delivered-id"]) or "0-0"
-        reply = await bus.client.xreadgroup(group, group, {self.stream: ">"}, count=BATCH)
-        entries = reply[0][1] if reply else []
-        if entries:
-            self._position = entries[-1][0].decode()
-        return entries
+            self._group_ready = True
+        async with bus.client.pipeline(transaction=False) as pipe:
+            if self._acks:
+                pipe.xack(self.stream, group, *self._acks)
+            pipe.xreadgroup(group, group, {self.stream: "0"}, count=BATCH)
+            pipe.xreadgroup(group, group, {self.stream: ">"}, count=BATCH)
+            replies = await pipe.execute()
+        self._acks.clear()
+        pending: list[Entry] = replies[-2][0][1] if replies[-2] else []
+        new: list[Entry] = replies[-1][0][1] if replies[-1] else []
+        if new:
+            self._position = new[-1][0].decode()
+        return pending + new
 
     async def _wait(self, bus: Bus) -> list[Entry]:
         """Park on the dispatcher until the stream has entries past our position; returns them."""
