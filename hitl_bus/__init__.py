@@ -38,6 +38,7 @@ from hitl_bus.inputs import (
     receive_input,
     send_input,
 )
+from hitl_bus.version import __version__ as __version__
 
 
 def get_run_context() -> FlowRunContext:
@@ -50,8 +51,6 @@ def get_run_context() -> FlowRunContext:
         raise errors.MissingContextError("not inside a flow run")
     return ctx
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "TERMINAL_STATES",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hitl_bus import __version__
+from hitl_bus.version import __version__
 
 if TYPE_CHECKING:
     from hitl_bus.engine.runs import FlowRun

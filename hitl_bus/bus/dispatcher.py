@@ -23,7 +23,7 @@ import logging
 import uuid
 import zlib
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, ResponseError
@@ -33,7 +33,7 @@ from hitl_bus import keys
 from hitl_bus.bus.connection import reconnect_backoff
 
 if TYPE_CHECKING:
-    from hitl_bus.bus.core import Bus
+    from hitl_bus.settings import Settings
 
 log = logging.getLogger("hitl_bus.dispatcher")
 
@@ -241,10 +241,25 @@ class _Reader:
                 watch.idle_since = now
 
 
+class ReaderSource(Protocol):
+    """What a dispatcher needs of its bus: connections for its readers, and the settings."""
+
+    settings: Settings
+    cluster: bool
+    #: ``XREAD BLOCK`` milliseconds (0: forever); ``None`` re-reads every few ms instead.
+    reader_block_ms: int | None
+    #: The command client (the readers' wake-up pokes go through it).
+    client: Any
+
+    async def open_reader(self, key: str) -> Any: ...
+
+    async def refresh_topology(self) -> None: ...
+
+
 class Dispatcher:
     """Routes stream entries to the coroutines of one event loop that wait for them."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: ReaderSource) -> None:
         self.bus = bus
         self.id = uuid.uuid4().hex
         self._readers: dict[Hashable, _Reader] = {}

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from hitl_bus import __version__
+from hitl_bus.version import __version__
 from hitl_bus.web import pages
 from hitl_bus.web.api import install_error_handlers, router
 from hitl_bus.web.headers import SECURITY_HEADERS, SecureASGIMiddleware

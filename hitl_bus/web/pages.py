@@ -21,8 +21,8 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from hitl_bus import __version__
 from hitl_bus.settings import get_settings
+from hitl_bus.version import __version__
 from hitl_bus.web import auth
 
 HERE = Path(__file__).parent
