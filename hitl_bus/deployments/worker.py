@@ -21,10 +21,9 @@ import signal
 import socket
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from hitl_bus import keys
-from hitl_bus.bus import codec, get_bus
+from hitl_bus.bus import codec, get_bus, groups
 from hitl_bus.deployments.registry import register
 from hitl_bus.engine import store
 from hitl_bus.engine.flows import HAND_BACK, Deployment, execute_flow_run
@@ -81,7 +80,9 @@ class Worker:
         bus = get_bus()
         for deployment in self.deployments.values():
             await register(deployment)
-            await _ensure_group(bus, keys.deployment_queue(deployment.full_name))
+            await groups.ensure_group(
+                bus.client, keys.deployment_queue(deployment.full_name), keys.WORKERS_GROUP
+            )
         await self._beat()
         upkeep = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._upkeep())]
         takers = [asyncio.create_task(self._take(d)) for d in self.deployments.values()]
@@ -141,13 +142,13 @@ class Worker:
                     self._freed.clear()
                     await self._freed.wait()
                 try:
-                    reply = await reader.xreadgroup(
-                        keys.WORKERS_GROUP, self.id, {queue: ">"}, count=1, block=1000
+                    reply = await groups.read_group(
+                        reader, keys.WORKERS_GROUP, self.id, {queue: ">"}, count=1, block=1000
                     )
+                except groups.GroupMissing:  # Redis was flushed: make the queue again
+                    await groups.ensure_group(bus.client, queue, keys.WORKERS_GROUP)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - reconnects on the next read
-                    if "NOGROUP" in str(exc):  # Redis was flushed: make the queue again
-                        await _ensure_group(bus, queue)
-                        continue
                     log.warning("reading %s failed: %s", queue, exc)
                     await asyncio.sleep(0.5)
                     continue
@@ -302,14 +303,6 @@ async def _trim_queue(queue: str) -> None:
         ms, seq = (codec.text(delivered) or "0-0").split("-")
         oldest_needed = f"{ms}-{int(seq) + 1}"
     await bus.client.xtrim(queue, minid=codec.text(oldest_needed), approximate=False)
-
-
-async def _ensure_group(bus: Any, queue: str) -> None:
-    try:
-        await bus.client.xgroup_create(queue, keys.WORKERS_GROUP, id="0", mkstream=True)
-    except Exception as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 def serve(*deployments: Deployment, concurrency: int = 4, grace: float = 10.0) -> None:

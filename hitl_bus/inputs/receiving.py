@@ -18,11 +18,10 @@ from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from redis.exceptions import ResponseError
 
 from hitl_bus import keys
 from hitl_bus._sync import run_blocking, running_loop
-from hitl_bus.bus import Bus, codec, get_bus
+from hitl_bus.bus import Bus, codec, get_bus, groups
 from hitl_bus.bus.dispatcher import BATCH, Entry
 from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
@@ -249,9 +248,7 @@ class InputReceiver(Generic[T]):
         while True:
             try:
                 entries = await self._read_group(bus)
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
+            except groups.GroupMissing:
                 self._group_ready = False  # the group is gone (Redis flushed): make it again
                 entries = await self._read_group(bus)
             if entries:
@@ -274,11 +271,7 @@ class InputReceiver(Generic[T]):
         group = self.consumer
         assert group is not None
         if not self._group_ready:
-            try:
-                await bus.client.xgroup_create(self.stream, group, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            await groups.ensure_group(bus.client, self.stream, group)
             for info in await bus.client.xinfo_groups(self.stream):
                 if codec.text(info["name"]) == group:
                     self._position = codec.text(info["last-delivered-id"]) or "0-0"
@@ -288,7 +281,11 @@ class InputReceiver(Generic[T]):
                 pipe.xack(self.stream, group, *self._acks)
             pipe.xreadgroup(group, group, {self.stream: "0"}, count=BATCH)
             pipe.xreadgroup(group, group, {self.stream: ">"}, count=BATCH)
-            replies = await pipe.execute()
+            try:
+                replies = await pipe.execute()
+            except Exception as exc:
+                groups.raise_if_missing(exc)
+                raise
         self._acks.clear()
         pending: list[Entry] = replies[-2][0][1] if replies[-2] else []
         new: list[Entry] = replies[-1][0][1] if replies[-1] else []
