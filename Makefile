@@ -36,7 +36,7 @@ typecheck: $(STAMP) ## mypy --strict on the package
 	$(VENV)/bin/mypy
 
 bench: $(STAMP) ## Measure against raw redis-py (docs/benchmarks.md)
-	$(PYTHON) bench/bench_bus.py && $(PYTHON) bench/bench_pause.py && $(PYTHON) bench/bench_workers.py && $(PYTHON) bench/bench_web.py
+	$(PYTHON) bench/bench_bus.py && $(PYTHON) bench/bench_pause.py && $(PYTHON) bench/bench_workers.py && $(PYTHON) bench/bench_web.py && $(PYTHON) bench/bench_retention.py
 
 ci: lint typecheck test ## Everything CI checks
 
