@@ -50,6 +50,16 @@ class Bus:
         #: Kept here: the loop holds async generators only weakly.
         self.shutdown_hook: AsyncIterator[None] | None = None
 
+    @property
+    def one_node(self) -> bool:
+        """Every key lives on one Redis (standalone): a script or a MULTI/EXEC may span
+        hash tags. In Cluster each tag is a slot of its own, possibly on another node."""
+        return not self.cluster
+
+    def transaction(self) -> Any:
+        """A pipeline that is one MULTI/EXEC where every key is on one node, else a plain one."""
+        return self.client.pipeline(transaction=self.one_node)
+
     async def eval(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run a Lua script by its SHA, loading it first when Redis does not know it.
 

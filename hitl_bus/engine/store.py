@@ -151,7 +151,7 @@ async def create(run: FlowRun, *, enqueue: bool = False) -> None:
     }
     if run.deployment:
         fields["deployment"] = run.deployment
-    async with bus.client.pipeline(transaction=not bus.cluster) as pipe:
+    async with bus.transaction() as pipe:
         pipe.hset(keys.run(run_id), mapping=fields)
         pipe.zadd(keys.runs_by_state(run.state.type.value), {run_id: _ms(run.state.timestamp)})
         append_event(
@@ -227,7 +227,7 @@ def retention_ms(bus: Bus) -> int:
 
 async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None = None) -> Change:
     bus = get_bus()
-    in_script = queue is not None and not bus.cluster
+    in_script = queue is not None and bus.one_node
     common = [
         run_id,
         bus.settings.events_maxlen,
