@@ -7,6 +7,12 @@ Public functions are written once, as coroutines. Their dual face
 2. otherwise block until it is done, on the loop of the current flow run
    when a sync flow body calls (its connections live there), else on one
    process-wide portal loop running in a daemon thread.
+
+A type checker cannot see the caller's situation, so the dual face is typed
+as what sync code gets: ``Callable[P, T]``. The mypy plugin
+(``hitl_bus.mypy_plugin``) types the same call as ``Coroutine[Any, Any, T]``
+inside an ``async def``, so both styles check without casts; other checkers
+see the sync type, and async code there uses the ``a``-prefixed twins.
 """
 
 from __future__ import annotations
@@ -125,15 +131,23 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
         in_flight.discard(future)
 
 
-def dual(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Any]:
+def dispatch(coro: Coroutine[Any, Any, T]) -> T:
+    """Apply the rule to one call: hand ``coro`` back to a running loop, else block on it.
+
+    Typed as the sync result (see the module docstring); in async code the value
+    really is ``coro``, which the mypy plugin tells the checker.
+    """
+    if running_loop() is not None:
+        return coro  # type: ignore[return-value]
+    return run_blocking(coro)
+
+
+def dual(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     """Give a coroutine function a face that is awaited in async code and blocks in sync code."""
 
     @functools.wraps(fn)
-    def call(*args: P.args, **kwargs: P.kwargs) -> Any:
-        coro = fn(*args, **kwargs)
-        if running_loop() is not None:
-            return coro
-        return run_blocking(coro)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        return dispatch(fn(*args, **kwargs))
 
     call.aio = fn  # type: ignore[attr-defined]
     return call

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 from pydantic import ValidationError
 
@@ -211,6 +211,12 @@ class SyncHitlClient:
         return run_blocking(self._client.read_receivers(flow_run_id))
 
 
-def get_client(sync_client: bool = False) -> Any:
+@overload
+def get_client(sync_client: Literal[False] = False) -> HitlClient: ...
+@overload
+def get_client(sync_client: Literal[True]) -> SyncHitlClient: ...
+@overload
+def get_client(sync_client: bool) -> HitlClient | SyncHitlClient: ...
+def get_client(sync_client: bool = False) -> HitlClient | SyncHitlClient:
     """An async client, or with ``sync_client=True`` a blocking one with the same methods."""
     return SyncHitlClient() if sync_client else HitlClient()

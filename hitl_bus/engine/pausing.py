@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,6 +42,8 @@ from hitl_bus.inputs import Keyset, keyset_from_base_key, run_input_subclass_fro
 from hitl_bus.inputs.keyset import normalize_run_id
 from hitl_bus.inputs.run_input import RunInput, is_automatic, schema_json
 from hitl_bus.inputs.schema_check import schema_errors
+
+T = TypeVar("T")
 
 
 class Suspended(BaseException):
@@ -243,6 +245,27 @@ async def _wait_for_resume(
                 raise FlowPauseTimeout(f"flow run {run_id} was not resumed in time")
 
 
+@overload
+async def apause_flow_run(
+    wait_for_input: None = None,
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    key: str | None = None,
+) -> None: ...
+@overload
+async def apause_flow_run(
+    wait_for_input: type[T],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    key: str | None = None,
+) -> T: ...
+@overload
+async def apause_flow_run(
+    wait_for_input: Any,
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    key: str | None = None,
+) -> Any: ...
 async def apause_flow_run(
     wait_for_input: Any = None,
     timeout: float | None = 3600,
@@ -252,8 +275,10 @@ async def apause_flow_run(
     """Pause the current run until it is resumed; returns the input (or ``None``).
 
     ``wait_for_input`` is a built-in type (returned as a plain value), a pydantic
-    model or a ``RunInput`` (returned as an instance). The process stays and wakes
-    the moment the run is resumed (``poll_interval`` is accepted, not needed).
+    model or a ``RunInput`` (returned as an instance): a class ``C`` gives a ``C``
+    to the type checker, other forms (``Literal[...]``, unions) give ``Any``. The
+    process stays and wakes the moment the run is resumed (``poll_interval`` is
+    accepted, not needed).
 
     :raises FlowPauseTimeout: not resumed within ``timeout`` seconds; the run is Failed.
     :raises pydantic.ValidationError: the input failed the model's own validators.
@@ -262,6 +287,34 @@ async def apause_flow_run(
     return await _pause(wait_for_input, timeout, key, suspend=False)
 
 
+@overload
+async def asuspend_flow_run(
+    wait_for_input: None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    timeout: float | None = None,
+    key: str | None = None,
+) -> None: ...
+@overload
+async def asuspend_flow_run(
+    wait_for_input: type[T],
+    flow_run_id: None = None,
+    timeout: float | None = None,
+    key: str | None = None,
+) -> T: ...
+@overload
+async def asuspend_flow_run(
+    wait_for_input: type[T],
+    flow_run_id: uuid.UUID | str,
+    timeout: float | None = None,
+    key: str | None = None,
+) -> T | None: ...
+@overload
+async def asuspend_flow_run(
+    wait_for_input: Any,
+    flow_run_id: uuid.UUID | str | None = None,
+    timeout: float | None = None,
+    key: str | None = None,
+) -> Any: ...
 async def asuspend_flow_run(
     wait_for_input: Any = None,
     flow_run_id: uuid.UUID | str | None = None,

@@ -15,12 +15,12 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hitl_bus import keys
-from hitl_bus._sync import run_blocking, running_loop
+from hitl_bus._sync import dispatch, run_blocking, running_loop
 from hitl_bus.bus import Bus, codec, get_bus, groups
 from hitl_bus.bus.dispatcher import BATCH, Entry
 from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
@@ -28,6 +28,7 @@ from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix
 from hitl_bus.inputs.run_input import (
+    AutomaticRunInput,
     RunInput,
     RunInputMetadata,
     is_automatic,
@@ -37,6 +38,8 @@ from hitl_bus.inputs.run_input import (
 
 log = logging.getLogger("hitl_bus.inputs")
 T = TypeVar("T")
+RI = TypeVar("RI", bound=RunInput)
+M = TypeVar("M", bound=BaseModel)
 _END: Any = object()
 
 
@@ -102,15 +105,12 @@ class InputReceiver(Generic[T]):
             raise StopIteration
         return result  # type: ignore[no-any-return]
 
-    def next(self) -> Any:
-        """The next input; awaitable in async code, blocking in sync code.
+    def next(self) -> T:
+        """The next input; awaitable in async code, blocking in sync code (``_sync.dispatch``).
 
         :raises ReceiveTimeout: (a ``TimeoutError``) when none arrives within ``timeout``.
         """
-        coro = self._next(raise_timeout=True)
-        if running_loop() is not None:
-            return coro
-        return run_blocking(coro)
+        return dispatch(self._next(raise_timeout=True))  # type: ignore[no-any-return]
 
     # -- shared logic --------------------------------------------------------------------
 
@@ -309,8 +309,72 @@ class InputReceiver(Generic[T]):
                 continue
 
 
+# Typed by what the iterator yields: an instance of a model class, a plain value of a
+# built-in type, or that value's automatic input (``.value``, ``.metadata``, ``.respond``)
+# with ``with_metadata=True``. A model class matches before the plain-type overloads.
+@overload
+def receive_input(  # type: ignore[overload-overlap]
+    input_type: type[RI],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: bool = False,
+    consumer: str | None = None,
+) -> InputReceiver[RI]: ...
+@overload
+def receive_input(  # type: ignore[overload-overlap]
+    input_type: type[M],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: bool = False,
+    consumer: str | None = None,
+) -> InputReceiver[M]: ...
+@overload
 def receive_input(
-    input_type: type[T] | Any,
+    input_type: type[T],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: Literal[False] = False,
+    consumer: str | None = None,
+) -> InputReceiver[T]: ...
+@overload
+def receive_input(
+    input_type: type[T],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    *,
+    with_metadata: Literal[True],
+    consumer: str | None = None,
+) -> InputReceiver[AutomaticRunInput[T]]: ...
+@overload
+def receive_input(
+    input_type: Any,
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: bool = False,
+    consumer: str | None = None,
+) -> InputReceiver[Any]: ...
+def receive_input(
+    input_type: Any,
     timeout: float | None = 3600,
     poll_interval: float = 10,
     raise_timeout_error: bool = False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pydantic
@@ -125,16 +126,16 @@ class RunInput(BaseModel):
 
     @classmethod
     def receive(
-        cls,
+        cls: type[R],
         timeout: float | None = 3600,
         poll_interval: float = 10,
         raise_timeout_error: bool = False,
-        exclude_keys: Any = None,
+        exclude_keys: Iterable[str] | None = None,
         key_prefix: str | None = None,
         flow_run_id: uuid.UUID | str | None = None,
         with_metadata: bool = False,
         consumer: str | None = None,
-    ) -> InputReceiver[Any]:
+    ) -> InputReceiver[R]:
         """Iterate the inputs of this type sent to a run (see ``receive_input``)."""
         from hitl_bus.inputs.receiving import receive_input
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hitl_bus.context import current_run
 
-__all__ = ["flow_name", "id", "name", "parameters"]  # noqa: F822 - served by __getattr__
+__all__ = ["flow_name", "id", "name", "parameters"]  # served by __getattr__
+
+if TYPE_CHECKING:  # what ``__getattr__`` serves, for type checkers
+    id: str | None
+    name: str | None
+    flow_name: str | None
+    parameters: dict[str, Any]
 
 
 def __getattr__(attribute: str) -> Any:
