@@ -6,10 +6,17 @@ The names are Prefect's interactive-workflow API; see README.md.
 from hitl_bus import errors as errors
 from hitl_bus.client import HitlClient, SyncHitlClient, get_client
 from hitl_bus.context import FlowRunContext, current_run
-from hitl_bus.deployments import Deployment, Worker, arun_deployment, run_deployment, serve
+from hitl_bus.deployments import (
+    Deployment,
+    Flow,
+    Worker,
+    arun_deployment,
+    flow,
+    run_deployment,
+    serve,
+)
 from hitl_bus.engine import (
     TERMINAL_STATES,
-    Flow,
     FlowRun,
     State,
     StateType,
@@ -18,7 +25,6 @@ from hitl_bus.engine import (
     aresume_flow_run,
     asuspend_flow_run,
     execute_flow_run,
-    flow,
     get_run_logger,
     pause_flow_run,
     resume_flow_run,

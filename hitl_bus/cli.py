@@ -54,8 +54,7 @@ def worker(
     ] = 10.0,
 ) -> None:
     """Serve the deployments a module defines at top level (``x = flow.to_deployment(...)``)."""
-    from hitl_bus.deployments import serve
-    from hitl_bus.engine.flows import Deployment
+    from hitl_bus.deployments import Deployment, serve
 
     loaded = _import(module)
     deployments = [v for v in vars(loaded).values() if isinstance(v, Deployment)]

@@ -1,5 +1,7 @@
 """Deployments and workers: flows served by processes, started with ``run_deployment``."""
 
+from hitl_bus.deployments.deployment import Deployment
+from hitl_bus.deployments.flows import Flow, flow
 from hitl_bus.deployments.registry import (
     DeploymentRecord,
     arun_deployment,
@@ -8,20 +10,14 @@ from hitl_bus.deployments.registry import (
     run_deployment,
 )
 from hitl_bus.deployments.worker import Worker, serve
-from hitl_bus.engine.flows import Deployment, set_serve_hook
-
-
-def _serve_one(deployment: Deployment, **options: object) -> None:
-    serve(deployment, **options)  # type: ignore[arg-type]
-
-
-set_serve_hook(_serve_one)
 
 __all__ = [
     "Deployment",
     "DeploymentRecord",
+    "Flow",
     "Worker",
     "arun_deployment",
+    "flow",
     "read_deployment",
     "register",
     "run_deployment",

@@ -20,7 +20,7 @@ from pydantic_core import to_jsonable_python
 from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import get_bus
-from hitl_bus.engine.flows import Deployment
+from hitl_bus.deployments.deployment import Deployment
 from hitl_bus.engine.runs import FlowRun, create_flow_run, wait_for_state
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus, groups
+from hitl_bus.deployments.deployment import Deployment
 from hitl_bus.deployments.registry import register
 from hitl_bus.engine import store
-from hitl_bus.engine.flows import HAND_BACK, Deployment, execute_flow_run
+from hitl_bus.engine.flows import HAND_BACK, execute_flow_run
 from hitl_bus.engine.runs import read_flow_run, sweep_expired
 from hitl_bus.engine.states import StateType
 from hitl_bus.errors import FlowRunCancelled, FlowRunNotFound, FlowRunSuspended, StateConflict

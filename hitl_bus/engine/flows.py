@@ -16,7 +16,6 @@ import inspect
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from pydantic_core import to_jsonable_python
@@ -76,46 +75,8 @@ class Flow(Generic[P, R]):
         # A sync flow called from async code blocks its caller, as a sync call does.
         return asyncio.run_coroutine_threadsafe(coro, portal_loop()).result()
 
-    def to_deployment(
-        self, name: str, parameters: dict[str, Any] | None = None, retries: int = 0
-    ) -> Deployment:
-        """Describe a deployment of this flow (served by a worker: ``serve(...)``)."""
-        return Deployment(self, name, dict(parameters or {}), retries)
-
-    def serve(self, name: str, parameters: dict[str, Any] | None = None, **options: Any) -> None:
-        """Serve one deployment of this flow in this process until stopped (Prefect's name)."""
-        if _serve_hook is None:  # pragma: no cover - set when hitl_bus is imported
-            raise RuntimeError("import hitl_bus.deployments to serve flows")
-        _serve_hook(self.to_deployment(name, parameters), **options)
-
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """A named way to run a flow: ``<flow name>/<deployment name>`` with default parameters.
-
-    :ivar retries: how many times a run whose worker died is run again before it is Crashed.
-    """
-
-    flow: Flow[Any, Any]
-    name: str
-    parameters: dict[str, Any] = field(default_factory=dict)
-    retries: int = 0
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.flow.name}/{self.name}"
-
-
-#: Set by ``hitl_bus.deployments`` (the layer above), so ``Flow.serve`` needs no upward import.
-_serve_hook: Callable[..., None] | None = None
-
-
-def set_serve_hook(hook: Callable[..., None]) -> None:
-    global _serve_hook
-    _serve_hook = hook
 
 
 @overload

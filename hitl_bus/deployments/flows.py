@@ -1,0 +1,43 @@
+"""Flows that can be deployed: ``flow.to_deployment(...)``, ``flow.serve(...)``, ``Deployment``.
+
+The engine's :class:`~hitl_bus.engine.flows.Flow` runs a function as a flow run; this
+layer adds what serving needs, so the engine knows nothing of deployments or workers.
+``hitl_bus.flow`` makes flows of this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, overload
+
+from hitl_bus.deployments.deployment import Deployment
+from hitl_bus.deployments.worker import serve
+from hitl_bus.engine import flows as engine_flows
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Flow(engine_flows.Flow[P, R]):
+    """A function wrapped as a flow; call it to create and execute a run, or deploy it."""
+
+    def to_deployment(
+        self, name: str, parameters: dict[str, Any] | None = None, retries: int = 0
+    ) -> Deployment:
+        """Describe a deployment of this flow (served by a worker: ``serve(...)``)."""
+        return Deployment(self, name, dict(parameters or {}), retries)
+
+    def serve(self, name: str, parameters: dict[str, Any] | None = None, **options: Any) -> None:
+        """Serve one deployment of this flow in this process until stopped (Prefect's name)."""
+        serve(self.to_deployment(name, parameters), **options)
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+@overload
+def flow(*, name: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+def flow(fn: Callable[P, R] | None = None, /, *, name: str | None = None) -> Any:
+    """Make ``fn`` a flow: each call creates a run with states, logs and inputs."""
+    if fn is None:
+        return lambda f: Flow(f, name=name)
+    return Flow(fn, name=name)
