@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -10,7 +12,7 @@ from tests.models import ShirtOrder
 
 
 def test_summarize_names_each_field_on_one_line() -> None:
-    errors = [
+    errors: list[dict[str, Any]] = [
         {"loc": ["size"], "msg": "must be one of: small, large"},
         {"loc": ["address", "lines", 0], "msg": "must not be empty"},
     ]
