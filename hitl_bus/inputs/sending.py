@@ -30,6 +30,8 @@ import time
 import uuid
 from typing import Any
 
+import jsonschema
+
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.bus.events import event_fields
@@ -91,11 +93,13 @@ return {1, id}
 """
 _ACCEPTED, _MISSING, _DUPLICATE, _CHECK = 1, 0, 2, 3
 
-# Receiver schemas this process has seen: (run id, key prefix) -> (digest, decoded schema,
-# or None when it is not JSON). Only a hint: the script confirms the digest on every send,
-# and an input the cached schema refuses is checked against the current one before it is
-# refused, so a stale entry costs a round trip, never a wrong answer.
-_SCHEMAS: dict[tuple[str, str], tuple[bytes, dict[str, Any] | None]] = {}
+# Receiver schemas this process has seen: (run id, key prefix) -> (digest, decoded schema
+# and a validator built once for it, or None when it is not JSON). Only a hint: the script
+# confirms the digest on every send, and an input the cached schema refuses is checked
+# against the current one before it is refused, so a stale entry costs a round trip,
+# never a wrong answer.
+_Known = tuple[bytes, tuple[dict[str, Any], jsonschema.Draft202012Validator] | None]
+_SCHEMAS: dict[tuple[str, str], _Known] = {}
 _SCHEMAS_LOCK = threading.Lock()  # sync flows send from threads of their own
 _SCHEMAS_MAX = 1024
 
@@ -110,9 +114,13 @@ def _known_digest(owner: str, prefix: str, payload: Any) -> bytes:
         known = _SCHEMAS.get((owner, prefix))
     if known is None:
         return b""
-    digest, schema = known
-    if schema is not None and schema_errors(schema, payload):
-        return b""
+    digest, checker = known
+    if checker is not None:
+        schema, validator = checker
+        # is_valid first: building the worded errors costs as much again. schema_errors
+        # settles a refusal, since it forgives float rounding in multipleOf.
+        if not validator.is_valid(payload) and schema_errors(schema, payload):
+            return b""
     return digest
 
 
@@ -128,10 +136,11 @@ def _check(owner: str, prefix: str, payload: Any, raw_schema: bytes, digest: byt
         schema = None
     if not isinstance(schema, dict):
         schema = None
+    checker = None if schema is None else (schema, jsonschema.Draft202012Validator(schema))
     with _SCHEMAS_LOCK:
         if len(_SCHEMAS) >= _SCHEMAS_MAX and (owner, prefix) not in _SCHEMAS:
             del _SCHEMAS[next(iter(_SCHEMAS))]  # the oldest entry
-        _SCHEMAS[(owner, prefix)] = (digest, schema)
+        _SCHEMAS[(owner, prefix)] = (digest, checker)
     errors = schema_errors(schema, payload) if schema is not None else []
     if errors:
         raise InputRejected(prefix, errors, summarize(errors))
