@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -231,6 +231,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _rejected(headline: str, errors: Sequence[Mapping[str, Any]]) -> typer.Exit:
+    """Exit 2 with ``headline`` and each failing field on a line of its own."""
+    from hitl_bus.inputs.schema_check import summarize
+
+    lines = summarize(errors, sep="\n  ")
+    return _fail(f"{headline}\n  {lines}" if lines else headline, 2)
+
+
 @runs_app.command("show")
 def runs_show(run_id: Annotated[str, typer.Argument(help="The run to show.")]) -> None:
     """A run's state, parameters, current pause (its form fields), inputs and recent logs."""
@@ -288,11 +296,7 @@ def runs_resume(
     try:
         run_blocking(aresume_flow_run(run_id, run_input))
     except ResumeRejected as exc:
-        lines = [f"{run_id}: input rejected (nothing changed)"] + [
-            f"  {'.'.join(map(str, e.get('loc', []))) or 'input'}: {e.get('msg')}"
-            for e in exc.errors
-        ]
-        raise _fail("\n".join(lines), 2) from None
+        raise _rejected(f"{run_id}: input rejected (nothing changed)", exc.errors) from None
     except (FlowRunNotFound, NotPausedError, FlowPauseTimeout) as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"{run_id}: resumed")
@@ -309,11 +313,15 @@ def runs_send(
         str | None, typer.Option(help="The receiver's stream (needed for objects).")
     ] = None,
 ) -> None:
-    """Send an input: a plain value (``str-auto`` etc.), or an object with ``--key-prefix``."""
+    """Send an input: a plain value (``str-auto`` etc.), or an object with ``--key-prefix``.
+
+    Exit code 2 when the run receives on that key prefix and the input does not fit its
+    type (each failing field is named); nothing is sent then.
+    """
     import json
 
     from hitl_bus._sync import run_blocking
-    from hitl_bus.errors import FlowRunNotFound, PayloadTooLarge
+    from hitl_bus.errors import FlowRunNotFound, InputRejected, PayloadTooLarge
     from hitl_bus.inputs import asend_input
     from hitl_bus.inputs.run_input import RawInput
 
@@ -337,6 +345,9 @@ def runs_send(
         run_blocking(
             asend_input(value, flow_run_id=run_id, sender="hitl.cli", key_prefix=key_prefix)
         )
+    except InputRejected as exc:
+        headline = f"{run_id}: input rejected by its {exc.key_prefix} receiver (nothing sent)"
+        raise _rejected(headline, exc.errors) from None
     except (FlowRunNotFound, PayloadTooLarge, ValueError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"{run_id}: sent")

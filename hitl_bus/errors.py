@@ -6,6 +6,7 @@
     ├── NotAnswerable            respond() on an input whose sender has no mailbox
     ├── NotPausedError           resume of a run that is not paused
     ├── ResumeRejected           resume input failed the saved schema (ValueError)
+    ├── InputRejected            a sent input failed its receiver's schema (ValueError)
     ├── FlowPauseTimeout         a pause was not resumed in time (TimeoutError)
     ├── ReceiveTimeout           no input arrived within receive_input's timeout (TimeoutError)
     ├── PayloadTooLarge          an encoded input is over the size limit (ValueError)
@@ -69,6 +70,24 @@ class ResumeRejected(HitlBusError, ValueError):
     def __init__(self, message: str, errors: Sequence[Mapping[str, Any]] = ()) -> None:
         self.errors = list(errors)
         super().__init__(message)
+
+
+class InputRejected(HitlBusError, ValueError):
+    """A sent input does not match the schema its receiver announced; nothing was stored.
+
+    ``errors`` names each failing field (``{"loc": [...], "msg": ...}``, as for
+    ``ResumeRejected``); ``reason`` is the message without them, for a form that
+    shows the fields beside their boxes.
+    """
+
+    reason = "the input does not match the receiver's type"
+
+    def __init__(
+        self, key_prefix: str, errors: Sequence[Mapping[str, Any]], summary: str = ""
+    ) -> None:
+        self.key_prefix = key_prefix
+        self.errors = list(errors)
+        super().__init__(f"{self.reason} ({key_prefix}): {summary}" if summary else self.reason)
 
 
 class FlowPauseTimeout(HitlBusError, TimeoutError):

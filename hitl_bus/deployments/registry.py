@@ -24,7 +24,7 @@ from hitl_bus.deployments.deployment import Deployment
 from hitl_bus.engine.runs import FlowRun, create_flow_run, wait_for_state
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
-from hitl_bus.inputs.schema_check import schema_errors
+from hitl_bus.inputs.schema_check import schema_errors, summarize
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -132,8 +132,7 @@ def merge_parameters(record: DeploymentRecord, given: dict[str, Any] | None) -> 
     if record.parameter_schema is not None:
         errors = schema_errors(record.parameter_schema, jsonable)
         if errors:
-            summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-            raise ParameterMismatch(f"{record.name}: {summary}", errors)
+            raise ParameterMismatch(f"{record.name}: {summarize(errors, whole='')}", errors)
     return jsonable
 
 

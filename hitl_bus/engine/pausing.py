@@ -41,7 +41,7 @@ from hitl_bus.errors import (
 from hitl_bus.inputs import Keyset, keyset_from_base_key, run_input_subclass_from_type
 from hitl_bus.inputs.keyset import normalize_run_id
 from hitl_bus.inputs.run_input import RunInput, is_automatic, schema_json
-from hitl_bus.inputs.schema_check import schema_errors
+from hitl_bus.inputs.schema_check import plain_errors, schema_errors, summarize
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ async def _consume_response(
     try:
         value = input_cls.model_validate(data)
     except ValidationError as exc:
-        message = f"Input rejected: {_plain_errors(exc)}"
+        message = f"Input rejected: {summarize(plain_errors(exc), whole='')}"
         ctx.state.rejection = message
         await store.set_state(
             ctx.flow_run.id,
@@ -99,15 +99,6 @@ async def _consume_response(
         )
         raise
     return value.value if is_automatic(input_cls) else value  # type: ignore[attr-defined]
-
-
-def _plain_errors(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
-        text = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{where}: {text}" if where else text)
-    return "; ".join(parts)
 
 
 async def _pause(
@@ -373,10 +364,7 @@ async def aresume_flow_run(
             )
         errors = schema_errors(codec.loads(record.pause_schema), run_input)
         if errors:
-            summary = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in errors
-            )
-            raise ResumeRejected(f"input does not match the form: {summary}", errors)
+            raise ResumeRejected(f"input does not match the form: {summarize(errors)}", errors)
         response = codec.dumps(run_input).decode()
     elif run_input is not None:
         raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])

@@ -2,14 +2,18 @@
 
 A form shows these beside the failing field (``loc`` is the path to it), so
 the wording says what to do ("must be at least 1") rather than echoing the
-schema keyword (``1 is less than the minimum of 1``).
+schema keyword (``1 is less than the minimum of 1``). :func:`summarize` puts
+the same failures on one line for messages and the command line, so every
+refusal (resume, sent input, deployment parameters) reads the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jsonschema
+from pydantic import ValidationError
 
 _TYPE_WORDS = {
     "string": "text",
@@ -100,3 +104,28 @@ def schema_errors(schema: dict[str, Any], value: Any) -> list[dict[str, Any]]:
         loc, msg = _message(err)
         out.append({"loc": loc, "msg": msg, "validator": err.validator})
     return out
+
+
+def plain_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """A pydantic error's failures as ``{loc, msg}``, without pydantic's own prefixes."""
+    return [
+        {
+            "loc": [p for p in err.get("loc", ()) if p != "__root__"],
+            "msg": str(err.get("msg", "invalid")).removeprefix("Value error, "),
+        }
+        for err in exc.errors()
+    ]
+
+
+def summarize(errors: Iterable[Mapping[str, Any]], *, whole: str = "input", sep: str = "; ") -> str:
+    """Every failure as ``<field path>: <msg>``, joined by ``sep``.
+
+    A failure of the value as a whole (empty ``loc``) is named ``whole``; with
+    ``whole=""`` its message stands alone.
+    """
+    parts = []
+    for err in errors:
+        where = ".".join(map(str, err.get("loc", ()))) or whole
+        msg = err.get("msg", "is not valid")
+        parts.append(f"{where}: {msg}" if where else str(msg))
+    return sep.join(parts)

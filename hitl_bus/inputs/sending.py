@@ -11,19 +11,32 @@ Safe to repeat: the input key is fixed before the first try (drawn once per
 call, or the caller's ``key=``), so when the bus retries a send whose reply was
 lost, or the application sends again with the same ``key=``, the script finds
 the key accepted and answers "already there" instead of storing a second copy.
+
+Every front door (``send_input``, ``respond``, the HTTP API, the CLI) sends through
+:func:`deliver`, so every sent input is checked against the schema its receiver
+announced in ``hitl:{run}:receivers``, in the same script call: the process keeps the
+schemas it has seen with their digests, checks the input itself, and passes the digest
+it checked against; the script stores the input only while the receiver's schema still
+has that digest, and otherwise answers with the current schema (no write) for the
+process to check again. A send therefore costs one round trip once the process knows
+the receiver's schema, two the first time.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from typing import Any
+
+import jsonschema
 
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.bus.events import event_fields
 from hitl_bus.context import current_run_id
-from hitl_bus.errors import FlowRunNotFound, InboxNotFound, NotAnswerable
+from hitl_bus.errors import FlowRunNotFound, InboxNotFound, InputRejected, NotAnswerable
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import (
     FLOW_RUN,
@@ -33,21 +46,36 @@ from hitl_bus.inputs.keyset import (
     new_input_key,
 )
 from hitl_bus.inputs.run_input import RunInput, as_run_input
+from hitl_bus.inputs.schema_check import schema_errors, summarize
 
-# KEYS: target marker, stream, prefix set, key set; then ARGV[9] event streams;
-#       then, when ARGV[10] > 0, the sender inbox's marker, prefix set and key set.
+log = logging.getLogger("hitl_bus.inputs")
+
+# KEYS: target marker, stream, prefix set, key set, receivers hash (of a run; an inbox has
+#       none); then ARGV[9] event streams; then, when ARGV[10] > 0, the sender inbox's
+#       marker, prefix set and key set.
 # ARGV: key, sender, data, prefix, target ttl ms (0: none), events maxlen, ts ms,
-#       owner id, number of event streams, sender inbox ttl ms (0: none), pid, host.
+#       owner id, number of event streams, sender inbox ttl ms (0: none), digest of the
+#       receiver schema the input was checked against ('': none), pid, host.
+# A key already accepted answers "already there" before the schema is looked at: a retry
+# of a send that was stored must not be refused because the schema changed since.
+# fakeredis (tests only) has no redis.sha1hex: there the schema is its own digest.
 _SEND = """
 local nevents = tonumber(ARGV[9])
 local renew = tonumber(ARGV[10])
 if renew > 0 then
-  local first = 5 + nevents
-  redis.call('HSET', KEYS[first], 'pid', ARGV[11], 'host', ARGV[12])
+  local first = 6 + nevents
+  redis.call('HSET', KEYS[first], 'pid', ARGV[12], 'host', ARGV[13])
   for i = first, first + 2 do redis.call('PEXPIRE', KEYS[i], renew) end
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
-if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return {2, ''} end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return {2, ''} end
+local schema = redis.call('HGET', KEYS[5], ARGV[4])
+if schema then
+  local digest = schema
+  if redis.sha1hex then digest = redis.sha1hex(schema) end
+  if digest ~= ARGV[11] then return {3, schema, digest} end
+end
+redis.call('SADD', KEYS[4], ARGV[1])
 local id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 local ttl = tonumber(ARGV[5])
@@ -56,14 +84,67 @@ if ttl > 0 then
 end
 if nevents > 0 then
   local event = cjson.encode({key = ARGV[1], key_prefix = ARGV[4], sender = ARGV[2]})
-  for i = 5, 4 + nevents do
+  for i = 6, 5 + nevents do
     redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[6], '*',
                'type', 'input.received', 'run_id', ARGV[8], 'ts', ARGV[7], 'data', event)
   end
 end
 return {1, id}
 """
-_ACCEPTED, _MISSING, _DUPLICATE = 1, 0, 2
+_ACCEPTED, _MISSING, _DUPLICATE, _CHECK = 1, 0, 2, 3
+
+# Receiver schemas this process has seen: (run id, key prefix) -> (digest, decoded schema
+# and a validator built once for it, or None when it is not JSON). Only a hint: the script
+# confirms the digest on every send, and an input the cached schema refuses is checked
+# against the current one before it is refused, so a stale entry costs a round trip,
+# never a wrong answer.
+_Known = tuple[bytes, tuple[dict[str, Any], jsonschema.Draft202012Validator] | None]
+_SCHEMAS: dict[tuple[str, str], _Known] = {}
+_SCHEMAS_LOCK = threading.Lock()  # sync flows send from threads of their own
+_SCHEMAS_MAX = 1024
+
+
+def _known_digest(owner: str, prefix: str, payload: Any) -> bytes:
+    """The digest of the receiver schema ``payload`` passes, if this process knows one.
+
+    ``b""`` when the schema is unknown or refuses the input: the script then answers
+    with the current schema, so nothing is refused on a stale copy.
+    """
+    with _SCHEMAS_LOCK:
+        known = _SCHEMAS.get((owner, prefix))
+    if known is None:
+        return b""
+    digest, checker = known
+    if checker is not None:
+        schema, validator = checker
+        # is_valid first: building the worded errors costs as much again. schema_errors
+        # settles a refusal, since it forgives float rounding in multipleOf.
+        if not validator.is_valid(payload) and schema_errors(schema, payload):
+            return b""
+    return digest
+
+
+def _check(owner: str, prefix: str, payload: Any, raw_schema: bytes, digest: bytes) -> bytes:
+    """Check ``payload`` against the receiver's current schema; returns its digest.
+
+    :raises InputRejected: the input does not match the schema.
+    """
+    try:
+        schema: dict[str, Any] | None = codec.loads(raw_schema)
+    except ValueError:  # not UTF-8 or not JSON: readers leave it out, so does the check
+        log.warning("receiver schema of %s on %s is not valid JSON; not checked", prefix, owner)
+        schema = None
+    if not isinstance(schema, dict):
+        schema = None
+    checker = None if schema is None else (schema, jsonschema.Draft202012Validator(schema))
+    with _SCHEMAS_LOCK:
+        if len(_SCHEMAS) >= _SCHEMAS_MAX and (owner, prefix) not in _SCHEMAS:
+            del _SCHEMAS[next(iter(_SCHEMAS))]  # the oldest entry
+        _SCHEMAS[(owner, prefix)] = (digest, checker)
+    errors = schema_errors(schema, payload) if schema is not None else []
+    if errors:
+        raise InputRejected(prefix, errors, summarize(errors))
+    return digest
 
 
 def default_sender() -> tuple[str, bool]:
@@ -84,7 +165,13 @@ async def deliver(
 ) -> str:
     """Append one input to ``target``'s stream for its key prefix; returns the input key.
 
-    A ``key`` already accepted by ``target`` is not stored again and counts as delivered.
+    The one way in for every sender, so every input is checked the same way: when the
+    receiving run has announced a receiver for the key prefix, the input must match its
+    schema. With no receiver known the input is accepted unchecked, because inputs may
+    be sent before the receiver starts (they wait in the stream). A ``key`` already
+    accepted by ``target`` is not stored again and counts as delivered.
+
+    :raises InputRejected: the input does not match the receiver's schema; nothing stored.
     """
     bus = get_bus()
     instance = as_run_input(value)
@@ -94,15 +181,15 @@ async def deliver(
     from_inbox = False
     if sender is None:
         sender, from_inbox = default_sender()
-    data = codec.check_size(
-        codec.dumps(instance.model_dump(mode="json")), bus.settings.max_payload_bytes
-    )
+    payload = instance.model_dump(mode="json")
+    data = codec.check_size(codec.dumps(payload), bus.settings.max_payload_bytes)
     owner = target.id
     script_keys = [
         target.marker_key,
         keys.input_stream(owner, prefix),
         keys.input_streams(owner),
         keys.input_keys(owner),
+        keys.run_receivers(owner),
     ]
     is_run = target.kind == FLOW_RUN
     if is_run:
@@ -113,7 +200,8 @@ async def deliver(
     now_ms = int(time.time() * 1000)
     args: list[Any] = [
         input_key, sender, data, prefix, 0 if is_run else inbox_ttl_ms,
-        bus.settings.events_maxlen, now_ms, owner, len(script_keys) - 4, 0,
+        bus.settings.events_maxlen, now_ms, owner, len(script_keys) - 5, 0,
+        _known_digest(owner, prefix, payload) if is_run else b"",
     ]  # fmt: skip
     if from_inbox:  # renew the sender's inbox, so replies can reach it
         if bus.cluster:
@@ -123,7 +211,11 @@ async def deliver(
             script_keys += renew_keys
             args[9] = inbox_ttl_ms
             args += renew_args
-    status = (await bus.eval(_SEND, script_keys, args))[0]
+    reply = await bus.eval(_SEND, script_keys, args)
+    while reply[0] == _CHECK:  # the receiver's schema is new to this process, or changed
+        args[10] = _check(owner, prefix, payload, reply[1], reply[2])
+        reply = await bus.eval(_SEND, script_keys, args)
+    status = reply[0]
     if status == _MISSING:
         if is_run:
             raise FlowRunNotFound(owner)
@@ -163,6 +255,9 @@ async def asend_input(
     ``BusConnectionError`` (the send may or may not have landed) can simply repeat it.
 
     :raises FlowRunNotFound: no such run.
+    :raises InputRejected: the run receives on this key prefix and the input does not
+        match its type (``.errors`` per field); nothing was stored. A run that has not
+        started receiving yet accepts any input.
     :raises PayloadTooLarge: the encoded input is over ``HITL_BUS_MAX_PAYLOAD_BYTES``.
     :raises BusConnectionError: Redis stayed unreachable for ``HITL_BUS_RECONNECT_TIMEOUT``.
     """
@@ -181,6 +276,8 @@ async def arespond(
     """Send ``run_input`` to the sender of ``received`` (its flow run or its client inbox).
 
     ``key`` as for ``send_input``: a reply sent again with the same key is stored once.
+    A run receiving on the key prefix refuses a reply that does not match its type
+    (``InputRejected``), as for ``send_input``.
     """
     origin = received.metadata.sender
     target = Mailbox.parse(origin)

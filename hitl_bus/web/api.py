@@ -40,6 +40,7 @@ from hitl_bus.errors import (
     DeploymentNotFound,
     FlowPauseTimeout,
     FlowRunNotFound,
+    InputRejected,
     NotPausedError,
     ParameterMismatch,
     PayloadTooLarge,
@@ -47,7 +48,7 @@ from hitl_bus.errors import (
 )
 from hitl_bus.inputs.keyset import Mailbox, check_key_prefix
 from hitl_bus.inputs.run_input import RawInput
-from hitl_bus.inputs.schema_check import schema_errors
+from hitl_bus.inputs.schema_check import summarize
 from hitl_bus.inputs.sending import deliver
 from hitl_bus.settings import get_settings
 from hitl_bus.web import live
@@ -304,22 +305,11 @@ async def send_run_input(
     """Send an input to a run (a plain ``value``, or a JSON object as ``data``).
 
     When the run receives on that key prefix, the input is checked against the
-    receiver's schema first, so a mistyped input is refused here, not in the run.
-    It is sent from the web server's inbox: the run's ``respond()`` comes back to
-    ``GET /api/runs/{run_id}/replies``.
+    receiver's schema (by ``deliver``, as for every sender), so a mistyped input is
+    refused here (422), not in the run. It is sent from the web server's inbox: the
+    run's ``respond()`` comes back to ``GET /api/runs/{run_id}/replies``.
     """
-    if body.data is not None:
-        payload: Any = body.data
-        value: Any = RawInput.model_validate(body.data)
-    else:
-        payload = {"value": body.value}
-        value = body.value
-    if body.key_prefix:
-        schema = (await client.read_receivers(run_id)).get(body.key_prefix)
-        if schema is not None:
-            errors = schema_errors(schema, payload)
-            if errors:
-                raise ResumeRejected("the input does not match the receiver's type", errors)
+    value: Any = RawInput.model_validate(body.data) if body.data is not None else body.value
     # Sent from this process's inbox (the default outside a run), so replies reach it.
     key = await deliver(Mailbox.for_run(run_id), value, key_prefix=body.key_prefix)
     return {"key": key}
@@ -395,6 +385,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (PayloadTooLarge, 413),
     (NotJSON, 415),
     (ResumeRejected, 422),
+    (InputRejected, 422),
     (ParameterMismatch, 422),
     (BusConnectionError, 503),  # Redis is down: try again later; nothing was changed
 ]
@@ -403,7 +394,9 @@ _STATUS: list[tuple[type[Exception], int]] = [
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status = next(code for cls, code in _STATUS if isinstance(exc, cls))
     body: dict[str, Any] = {"detail": str(exc)}
-    if isinstance(exc, ResumeRejected | ParameterMismatch):
+    if isinstance(exc, InputRejected):
+        body["detail"] = exc.reason  # a send box shows the fields beside their boxes
+    if isinstance(exc, ResumeRejected | InputRejected | ParameterMismatch):
         body["errors"] = exc.errors
     return JSONResponse(body, status_code=status)
 
@@ -417,7 +410,7 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """Request validation in the same shape as every other 422 (the input is not echoed)."""
     assert isinstance(exc, RequestValidationError)
     errors = [_plain(e) for e in exc.errors()]
-    where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
+    where = summarize(errors[:5])
     return JSONResponse({"detail": f"the request is not valid: {where}", "errors": errors}, 422)
 
 
