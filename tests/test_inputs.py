@@ -1,4 +1,4 @@
-"""The seed's send/receive/respond scenarios, on fakeredis and on a real redis-server."""
+"""The seed's send/receive/respond scenarios, on fakeredis, a real redis-server and the Cluster."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from hitl_bus.errors import FlowRunNotFound, PayloadTooLarge, ReceiveTimeout
 from hitl_bus.inputs.inbox import inbox
 from tests.helpers import greeter, new_run
 
-pytestmark = pytest.mark.usefixtures("bus_url")
+pytestmark = [pytest.mark.usefixtures("bus_url"), pytest.mark.also_on_cluster]
 
 KEY_RE = re.compile(r"^[a-z0-9-]+$")
 
