@@ -8,6 +8,7 @@ import re
 import uuid
 
 import pytest
+import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 
 from hitl_bus import (
@@ -22,7 +23,8 @@ from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
 from hitl_bus.errors import FlowRunNotFound, PayloadTooLarge, ReceiveTimeout
 from hitl_bus.inputs.inbox import inbox
-from tests.helpers import greeter, new_run
+from hitl_bus.inputs.sending import deliver
+from tests.helpers import greeter, new_run, until_waiting
 
 pytestmark = [pytest.mark.usefixtures("bus_url"), pytest.mark.also_on_cluster]
 
@@ -344,3 +346,16 @@ async def test_a_reply_repeated_with_its_key_is_stored_once() -> None:
     first = await replies.next()
     assert (first.value, first.metadata.key) == ("Hello, Ada!", "reply-to-ada")
     assert [r async for r in receive_input(str, timeout=0.3)] == ["Hello, Ada!"]
+
+
+@pytest.mark.realredis
+async def test_flushed_redis_recreates_a_consumer_group_on_demand(admin: aioredis.Redis) -> None:
+    receiver = receive_input(int, consumer="c", timeout=5)  # on this process's inbox
+    await deliver(inbox(), 1)
+    assert await receiver.next() == 1
+    await admin.flushall()
+    waiting = asyncio.create_task(receiver.next())
+    await until_waiting(1)
+    await deliver(inbox(), 2)
+    async with asyncio.timeout(5):
+        assert await waiting == 2

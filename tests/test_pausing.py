@@ -474,3 +474,49 @@ def test_sync_tasks_in_a_sync_flow_are_replayed() -> None:
 
     assert asyncio.run(again()) == 11
     assert calls == [5]
+
+
+PAUSER = """
+import asyncio, sys
+from hitl_bus import flow, get_run_context, pause_flow_run
+
+@flow
+async def waits() -> None:
+    print(get_run_context().flow_run.id, flush=True)
+    await pause_flow_run(wait_for_input=int, timeout=float(sys.argv[1]))
+
+asyncio.run(waits())
+"""
+
+
+@pytest.mark.realredis
+async def test_a_pause_whose_process_was_killed_fails_at_its_deadline(real_redis_url: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hitl_bus import get_client, sweep_expired
+
+    env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
+    ids = []
+    for timeout in ("1.0", "1.0"):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PAUSER, timeout], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        run_id = (await asyncio.to_thread(proc.stdout.readline)).strip()
+
+        async def paused(run_id: str = run_id) -> bool:
+            return (await get_client().read_flow_run(run_id)).state.is_paused()
+
+        await eventually(paused)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        ids.append(run_id)
+    assert (await get_client().read_flow_run(ids[0])).state.is_paused()  # before its deadline
+    await asyncio.sleep(1.2)
+    first = (await get_client().read_flow_run(ids[0])).state  # a read fails it
+    assert first.is_failed() and "not resumed in time" in (first.message or "")
+    assert await sweep_expired() == [ids[1]]  # the sweep fails the other
+    assert (await get_client().read_flow_run(ids[1])).state.is_failed()
