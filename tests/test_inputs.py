@@ -273,20 +273,6 @@ async def test_resending_the_same_key_is_idempotent() -> None:
     assert [v async for v in receive_input(str, flow_run_id=run.id, timeout=0.2)] == ["once"]
 
 
-async def test_every_run_key_is_on_the_runs_slot() -> None:
-    run_id = str(uuid.uuid4())
-    per_run = [
-        key_names.run(run_id),
-        key_names.run_events(run_id),
-        key_names.run_logs(run_id),
-        key_names.run_values(run_id),
-        key_names.input_stream(run_id, "str-auto"),
-        key_names.input_streams(run_id),
-        key_names.input_keys(run_id),
-    ]
-    assert {key_names.slot(k) for k in per_run} == {key_names.slot("{" + run_id + "}")}
-
-
 async def test_raw_stream_shape_is_plain_json() -> None:
     run = await new_run()
     await send_input({"a": 1}, flow_run_id=run.id)
