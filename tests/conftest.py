@@ -23,6 +23,7 @@ from hitl_bus.bus import close_bus
 from hitl_bus.bus.connection import forget_fake_server
 from hitl_bus.redis_server import RedisServer
 from tests.cluster import cluster_url, redis_cluster  # noqa: F401  (fixtures for every module)
+from tests.web import app  # noqa: F401  (a fixture for every test module)
 from tests.workers import start_worker  # noqa: F401  (a fixture for every test module)
 
 
