@@ -2,8 +2,8 @@
 
 Run from the repo root::
 
-    .venv/bin/python bench/bench_bus.py            # full run, about 2 minutes
-    .venv/bin/python bench/bench_bus.py --quick    # smaller counts, about 30 s
+    .venv/bin/python -m bench.bench_bus            # full run, about 2 minutes
+    .venv/bin/python -m bench.bench_bus --quick    # smaller counts, about 30 s
 
 Every measurement starts fresh processes (multiprocessing, ``spawn``), so the
 sender and the receiver never share an event loop, a connection pool or a GIL.
@@ -40,15 +40,10 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # common, next to this file
-    sys.path.insert(0, str(HERE))
-
-import common  # noqa: E402 - after the path set-up (it also puts ROOT first)
-from common import (  # noqa: E402
+from bench import common
+from bench.common import (
     ADMIN_CLIENT_NAME,
     HITL_CLIENT_NAME,
     RAW_CLIENT_NAME,

@@ -2,8 +2,8 @@
 
 Run from the repo root::
 
-    .venv/bin/python bench/bench_pause.py            # full run, about 40 s
-    .venv/bin/python bench/bench_pause.py --quick    # smaller counts, about 15 s
+    .venv/bin/python -m bench.bench_pause            # full run, about 40 s
+    .venv/bin/python -m bench.bench_pause --quick    # smaller counts, about 15 s
 
 Written like ``bench_bus.py`` (whose helpers it imports): every role runs in a fresh
 process (multiprocessing, ``spawn``), and cross-process latencies use
@@ -42,16 +42,11 @@ import multiprocessing as mp
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # bench_bus and common, next to this file
-    sys.path.insert(0, str(HERE))
-
-import bench_bus as bb  # noqa: E402 - after the path set-up
-import common  # noqa: E402
-from common import (  # noqa: E402
+from bench import bench_bus as bb
+from bench import common
+from bench.common import (
     ADMIN_CLIENT_NAME,
     HITL_CLIENT_NAME,
     RAW_CLIENT_NAME,

@@ -2,8 +2,8 @@
 
 Run from the repo root::
 
-    .venv/bin/python bench/bench_retention.py            # 10,000 runs, about a minute
-    .venv/bin/python bench/bench_retention.py --quick    # 1,000 runs
+    .venv/bin/python -m bench.bench_retention            # 10,000 runs, about a minute
+    .venv/bin/python -m bench.bench_retention --quick    # 1,000 runs
 
 On a throwaway redis-server, with ``HITL_BUS_RUN_RETENTION`` set short (``--retention``
 seconds), the script measures ``used_memory`` (after ``MEMORY PURGE``):
@@ -27,15 +27,11 @@ import asyncio
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # common, next to this file
-    sys.path.insert(0, str(HERE))
+import redis
 
-import redis  # noqa: E402
-from common import Bench, Results, add_output_args  # noqa: E402
+from bench.common import Bench, Results, add_output_args
 
 
 def used_memory(admin: Any) -> int:

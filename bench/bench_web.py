@@ -2,8 +2,8 @@
 
 Run from the repo root::
 
-    .venv/bin/python bench/bench_web.py            # about 30 s
-    .venv/bin/python bench/bench_web.py --quick    # fewer rounds
+    .venv/bin/python -m bench.bench_web            # about 30 s
+    .venv/bin/python -m bench.bench_web --quick    # fewer rounds
 
 On a throwaway redis-server, with the app served by uvicorn in a thread and the
 flows running in this process:
@@ -37,14 +37,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from bench.common import ms, percentile  # noqa: E402
-from hitl_bus import RunInput, flow, get_client, pause_flow_run, start_flow_run  # noqa: E402
-from hitl_bus.redis_server import RedisServer  # noqa: E402
+from bench.common import ROOT, ms, percentile
+from hitl_bus import RunInput, flow, get_client, pause_flow_run, start_flow_run
+from hitl_bus.redis_server import RedisServer
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -186,7 +183,7 @@ def report(rows: list[tuple[str, str, str, str]], seconds: float) -> str:
         f"## {stamp}: web UI, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, Linux {platform.release()}",
         "",
-        f"`bench/bench_web.py` at commit `{commit}`; Python {platform.python_version()}; "
+        f"`python -m bench.bench_web` at commit `{commit}`; Python {platform.python_version()}; "
         f"{seconds:.0f} s in all.",
         "",
         "| metric | value | target | pass? |",

@@ -2,11 +2,11 @@
 
 Run from the repo root::
 
-    .venv/bin/python bench/bench_workers.py            # full run, about 40 s
-    .venv/bin/python bench/bench_workers.py --quick    # smaller counts, about 15 s
+    .venv/bin/python -m bench.bench_workers            # full run, about 40 s
+    .venv/bin/python -m bench.bench_workers --quick    # smaller counts, about 15 s
 
 Written like ``bench_bus.py`` (whose helpers it imports). The workers are real
-worker processes, ``python -m hitl_bus.cli worker bench/worker_flows.py`` (cwd =
+worker processes, ``python -m hitl_bus.cli worker bench/noop_flow.py`` (cwd =
 repo root, ``HITL_BUS_LOG_TO_STDERR=0``), serving the deployment
 ``bench-noop/bench`` with ``--concurrency`` runs at once each; the client is a
 spawned process (multiprocessing) calling ``run_deployment(..., timeout=0)``. The
@@ -51,15 +51,10 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # common, next to this file
-    sys.path.insert(0, str(HERE))
-
-import common  # noqa: E402 - after the path set-up (it also puts ROOT first)
-from common import (  # noqa: E402
+from bench import common
+from bench.common import (
     ADMIN_CLIENT_NAME,
     HITL_CLIENT_NAME,
     RAW_CLIENT_NAME,
@@ -73,8 +68,8 @@ from common import (  # noqa: E402
     raw_client,
 )
 
-DEPLOYMENT = "bench-noop/bench"  # bench/worker_flows.py
-FLOWS_MODULE = "bench/worker_flows.py"
+DEPLOYMENT = "bench-noop/bench"  # bench/noop_flow.py
+FLOWS_MODULE = "bench/noop_flow.py"
 RAW_GROUP = "workers"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -1,8 +1,8 @@
 """What the benchmark scripts share: clocks and statistics, the child processes' plumbing,
 the results table, the throwaway Redis set-up and the report written to docs/benchmarks.md.
 
-``bench_bus.py``, ``bench_pause.py`` and ``bench_workers.py`` import it (it sits next to
-them); each keeps only its own roles and scenarios.
+The ``bench_*.py`` scripts import it as ``bench.common`` (they run as modules from the repo
+root, ``python -m bench.bench_bus``); each keeps only its own roles and scenarios.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # bench this checkout's hitl_bus, even when another is installed
-    sys.path.insert(0, str(ROOT))
 
 HITL_CLIENT_NAME = "hitl-bus"  # the CLIENT SETNAME of every hitl_bus connection
 RAW_CLIENT_NAME = "bench-raw"
@@ -357,9 +355,10 @@ class Bench:
         if not args.no_write:
             stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
             heading = f"{stamp}: {title}{machine()}" + (" (--quick)" if args.quick else "")
+            command = " ".join(["python -m", f"bench.{Path(script).stem}", *sys.argv[1:]])
             body = "\n".join(
                 [
-                    f"`{' '.join([f'bench/{script}', *sys.argv[1:]])}` at commit "
+                    f"`{command}` at commit "
                     f"`{self.commit}`; {self.version_line}; {elapsed:.0f} s in all; load "
                     f"average {self.load_before:.2f} before, {load_after:.2f} after (other "
                     "work shares the machine).",

@@ -2,8 +2,8 @@
 
 Run from the repo root::
 
-    .venv/bin/python bench/fault_trials.py               # 100 runs, about a minute
-    .venv/bin/python bench/fault_trials.py --runs 20     # quicker
+    .venv/bin/python -m bench.fault_trials               # 100 runs, about a minute
+    .venv/bin/python -m bench.fault_trials --runs 20     # quicker
 
 On a throwaway redis-server: worker A (``tests/worker_flows.py``, heartbeat 0.2 s, dead
 after 1 s) takes ``--runs`` runs of ``answers/default``, each pausing for an ``int``;
@@ -25,13 +25,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # common, next to this file
-    sys.path.insert(0, str(HERE))
-
-from common import ROOT, Bench, Results, add_output_args  # noqa: E402
+from bench.common import ROOT, Bench, Results, add_output_args
 
 
 def start_worker(url: str) -> subprocess.Popen[bytes]:

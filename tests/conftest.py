@@ -1,8 +1,10 @@
-"""Fixtures: one real redis-server per test session, fakeredis per test, a clean environment.
+"""Fixtures: one real redis-server and one Redis Cluster per test session, fakeredis per test,
+a clean environment.
 
-Tests that take the ``bus_url`` fixture run twice: on fakeredis and on the
-real server. Every test gets a fresh event loop (pytest-asyncio's default), so
-the suite also proves the library works across many loops in one process.
+Tests that take the ``bus_url`` fixture run on each bus: on fakeredis and on the real
+server; marked ``also_on_cluster``, on the Cluster as well; marked ``realredis``, on the real
+server only. Every test gets a fresh event loop (pytest-asyncio's default), so the suite
+also proves the library works across many loops in one process.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from hitl_bus._sync import portal_loop
 from hitl_bus.bus import close_bus
 from hitl_bus.bus.connection import forget_fake_server
 from hitl_bus.redis_server import RedisServer
+from tests.cluster import cluster_url, redis_cluster  # noqa: F401  (fixtures for every module)
+from tests.web import app  # noqa: F401  (a fixture for every test module)
 from tests.workers import start_worker  # noqa: F401  (a fixture for every test module)
 
 
@@ -48,11 +53,37 @@ def real_redis_url(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -
     return redis_server.url
 
 
-@pytest.fixture(params=["fakeredis", "redis"])
+@pytest.fixture
+async def admin(real_redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the shared server without the ``hitl-bus`` name, so it is never counted."""
+    client = aioredis.Redis.from_url(real_redis_url, protocol=2)
+    yield client
+    await client.aclose()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a test that takes ``bus_url`` once per bus (see the module docstring)."""
+    if "bus_url" not in metafunc.fixturenames:
+        return
+    marked = metafunc.definition.get_closest_marker
+    if marked("realredis"):
+        buses = [pytest.param("redis")]
+    else:
+        buses = [pytest.param("fakeredis"), pytest.param("redis")]
+        if marked("also_on_cluster"):
+            buses.append(pytest.param("cluster", marks=pytest.mark.cluster))
+    metafunc.parametrize("bus_url", buses, indirect=True)
+
+
+@pytest.fixture
 def bus_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The bus for this test: a fresh fakeredis server, then a flushed real redis-server."""
+    """The bus for this test: a fresh fakeredis server, a flushed real redis-server or the
+    flushed Cluster."""
     if request.param == "redis":
         yield request.getfixturevalue("real_redis_url")
+        return
+    if request.param == "cluster":
+        yield request.getfixturevalue("cluster_url")
         return
     url = f"fakeredis://{uuid.uuid4().hex}"
     monkeypatch.setenv("HITL_BUS_REDIS_URL", url)

@@ -24,6 +24,16 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0)
             await asyncio.sleep(0.01)
 
 
+async def until_waiting(n: int) -> None:
+    """Until ``n`` waiters are parked on this loop's dispatcher."""
+    from hitl_bus.bus import get_bus
+
+    async def parked() -> bool:
+        return get_bus().dispatcher.waiting() == n
+
+    await eventually(parked, timeout=30)
+
+
 async def start_paused(flow_fn: Any) -> str:
     """Start ``flow_fn`` (taking no parameters) and return its id once it is paused."""
     run = await start_flow_run(flow_fn)

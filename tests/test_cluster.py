@@ -1,120 +1,31 @@
-"""Send, receive and respond on a local 3-master Redis Cluster.
+"""What only a Redis Cluster shows: keys on slots, slots over masters, connections per slot
+and per master, scripts loaded again on every master, the global indexes on other slots.
 
-The session fixture starts three ``redis-server`` nodes on loopback, joins them
-with ``redis-cli --cluster create`` (about two seconds) and stops them after.
+The cluster is the session's (``tests/cluster.py``). The send/receive/respond scenarios run on
+it too, from ``test_inputs.py`` (marked ``also_on_cluster``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack
-from typing import Any
 
 import pytest
-import redis
 
 from hitl_bus import flow, get_client, receive_input, send_input, start_flow_run
 from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
 from hitl_bus.bus.connection import CLIENT_NAME
-from hitl_bus.inputs.inbox import inbox
-from hitl_bus.redis_server import RedisServer, find_redis_server
-from tests.helpers import eventually, greeter, new_run
+from hitl_bus.redis_server import RedisServer
+from tests.cluster import on_node
+from tests.helpers import eventually, new_run
 
 pytestmark = pytest.mark.cluster
-
-
-def _tools_missing() -> bool:
-    try:
-        find_redis_server()
-    except FileNotFoundError:
-        return True
-    return shutil.which("redis-cli") is None and not os.path.isfile("/usr/bin/redis-cli")
-
-
-if _tools_missing() and os.environ.get("CI") != "true":
-    pytest.skip("redis-server or redis-cli missing", allow_module_level=True)
-
-
-def _redis_cli() -> str:
-    return shutil.which("redis-cli") or "/usr/bin/redis-cli"
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000, so at most 55535) is free too."""
-    while True:
-        port = random.randint(20000, 45000)
-        if _bindable(port) and _bindable(port + 10000):
-            return port
-
-
-def _on_node(port: int, *command: str) -> Any:
-    """One command on one node, over a connection of its own."""
-    with redis.Redis(port=port, protocol=2) as client:
-        return client.execute_command(*command)
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[list[RedisServer]]:
-    """Three masters holding all 16384 slots between them."""
-    with ExitStack() as stack:
-        nodes = []
-        for _ in range(3):
-            port = _cluster_port()
-            server = RedisServer(
-                port=port,
-                extra_args=[
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", f"nodes-{port}.conf",
-                    "--cluster-node-timeout", "5000",
-                ],
-            )  # fmt: skip
-            nodes.append(stack.enter_context(server))
-        subprocess.run(
-            [
-                _redis_cli(), "--cluster", "create",
-                *[f"127.0.0.1:{n.port}" for n in nodes],
-                "--cluster-replicas", "0", "--cluster-yes",
-            ],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not all(_on_node(n.port, "CLUSTER INFO")["cluster_state"] == "ok" for n in nodes):
-            assert time.monotonic() < deadline, "the cluster did not reach cluster_state:ok"
-            time.sleep(0.05)
-        yield nodes
-
-
-@pytest.fixture
-def cluster_url(redis_cluster: list[RedisServer], monkeypatch: pytest.MonkeyPatch) -> str:
-    """The flushed cluster, configured as the bus for this test."""
-    for node in redis_cluster:
-        _on_node(node.port, "FLUSHALL")
-    url = f"redis+cluster://127.0.0.1:{redis_cluster[0].port}/"
-    monkeypatch.setenv("HITL_BUS_REDIS_URL", url)
-    return url
 
 
 def _slot_owners(port: int) -> dict[int, int]:
     """Slot -> port of the master that serves it, from ``CLUSTER SLOTS``."""
     owners = {}
-    for start, end, master, *_ in _on_node(port, "CLUSTER SLOTS"):
+    for start, end, master, *_ in on_node(port, "CLUSTER SLOTS"):
         for slot in range(start, end + 1):
             owners[slot] = int(master[1])
     return owners
@@ -130,7 +41,7 @@ async def test_runs_spread_over_the_masters(
     expected = {str(run.id): owners[key_names.slot(key_names.run(str(run.id)))] for run in runs}
     held: dict[str, set[int]] = {}
     for node in redis_cluster:
-        for raw in _on_node(node.port, "KEYS", "hitl:{*"):
+        for raw in on_node(node.port, "KEYS", "hitl:{*"):
             held.setdefault(key_names.hash_tag(raw.decode()), set()).add(node.port)
     for run_id, port in expected.items():
         assert held[run_id] == {port}, "every key of a run lives on its slot's master"
@@ -173,7 +84,7 @@ async def test_waiting_receivers_in_many_slots_are_woken_by_push(
     held = sum(
         1
         for node in redis_cluster
-        for c in _on_node(node.port, "CLIENT LIST")
+        for c in on_node(node.port, "CLIENT LIST")
         if c.get("name") == CLIENT_NAME
     )
     assert held <= len(slots) + 4 * len(redis_cluster) + 1
@@ -193,56 +104,11 @@ async def test_concurrent_callers_queue_for_a_connection(
         *(send_input(n, flow_run_id=run.id) for run in runs for n in range(5))
     )  # 60 at once on pools of 4 per master: the callers wait their turn
     for node in redis_cluster:
-        held = [c for c in _on_node(node.port, "CLIENT LIST") if c.get("name") == CLIENT_NAME]
+        held = [c for c in on_node(node.port, "CLIENT LIST") if c.get("name") == CLIENT_NAME]
         assert len(held) <= 4 + 1  # the command pool, and maybe the seed's connection
     for run in runs:
         receiver = receive_input(int, flow_run_id=run.id, timeout=1)
         assert sorted([await receiver.next() for _ in range(5)]) == [0, 1, 2, 3, 4]
-
-
-async def test_respond_reaches_a_sender_outside_any_run(cluster_url: str) -> None:
-    run = await start_flow_run(greeter)
-    replies = receive_input(str, timeout=5)
-    await send_input("Ada", flow_run_id=run.id)
-    assert await replies.next() == "Hello, Ada!"
-    await send_input("Bob", flow_run_id=run.id)
-    assert await replies.next() == "Hello, Bob!"
-    await send_input("exit", flow_run_id=run.id)
-    assert replies.mailbox == inbox()
-
-
-async def test_respond_between_two_runs(cluster_url: str) -> None:
-    @flow
-    async def sender(names: list[str]) -> list[str]:
-        run = await start_flow_run(greeter)
-        replies = receive_input(str, timeout=5)
-        out = []
-        for name in names:
-            await send_input(name, flow_run_id=run.id)
-            out.append(await replies.next())
-        await send_input("exit", flow_run_id=run.id)
-        return out
-
-    assert await sender(["Ada", "Bob", "Cy"]) == ["Hello, Ada!", "Hello, Bob!", "Hello, Cy!"]
-
-
-async def test_durable_consumer_continues_where_it_stopped(cluster_url: str) -> None:
-    run = await new_run()
-    for n in [1, 2, 3]:
-        await send_input(n, flow_run_id=run.id)
-    first = receive_input(int, flow_run_id=run.id, consumer="c", timeout=0.2)
-    assert await first.next() == 1
-    assert await first.next() == 2
-    again = receive_input(int, flow_run_id=run.id, consumer="c", timeout=5)
-    assert await again.next() == 2
-    assert await again.next() == 3
-    waiting = asyncio.create_task(again.next())
-    await asyncio.sleep(0.1)
-    await send_input(4, flow_run_id=run.id)
-    async with asyncio.timeout(1):
-        assert await waiting == 4
-    rest = receive_input(int, flow_run_id=run.id, consumer="c", timeout=0.2)
-    assert [v async for v in rest] == [4]
 
 
 async def test_input_arrival_is_an_event_on_the_run_and_the_global_stream(
@@ -263,7 +129,7 @@ async def test_scripts_are_loaded_again_on_every_master(
     runs = [await new_run() for _ in range(12)]
     await send_input("before", flow_run_id=runs[0].id)
     for node in redis_cluster:
-        _on_node(node.port, "SCRIPT", "FLUSH")
+        on_node(node.port, "SCRIPT", "FLUSH")
     for run in runs:  # from outside a run: also renews the inbox, another slot
         await send_input("after", flow_run_id=run.id)
     got = [v async for v in receive_input(str, flow_run_id=runs[0].id, timeout=0.2)]

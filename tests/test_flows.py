@@ -19,7 +19,7 @@ from hitl_bus import (
     start_flow_run,
 )
 from hitl_bus.engine import create_flow_run
-from hitl_bus.errors import FlowRunNotFound, MissingContextError
+from hitl_bus.errors import FlowRunNotFound
 from hitl_bus.runtime import flow_run as runtime_run
 from tests.helpers import eventually, greeter, new_run
 
@@ -67,27 +67,6 @@ async def test_failing_flow_is_failed_with_traceback_in_logs() -> None:
     assert "Traceback" in logs[-1]["message"] and "boom" in logs[-1]["message"]
     failed = await get_client().read_flow_runs(state=StateType.FAILED)
     assert [r.id for r in failed] == [run.id]
-
-
-async def test_run_logs_are_stored_in_order() -> None:
-    @flow
-    async def chatty() -> str:
-        logger = get_run_logger()
-        for i in range(50):
-            logger.info("line %d", i)
-        return get_run_context().flow_run.id
-
-    run_id = await chatty()
-    logs = await get_client().read_logs(run_id)
-    assert [r["message"] for r in logs] == [f"line {i}" for i in range(50)]
-    assert {r["level"] for r in logs} == {"INFO"}
-
-
-async def test_run_logger_outside_a_run_is_an_error() -> None:
-    with pytest.raises(MissingContextError):
-        get_run_logger()
-    with pytest.raises(MissingContextError):
-        get_run_context()
 
 
 async def test_unknown_run_reads_raise() -> None:

@@ -1,4 +1,4 @@
-"""The seed's send/receive/respond scenarios, on fakeredis and on a real redis-server."""
+"""The seed's send/receive/respond scenarios, on fakeredis, a real redis-server and the Cluster."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import uuid
 
 import pytest
+import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 
 from hitl_bus import (
@@ -22,9 +23,10 @@ from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
 from hitl_bus.errors import FlowRunNotFound, PayloadTooLarge, ReceiveTimeout
 from hitl_bus.inputs.inbox import inbox
-from tests.helpers import greeter, new_run
+from hitl_bus.inputs.sending import deliver
+from tests.helpers import greeter, new_run, until_waiting
 
-pytestmark = pytest.mark.usefixtures("bus_url")
+pytestmark = [pytest.mark.usefixtures("bus_url"), pytest.mark.also_on_cluster]
 
 KEY_RE = re.compile(r"^[a-z0-9-]+$")
 
@@ -271,20 +273,6 @@ async def test_resending_the_same_key_is_idempotent() -> None:
     assert [v async for v in receive_input(str, flow_run_id=run.id, timeout=0.2)] == ["once"]
 
 
-async def test_every_run_key_is_on_the_runs_slot() -> None:
-    run_id = str(uuid.uuid4())
-    per_run = [
-        key_names.run(run_id),
-        key_names.run_events(run_id),
-        key_names.run_logs(run_id),
-        key_names.run_values(run_id),
-        key_names.input_stream(run_id, "str-auto"),
-        key_names.input_streams(run_id),
-        key_names.input_keys(run_id),
-    ]
-    assert {key_names.slot(k) for k in per_run} == {key_names.slot("{" + run_id + "}")}
-
-
 async def test_raw_stream_shape_is_plain_json() -> None:
     run = await new_run()
     await send_input({"a": 1}, flow_run_id=run.id)
@@ -344,3 +332,16 @@ async def test_a_reply_repeated_with_its_key_is_stored_once() -> None:
     first = await replies.next()
     assert (first.value, first.metadata.key) == ("Hello, Ada!", "reply-to-ada")
     assert [r async for r in receive_input(str, timeout=0.3)] == ["Hello, Ada!"]
+
+
+@pytest.mark.realredis
+async def test_flushed_redis_recreates_a_consumer_group_on_demand(admin: aioredis.Redis) -> None:
+    receiver = receive_input(int, consumer="c", timeout=5)  # on this process's inbox
+    await deliver(inbox(), 1)
+    assert await receiver.next() == 1
+    await admin.flushall()
+    waiting = asyncio.create_task(receiver.next())
+    await until_waiting(1)
+    await deliver(inbox(), 2)
+    async with asyncio.timeout(5):
+        assert await waiting == 2

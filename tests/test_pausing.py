@@ -1,4 +1,4 @@
-"""Pause, suspend and resume with typed input (the seed's scenarios), tasks and blocks."""
+"""Pause, suspend and resume with typed input (the seed's scenarios)."""
 
 from __future__ import annotations
 
@@ -23,15 +23,11 @@ from hitl_bus import (
     sweep_expired,
     task,
 )
-from hitl_bus.blocks import JSONBlock
 from hitl_bus.errors import (
-    BlockNotFound,
     FlowPauseTimeout,
     FlowRunNotFound,
-    FlowRunSuspended,
     NotPausedError,
     ResumeRejected,
-    TaskResultNotJSON,
 )
 from tests.helpers import eventually
 from tests.models import ShirtOrder, UserName
@@ -255,75 +251,6 @@ async def test_reading_an_expired_pause_fails_it() -> None:
             raise FlowPauseTimeout(str(exc)) from exc
 
 
-CALLS: dict[str, int] = {}
-
-
-@task
-async def expensive(x: int) -> int:
-    CALLS["expensive"] = CALLS.get("expensive", 0) + 1
-    return x * 10
-
-
-@flow
-async def suspending(x: int) -> int:
-    before = await expensive(x)
-    extra = await suspend_flow_run(wait_for_input=int)
-    return before + extra
-
-
-async def test_suspend_ends_execution_and_resume_reexecutes_with_task_results_reused() -> None:
-    CALLS.clear()
-    with pytest.raises(FlowRunSuspended) as info:
-        await suspending(4)
-    run_id = info.value.flow_run_id
-    run = await get_client().read_flow_run(run_id)
-    assert run.state.is_suspended() and run.state.type is StateType.PAUSED
-    pause = await get_client().read_pause(run_id)
-    assert pause is not None and pause.suspended
-    await resume_flow_run(run_id, {"value": 2})
-    resumed = (await get_client().read_flow_run(run_id)).state
-    assert resumed.type is StateType.SCHEDULED and resumed.name == "Resuming"
-    assert await execute_flow_run(suspending, run_id) == 42
-    assert CALLS["expensive"] == 1  # replayed, not recomputed
-    assert (await get_client().read_flow_run(run_id)).state.is_completed()
-
-
-async def test_polling_task_gets_fresh_values_each_call() -> None:
-    counter = {"n": 0}
-
-    @task
-    async def poll() -> int:
-        counter["n"] += 1
-        return counter["n"]
-
-    @flow
-    async def poller() -> list[int]:
-        return [await poll() for _ in range(3)]
-
-    assert await poller() == [1, 2, 3]
-
-
-async def test_changed_task_inputs_are_recomputed_on_reexecution() -> None:
-    seen: list[int] = []
-
-    @task
-    async def square(x: int) -> int:
-        seen.append(x)
-        return x * x
-
-    @flow
-    async def squares(base: int) -> int:
-        first = await square(base)
-        await suspend_flow_run()
-        return first + await square(base + 1)
-
-    with pytest.raises(FlowRunSuspended) as info:
-        await squares(2)
-    await resume_flow_run(info.value.flow_run_id)
-    assert await execute_flow_run(squares, info.value.flow_run_id) == 4 + 9
-    assert seen == [2, 3]
-
-
 async def test_pause_inside_a_task() -> None:
     @task
     async def ask() -> str:
@@ -368,40 +295,11 @@ async def test_another_run_suspends_a_run_at_its_next_task() -> None:
     assert count < 500
 
 
-async def test_task_result_that_is_not_json_is_a_clear_error() -> None:
-    @task
-    async def makes_object() -> object:
-        return object()
-
-    @flow
-    async def bad() -> None:
-        await makes_object()
-
-    with pytest.raises(TaskResultNotJSON, match="not JSON"):
-        await bad()
-
-
-async def test_tasks_outside_a_run_are_plain_calls() -> None:
-    assert await expensive(1) == 10
-
-
 async def test_pause_outside_a_run_is_an_error() -> None:
     from hitl_bus.errors import MissingContextError
 
     with pytest.raises(MissingContextError):
         await pause_flow_run()
-
-
-async def test_json_block_round_trip_and_errors() -> None:
-    with pytest.raises(BlockNotFound):
-        await JSONBlock.load("seen-keys")
-    await JSONBlock(value=[]).save("seen-keys")
-    block = await JSONBlock.load("seen-keys")
-    block.value.append("k1")
-    with pytest.raises(ValueError, match="overwrite"):
-        await block.save("seen-keys")
-    await block.save("seen-keys", overwrite=True)
-    assert (await JSONBlock.load("seen-keys")).value == ["k1"]
 
 
 def test_sync_flow_pauses_and_is_resumed_from_sync_code() -> None:
@@ -451,26 +349,47 @@ async def test_another_run_suspends_a_paused_run_at_its_next_pause() -> None:
     assert await execute_flow_run(two_steps, run.id) == 7
 
 
-def test_sync_tasks_in_a_sync_flow_are_replayed() -> None:
-    calls: list[int] = []
+PAUSER = """
+import asyncio, sys
+from hitl_bus import flow, get_run_context, pause_flow_run
 
-    @task
-    def double(x: int) -> int:
-        calls.append(x)
-        return 2 * x
+@flow
+async def waits() -> None:
+    print(get_run_context().flow_run.id, flush=True)
+    await pause_flow_run(wait_for_input=int, timeout=float(sys.argv[1]))
 
-    @flow
-    def sync_suspender(x: int) -> int:
-        first = double(x)
-        extra = suspend_flow_run(wait_for_input=int)
-        return first + int(extra)
+asyncio.run(waits())
+"""
 
-    with pytest.raises(FlowRunSuspended) as info:
-        sync_suspender(5)
-    resume_flow_run(info.value.flow_run_id, {"value": 1})
 
-    async def again() -> int:
-        return int(await execute_flow_run(sync_suspender, info.value.flow_run_id))
+@pytest.mark.realredis
+async def test_a_pause_whose_process_was_killed_fails_at_its_deadline(real_redis_url: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
 
-    assert asyncio.run(again()) == 11
-    assert calls == [5]
+    from hitl_bus import get_client, sweep_expired
+
+    env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
+    ids = []
+    for timeout in ("1.0", "1.0"):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PAUSER, timeout], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        run_id = (await asyncio.to_thread(proc.stdout.readline)).strip()
+
+        async def paused(run_id: str = run_id) -> bool:
+            return (await get_client().read_flow_run(run_id)).state.is_paused()
+
+        await eventually(paused)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        ids.append(run_id)
+    assert (await get_client().read_flow_run(ids[0])).state.is_paused()  # before its deadline
+    await asyncio.sleep(1.2)
+    first = (await get_client().read_flow_run(ids[0])).state  # a read fails it
+    assert first.is_failed() and "not resumed in time" in (first.message or "")
+    assert await sweep_expired() == [ids[1]]  # the sweep fails the other
+    assert (await get_client().read_flow_run(ids[1])).state.is_failed()

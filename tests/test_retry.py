@@ -33,7 +33,6 @@ from hitl_bus.bus.connection import (
 from hitl_bus.errors import BusConnectionError
 from hitl_bus.redis_server import RedisServer
 from hitl_bus.settings import get_settings
-from tests.test_cluster import cluster_url, redis_cluster  # noqa: F401 - fixtures
 
 
 class Flaky:
@@ -255,8 +254,8 @@ async def test_a_redis_down_longer_than_the_window_is_a_bus_connection_error(
 
 @pytest.mark.cluster
 async def test_cluster_commands_and_pipelines_wait_for_a_restarting_master(
-    cluster_url: str,  # noqa: F811 - fixture
-    redis_cluster: list[RedisServer],  # noqa: F811 - fixture
+    cluster_url: str,
+    redis_cluster: list[RedisServer],
 ) -> None:
     import redis as sync_redis
 

@@ -1,6 +1,10 @@
-"""The flow ``bench_workers.py``'s worker processes serve.
+"""The one no-op flow ``bench_workers.py``'s worker processes serve (``bench-noop/bench``).
 
-Started as ``python -m hitl_bus.cli worker bench/worker_flows.py`` from the repo root.
+Kept apart from ``tests/worker_flows.py``: a worker serves every deployment of the module it
+is given, so the benchmark's workers would read the tests' queues too, and the tests' workers
+would serve this one.
+
+Started as ``python -m hitl_bus.cli worker bench/noop_flow.py`` from the repo root.
 The body's first line reads ``CLOCK_MONOTONIC`` (one clock for the whole machine on
 Linux) and subtracts ``t0``, which the client took right before its
 ``run_deployment`` call; the result goes to the Redis list ``key`` as

@@ -1,33 +1,25 @@
-"""Behaviour only a real redis-server shows: connection cost, idle silence, restarts, flushes."""
+"""The dispatcher's readers on a real redis-server: connections shared by every waiter, no
+command while idle, reconnection after a cut connection or a restart without losing or
+repeating an input."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from hitl_bus import receive_input, send_input, start_flow_run
+from hitl_bus import receive_input, send_input
 from hitl_bus.bus import get_bus
 from hitl_bus.bus.connection import CLIENT_NAME
-from hitl_bus.inputs.inbox import inbox
 from hitl_bus.inputs.receiving import InputReceiver
-from hitl_bus.inputs.sending import deliver
 from hitl_bus.redis_server import RedisServer
-from tests.helpers import eventually, greeter, new_run
+from tests.helpers import new_run, until_waiting
 
 pytestmark = pytest.mark.realredis
-
-
-@pytest.fixture
-async def admin(real_redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A client of the shared server without the ``hitl-bus`` name, so it is never counted."""
-    client = aioredis.Redis.from_url(real_redis_url, protocol=2)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -52,15 +44,6 @@ async def _take(receiver: InputReceiver[Any], n: int) -> list[Any]:
     return [await receiver.next() for _ in range(n)]
 
 
-async def _waiting(n: int) -> None:
-    """Until ``n`` waiters are parked on this loop's dispatcher."""
-
-    async def parked() -> bool:
-        return get_bus().dispatcher.waiting() == n
-
-    await eventually(parked, timeout=30)
-
-
 async def test_a_thousand_waiting_receivers_share_at_most_eight_connections(
     admin: aioredis.Redis,
 ) -> None:
@@ -78,7 +61,7 @@ async def test_a_thousand_waiting_receivers_share_at_most_eight_connections(
         runs = await asyncio.gather(*(new_run() for _ in range(1000)))
         receivers = [receive_input(str, flow_run_id=run.id, timeout=None) for run in runs]
         tasks = [asyncio.create_task(r.next()) for r in receivers]
-        await _waiting(1000)
+        await until_waiting(1000)
         parked = len(await _bus_client_ids(admin) - others)
         assert 1 <= parked <= 8
         await asyncio.gather(*(send_input(f"v{i}", flow_run_id=r.id) for i, r in enumerate(runs)))
@@ -96,7 +79,7 @@ async def test_idle_receivers_send_redis_no_commands(admin: aioredis.Redis) -> N
     receivers.append(receive_input(str, flow_run_id=runs[0].id, consumer="c", timeout=None))
     receivers.append(receive_input(str, timeout=None))  # outside a run: the inbox
     tasks = [asyncio.create_task(r.next()) for r in receivers]
-    await _waiting(100)
+    await until_waiting(100)
     await asyncio.sleep(0.3)  # let the readers settle into their blocking XREADs
     before = await _calls(admin)
     await asyncio.sleep(1.0)
@@ -121,7 +104,7 @@ async def _receiving_after_a_first_input() -> Receiving:
     async with asyncio.timeout(5):
         assert await first == 1
     rest = asyncio.create_task(_take(receiver, 3))
-    await _waiting(1)
+    await until_waiting(1)
     return run, receiver, rest
 
 
@@ -185,77 +168,3 @@ async def test_inputs_sent_while_the_receiver_is_disconnected_arrive_once_in_ord
     await asyncio.to_thread(aof_server.start)
     got = [v async for v in receive_input(int, flow_run_id=run.id, timeout=0.2)]
     assert got == [1, 2, 3, 4]
-
-
-async def test_flushed_redis_recreates_the_inbox_on_demand(admin: aioredis.Redis) -> None:
-    replies = receive_input(str, timeout=5)
-    run = await start_flow_run(greeter)
-    await send_input("Ada", flow_run_id=run.id)
-    assert await replies.next() == "Hello, Ada!"
-    await send_input("exit", flow_run_id=run.id)
-
-    await admin.flushall()
-    await admin.script_flush()  # scripts are reloaded on demand too
-    waiting = asyncio.create_task(replies.next())  # parked on the (now gone) inbox stream
-    run = await start_flow_run(greeter)
-    await send_input("Bob", flow_run_id=run.id)  # recreates the inbox before the reply
-    async with asyncio.timeout(5):
-        assert await waiting == "Hello, Bob!"
-    await send_input("exit", flow_run_id=run.id)
-
-
-async def test_flushed_redis_recreates_a_consumer_group_on_demand(admin: aioredis.Redis) -> None:
-    receiver = receive_input(int, consumer="c", timeout=5)  # on this process's inbox
-    await deliver(inbox(), 1)
-    assert await receiver.next() == 1
-    await admin.flushall()
-    waiting = asyncio.create_task(receiver.next())
-    await _waiting(1)
-    await deliver(inbox(), 2)
-    async with asyncio.timeout(5):
-        assert await waiting == 2
-
-
-PAUSER = """
-import asyncio, sys
-from hitl_bus import flow, get_run_context, pause_flow_run
-
-@flow
-async def waits() -> None:
-    print(get_run_context().flow_run.id, flush=True)
-    await pause_flow_run(wait_for_input=int, timeout=float(sys.argv[1]))
-
-asyncio.run(waits())
-"""
-
-
-async def test_a_pause_whose_process_was_killed_fails_at_its_deadline(real_redis_url: str) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from hitl_bus import get_client, sweep_expired
-
-    env = {**os.environ, "HITL_BUS_REDIS_URL": real_redis_url, "HITL_BUS_LOG_TO_STDERR": "0"}
-    ids = []
-    for timeout in ("1.0", "1.0"):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", PAUSER, timeout], env=env, stdout=subprocess.PIPE, text=True
-        )
-        assert proc.stdout is not None
-        run_id = (await asyncio.to_thread(proc.stdout.readline)).strip()
-
-        async def paused(run_id: str = run_id) -> bool:
-            return (await get_client().read_flow_run(run_id)).state.is_paused()
-
-        await eventually(paused)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        ids.append(run_id)
-    assert (await get_client().read_flow_run(ids[0])).state.is_paused()  # before its deadline
-    await asyncio.sleep(1.2)
-    first = (await get_client().read_flow_run(ids[0])).state  # a read fails it
-    assert first.is_failed() and "not resumed in time" in (first.message or "")
-    assert await sweep_expired() == [ids[1]]  # the sweep fails the other
-    assert (await get_client().read_flow_run(ids[1])).state.is_failed()
