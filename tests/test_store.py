@@ -16,6 +16,7 @@ from hitl_bus.inputs.keyset import Mailbox, keyset_from_base_key
 from hitl_bus.inputs.sending import deliver
 
 DEPLOYMENT = "answers/default"
+pytestmark = pytest.mark.also_on_cluster
 
 
 async def _scheduled() -> str:
@@ -58,6 +59,19 @@ def _release(worker: str, *, count_crash: bool = True, retries: int = 0) -> stor
         worker=worker, reason="test", deployment=DEPLOYMENT, count_crash=count_crash,
         retries=retries,
     )  # fmt: skip
+
+
+async def _owned_keys(run_id: str) -> list[str]:
+    """The run's keys that exist (named, not scanned: KEYS sees one node of a Cluster)."""
+    client = get_bus().client
+    names = [
+        keys.run(run_id), keys.run_events(run_id), keys.run_control(run_id),
+        keys.run_values(run_id), keys.run_logs(run_id), keys.run_receivers(run_id),
+        keys.run_tasks(run_id), keys.input_streams(run_id), keys.input_keys(run_id),
+    ]  # fmt: skip
+    for prefix in await client.smembers(keys.input_streams(run_id)):
+        names.append(keys.input_stream(run_id, prefix.decode()))
+    return [name for name in names if await client.exists(name)]
 
 
 async def _queued(run_id: str) -> int:
@@ -184,7 +198,7 @@ async def test_a_finished_run_expires_and_leaves_every_index(
         run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
     )
     bus = get_bus()
-    owned = await bus.client.keys(f"hitl:{{{run_id}}}:*")
+    owned = await _owned_keys(run_id)
     assert len(owned) >= 5
     for key in owned:
         assert 0 < await bus.client.pttl(key) <= 300, key
@@ -198,7 +212,7 @@ async def test_a_finished_run_expires_and_leaves_every_index(
     while not await gone():
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
-    assert await bus.client.keys(f"hitl:{{{run_id}}}:*") == []
+    assert await _owned_keys(run_id) == []
     for state_type in StateType:
         assert await bus.client.zscore(keys.runs_by_state(state_type.value), run_id) is None
     assert await read_flow_runs() == []
@@ -214,3 +228,20 @@ async def test_retention_zero_keeps_finished_runs(
         run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
     )
     assert await get_bus().client.pttl(keys.run(run_id)) == -1
+
+
+async def test_a_send_to_a_finished_run_expires_with_it(
+    bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HITL_BUS_RUN_RETENTION", "30")
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
+    await store.set_state(
+        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
+    )
+    await deliver(Mailbox.for_run(run_id), 7)  # a new stream, made after the run finished
+    bus = get_bus()
+    stream = keys.input_stream(run_id, "int-auto")
+    assert await bus.client.exists(stream)
+    for key in await _owned_keys(run_id):
+        assert 0 < await bus.client.pttl(key) <= 30_000, key

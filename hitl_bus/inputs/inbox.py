@@ -55,7 +55,7 @@ def inbox() -> Mailbox:
         return Mailbox(CLIENT, _inbox_id)
 
 
-def renewal(bus: Bus) -> tuple[list[str], list[Any]]:
+def renewal() -> tuple[list[str], list[Any]]:
     """Keys (marker, prefix set, key set) and ``pid``/``host`` args that renew the inbox."""
     box = inbox()
     return (
@@ -66,7 +66,7 @@ def renewal(bus: Bus) -> tuple[list[str], list[Any]]:
 
 async def touch(bus: Bus) -> None:
     """Create or renew this process's inbox now."""
-    renew_keys, (pid, host) = renewal(bus)
+    renew_keys, (pid, host) = renewal()
     await bus.eval(_TOUCH, renew_keys, [int(bus.settings.inbox_ttl * 1000), pid, host])
     _touched[bus] = asyncio.get_running_loop().time()
 

@@ -79,6 +79,10 @@ redis.call('SADD', KEYS[4], ARGV[1])
 local id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 local ttl = tonumber(ARGV[5])
+if ttl == 0 then  -- a run: once finished its keys expire, and what this send made with them
+  local left = redis.call('PTTL', KEYS[1])
+  if left > 0 then ttl = left end
+end
 if ttl > 0 then
   for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
@@ -194,7 +198,7 @@ async def deliver(
     is_run = target.kind == FLOW_RUN
     if is_run:
         script_keys.append(keys.run_events(owner))
-        if not bus.cluster:  # the global stream is on another slot in Cluster
+        if bus.one_node:  # in Cluster the global stream is on a slot of its own
             script_keys.append(keys.EVENTS)
     inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
     now_ms = int(time.time() * 1000)
@@ -204,10 +208,10 @@ async def deliver(
         _known_digest(owner, prefix, payload) if is_run else b"",
     ]  # fmt: skip
     if from_inbox:  # renew the sender's inbox, so replies can reach it
-        if bus.cluster:
+        if not bus.one_node:  # in Cluster the inbox is on a slot of its own
             await inbox.renew_if_due(bus)
         else:
-            renew_keys, renew_args = inbox.renewal(bus)
+            renew_keys, renew_args = inbox.renewal()
             script_keys += renew_keys
             args[9] = inbox_ttl_ms
             args += renew_args
@@ -225,7 +229,7 @@ async def deliver(
     # A doubled ``input.received`` there is harmless: readers of ``hitl:events`` use it as
     # a hint to re-read the run, never as a count.
     stored_now = status == _ACCEPTED or (status == _DUPLICATE and key is None)
-    if stored_now and is_run and bus.cluster:
+    if stored_now and is_run and not bus.one_node:
         event = {"key": input_key, "key_prefix": prefix, "sender": sender}
         await bus.client.xadd(
             keys.EVENTS,
