@@ -387,7 +387,10 @@ async def test_a_pause_whose_process_was_killed_fails_at_its_deadline(real_redis
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         ids.append(run_id)
-    assert (await get_client().read_flow_run(ids[0])).state.is_paused()  # before its deadline
+        if len(ids) == 1:  # checked now: starting the second process can take a second
+            assert (
+                await get_client().read_flow_run(ids[0])
+            ).state.is_paused()  # before its deadline
     await asyncio.sleep(1.2)
     first = (await get_client().read_flow_run(ids[0])).state  # a read fails it
     assert first.is_failed() and "not resumed in time" in (first.message or "")
