@@ -116,13 +116,10 @@ async def _pause(
     input_cls = run_input_subclass_from_type(wait_for_input) if wait_for_input is not None else None
     # A re-executed run reaching a pause it already passed gets the same answer;
     # a run another run asked to suspend suspends here instead of pausing.
-    async with bus.client.pipeline(transaction=False) as pipe:
-        pipe.hget(keys.run_values(run_id), keyset["response"])
-        pipe.hget(keys.run(run_id), "suspend_requested")
-        answered, suspend_requested = await pipe.execute()
+    answered, suspend_requested = await store.pause_preflight(run_id, keyset["response"])
     if answered is not None:  # answered while suspended, or replayed after a restart
         return await _take_answer(ctx, input_cls, answered, pause_key)
-    if suspend_requested is not None and not suspend:
+    if suspend_requested and not suspend:
         await store.take_suspend_request(run_id)
         suspend = True
 
@@ -216,10 +213,10 @@ async def _wait_for_resume(
             if await expire_pause(run_id, pause_key):
                 raise FlowPauseTimeout(f"flow run {run_id} was not resumed in time") from None
             # Someone else may have settled it first: a resume, or a read that expired it.
-            state_raw, resumed = await bus.client.hmget(keys.run(run_id), ["state", "resumed_key"])
-            if codec.text(resumed) == pause_key:
+            resumed, state = await store.resumed_or_state(run_id)
+            if resumed == pause_key:
                 return None
-            if state_raw is None or not State.model_validate_json(state_raw).is_paused():
+            if state is None or not state.is_paused():
                 raise FlowPauseTimeout(f"flow run {run_id} was not resumed in time") from None
             await asyncio.sleep(0.05)  # Redis's clock is a little behind ours
             continue

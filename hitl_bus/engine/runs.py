@@ -119,8 +119,8 @@ async def sweep_expired() -> list[str]:
         if await expire_pause(run_id):
             expired.append(run_id)
         else:  # resumed, or not paused any more: drop the stale hint
-            still = await bus.client.hget(keys.run(run_id), "pause_deadline")
-            if not still or int(still) == 0:
+            raw = await store.read_raw(run_id)
+            if not raw or store.decode_record(raw).pause_deadline_ms == 0:
                 await bus.client.zrem(keys.PAUSE_DEADLINES, run_id)
     return expired
 
@@ -142,10 +142,7 @@ async def read_flow_runs(
         if not ids:
             break
         start += page
-        async with bus.client.pipeline(transaction=False) as pipe:
-            for run_id in ids:
-                pipe.hgetall(keys.run(run_id.decode()))
-            raws = await pipe.execute()
+        raws = await store.read_raw_many([run_id.decode() for run_id in ids])
         wanted = StateType(state) if state else None
         for raw in raws:
             if raw:

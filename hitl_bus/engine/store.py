@@ -118,6 +118,32 @@ async def read_raw(run_id: str) -> dict[bytes, bytes]:
     return raw
 
 
+async def read_raw_many(run_ids: list[str]) -> list[dict[bytes, bytes]]:
+    """The hashes of several runs in one round trip (empty for a run that is gone)."""
+    async with get_bus().client.pipeline(transaction=False) as pipe:
+        for run_id in run_ids:
+            pipe.hgetall(keys.run(run_id))
+        raws: list[dict[bytes, bytes]] = await pipe.execute()
+    return raws
+
+
+async def pause_preflight(run_id: str, response_field: str) -> tuple[bytes | None, bool]:
+    """Before a pause: the answer already stored for it (a replay), and whether another
+    run asked this one to suspend. One round trip: both keys share the run's tag."""
+    async with get_bus().client.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.run_values(run_id), response_field)
+        pipe.hexists(keys.run(run_id), "suspend_requested")
+        answered, requested = await pipe.execute()
+    return answered, bool(requested)
+
+
+async def resumed_or_state(run_id: str) -> tuple[str, State | None]:
+    """The key of the pause last resumed, and the run's state (``None``: no such run)."""
+    raw_state, resumed = await get_bus().client.hmget(keys.run(run_id), ["state", "resumed_key"])
+    state = State.model_validate_json(raw_state) if raw_state is not None else None
+    return codec.text(resumed) or "", state
+
+
 async def read_record(run_id: str) -> RunRecord:
     """The run's record; raises :class:`FlowRunNotFound` when there is none."""
     raw = await read_raw(run_id)
