@@ -233,7 +233,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def _rejected(headline: str, errors: Sequence[Mapping[str, Any]]) -> typer.Exit:
     """Exit 2 with ``headline`` and each failing field on a line of its own."""
-    from hitl_bus.inputs.schema_check import summarize
+    from hitl_bus.schema_check import summarize
 
     lines = summarize(errors, sep="\n  ")
     return _fail(f"{headline}\n  {lines}" if lines else headline, 2)

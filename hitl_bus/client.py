@@ -20,8 +20,8 @@ from hitl_bus.engine.cancelling import acancel_flow_run
 from hitl_bus.engine.pausing import PauseDetails, _defaults_key, read_pause
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
+from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs import Keyset, received
-from hitl_bus.inputs.keyset import normalize_run_id
 
 log = logging.getLogger("hitl_bus.client")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from hitl_bus.inputs.schema_check import plain_errors, schema_errors, summarize
+from hitl_bus.schema_check import plain_errors, schema_errors, summarize
 from tests.models import ShirtOrder
 
 

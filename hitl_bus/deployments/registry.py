@@ -24,7 +24,7 @@ from hitl_bus.deployments.deployment import Deployment
 from hitl_bus.engine.runs import FlowRun, create_flow_run, wait_for_state
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
-from hitl_bus.inputs.schema_check import schema_errors, summarize
+from hitl_bus.schema_check import schema_errors, summarize
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 

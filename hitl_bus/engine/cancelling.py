@@ -21,7 +21,7 @@ from hitl_bus.context import FlowRunContext
 from hitl_bus.engine import store
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import FlowRunNotFound
-from hitl_bus.inputs.keyset import normalize_run_id
+from hitl_bus.ids import normalize_run_id
 
 
 async def acancel_flow_run(flow_run_id: uuid.UUID | str) -> State:

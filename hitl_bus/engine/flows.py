@@ -38,7 +38,7 @@ from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
 from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
 from hitl_bus.engine.tasks import decode_results
 from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
-from hitl_bus.inputs.keyset import normalize_run_id
+from hitl_bus.ids import normalize_run_id
 
 P = ParamSpec("P")
 R = TypeVar("R")

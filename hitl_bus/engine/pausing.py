@@ -38,10 +38,10 @@ from hitl_bus.errors import (
     NotPausedError,
     ResumeRejected,
 )
+from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs import Keyset, keyset_from_base_key, run_input_subclass_from_type
-from hitl_bus.inputs.keyset import normalize_run_id
 from hitl_bus.inputs.run_input import RunInput, is_automatic, schema_json
-from hitl_bus.inputs.schema_check import plain_errors, schema_errors, summarize
+from hitl_bus.schema_check import plain_errors, schema_errors, summarize
 
 T = TypeVar("T")
 

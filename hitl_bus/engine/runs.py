@@ -20,7 +20,7 @@ from hitl_bus.engine.naming import new_run_name
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.engine.store import FlowRun
 from hitl_bus.errors import FlowRunNotFound
-from hitl_bus.inputs.keyset import normalize_run_id
+from hitl_bus.ids import normalize_run_id
 
 __all__ = [
     "FlowRun",

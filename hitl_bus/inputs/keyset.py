@@ -1,4 +1,4 @@
-"""Naming inside the input layer: run ids, mailboxes, key prefixes, input keys, keysets."""
+"""Naming inside the input layer: mailboxes, key prefixes, input keys, keysets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from hitl_bus import keys
-from hitl_bus.errors import FlowRunNotFound
+from hitl_bus.ids import normalize_run_id
 
 _PREFIX_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 FLOW_RUN: Literal["flow-run"] = "flow-run"
@@ -30,16 +30,6 @@ def keyset_from_base_key(base_key: str) -> Keyset:
         "response": f"{base_key}-response",
         "schema": f"{base_key}-schema",
     }
-
-
-def normalize_run_id(flow_run_id: uuid.UUID | str) -> str:
-    """The canonical string form of a run id; anything else is an unknown run."""
-    try:
-        return str(flow_run_id if isinstance(flow_run_id, uuid.UUID) else uuid.UUID(flow_run_id))
-    except (TypeError, ValueError, AttributeError):
-        raise FlowRunNotFound(
-            flow_run_id, f"{flow_run_id!r} is not a flow run id (expected a UUID)"
-        ) from None
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from hitl_bus.inputs.keyset import (
     new_input_key,
 )
 from hitl_bus.inputs.run_input import RunInput, as_run_input
-from hitl_bus.inputs.schema_check import schema_errors, summarize
+from hitl_bus.schema_check import schema_errors, summarize
 
 log = logging.getLogger("hitl_bus.inputs")
 

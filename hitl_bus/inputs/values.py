@@ -13,7 +13,8 @@ from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.context import current_run_id
 from hitl_bus.errors import FlowRunNotFound, MissingContextError
-from hitl_bus.inputs.keyset import Keyset, normalize_run_id
+from hitl_bus.ids import normalize_run_id
+from hitl_bus.inputs.keyset import Keyset
 
 if TYPE_CHECKING:
     from hitl_bus.inputs.run_input import RunInput
