@@ -23,7 +23,7 @@ from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
 from hitl_bus.errors import FlowRunNotFound, PayloadTooLarge, ReceiveTimeout
 from hitl_bus.inputs.inbox import inbox
-from hitl_bus.inputs.sending import deliver
+from hitl_bus.inputs.messaging import deliver
 from tests.helpers import greeter, new_run, until_waiting
 
 pytestmark = [pytest.mark.usefixtures("bus_url"), pytest.mark.also_on_cluster]
@@ -264,7 +264,7 @@ async def test_input_arrival_is_an_event() -> None:
 
 async def test_resending_the_same_key_is_idempotent() -> None:
     from hitl_bus.inputs.keyset import Mailbox
-    from hitl_bus.inputs.sending import deliver
+    from hitl_bus.inputs.messaging import deliver
 
     run = await new_run()
     target = Mailbox.for_run(run.id)

@@ -13,7 +13,7 @@ from hitl_bus.engine.runs import create_flow_run, read_flow_run, read_flow_runs
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import StateConflict
 from hitl_bus.inputs.keyset import Mailbox, keyset_from_base_key
-from hitl_bus.inputs.sending import deliver
+from hitl_bus.inputs.messaging import deliver
 
 DEPLOYMENT = "answers/default"
 pytestmark = pytest.mark.also_on_cluster

@@ -2,14 +2,14 @@
 
 from hitl_bus._sync import dual
 from hitl_bus.inputs.keyset import Keyset, keyset_from_base_key
-from hitl_bus.inputs.receiving import InputReceiver, receive_input
+from hitl_bus.inputs.messaging import asend_input, receive_input
+from hitl_bus.inputs.receiving import InputReceiver
 from hitl_bus.inputs.run_input import (
     AutomaticRunInput,
     RunInput,
     RunInputMetadata,
     run_input_subclass_from_type,
 )
-from hitl_bus.inputs.sending import asend_input
 
 send_input = dual(asend_input)
 

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,19 +27,10 @@ from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix
-from hitl_bus.inputs.run_input import (
-    AutomaticRunInput,
-    RunInput,
-    RunInputMetadata,
-    is_automatic,
-    run_input_subclass_from_type,
-    schema_json,
-)
+from hitl_bus.inputs.shapes import RunInputMetadata, schema_json
 
 log = logging.getLogger("hitl_bus.inputs")
 T = TypeVar("T")
-RI = TypeVar("RI", bound=RunInput)
-M = TypeVar("M", bound=BaseModel)
 _END: Any = object()
 
 
@@ -57,26 +48,31 @@ class InputReceiver(Generic[T]):
 
     def __init__(
         self,
-        input_type: Any,
+        input_cls: type[BaseModel],
         *,
+        unwrap: bool,
+        key_prefix: str,
         timeout: float | None = 3600,
         raise_timeout_error: bool = False,
         exclude_keys: Iterable[str] | None = None,
-        key_prefix: str | None = None,
         flow_run_id: uuid.UUID | str | None = None,
         with_metadata: bool = False,
         consumer: str | None = None,
     ) -> None:
-        self.input_cls: type[RunInput] = run_input_subclass_from_type(input_type)
+        """Receive instances of ``input_cls`` on the stream ``key_prefix``.
+
+        ``unwrap``: hand out each instance's ``value`` (an automatic input) instead of it.
+        """
+        self.input_cls = input_cls
         self.timeout = timeout
         self.raise_timeout_error = raise_timeout_error
         self.with_metadata = with_metadata
         self.exclude_keys = set(exclude_keys or ())
-        self.key_prefix = check_key_prefix(key_prefix or self.input_cls.default_key_prefix())
+        self.key_prefix = check_key_prefix(key_prefix)
         self.mailbox = _target(flow_run_id)
         self.stream = keys.input_stream(self.mailbox.id, self.key_prefix)
         self.consumer = consumer
-        self._unwrap = is_automatic(self.input_cls) and not with_metadata
+        self._unwrap = unwrap and not with_metadata
         self._buffer: deque[Entry] = deque()
         self._position = "0-0"  # id of the last entry taken from the stream
         self._checked = False
@@ -145,7 +141,7 @@ class InputReceiver(Generic[T]):
             if instance is not None:
                 return instance.value if self._unwrap else instance  # type: ignore[attr-defined]
 
-    def _decode(self, entry: Entry) -> RunInput | None:
+    def _decode(self, entry: Entry) -> BaseModel | None:
         """The input an entry carries; ``None`` for one to pass over.
 
         A corrupt entry (a field missing, not UTF-8, not JSON) is logged and skipped:
@@ -169,12 +165,13 @@ class InputReceiver(Generic[T]):
             if all(err["type"] == "json_invalid" for err in exc.errors()):
                 return self._skip(entry_id, "its data is not valid JSON")
             raise
-        instance._metadata = RunInputMetadata.model_construct(
+        # A RunInput's private attribute; every class given to a receiver is one.
+        instance._metadata = RunInputMetadata.model_construct(  # type: ignore[attr-defined]
             key=key, sender=sender, receiver=self.mailbox.name
         )
         return instance
 
-    def _skip(self, entry_id: bytes, why: str) -> RunInput | None:
+    def _skip(self, entry_id: bytes, why: str) -> BaseModel | None:
         log.warning("skipping entry %s on %s: %s", entry_id.decode(), self.stream, why)
         return None
 
@@ -307,101 +304,3 @@ class InputReceiver(Generic[T]):
                 return await bus.dispatcher.wait(self.stream, self._position, renew_every)
             except TimeoutError:
                 continue
-
-
-# Typed by what the iterator yields: an instance of a model class, a plain value of a
-# built-in type, or that value's automatic input (``.value``, ``.metadata``, ``.respond``)
-# with ``with_metadata=True``. A model class matches before the plain-type overloads.
-@overload
-def receive_input(  # type: ignore[overload-overlap]
-    input_type: type[RI],
-    timeout: float | None = 3600,
-    poll_interval: float = 10,
-    raise_timeout_error: bool = False,
-    exclude_keys: Iterable[str] | None = None,
-    key_prefix: str | None = None,
-    flow_run_id: uuid.UUID | str | None = None,
-    with_metadata: bool = False,
-    consumer: str | None = None,
-) -> InputReceiver[RI]: ...
-@overload
-def receive_input(  # type: ignore[overload-overlap]
-    input_type: type[M],
-    timeout: float | None = 3600,
-    poll_interval: float = 10,
-    raise_timeout_error: bool = False,
-    exclude_keys: Iterable[str] | None = None,
-    key_prefix: str | None = None,
-    flow_run_id: uuid.UUID | str | None = None,
-    with_metadata: bool = False,
-    consumer: str | None = None,
-) -> InputReceiver[M]: ...
-@overload
-def receive_input(
-    input_type: type[T],
-    timeout: float | None = 3600,
-    poll_interval: float = 10,
-    raise_timeout_error: bool = False,
-    exclude_keys: Iterable[str] | None = None,
-    key_prefix: str | None = None,
-    flow_run_id: uuid.UUID | str | None = None,
-    with_metadata: Literal[False] = False,
-    consumer: str | None = None,
-) -> InputReceiver[T]: ...
-@overload
-def receive_input(
-    input_type: type[T],
-    timeout: float | None = 3600,
-    poll_interval: float = 10,
-    raise_timeout_error: bool = False,
-    exclude_keys: Iterable[str] | None = None,
-    key_prefix: str | None = None,
-    flow_run_id: uuid.UUID | str | None = None,
-    *,
-    with_metadata: Literal[True],
-    consumer: str | None = None,
-) -> InputReceiver[AutomaticRunInput[T]]: ...
-@overload
-def receive_input(
-    input_type: Any,
-    timeout: float | None = 3600,
-    poll_interval: float = 10,
-    raise_timeout_error: bool = False,
-    exclude_keys: Iterable[str] | None = None,
-    key_prefix: str | None = None,
-    flow_run_id: uuid.UUID | str | None = None,
-    with_metadata: bool = False,
-    consumer: str | None = None,
-) -> InputReceiver[Any]: ...
-def receive_input(
-    input_type: Any,
-    timeout: float | None = 3600,
-    poll_interval: float = 10,
-    raise_timeout_error: bool = False,
-    exclude_keys: Iterable[str] | None = None,
-    key_prefix: str | None = None,
-    flow_run_id: uuid.UUID | str | None = None,
-    with_metadata: bool = False,
-    consumer: str | None = None,
-) -> InputReceiver[Any]:
-    """Iterate every input of ``input_type`` sent to a run, oldest first.
-
-    The run is ``flow_run_id``, else the current run, else (outside any run) this
-    process's inbox. ``timeout`` bounds each wait for the next input (``None``:
-    forever); on timeout iteration ends, or raises ``TimeoutError`` with
-    ``raise_timeout_error=True``. An input that fails validation raises
-    ``pydantic.ValidationError`` once and is skipped after that. ``consumer``
-    names a server-side cursor (a consumer group) that survives restarts.
-    ``poll_interval`` is accepted for compatibility: delivery is pushed.
-    """
-    del poll_interval
-    return InputReceiver(
-        input_type,
-        timeout=timeout,
-        raise_timeout_error=raise_timeout_error,
-        exclude_keys=exclude_keys,
-        key_prefix=key_prefix,
-        flow_run_id=flow_run_id,
-        with_metadata=with_metadata,
-        consumer=consumer,
-    )

@@ -10,29 +10,21 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic.fields import FieldInfo
 
 from hitl_bus._sync import dual
-from hitl_bus.bus import codec
-from hitl_bus.inputs.keyset import Keyset, keyset_from_base_key, type_slug
-
-if TYPE_CHECKING:
-    from hitl_bus.inputs.receiving import InputReceiver
+from hitl_bus.inputs import sending, values
+from hitl_bus.inputs.keyset import Keyset, Mailbox, keyset_from_base_key, type_slug
+from hitl_bus.inputs.receiving import InputReceiver
+from hitl_bus.inputs.shapes import RunInputMetadata as RunInputMetadata
+from hitl_bus.inputs.shapes import schema_json as schema_json
 
 T = TypeVar("T")
 R = TypeVar("R", bound="RunInput")
-
-
-class RunInputMetadata(BaseModel):
-    """Where a received input came from: its key, its sender and its receiver."""
-
-    key: str
-    sender: str | None
-    receiver: str
 
 
 class RunInput(BaseModel):
@@ -83,17 +75,13 @@ class RunInput(BaseModel):
     @dual
     async def save(cls, keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> None:
         """Save this type's JSON schema and description under ``keyset`` on a run."""
-        from hitl_bus.inputs.values import asave_schema
-
-        await asave_schema(cls, keyset, flow_run_id)
+        await values.asave_schema(cls, keyset, flow_run_id)
 
     @classmethod
     @dual
     async def load(cls: type[R], keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> R:
         """Load and validate the response saved under ``keyset`` on a run."""
-        from hitl_bus.inputs.values import aload_response
-
-        return await aload_response(cls, keyset, flow_run_id)
+        return await values.aload_response(cls, keyset, flow_run_id)
 
     @dual
     async def send_to(
@@ -104,9 +92,13 @@ class RunInput(BaseModel):
         key: str | None = None,
     ) -> None:
         """Send this input to a flow run (``key`` as for ``send_input``)."""
-        from hitl_bus.inputs.sending import asend_input
-
-        await asend_input(self, flow_run_id, sender=sender, key_prefix=key_prefix, key=key)
+        await sending.deliver_model(
+            Mailbox.for_run(flow_run_id),
+            self,
+            key_prefix=key_prefix or self.default_key_prefix(),
+            sender=sender,
+            key=key,
+        )
 
     @dual
     async def respond(
@@ -120,9 +112,14 @@ class RunInput(BaseModel):
 
         ``key`` as for ``send_input``: a reply repeated with the same key is stored once.
         """
-        from hitl_bus.inputs.sending import arespond
-
-        await arespond(self, run_input, sender=sender, key_prefix=key_prefix, key=key)
+        reply = as_run_input(run_input)
+        await sending.deliver_reply(
+            self.metadata.sender,
+            reply,
+            key_prefix=key_prefix or reply.default_key_prefix(),
+            sender=sender,
+            key=key,
+        )
 
     @classmethod
     def receive(
@@ -137,15 +134,14 @@ class RunInput(BaseModel):
         consumer: str | None = None,
     ) -> InputReceiver[R]:
         """Iterate the inputs of this type sent to a run (see ``receive_input``)."""
-        from hitl_bus.inputs.receiving import receive_input
-
-        return receive_input(
+        del poll_interval  # delivery is pushed
+        return InputReceiver(
             cls,
+            unwrap=False,
+            key_prefix=key_prefix or cls.default_key_prefix(),
             timeout=timeout,
-            poll_interval=poll_interval,
             raise_timeout_error=raise_timeout_error,
             exclude_keys=exclude_keys,
-            key_prefix=key_prefix,
             flow_run_id=flow_run_id,
             with_metadata=with_metadata,
             consumer=consumer,
@@ -221,9 +217,3 @@ def as_run_input(value: Any) -> RunInput:
         return _upgrade_model(type(value)).model_validate(value.model_dump())
     value_type: Any = type(value)
     return _automatic(value_type)(value=value)
-
-
-@functools.lru_cache(maxsize=256)
-def schema_json(input_cls: type[RunInput]) -> bytes:
-    """The input class's JSON schema, encoded (building it is slow; classes are reused)."""
-    return codec.dumps(input_cls.model_json_schema())

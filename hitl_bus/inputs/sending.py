@@ -27,10 +27,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from typing import Any
 
 import jsonschema
+from pydantic import BaseModel
 
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus
@@ -45,7 +45,6 @@ from hitl_bus.inputs.keyset import (
     check_key_prefix,
     new_input_key,
 )
-from hitl_bus.inputs.run_input import RunInput, as_run_input
 from hitl_bus.schema_check import schema_errors, summarize
 
 log = logging.getLogger("hitl_bus.inputs")
@@ -159,12 +158,12 @@ def default_sender() -> tuple[str, bool]:
     return inbox.inbox().name, True
 
 
-async def deliver(
+async def deliver_model(
     target: Mailbox,
-    value: Any,
+    instance: BaseModel,
     *,
+    key_prefix: str,
     sender: str | None = None,
-    key_prefix: str | None = None,
     key: str | None = None,
 ) -> str:
     """Append one input to ``target``'s stream for its key prefix; returns the input key.
@@ -178,8 +177,7 @@ async def deliver(
     :raises InputRejected: the input does not match the receiver's schema; nothing stored.
     """
     bus = get_bus()
-    instance = as_run_input(value)
-    prefix = check_key_prefix(key_prefix or type(instance).default_key_prefix())
+    prefix = check_key_prefix(key_prefix)
     # Chosen once, before the first try: every retry of this call carries the same key.
     input_key = new_input_key(prefix) if key is None else check_input_key(key)
     from_inbox = False
@@ -240,51 +238,19 @@ async def deliver(
     return input_key
 
 
-async def asend_input(
-    run_input: Any,
-    flow_run_id: uuid.UUID | str,
+async def deliver_reply(
+    origin: str | None,
+    instance: BaseModel,
+    *,
+    key_prefix: str,
     sender: str | None = None,
-    key_prefix: str | None = None,
     key: str | None = None,
-) -> None:
-    """Send ``run_input`` to a flow run; returns once Redis has acknowledged it.
+) -> str:
+    """Deliver ``instance`` to ``origin``, the sender named on a received input.
 
-    ``run_input`` is a ``RunInput``/``BaseModel`` instance or a plain value (sent as an
-    automatic input with one field ``value``). ``sender`` defaults to the current run,
-    or outside a run to this process's inbox, so the receiver can ``respond()``.
-
-    ``key`` is the input's key (lowercase letters, digits, single dashes), else one is
-    drawn as ``{key_prefix}-{uuid4}``. A run stores each key once: sending again with a
-    key it already has succeeds without a second copy, so an application that got
-    ``BusConnectionError`` (the send may or may not have landed) can simply repeat it.
-
-    :raises FlowRunNotFound: no such run.
-    :raises InputRejected: the run receives on this key prefix and the input does not
-        match its type (``.errors`` per field); nothing was stored. A run that has not
-        started receiving yet accepts any input.
-    :raises PayloadTooLarge: the encoded input is over ``HITL_BUS_MAX_PAYLOAD_BYTES``.
-    :raises BusConnectionError: Redis stayed unreachable for ``HITL_BUS_RECONNECT_TIMEOUT``.
+    :raises NotAnswerable: ``origin`` is not a flow run or a client inbox.
     """
-    await deliver(
-        Mailbox.for_run(flow_run_id), run_input, sender=sender, key_prefix=key_prefix, key=key
-    )
-
-
-async def arespond(
-    received: RunInput,
-    run_input: Any,
-    sender: str | None = None,
-    key_prefix: str | None = None,
-    key: str | None = None,
-) -> None:
-    """Send ``run_input`` to the sender of ``received`` (its flow run or its client inbox).
-
-    ``key`` as for ``send_input``: a reply sent again with the same key is stored once.
-    A run receiving on the key prefix refuses a reply that does not match its type
-    (``InputRejected``), as for ``send_input``.
-    """
-    origin = received.metadata.sender
     target = Mailbox.parse(origin)
     if target is None:
         raise NotAnswerable(origin)
-    await deliver(target, run_input, sender=sender, key_prefix=key_prefix, key=key)
+    return await deliver_model(target, instance, key_prefix=key_prefix, sender=sender, key=key)

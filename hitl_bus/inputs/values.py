@@ -7,7 +7,9 @@ are fields of the run's ``values`` hash, under the run's hash tag.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus
@@ -16,10 +18,7 @@ from hitl_bus.errors import FlowRunNotFound, MissingContextError
 from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs.keyset import Keyset
 
-if TYPE_CHECKING:
-    from hitl_bus.inputs.run_input import RunInput
-
-R = TypeVar("R", bound="RunInput")
+R = TypeVar("R", bound=BaseModel)
 
 
 def resolve_run_id(flow_run_id: uuid.UUID | str | None) -> str:
@@ -50,11 +49,12 @@ async def aget_value(flow_run_id: uuid.UUID | str | None, key: str) -> Any:
 
 
 async def asave_schema(
-    cls: type[RunInput], keyset: Keyset, flow_run_id: uuid.UUID | str | None
+    cls: type[BaseModel], keyset: Keyset, flow_run_id: uuid.UUID | str | None
 ) -> None:
     values: dict[str, Any] = {keyset["schema"]: cls.model_json_schema()}
-    if cls._description is not None:
-        values[keyset["description"]] = cls._description
+    description = getattr(cls, "_description", None)  # a RunInput's form description
+    if description is not None:
+        values[keyset["description"]] = description
     await aset_values(flow_run_id, values)
 
 

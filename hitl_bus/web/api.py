@@ -47,8 +47,8 @@ from hitl_bus.errors import (
     ResumeRejected,
 )
 from hitl_bus.inputs.keyset import Mailbox, check_key_prefix
+from hitl_bus.inputs.messaging import deliver
 from hitl_bus.inputs.run_input import RawInput
-from hitl_bus.inputs.sending import deliver
 from hitl_bus.schema_check import summarize
 from hitl_bus.settings import get_settings
 from hitl_bus.web import live

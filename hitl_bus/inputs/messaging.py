@@ -1,0 +1,204 @@
+"""The front doors of the input layer: ``send_input``, ``respond``, ``receive_input``.
+
+They take what a user has (a plain value, a pydantic model, a ``RunInput``, a type)
+and turn it into the ``RunInput`` that travels, then hand it to the mechanics below
+(``sending``, ``receiving``), which know nothing of ``RunInput`` itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, Literal, TypeVar, overload
+
+from pydantic import BaseModel
+
+from hitl_bus.inputs import sending
+from hitl_bus.inputs.keyset import Mailbox
+from hitl_bus.inputs.receiving import InputReceiver
+from hitl_bus.inputs.run_input import (
+    AutomaticRunInput,
+    RunInput,
+    as_run_input,
+    is_automatic,
+    run_input_subclass_from_type,
+)
+
+T = TypeVar("T")
+RI = TypeVar("RI", bound=RunInput)
+M = TypeVar("M", bound=BaseModel)
+
+
+async def deliver(
+    target: Mailbox,
+    value: Any,
+    *,
+    sender: str | None = None,
+    key_prefix: str | None = None,
+    key: str | None = None,
+) -> str:
+    """Append ``value`` (any value ``send_input`` takes) to ``target``; returns its key.
+
+    See :func:`hitl_bus.inputs.sending.deliver_model` for the checks every input passes.
+    """
+    instance = as_run_input(value)
+    return await sending.deliver_model(
+        target,
+        instance,
+        key_prefix=key_prefix or instance.default_key_prefix(),
+        sender=sender,
+        key=key,
+    )
+
+
+async def asend_input(
+    run_input: Any,
+    flow_run_id: uuid.UUID | str,
+    sender: str | None = None,
+    key_prefix: str | None = None,
+    key: str | None = None,
+) -> None:
+    """Send ``run_input`` to a flow run; returns once Redis has acknowledged it.
+
+    ``run_input`` is a ``RunInput``/``BaseModel`` instance or a plain value (sent as an
+    automatic input with one field ``value``). ``sender`` defaults to the current run,
+    or outside a run to this process's inbox, so the receiver can ``respond()``.
+
+    ``key`` is the input's key (lowercase letters, digits, single dashes), else one is
+    drawn as ``{key_prefix}-{uuid4}``. A run stores each key once: sending again with a
+    key it already has succeeds without a second copy, so an application that got
+    ``BusConnectionError`` (the send may or may not have landed) can simply repeat it.
+
+    :raises FlowRunNotFound: no such run.
+    :raises InputRejected: the run receives on this key prefix and the input does not
+        match its type (``.errors`` per field); nothing was stored. A run that has not
+        started receiving yet accepts any input.
+    :raises PayloadTooLarge: the encoded input is over ``HITL_BUS_MAX_PAYLOAD_BYTES``.
+    :raises BusConnectionError: Redis stayed unreachable for ``HITL_BUS_RECONNECT_TIMEOUT``.
+    """
+    await deliver(
+        Mailbox.for_run(flow_run_id), run_input, sender=sender, key_prefix=key_prefix, key=key
+    )
+
+
+async def arespond(
+    received: RunInput,
+    run_input: Any,
+    sender: str | None = None,
+    key_prefix: str | None = None,
+    key: str | None = None,
+) -> None:
+    """Send ``run_input`` to the sender of ``received`` (its flow run or its client inbox).
+
+    ``key`` as for ``send_input``: a reply sent again with the same key is stored once.
+    A run receiving on the key prefix refuses a reply that does not match its type
+    (``InputRejected``), as for ``send_input``.
+    """
+    reply = as_run_input(run_input)
+    await sending.deliver_reply(
+        received.metadata.sender,
+        reply,
+        key_prefix=key_prefix or reply.default_key_prefix(),
+        sender=sender,
+        key=key,
+    )
+
+
+# Typed by what the iterator yields: an instance of a model class, a plain value of a
+# built-in type, or that value's automatic input (``.value``, ``.metadata``, ``.respond``)
+# with ``with_metadata=True``. A model class matches before the plain-type overloads.
+@overload
+def receive_input(  # type: ignore[overload-overlap]
+    input_type: type[RI],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: bool = False,
+    consumer: str | None = None,
+) -> InputReceiver[RI]: ...
+@overload
+def receive_input(  # type: ignore[overload-overlap]
+    input_type: type[M],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: bool = False,
+    consumer: str | None = None,
+) -> InputReceiver[M]: ...
+@overload
+def receive_input(
+    input_type: type[T],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: Literal[False] = False,
+    consumer: str | None = None,
+) -> InputReceiver[T]: ...
+@overload
+def receive_input(
+    input_type: type[T],
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    *,
+    with_metadata: Literal[True],
+    consumer: str | None = None,
+) -> InputReceiver[AutomaticRunInput[T]]: ...
+@overload
+def receive_input(
+    input_type: Any,
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: bool = False,
+    consumer: str | None = None,
+) -> InputReceiver[Any]: ...
+def receive_input(
+    input_type: Any,
+    timeout: float | None = 3600,
+    poll_interval: float = 10,
+    raise_timeout_error: bool = False,
+    exclude_keys: Iterable[str] | None = None,
+    key_prefix: str | None = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    with_metadata: bool = False,
+    consumer: str | None = None,
+) -> InputReceiver[Any]:
+    """Iterate every input of ``input_type`` sent to a run, oldest first.
+
+    The run is ``flow_run_id``, else the current run, else (outside any run) this
+    process's inbox. ``timeout`` bounds each wait for the next input (``None``:
+    forever); on timeout iteration ends, or raises ``TimeoutError`` with
+    ``raise_timeout_error=True``. An input that fails validation raises
+    ``pydantic.ValidationError`` once and is skipped after that. ``consumer``
+    names a server-side cursor (a consumer group) that survives restarts.
+    ``poll_interval`` is accepted for compatibility: delivery is pushed.
+    """
+    del poll_interval
+    input_cls = run_input_subclass_from_type(input_type)
+    return InputReceiver(
+        input_cls,
+        unwrap=is_automatic(input_cls),
+        key_prefix=key_prefix or input_cls.default_key_prefix(),
+        timeout=timeout,
+        raise_timeout_error=raise_timeout_error,
+        exclude_keys=exclude_keys,
+        flow_run_id=flow_run_id,
+        with_metadata=with_metadata,
+        consumer=consumer,
+    )
