@@ -10,9 +10,10 @@ an idle follower sends Redis no command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -369,24 +370,24 @@ class HitlClient:
         streams = _Streams()
         streams.add(signals, await _latest(signals))
 
-        def follow_prefix(prefix: str) -> None:
-            stream = keys.input_stream(box.id, prefix)
-            if stream not in prefixes:
-                prefixes[stream] = prefix
-                streams.add(stream, start)
+        def follow_prefixes(names: Iterable[str]) -> None:
+            for prefix in names:
+                stream = keys.input_stream(box.id, prefix)
+                if stream not in prefixes:
+                    prefixes[stream] = prefix
+                    streams.add(stream, start)
 
-        async def refresh() -> None:
-            for prefix in await received.read_prefixes(box.id):
-                follow_prefix(prefix)
-
-        await refresh()
+        follow_prefixes(await received.read_prefixes(box.id))
         try:
             while True:
                 for stream, entries in await streams.next():
                     if stream == signals:
-                        if _reply_may_follow(stream, entries, box.name, run_id, contacted,
-                                             follow_prefix):  # fmt: skip
-                            await refresh()
+                        sent, look_again = _reply_signals(
+                            stream, entries, box.name, run_id, contacted
+                        )
+                        follow_prefixes(sent)
+                        if look_again:
+                            follow_prefixes(await received.read_prefixes(box.id))
                         continue
                     for entry_id, fields in entries:
                         reply = received.decode_input(stream, prefixes[stream], entry_id, fields)
@@ -426,32 +427,27 @@ def _is_final_change(event: RunEvent) -> bool:
         return False
 
 
-def _reply_may_follow(
-    stream: str,
-    entries: list[Entry],
-    inbox_name: str,
-    run_id: str | None,
-    contacted: set[str],
-    follow_prefix: Callable[[str], None],
-) -> bool:
-    """Whether these events may come with a reply on a new key prefix (see ``follow_replies``).
+def _reply_signals(
+    stream: str, entries: list[Entry], inbox_name: str, run_id: str | None, contacted: set[str]
+) -> tuple[list[str], bool]:
+    """What these events say about replies to come (see ``follow_replies``).
 
-    An input sent from the inbox has its prefix followed at once. Any event of a run
-    (the given one, or one the inbox sent to) says the prefix set is worth reading again.
+    Returns the key prefixes the inbox sent inputs on (a reply of the same type may
+    follow), and whether the inbox's prefix set is worth reading again: any event of
+    the run followed, or of a run the inbox sent to, may come after a reply.
     """
-    relevant = False
+    sent: list[str] = []
+    look_again = False
     for entry_id, fields in entries:
         event = decode_event(stream, entry_id, fields)
         if event is None or (run_id is not None and event.run_id not in ("", run_id)):
             continue
         if event.type == "input.received" and event.data.get("sender") == inbox_name:
             contacted.add(event.run_id)
-            try:
-                follow_prefix(check_key_prefix(str(event.data.get("key_prefix"))))
-            except ValueError:
-                _skipped(stream, entry_id, ValueError("its key_prefix is not one"))
-        relevant = relevant or run_id is not None or event.run_id in contacted
-    return relevant
+            with contextlib.suppress(ValueError):  # not a prefix: no stream to follow
+                sent.append(check_key_prefix(str(event.data.get("key_prefix"))))
+        look_again = look_again or run_id is not None or event.run_id in contacted
+    return sent, look_again
 
 
 def _json_or_none(raw: bytes | None, where: str, field: str) -> Any:
