@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -189,7 +189,7 @@ class _Streams:
         for stream, position in self.positions.items():
             if stream not in self._waits:
                 wait = dispatcher.wait(stream, position, None)
-                self._waits[stream] = asyncio.ensure_future(wait)
+                self._waits[stream] = asyncio.create_task(wait)
         done, _ = await asyncio.wait(self._waits.values(), return_when=asyncio.FIRST_COMPLETED)
         batches = []
         for stream, task in list(self._waits.items()):
@@ -502,7 +502,7 @@ async def _close(items: AsyncIterator[T]) -> None:
     await cast(Any, items).aclose()
 
 
-def _blocking(items: AsyncIterator[T]) -> Iterator[T]:
+def _blocking(items: AsyncIterator[T]) -> Generator[T, None, None]:
     """An async iterator of the client, iterated from sync code (one blocking step a time).
 
     Every step runs on the same loop (the run's, or the portal's), where its waits live;
@@ -569,12 +569,12 @@ class SyncHitlClient:
 
     def follow_events(
         self, flow_run_id: uuid.UUID | str | None = None, after: str | None = None
-    ) -> Iterator[RunEvent]:
+    ) -> Generator[RunEvent, None, None]:
         return _blocking(self._client.follow_events(flow_run_id, after))
 
     def follow_logs(
         self, flow_run_id: uuid.UUID | str, after: str | None = None, *, until_final: bool = False
-    ) -> Iterator[LogRecord]:
+    ) -> Generator[LogRecord, None, None]:
         return _blocking(self._client.follow_logs(flow_run_id, after, until_final=until_final))
 
     def follow_replies(
@@ -583,7 +583,7 @@ class SyncHitlClient:
         *,
         inbox_id: str | None = None,
         after: str | None = None,
-    ) -> Iterator[Reply]:
+    ) -> Generator[Reply, None, None]:
         return _blocking(self._client.follow_replies(flow_run_id, inbox_id=inbox_id, after=after))
 
     def read_inputs(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -315,8 +315,8 @@ def test_the_sync_client_follows_too(real_redis_url: str) -> None:
 
     counts()  # a sync flow called from sync code: done when it returns
     [run] = client.read_flow_runs(flow_name="counts")
-    records: Iterator[LogRecord] = client.follow_logs(run.id, after="0-0", until_final=True)
+    records = client.follow_logs(run.id, after="0-0", until_final=True)
     assert [r.message for r in records] == ["count 0", "count 1", "count 2"]
     events = client.follow_events(run.id, after="0-0")
     assert next(events).type == "state.changed"
-    events.close()  # type: ignore[attr-defined]
+    events.close()
