@@ -154,6 +154,16 @@ async def _now() -> str:
     return f"{int(seconds) * 1000}-0"  # from the second's start: a little early, never late
 
 
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation a client library swallowed (``asyncio.wait_for`` on 3.11 can).
+
+    A follower cancelled during a command would otherwise go back to waiting for ever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _follow(
     stream: str, after: str, decode: Callable[[str, bytes, dict[bytes, bytes]], T | None]
 ) -> AsyncIterator[T]:
@@ -163,6 +173,7 @@ async def _follow(
         yield item
     dispatcher = get_bus().dispatcher
     while True:
+        _stop_if_cancelled()
         for entry_id, fields in await dispatcher.wait(stream, position, None):
             position = entry_id.decode()
             new = decode(stream, entry_id, fields)
@@ -185,6 +196,7 @@ class _Streams:
 
     async def next(self) -> list[tuple[str, list[Entry]]]:
         """The next entries of any stream (each stream's oldest first)."""
+        _stop_if_cancelled()
         dispatcher = get_bus().dispatcher
         for stream, position in self.positions.items():
             if stream not in self._waits:
