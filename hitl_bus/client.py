@@ -1,29 +1,223 @@
-"""``get_client()``: read runs, their events and logs (what the CLI and web UI show)."""
+"""``get_client()``: the read side. Runs, their events, logs and inputs, read or followed.
+
+Every reader of a run's streams goes through here (the web API and its SSE streams,
+the CLI): each stream kind has one decoder, and a corrupt entry (not UTF-8, not
+JSON) is a logged skip naming the stream and entry, never an error that ends a read
+or a live stream. Followers park on the loop's dispatcher: entries are pushed, and
+an idle follower sends Redis no command.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, cast, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 from pydantic import ValidationError
 
 from hitl_bus import keys
 from hitl_bus._sync import run_blocking
 from hitl_bus.bus import codec, get_bus
-from hitl_bus.engine import logger as run_logs
+from hitl_bus.bus.dispatcher import Entry
 from hitl_bus.engine import runs
 from hitl_bus.engine.cancelling import acancel_flow_run
 from hitl_bus.engine.pausing import PauseDetails, _defaults_key, read_pause
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.ids import normalize_run_id
-from hitl_bus.inputs import Keyset, received
+from hitl_bus.inputs import Keyset, inbox, received
+from hitl_bus.inputs.keyset import CLIENT, Mailbox, check_key_prefix
+from hitl_bus.inputs.received import ReceivedInput
 
 log = logging.getLogger("hitl_bus.client")
+T = TypeVar("T")
+
+#: A reply is an input that came back to an inbox (a run's ``respond()``).
+Reply = ReceivedInput
+#: Entries read per XRANGE while catching up with a stream.
+_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One entry of a run's event stream (or of the global one): what happened, when."""
+
+    id: str
+    type: str
+    run_id: str
+    ts: int
+    data: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The form ``read_events`` returns: ``{"id", "type", "ts", "data"}``."""
+        return {"id": self.id, "type": self.type, "ts": self.ts, "data": self.data}
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One record of a run's log stream; ``ts`` in ms since the epoch."""
+
+    id: str
+    level: str
+    logger: str
+    message: str
+    ts: int
+
+    def as_dict(self) -> dict[str, str]:
+        """The stored form, every field text, with the entry id (``read_logs``, SSE ``log``)."""
+        return {
+            "id": self.id,
+            "level": self.level,
+            "logger": self.logger,
+            "message": self.message,
+            "ts": str(self.ts),
+        }
+
+
+def _skipped(stream: str, entry_id: bytes, exc: Exception) -> None:
+    log.warning("skipping entry %s on %s: %s", entry_id.decode(), stream, exc)
+
+
+def decode_event(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> RunEvent | None:
+    """An event entry; ``None`` (logged) if it is not UTF-8, its data no JSON object, its
+    ``ts`` no number."""
+    try:
+        data = codec.loads(fields.get(b"data", b"{}"))
+        if not isinstance(data, dict):
+            raise ValueError("its data is not a JSON object")
+        return RunEvent(
+            id=entry_id.decode(),
+            type=codec.text(fields.get(b"type")) or "",
+            run_id=codec.text(fields.get(b"run_id")) or "",
+            ts=int(fields.get(b"ts", b"0")),
+            data=data,
+        )
+    except ValueError as exc:
+        _skipped(stream, entry_id, exc)
+        return None
+
+
+def decode_log(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> LogRecord | None:
+    """A log entry; ``None`` (logged) if it is not UTF-8 or its ``ts`` is no number."""
+    try:
+        return LogRecord(
+            id=entry_id.decode(),
+            level=codec.text(fields.get(b"level")) or "",
+            logger=codec.text(fields.get(b"logger")) or "",
+            message=codec.text(fields.get(b"message")) or "",
+            ts=int(fields.get(b"ts", b"0")),
+        )
+    except ValueError as exc:
+        _skipped(stream, entry_id, exc)
+        return None
+
+
+async def _read(
+    stream: str,
+    after: str,
+    decode: Callable[[str, bytes, dict[bytes, bytes]], T | None],
+    limit: int | None = None,
+) -> tuple[list[T], str]:
+    """Entries of ``stream`` after ``after`` (at most ``limit``), decoded, and the last id read."""
+    client = get_bus().client
+    items: list[T] = []
+    position = after
+    read = 0
+    while limit is None or read < limit:
+        count = _PAGE if limit is None else min(_PAGE, limit - read)
+        entries = await client.xrange(stream, min=f"({position}", count=count)
+        for entry_id, fields in entries:
+            position = entry_id.decode()
+            item = decode(stream, entry_id, fields)
+            if item is not None:
+                items.append(item)
+        read += len(entries)
+        if len(entries) < count:
+            break
+    return items, position
+
+
+async def _latest(stream: str) -> str:
+    """The id of the stream's newest entry (``0-0`` when empty): "from now on"."""
+    last = await get_bus().client.xrevrange(stream, count=1)
+    return str(last[0][0].decode()) if last else "0-0"
+
+
+async def _now() -> str:
+    """An entry id for this moment on Redis's clock: "from now on" across several streams."""
+    seconds, _ = await get_bus().client.time()
+    return f"{int(seconds) * 1000}-0"  # from the second's start: a little early, never late
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation a client library swallowed (``asyncio.wait_for`` on 3.11 can).
+
+    A follower cancelled during a command would otherwise go back to waiting for ever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def _follow(
+    stream: str, after: str, decode: Callable[[str, bytes, dict[bytes, bytes]], T | None]
+) -> AsyncIterator[T]:
+    """Entries of one stream after ``after``: what is stored, then each new one as it lands."""
+    stored, position = await _read(stream, after, decode)
+    for item in stored:
+        yield item
+    dispatcher = get_bus().dispatcher
+    while True:
+        _stop_if_cancelled()
+        for entry_id, fields in await dispatcher.wait(stream, position, None):
+            position = entry_id.decode()
+            new = decode(stream, entry_id, fields)
+            if new is not None:
+                yield new
+
+
+class _Streams:
+    """Several streams followed at once through the dispatcher, batches as they arrive.
+
+    Streams can be added while following (a reply type seen for the first time).
+    """
+
+    def __init__(self) -> None:
+        self.positions: dict[str, str] = {}
+        self._waits: dict[str, asyncio.Task[list[Entry]]] = {}
+
+    def add(self, stream: str, after: str) -> None:
+        self.positions.setdefault(stream, after)
+
+    async def next(self) -> list[tuple[str, list[Entry]]]:
+        """The next entries of any stream (each stream's oldest first)."""
+        _stop_if_cancelled()
+        dispatcher = get_bus().dispatcher
+        for stream, position in self.positions.items():
+            if stream not in self._waits:
+                wait = dispatcher.wait(stream, position, None)
+                self._waits[stream] = asyncio.create_task(wait)
+        done, _ = await asyncio.wait(self._waits.values(), return_when=asyncio.FIRST_COMPLETED)
+        batches = []
+        for stream, task in list(self._waits.items()):
+            if task in done:
+                del self._waits[stream]
+                entries = task.result()
+                self.positions[stream] = entries[-1][0].decode()
+                batches.append((stream, entries))
+        return batches
+
+    async def aclose(self) -> None:
+        for task in self._waits.values():
+            task.cancel()
+        await asyncio.gather(*self._waits.values(), return_exceptions=True)
+        self._waits.clear()
 
 
 class HitlClient:
@@ -73,25 +267,147 @@ class HitlClient:
         return await acancel_flow_run(flow_run_id)
 
     async def read_events(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
-        """A run's state changes and input arrivals, oldest first."""
-        return await runs.read_events(flow_run_id)
+        """A run's state changes and input arrivals, oldest first (``RunEvent.as_dict()``)."""
+        return [event.as_dict() for event in await self._events(flow_run_id)]
 
-    async def read_logs(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
-        """A run's log records, oldest first."""
-        return await run_logs.read_logs(normalize_run_id(flow_run_id))
+    async def _events(self, flow_run_id: uuid.UUID | str, count: int = 1000) -> list[RunEvent]:
+        stream = keys.run_events(normalize_run_id(flow_run_id))
+        return (await _read(stream, "0-0", decode_event, count))[0]
+
+    async def read_logs(
+        self, flow_run_id: uuid.UUID | str, limit: int | None = 1000
+    ) -> list[dict[str, Any]]:
+        """A run's first ``limit`` log records (``None``: all), oldest first, as dicts."""
+        stream = keys.run_logs(normalize_run_id(flow_run_id))
+        return [record.as_dict() for record in (await _read(stream, "0-0", decode_log, limit))[0]]
 
     async def read_state_history(self, flow_run_id: uuid.UUID | str) -> list[State]:
         """Every state the run has been in, oldest first (an unreadable one logged, left out)."""
         stream = keys.run_events(normalize_run_id(flow_run_id))
         history = []
-        for event in await runs.read_events(flow_run_id):
-            if event["type"] != "state.changed":
+        for event in await self._events(flow_run_id):
+            if event.type != "state.changed":
                 continue
             try:
-                history.append(State.model_validate(event["data"].get("state")))
+                history.append(State.model_validate(event.data.get("state")))
             except ValidationError:
-                log.warning("skipping entry %s on %s: no valid state", event["id"], stream)
+                log.warning("skipping entry %s on %s: no valid state", event.id, stream)
         return history
+
+    async def follow_events(
+        self, flow_run_id: uuid.UUID | str | None = None, after: str | None = None
+    ) -> AsyncIterator[RunEvent]:
+        """Events as they happen: one run's, or with no run every run's (``hitl:events``).
+
+        ``after`` is the entry id to start after: ``"0-0"`` for everything still stored,
+        ``None`` for what happens from now on. Never ends by itself.
+        """
+        stream = keys.run_events(normalize_run_id(flow_run_id)) if flow_run_id else keys.EVENTS
+        start = after if after is not None else await _latest(stream)
+        async for event in _follow(stream, start, decode_event):
+            yield event
+
+    async def follow_logs(
+        self, flow_run_id: uuid.UUID | str, after: str | None = None, *, until_final: bool = False
+    ) -> AsyncIterator[LogRecord]:
+        """A run's log records as they are written (``after`` as for :meth:`follow_events`).
+
+        With ``until_final`` the iterator ends once the run is in a final state and every
+        record it wrote has been given (a run stores its logs before its final state).
+        :raises FlowRunNotFound: ``until_final`` for a run that does not exist.
+        """
+        run_id = normalize_run_id(flow_run_id)
+        stream = keys.run_logs(run_id)
+        start = after if after is not None else await _latest(stream)
+        if not until_final:
+            async for record in _follow(stream, start, decode_log):
+                yield record
+            return
+        events = keys.run_events(run_id)
+        mark = await _latest(events)
+        final = (await runs.read_flow_run(run_id)).state.is_final()
+        records, position = await _read(stream, start, decode_log)
+        for record in records:
+            yield record
+        if final:
+            return
+        streams = _Streams()
+        streams.add(stream, position)
+        streams.add(events, mark)
+        try:
+            while not final:
+                for name, entries in await streams.next():
+                    decode = decode_log if name == stream else decode_event
+                    for entry_id, fields in entries:
+                        item = decode(name, entry_id, fields)
+                        if isinstance(item, LogRecord):
+                            yield item
+                        elif isinstance(item, RunEvent) and _is_final_change(item):
+                            final = True
+            # The final state was written after the run's last record: take what is left.
+            records, _ = await _read(stream, streams.positions[stream], decode_log)
+            for record in records:
+                yield record
+        finally:
+            await streams.aclose()
+
+    async def follow_replies(
+        self,
+        flow_run_id: uuid.UUID | str | None = None,
+        *,
+        inbox_id: str | None = None,
+        after: str | None = None,
+    ) -> AsyncIterator[Reply]:
+        """Inputs sent back to an inbox as they land: a run's ``respond()`` to what it was sent.
+
+        ``inbox_id`` defaults to this process's inbox (the one ``send_input`` sends from
+        outside a run). With ``flow_run_id`` only that run's replies, else every reply to
+        the inbox. ``after`` as for :meth:`follow_events` (``None``: from now on).
+
+        Pushed, on any key prefix: each of the inbox's input streams is followed through
+        the dispatcher. A reply on a key prefix the inbox has never had makes a new
+        stream, and nothing announces it on the inbox; the follower learns of it from
+        the run's event stream, where every send to a run is recorded. An
+        ``input.received`` from this inbox names the prefix it was sent on, whose reply
+        stream is followed at once (before it exists, so a reply of the same type is
+        pushed); and on every event of the run the inbox's prefix set is read again, so a
+        reply of any other new type shows at the run's next event.
+        """
+        box = inbox.inbox() if inbox_id is None else Mailbox(CLIENT, inbox_id)
+        run_id = normalize_run_id(flow_run_id) if flow_run_id else None
+        sender = Mailbox.for_run(run_id).name if run_id else None
+        signals = keys.run_events(run_id) if run_id else keys.EVENTS
+        start = after if after is not None else await _now()
+        prefixes: dict[str, str] = {}  # stream -> key prefix
+        contacted: set[str] = set()  # runs this inbox sent to while following (no run given)
+        streams = _Streams()
+        streams.add(signals, await _latest(signals))
+
+        def follow_prefixes(names: Iterable[str]) -> None:
+            for prefix in names:
+                stream = keys.input_stream(box.id, prefix)
+                if stream not in prefixes:
+                    prefixes[stream] = prefix
+                    streams.add(stream, start)
+
+        follow_prefixes(await received.read_prefixes(box.id))
+        try:
+            while True:
+                for stream, entries in await streams.next():
+                    if stream == signals:
+                        sent, look_again = _reply_signals(
+                            stream, entries, box.name, run_id, contacted
+                        )
+                        follow_prefixes(sent)
+                        if look_again:
+                            follow_prefixes(await received.read_prefixes(box.id))
+                        continue
+                    for entry_id, fields in entries:
+                        reply = received.decode_input(stream, prefixes[stream], entry_id, fields)
+                        if reply is not None and (sender is None or reply.sender == sender):
+                            yield reply
+        finally:
+            await streams.aclose()
 
     async def read_pause(self, flow_run_id: uuid.UUID | str) -> PauseDetails | None:
         """The run's current pause (keyset, schema, description, defaults, deadline), if paused.
@@ -112,6 +428,39 @@ class HitlClient:
     async def read_receivers(self, flow_run_id: uuid.UUID | str) -> dict[str, Any]:
         """Key prefix -> JSON schema of each input type the run receives on."""
         return await received.read_receivers(normalize_run_id(flow_run_id))
+
+
+def _is_final_change(event: RunEvent) -> bool:
+    state = event.data.get("state")
+    if event.type != "state.changed" or not isinstance(state, dict):
+        return False
+    try:
+        return State.model_validate(state).is_final()
+    except ValidationError:
+        return False
+
+
+def _reply_signals(
+    stream: str, entries: list[Entry], inbox_name: str, run_id: str | None, contacted: set[str]
+) -> tuple[list[str], bool]:
+    """What these events say about replies to come (see ``follow_replies``).
+
+    Returns the key prefixes the inbox sent inputs on (a reply of the same type may
+    follow), and whether the inbox's prefix set is worth reading again: any event of
+    the run followed, or of a run the inbox sent to, may come after a reply.
+    """
+    sent: list[str] = []
+    look_again = False
+    for entry_id, fields in entries:
+        event = decode_event(stream, entry_id, fields)
+        if event is None or (run_id is not None and event.run_id not in ("", run_id)):
+            continue
+        if event.type == "input.received" and event.data.get("sender") == inbox_name:
+            contacted.add(event.run_id)
+            with contextlib.suppress(ValueError):  # not a prefix: no stream to follow
+                sent.append(check_key_prefix(str(event.data.get("key_prefix"))))
+        look_again = look_again or run_id is not None or event.run_id in contacted
+    return sent, look_again
 
 
 def _json_or_none(raw: bytes | None, where: str, field: str) -> Any:
@@ -155,6 +504,33 @@ async def _read_pause_leniently(run_id: str) -> PauseDetails | None:
     )
 
 
+async def _step(items: AsyncIterator[T]) -> tuple[bool, T | None]:
+    try:
+        return True, await anext(items)
+    except StopAsyncIteration:
+        return False, None
+
+
+async def _close(items: AsyncIterator[T]) -> None:
+    await cast(Any, items).aclose()
+
+
+def _blocking(items: AsyncIterator[T]) -> Generator[T, None, None]:
+    """An async iterator of the client, iterated from sync code (one blocking step a time).
+
+    Every step runs on the same loop (the run's, or the portal's), where its waits live;
+    closing the sync iterator closes the async one there too.
+    """
+    try:
+        while True:
+            more, item = run_blocking(_step(items))
+            if not more:
+                return
+            yield cast(T, item)
+    finally:
+        run_blocking(_close(items))
+
+
 class SyncHitlClient:
     """The same reads as :class:`HitlClient`, blocking."""
 
@@ -193,14 +569,35 @@ class SyncHitlClient:
     def read_events(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
         return run_blocking(self._client.read_events(flow_run_id))
 
-    def read_logs(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
-        return run_blocking(self._client.read_logs(flow_run_id))
+    def read_logs(
+        self, flow_run_id: uuid.UUID | str, limit: int | None = 1000
+    ) -> list[dict[str, Any]]:
+        return run_blocking(self._client.read_logs(flow_run_id, limit))
 
     def read_state_history(self, flow_run_id: uuid.UUID | str) -> list[State]:
         return run_blocking(self._client.read_state_history(flow_run_id))
 
     def read_pause(self, flow_run_id: uuid.UUID | str) -> PauseDetails | None:
         return run_blocking(self._client.read_pause(flow_run_id))
+
+    def follow_events(
+        self, flow_run_id: uuid.UUID | str | None = None, after: str | None = None
+    ) -> Generator[RunEvent, None, None]:
+        return _blocking(self._client.follow_events(flow_run_id, after))
+
+    def follow_logs(
+        self, flow_run_id: uuid.UUID | str, after: str | None = None, *, until_final: bool = False
+    ) -> Generator[LogRecord, None, None]:
+        return _blocking(self._client.follow_logs(flow_run_id, after, until_final=until_final))
+
+    def follow_replies(
+        self,
+        flow_run_id: uuid.UUID | str | None = None,
+        *,
+        inbox_id: str | None = None,
+        after: str | None = None,
+    ) -> Generator[Reply, None, None]:
+        return _blocking(self._client.follow_replies(flow_run_id, inbox_id=inbox_id, after=after))
 
     def read_inputs(
         self, flow_run_id: uuid.UUID | str, per_prefix: int = 50

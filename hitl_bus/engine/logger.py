@@ -1,5 +1,8 @@
 """``get_run_logger()``: log records of a run go to its log stream (and stderr).
 
+This is the writing side; reading and following logs is the client's
+(``get_client().read_logs``/``follow_logs``), which holds the one decoder.
+
 A logging call must not block on Redis, and may come from a sync flow's
 thread: each run has a shipper task on the run's loop that drains a queue and
 writes records in batches, in order. The run waits for its shipper to drain
@@ -9,7 +12,6 @@ before it ends, so no record is lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -156,45 +158,17 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter[logging.Logger]:
     return RunLogger(logging.getLogger(RUN_LOGGER), fields)
 
 
-def decode_record(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Any:
-    """A stored log record as text; ``None`` (logged) for one that is not UTF-8."""
-    try:
-        return {"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
-    except UnicodeDecodeError as exc:
-        logging.getLogger("hitl_bus.logs").warning(
-            "skipping entry %s on %s: %s", entry_id.decode(), stream, exc
-        )
-        return None
-
-
-async def read_logs(run_id: str, count: int = 1000) -> list[dict[str, Any]]:
-    """A run's stored log records, oldest first; a corrupt one is logged and left out."""
-    stream = keys.run_logs(run_id)
-    entries = await get_bus().client.xrange(stream, count=count)
-    return [
-        record
-        for entry_id, fields in entries
-        if (record := decode_record(stream, entry_id, fields)) is not None
-    ]
-
-
 async def follow_logs(run_id: str, follow: bool = False) -> AsyncIterator[dict[str, Any]]:
-    """A run's log records, then (with ``follow``) new ones as they are written, until it ends."""
-    from hitl_bus.engine.runs import read_flow_run
+    """A run's log records as ``LogRecord.as_dict()``; with ``follow``, new ones until it ends.
 
-    bus = get_bus()
-    stream = keys.run_logs(run_id)
-    position = "0-0"
-    while True:
-        entries = await bus.client.xrange(stream, min=f"({position}", count=500)
-        for entry_id, fields in entries:
-            position = entry_id.decode()
-            record = decode_record(stream, entry_id, fields)
-            if record is not None:
-                yield record
-        if entries:
-            continue
-        if not follow or (await read_flow_run(run_id)).state.is_final():
-            return
-        with contextlib.suppress(TimeoutError):  # pushed; the state is re-checked each second
-            await bus.dispatcher.wait(stream, position, 1.0)
+    The old entry point: the client's ``follow_logs`` reads and decodes log streams.
+    """
+    from hitl_bus.client import HitlClient  # the read side sits above the engine
+
+    client = HitlClient()
+    if not follow:
+        for stored in await client.read_logs(run_id, limit=None):
+            yield stored
+        return
+    async for record in client.follow_logs(run_id, after="0-0", until_final=True):
+        yield record.as_dict()

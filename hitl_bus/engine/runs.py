@@ -7,14 +7,13 @@ this module is the read side and the entry points the rest of the engine uses.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from hitl_bus import keys
-from hitl_bus.bus import codec, get_bus
+from hitl_bus.bus import get_bus
 from hitl_bus.engine import store
 from hitl_bus.engine.naming import new_run_name
 from hitl_bus.engine.states import State, StateType
@@ -27,7 +26,6 @@ __all__ = [
     "create_flow_run",
     "enqueue_run",
     "expire_pause",
-    "read_events",
     "read_flow_run",
     "read_flow_runs",
     "set_state",
@@ -156,35 +154,6 @@ async def read_flow_runs(
                     continue
                 runs.append(run)
     return runs[:limit]
-
-
-async def read_events(flow_run_id: uuid.UUID | str, count: int = 1000) -> list[dict[str, Any]]:
-    """A run's events, oldest first: ``{"id", "type", "ts", "data"}``.
-
-    A corrupt entry (not UTF-8, not JSON, a ``ts`` that is no number) is logged and
-    left out, so one bad write does not hide the run's history.
-    """
-    run_id = normalize_run_id(flow_run_id)
-    stream = keys.run_events(run_id)
-    events = []
-    for entry_id, fields in await get_bus().client.xrange(stream, count=count):
-        try:
-            data = codec.loads(fields.get(b"data", b"{}"))
-            if not isinstance(data, dict):
-                raise ValueError("its data is not a JSON object")
-            events.append(
-                {
-                    "id": entry_id.decode(),
-                    "type": codec.text(fields.get(b"type")),
-                    "ts": int(fields.get(b"ts", b"0")),
-                    "data": data,
-                }
-            )
-        except ValueError as exc:
-            logging.getLogger("hitl_bus.runs").warning(
-                "skipping entry %s on %s: %s", entry_id.decode(), stream, exc
-            )
-    return events
 
 
 async def enqueue_run(deployment: str, flow_run_id: str) -> None:

@@ -1,8 +1,14 @@
-"""What a run has been sent, and which input types it receives: the read side for UIs."""
+"""What a run or inbox has been sent, and which input types a run receives: the read side.
+
+:func:`decode_input` is the one decoder of an input stream entry for readers that
+show inputs (the client's ``read_inputs`` and ``follow_replies``); receivers
+validate entries into ``RunInput`` models on their own path.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from hitl_bus import keys
@@ -11,39 +17,71 @@ from hitl_bus.bus import codec, get_bus
 log = logging.getLogger("hitl_bus.inputs")
 
 
-def _entry_order(entry: dict[str, Any]) -> tuple[int, ...]:
-    return tuple(int(part) for part in entry["id"].split("-"))
+@dataclass(frozen=True, slots=True)
+class ReceivedInput:
+    """One stored input: its entry id, key prefix, input key, sender and decoded data."""
 
+    id: str
+    key_prefix: str
+    key: str
+    sender: str
+    data: Any
 
-def _received(stream: str, prefix: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Any:
-    """One sent input as the UI shows it; ``None`` (logged) for a corrupt entry."""
-    try:
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form UIs show: ``{"id", "key_prefix", "key", "sender", "data"}``."""
         return {
-            "id": entry_id.decode(),
-            "key_prefix": prefix,
-            "key": codec.text(fields.get(b"key")),
-            "sender": codec.text(fields.get(b"sender")),
-            "data": codec.loads(fields.get(b"data", b"null")),
+            "id": self.id,
+            "key_prefix": self.key_prefix,
+            "key": self.key,
+            "sender": self.sender,
+            "data": self.data,
         }
+
+
+def decode_input(
+    stream: str, prefix: str, entry_id: bytes, fields: dict[bytes, bytes]
+) -> ReceivedInput | None:
+    """One input entry; ``None`` (logged, naming stream and entry) for a corrupt one.
+
+    A corrupt entry is skipped rather than raised, so one bad write does not hide the
+    inputs around it or end a live stream.
+    """
+    try:
+        return ReceivedInput(
+            id=entry_id.decode(),
+            key_prefix=prefix,
+            key=codec.text(fields.get(b"key")) or "",
+            sender=codec.text(fields.get(b"sender")) or "",
+            data=codec.loads(fields.get(b"data", b"null")),
+        )
     except ValueError as exc:  # not UTF-8, or not JSON
         log.warning("skipping entry %s on %s: %s", entry_id.decode(), stream, exc)
         return None
 
 
-async def read_received_inputs(owner_id: str, per_prefix: int = 50) -> list[dict[str, Any]]:
+def _entry_order(item: ReceivedInput) -> tuple[int, ...]:
+    return tuple(int(part) for part in item.id.split("-"))
+
+
+async def read_prefixes(owner_id: str) -> list[str]:
+    """The key prefixes that have an input stream under a run or inbox, sorted.
+
+    A prefix that is not UTF-8 text is logged and left out.
+    """
+    raw = await get_bus().client.smembers(keys.input_streams(owner_id))
+    return sorted(p.decode() for p in raw if _utf8(p))
+
+
+async def read_received(owner_id: str, per_prefix: int = 50) -> list[ReceivedInput]:
     """The newest inputs sent to a run or inbox on every key prefix, oldest first.
 
-    Each is ``{"id", "key_prefix", "key", "sender", "data"}`` (``data`` decoded JSON).
     A corrupt entry is logged and left out, so the rest can still be shown.
     """
-    bus = get_bus()
-    prefixes = sorted(
-        p.decode() for p in await bus.client.smembers(keys.input_streams(owner_id)) if _utf8(p)
-    )
+    prefixes = await read_prefixes(owner_id)
     if not prefixes:
         return []
     streams = [keys.input_stream(owner_id, prefix) for prefix in prefixes]
-    async with bus.client.pipeline(transaction=False) as pipe:
+    async with get_bus().client.pipeline(transaction=False) as pipe:
         for stream in streams:
             pipe.xrevrange(stream, count=per_prefix)
         replies = await pipe.execute()
@@ -51,9 +89,14 @@ async def read_received_inputs(owner_id: str, per_prefix: int = 50) -> list[dict
         item
         for stream, prefix, entries in zip(streams, prefixes, replies, strict=True)
         for entry_id, fields in entries
-        if (item := _received(stream, prefix, entry_id, fields)) is not None
+        if (item := decode_input(stream, prefix, entry_id, fields)) is not None
     ]
     return sorted(received, key=_entry_order)
+
+
+async def read_received_inputs(owner_id: str, per_prefix: int = 50) -> list[dict[str, Any]]:
+    """:func:`read_received` as JSON: ``{"id", "key_prefix", "key", "sender", "data"}`` each."""
+    return [item.as_dict() for item in await read_received(owner_id, per_prefix)]
 
 
 def _utf8(raw: bytes) -> bool:

@@ -28,7 +28,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sse_starlette.sse import EventSourceResponse
 
-from hitl_bus import keys
 from hitl_bus.bus import codec
 from hitl_bus.client import HitlClient
 from hitl_bus.deployments import arun_deployment
@@ -339,23 +338,22 @@ async def start_run(
 @router.get("/events", responses=_READ)
 async def events(request: Request, run_id: uuid.UUID | None = None) -> EventSourceResponse:
     """Live events (Server-Sent Events): every run's, or one run's with ``run_id``."""
-    stream = keys.run_events(str(run_id)) if run_id else keys.EVENTS
-    return EventSourceResponse(live.follow(request, stream, live.event_message))
+    run = str(run_id) if run_id else None
+    return EventSourceResponse(live.sse(request, live.events(run)))
 
 
 @router.get("/runs/{run_id}/logs", responses=_READ_RUN)
 async def run_logs(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
     """A run's log records (SSE): the ones written so far, then new ones as they come."""
     await client.read_flow_run(run_id)  # 404 for an unknown run
-    stream = keys.run_logs(str(run_id))
-    return EventSourceResponse(live.follow(request, stream, live.log_message, from_start=True))
+    return EventSourceResponse(live.sse(request, live.logs(str(run_id))))
 
 
 @router.get("/runs/{run_id}/replies", responses=_READ_RUN)
 async def run_replies(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
     """What the run sends back (``respond()``) to inputs sent from this server (SSE)."""
     await client.read_flow_run(run_id)
-    return EventSourceResponse(live.follow_replies(request, str(run_id)))
+    return EventSourceResponse(live.sse(request, live.replies(str(run_id))))
 
 
 @router.get("/runs/{run_id}/live", responses=_READ_RUN)
@@ -368,11 +366,7 @@ async def run_live(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
     await client.read_flow_run(run_id)
     run = str(run_id)
     return EventSourceResponse(
-        live.merge(
-            live.follow(request, keys.run_events(run), live.event_message),
-            live.follow(request, keys.run_logs(run), live.log_message, from_start=True),
-            live.follow_replies(request, run),
-        )
+        live.sse(request, live.events(run), live.logs(run), live.replies(run))
     )
 
 
