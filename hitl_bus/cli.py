@@ -362,14 +362,18 @@ def runs_logs(
 ) -> None:
     """Print a run's logs; with --follow, new ones as they come until the run ends."""
     from hitl_bus._sync import run_blocking
-    from hitl_bus.engine.logger import follow_logs
-    from hitl_bus.engine.runs import read_flow_run
+    from hitl_bus.client import HitlClient
     from hitl_bus.errors import FlowRunNotFound
 
     async def main() -> None:
-        run = await read_flow_run(run_id)  # an unknown run is an error, not silence
-        async for record in follow_logs(str(run.id), follow=follow):
-            typer.echo(f"{record['level']:<7} {record['message']}")
+        client = HitlClient()
+        run = await client.read_flow_run(run_id)  # an unknown run is an error, not silence
+        if not follow:
+            for stored in await client.read_logs(run.id, limit=None):
+                typer.echo(f"{stored['level']:<7} {stored['message']}")
+            return
+        async for record in client.follow_logs(run.id, after="0-0", until_final=True):
+            typer.echo(f"{record.level:<7} {record.message}")
 
     try:
         run_blocking(main())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 from hitl_bus import keys
@@ -156,19 +155,3 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter[logging.Logger]:
         **extra,
     }
     return RunLogger(logging.getLogger(RUN_LOGGER), fields)
-
-
-async def follow_logs(run_id: str, follow: bool = False) -> AsyncIterator[dict[str, Any]]:
-    """A run's log records as ``LogRecord.as_dict()``; with ``follow``, new ones until it ends.
-
-    The old entry point: the client's ``follow_logs`` reads and decodes log streams.
-    """
-    from hitl_bus.client import HitlClient  # the read side sits above the engine
-
-    client = HitlClient()
-    if not follow:
-        for stored in await client.read_logs(run_id, limit=None):
-            yield stored
-        return
-    async for record in client.follow_logs(run_id, after="0-0", until_final=True):
-        yield record.as_dict()
