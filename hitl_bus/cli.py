@@ -284,7 +284,7 @@ def runs_resume(
     Exit code 2 when the input does not fit the form (each failing field is named).
     """
     from hitl_bus._sync import run_blocking
-    from hitl_bus.engine.pausing import aresume_flow_run
+    from hitl_bus.engine.resuming import aresume_flow_run
     from hitl_bus.errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, ResumeRejected
 
     if values == ["-"]:

@@ -19,23 +19,38 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hitl_bus import keys
 from hitl_bus._sync import run_blocking
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.bus.dispatcher import Entry
-from hitl_bus.engine import runs
+from hitl_bus.engine import runs, store
 from hitl_bus.engine.cancelling import acancel_flow_run
-from hitl_bus.engine.pausing import PauseDetails, _defaults_key, read_pause
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.ids import normalize_run_id
-from hitl_bus.inputs import Keyset, inbox, received
-from hitl_bus.inputs.keyset import CLIENT, Mailbox, check_key_prefix
+from hitl_bus.inputs import inbox, received
+from hitl_bus.inputs.keyset import CLIENT, Mailbox, check_key_prefix, defaults_key
 from hitl_bus.inputs.received import ReceivedInput
 
 log = logging.getLogger("hitl_bus.client")
+
+
+class PauseDetails(BaseModel):
+    """What a form needs to resume a run: the pause's keyset, schema, description, defaults."""
+
+    pause_key: str
+    suspended: bool
+    keyset: dict[str, str] | None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    description: str | None = None
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    deadline: datetime | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
 T = TypeVar("T")
 
 #: A reply is an input that came back to an inbox (a run's ``respond()``).
@@ -414,10 +429,7 @@ class HitlClient:
 
         A saved value that is not JSON is logged and left out, so the run can still be shown.
         """
-        try:
-            return await read_pause(flow_run_id)
-        except ValueError:  # a corrupt saved value; read again, field by field
-            return await _read_pause_leniently(normalize_run_id(flow_run_id))
+        return await _read_pause(flow_run_id)
 
     async def read_inputs(
         self, flow_run_id: uuid.UUID | str, per_prefix: int = 50
@@ -473,30 +485,27 @@ def _json_or_none(raw: bytes | None, where: str, field: str) -> Any:
         return None
 
 
-async def _read_pause_leniently(run_id: str) -> PauseDetails | None:
-    """The pause with its unreadable saved values left out (each one logged)."""
-    run = await runs.read_flow_run(run_id)
-    if not run.state.is_paused():
+async def _read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
+    """The run's current pause; a saved value that is not JSON is logged and left out."""
+    record = await runs.read_run_record(flow_run_id)  # also fails an expired pause
+    if not record.run.state.is_paused():
         return None
-    bus = get_bus()
-    key, keyset_raw, deadline, suspended = await bus.client.hmget(
-        keys.run(run_id), ["pause_key", "pause_keyset", "pause_deadline", "suspended"]
-    )
-    keyset = _json_or_none(keyset_raw, keys.run(run_id), "pause_keyset")
+    run_id = str(record.run.id)
+    keyset = record.pause_keyset
     values: list[Any] = [None, None, None]
     if isinstance(keyset, dict) and {"schema", "description"} <= keyset.keys():
-        names = [keyset["schema"], keyset["description"], _defaults_key(cast(Keyset, keyset))]
-        raws = await bus.client.hmget(keys.run_values(run_id), names)
+        names = [keyset["schema"], keyset["description"], defaults_key(keyset)]
+        raws = await store.read_values(run_id, names)
         values = [
             _json_or_none(raw, keys.run_values(run_id), name)
             for name, raw in zip(names, raws, strict=True)
         ]
     schema, description, defaults = values
-    deadline_ms = int(deadline or 0)
+    deadline_ms = record.pause_deadline_ms
     return PauseDetails(
-        pause_key=codec.text(key) or "",
-        suspended=suspended == b"1",
-        keyset=keyset if isinstance(schema, dict) else None,
+        pause_key=record.pause_key,
+        suspended=record.suspended,
+        keyset=dict(keyset) if keyset is not None and isinstance(schema, dict) else None,
         schema=schema if isinstance(schema, dict) else None,
         description=description if isinstance(description, str) else None,
         defaults=defaults if isinstance(defaults, dict) else {},

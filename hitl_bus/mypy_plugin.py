@@ -29,7 +29,7 @@ DUAL_FUNCTIONS = frozenset(
         "hitl_bus.deployments.registry.run_deployment",
         "hitl_bus.engine.cancelling.cancel_flow_run",
         "hitl_bus.engine.pausing.pause_flow_run",
-        "hitl_bus.engine.pausing.resume_flow_run",
+        "hitl_bus.engine.resuming.resume_flow_run",
         "hitl_bus.engine.pausing.suspend_flow_run",
         "hitl_bus.inputs.send_input",
     }

@@ -5,12 +5,11 @@ from hitl_bus.engine.flows import Flow, execute_flow_run, flow, run_flow, start_
 from hitl_bus.engine.logger import get_run_logger
 from hitl_bus.engine.pausing import (
     apause_flow_run,
-    aresume_flow_run,
     asuspend_flow_run,
     pause_flow_run,
-    resume_flow_run,
     suspend_flow_run,
 )
+from hitl_bus.engine.resuming import aresume_flow_run, resume_flow_run
 from hitl_bus.engine.runs import (
     FlowRun,
     create_flow_run,

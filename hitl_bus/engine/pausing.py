@@ -1,6 +1,7 @@
-"""``pause_flow_run``, ``suspend_flow_run``, ``resume_flow_run``.
+"""``pause_flow_run`` and ``suspend_flow_run``: the flow's side of a pause.
 
-A pause saves the input's JSON schema, description and defaults under the
+(The resumer's side is ``engine/resuming.py``; the pause as a form reads it,
+``PauseDetails``, is the client's.) A pause saves the input's JSON schema, description and defaults under the
 pause's keyset, moves the run to Paused (with the deadline measured on Redis's
 clock), and parks on the run's control stream: ``resume_flow_run`` checks the
 input against the saved schema, then, in one script, re-checks the state, the
@@ -21,7 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from hitl_bus import keys
 from hitl_bus._sync import dual
@@ -29,19 +30,17 @@ from hitl_bus.bus import codec, get_bus
 from hitl_bus.bus.events import append_event
 from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise_if_cancelled
 from hitl_bus.engine import store
-from hitl_bus.engine.runs import expire_pause, read_run_record
+from hitl_bus.engine.runs import expire_pause
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import (
     FlowPauseTimeout,
-    FlowRunNotFound,
     MissingContextError,
-    NotPausedError,
-    ResumeRejected,
 )
 from hitl_bus.ids import normalize_run_id
-from hitl_bus.inputs import Keyset, keyset_from_base_key, run_input_subclass_from_type
+from hitl_bus.inputs import keyset_from_base_key, run_input_subclass_from_type
+from hitl_bus.inputs.keyset import defaults_key
 from hitl_bus.inputs.run_input import RunInput, is_automatic, schema_json
-from hitl_bus.schema_check import plain_errors, schema_errors, summarize
+from hitl_bus.schema_check import plain_errors, summarize
 
 T = TypeVar("T")
 
@@ -73,10 +72,6 @@ def _defaults(input_cls: type[RunInput]) -> dict[str, Any]:
         if not field.is_required():
             out[name] = field.get_default(call_default_factory=True)
     return codec.loads(codec.dumps(out)) if out else {}
-
-
-def _defaults_key(keyset: Keyset) -> str:
-    return keyset["schema"].removesuffix("-schema") + "-defaults"
 
 
 async def _consume_response(
@@ -144,7 +139,7 @@ async def _pause(
     if input_cls is not None:
         schema = schema_json(input_cls)
         values += [keyset["schema"], schema]
-        values += [_defaults_key(keyset), codec.dumps(_defaults(input_cls))]
+        values += [defaults_key(keyset), codec.dumps(_defaults(input_cls))]
         if input_cls._description is not None:
             values += [keyset["description"], codec.dumps(input_cls._description)]
     control = keys.run_control(run_id)
@@ -331,105 +326,5 @@ async def check_suspend_request(ctx: FlowRunContext) -> None:
         await _pause(None, None, None, suspend=True)
 
 
-async def aresume_flow_run(
-    flow_run_id: uuid.UUID | str, run_input: dict[str, Any] | None = None
-) -> None:
-    """Resume a paused or suspended run, with ``run_input`` when its pause asked for input.
-
-    ``run_input`` is a dict (``{"value": ...}`` for built-in types), checked against
-    the saved JSON schema before anything changes. Returns once the resume is
-    committed; the flow's own validators run in the flow afterwards.
-
-    :raises FlowRunNotFound: no such run.
-    :raises NotPausedError: the run is not paused (or this pause was already resumed).
-    :raises FlowPauseTimeout: the pause's deadline has passed; the run is now Failed.
-    :raises ResumeRejected: the input is missing or fails the schema (``.errors`` per field).
-    """
-    run_id = normalize_run_id(flow_run_id)
-    record = await store.read_record(run_id)
-    state = record.run.state
-    if not state.is_paused():
-        raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
-    pause_key = record.pause_key
-    keyset = record.pause_keyset or keyset_from_base_key(pause_key)
-    response = "null"
-    if record.pause_schema is not None:
-        if run_input is None:
-            raise ResumeRejected(
-                "this pause waits for input; none was given",
-                [{"loc": [], "msg": "input is required"}],
-            )
-        errors = schema_errors(codec.loads(record.pause_schema), run_input)
-        if errors:
-            raise ResumeRejected(f"input does not match the form: {summarize(errors)}", errors)
-        response = codec.dumps(run_input).decode()
-    elif run_input is not None:
-        raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])
-    request = store.ResumeRequest(
-        pause_key=pause_key,
-        response=response,
-        response_field=keyset["response"],
-        running=State(type=StateType.RUNNING, message=None),
-        resuming=State(type=StateType.SCHEDULED, name="Resuming"),
-        failed=State(type=StateType.FAILED, message="The pause was not resumed in time"),
-        request_id=store.new_request_id(),
-        deployment=record.run.deployment,
-    )
-    change = await store.resume(run_id, request)
-    if change.outcome is store.Outcome.MISSING:
-        raise FlowRunNotFound(run_id)
-    if change.outcome in (store.Outcome.CONFLICT, store.Outcome.OTHER_PAUSE):
-        raise NotPausedError(f"flow run {run_id} was resumed already, or paused again")
-    if change.outcome is store.Outcome.EXPIRED:
-        raise FlowPauseTimeout(f"flow run {run_id}: the pause {pause_key} timed out")
-
-
 pause_flow_run = dual(apause_flow_run)
 suspend_flow_run = dual(asuspend_flow_run)
-resume_flow_run = dual(aresume_flow_run)
-
-
-class PauseDetails(BaseModel):
-    """What a form needs to resume a run: the pause's keyset, schema, description, defaults."""
-
-    pause_key: str
-    suspended: bool
-    keyset: dict[str, str] | None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    description: str | None = None
-    defaults: dict[str, Any] = Field(default_factory=dict)
-    deadline: datetime | None = None
-
-    model_config = ConfigDict(populate_by_name=True)
-
-
-async def read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
-    """The current pause of a run, or ``None`` when it is not paused."""
-    record = await read_run_record(flow_run_id)  # also fails an expired pause
-    if not record.run.state.is_paused():
-        return None
-    run_id = str(record.run.id)
-    bus = get_bus()
-    keyset = record.pause_keyset
-    schema = description = None
-    defaults: dict[str, Any] = {}
-    if keyset is not None:
-        schema_raw, description_raw, defaults_raw = await bus.client.hmget(
-            keys.run_values(run_id),
-            [keyset["schema"], keyset["description"], _defaults_key(keyset)],
-        )
-        schema = codec.loads(schema_raw) if schema_raw else None
-        description = codec.loads(description_raw) if description_raw else None
-        defaults = codec.loads(defaults_raw) if defaults_raw else {}
-    if schema is None:
-        keyset = None
-    deadline_ms = record.pause_deadline_ms
-    return PauseDetails(
-        pause_key=record.pause_key,
-        suspended=record.suspended,
-        keyset=keyset,
-        schema=schema,
-        description=description,
-        defaults=defaults,
-        deadline=datetime.fromtimestamp(deadline_ms / 1000, UTC) if deadline_ms else None,
-    )

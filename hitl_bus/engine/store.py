@@ -27,6 +27,7 @@ readers re-check against the run's own hash.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from hitl_bus.bus.events import append_event, event_fields
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import FlowRunNotFound, StateConflict
 from hitl_bus.inputs.keyset import Keyset
+
+log = logging.getLogger("hitl_bus.store")
 
 
 class FlowRun(BaseModel):
@@ -98,12 +101,18 @@ def decode_run(raw: dict[bytes, bytes]) -> FlowRun:
 
 def decode_record(raw: dict[bytes, bytes]) -> RunRecord:
     """A :class:`RunRecord` from the run hash's fields."""
-    keyset = raw.get(b"pause_keyset")
+    run = decode_run(raw)
+    keyset: Keyset | None = None
+    if raw.get(b"pause_keyset"):
+        try:
+            keyset = codec.loads(raw[b"pause_keyset"])
+        except ValueError as exc:  # a corrupt field: the run still loads, without its form
+            log.warning("skipping field pause_keyset of run %s: %s", run.id, exc)
     return RunRecord(
-        run=decode_run(raw),
+        run=run,
         pause_key=codec.text(raw.get(b"pause_key")) or "",
         pause_deadline_ms=int(raw.get(b"pause_deadline") or 0),
-        pause_keyset=codec.loads(keyset) if keyset else None,
+        pause_keyset=keyset,
         pause_schema=raw.get(b"pause_schema") or None,
         suspended=raw.get(b"suspended") == b"1",
         attempt=int(raw.get(b"attempt") or 0),
@@ -142,6 +151,12 @@ async def resumed_or_state(run_id: str) -> tuple[str, State | None]:
     raw_state, resumed = await get_bus().client.hmget(keys.run(run_id), ["state", "resumed_key"])
     state = State.model_validate_json(raw_state) if raw_state is not None else None
     return codec.text(resumed) or "", state
+
+
+async def read_values(run_id: str, names: list[str]) -> list[bytes | None]:
+    """Saved values of a run (a pause's schema, description, defaults...), as stored."""
+    raws: list[bytes | None] = await get_bus().client.hmget(keys.run_values(run_id), names)
+    return raws
 
 
 async def read_record(run_id: str) -> RunRecord:

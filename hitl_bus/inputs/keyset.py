@@ -24,6 +24,11 @@ class Keyset(TypedDict):
     schema: str
 
 
+def defaults_key(keyset: Keyset) -> str:
+    """Where a pause keeps its form's defaults, beside the keyset's schema."""
+    return keyset["schema"].removesuffix("-schema") + "-defaults"
+
+
 def keyset_from_base_key(base_key: str) -> Keyset:
     return {
         "description": f"{base_key}-description",

@@ -32,7 +32,7 @@ from hitl_bus.bus import codec
 from hitl_bus.client import HitlClient
 from hitl_bus.deployments import arun_deployment
 from hitl_bus.deployments.registry import read_deployments
-from hitl_bus.engine.pausing import aresume_flow_run
+from hitl_bus.engine.resuming import aresume_flow_run
 from hitl_bus.engine.states import StateType
 from hitl_bus.errors import (
     BusConnectionError,

@@ -1,0 +1,77 @@
+"""``resume_flow_run``: the resumer's side of a pause (a form, the CLI, another program).
+
+The input is checked against the pause's saved JSON schema before anything changes;
+then one run-store script re-checks the state, the pause key and the deadline, stores
+the answer, moves the run on and wakes its process (or queues a suspended run for a
+worker). The flow's own validators run in the flow, after the resume.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from hitl_bus._sync import dual
+from hitl_bus.bus import codec
+from hitl_bus.engine import store
+from hitl_bus.engine.states import State, StateType
+from hitl_bus.errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, ResumeRejected
+from hitl_bus.ids import normalize_run_id
+from hitl_bus.inputs.keyset import keyset_from_base_key
+from hitl_bus.schema_check import schema_errors, summarize
+
+
+async def aresume_flow_run(
+    flow_run_id: uuid.UUID | str, run_input: dict[str, Any] | None = None
+) -> None:
+    """Resume a paused or suspended run, with ``run_input`` when its pause asked for input.
+
+    ``run_input`` is a dict (``{"value": ...}`` for built-in types), checked against
+    the saved JSON schema before anything changes. Returns once the resume is
+    committed; the flow's own validators run in the flow afterwards.
+
+    :raises FlowRunNotFound: no such run.
+    :raises NotPausedError: the run is not paused (or this pause was already resumed).
+    :raises FlowPauseTimeout: the pause's deadline has passed; the run is now Failed.
+    :raises ResumeRejected: the input is missing or fails the schema (``.errors`` per field).
+    """
+    run_id = normalize_run_id(flow_run_id)
+    record = await store.read_record(run_id)
+    state = record.run.state
+    if not state.is_paused():
+        raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
+    pause_key = record.pause_key
+    keyset = record.pause_keyset or keyset_from_base_key(pause_key)
+    response = "null"
+    if record.pause_schema is not None:
+        if run_input is None:
+            raise ResumeRejected(
+                "this pause waits for input; none was given",
+                [{"loc": [], "msg": "input is required"}],
+            )
+        errors = schema_errors(codec.loads(record.pause_schema), run_input)
+        if errors:
+            raise ResumeRejected(f"input does not match the form: {summarize(errors)}", errors)
+        response = codec.dumps(run_input).decode()
+    elif run_input is not None:
+        raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])
+    request = store.ResumeRequest(
+        pause_key=pause_key,
+        response=response,
+        response_field=keyset["response"],
+        running=State(type=StateType.RUNNING, message=None),
+        resuming=State(type=StateType.SCHEDULED, name="Resuming"),
+        failed=State(type=StateType.FAILED, message="The pause was not resumed in time"),
+        request_id=store.new_request_id(),
+        deployment=record.run.deployment,
+    )
+    change = await store.resume(run_id, request)
+    if change.outcome is store.Outcome.MISSING:
+        raise FlowRunNotFound(run_id)
+    if change.outcome in (store.Outcome.CONFLICT, store.Outcome.OTHER_PAUSE):
+        raise NotPausedError(f"flow run {run_id} was resumed already, or paused again")
+    if change.outcome is store.Outcome.EXPIRED:
+        raise FlowPauseTimeout(f"flow run {run_id}: the pause {pause_key} timed out")
+
+
+resume_flow_run = dual(aresume_flow_run)
