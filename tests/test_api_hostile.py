@@ -192,6 +192,8 @@ async def test_an_internal_error_is_500_with_an_id_the_log_repeats(
     with caplog.at_level(logging.ERROR, logger="hitl_bus.web"):
         failed = await api_client.get("/api/runs", headers=AUTH)
     assert failed.status_code == 500
+    assert failed.headers["x-content-type-options"] == "nosniff"  # headers as on any answer
+    assert "frame-ancestors 'none'" in failed.headers["content-security-policy"]
     error_id = failed.json()["error_id"]
     assert error_id in failed.json()["detail"]
     [record] = [r for r in caplog.records if error_id in r.getMessage()]

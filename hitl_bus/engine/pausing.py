@@ -1,9 +1,9 @@
 """``pause_flow_run`` and ``suspend_flow_run``: the flow's side of a pause.
 
-(The resumer's side is ``engine/resuming.py``; the pause as a form reads it,
-``PauseDetails``, is the client's.) A pause saves the input's JSON schema, description and defaults under the
-pause's keyset, moves the run to Paused (with the deadline measured on Redis's
-clock), and parks on the run's control stream: ``resume_flow_run`` checks the
+(The resumer's side is ``engine/resuming.py``; ``PauseDetails``, the pause as a form
+reads it, is the client's.) A pause saves the input's JSON schema, description and
+defaults under the pause's keyset, moves the run to Paused (with the deadline measured
+on Redis's clock), and parks on the run's control stream: ``resume_flow_run`` checks the
 input against the saved schema, then, in one script, re-checks the state, the
 pause key and the deadline, stores the response, moves the run on and appends
 to the control stream, which wakes the paused process at once.

@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hitl_bus.version import __version__
 from hitl_bus.web import pages
-from hitl_bus.web.api import install_error_handlers, router
+from hitl_bus.web.api import InternalErrors, install_error_handlers, router
 from hitl_bus.web.headers import SECURITY_HEADERS, SecureASGIMiddleware
 
 
@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="hitl_bus", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
     )
+    app.add_middleware(InternalErrors)  # innermost: its 500s pass the headers below
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # SSE streams are left alone
     app.add_middleware(SecureASGIMiddleware, secure=SECURITY_HEADERS)  # every response
     app.include_router(router)

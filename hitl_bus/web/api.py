@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sse_starlette.sse import EventSourceResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hitl_bus.bus import codec
 from hitl_bus.client import HitlClient
@@ -416,6 +417,34 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     )
     body = {"detail": f"internal error {error_id}; the server log has it", "error_id": error_id}
     return JSONResponse(body, status_code=500)
+
+
+class InternalErrors:
+    """ASGI middleware: an unexpected error becomes the 500 of ``_internal_error`` here,
+    inside the app's other middleware, so the answer carries the security headers like
+    any other (Starlette's own last-resort handler sits outside all middleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:  # too late for another answer: the connection just ends
+                raise
+            response = await _internal_error(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
