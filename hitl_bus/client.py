@@ -381,12 +381,11 @@ class HitlClient:
 
         Pushed, on any key prefix: each of the inbox's input streams is followed through
         the dispatcher. A reply on a key prefix the inbox has never had makes a new
-        stream, and nothing announces it on the inbox; the follower learns of it from
-        the run's event stream, where every send to a run is recorded. An
-        ``input.received`` from this inbox names the prefix it was sent on, whose reply
-        stream is followed at once (before it exists, so a reply of the same type is
-        pushed); and on every event of the run the inbox's prefix set is read again, so a
-        reply of any other new type shows at the run's next event.
+        stream; the send script announces the new prefix on the inbox's ``prefixes``
+        stream, which the follower also waits on, and follows the new stream from there.
+        The run's event stream is followed too: an ``input.received`` from this inbox
+        names the prefix it was sent on, whose reply stream is followed at once (before
+        it exists), and the inbox's prefix set is read again on the run's events.
         """
         box = inbox.inbox() if inbox_id is None else Mailbox(CLIENT, inbox_id)
         run_id = normalize_run_id(flow_run_id) if flow_run_id else None
@@ -395,8 +394,10 @@ class HitlClient:
         start = after if after is not None else await _now()
         prefixes: dict[str, str] = {}  # stream -> key prefix
         contacted: set[str] = set()  # runs this inbox sent to while following (no run given)
+        announced = keys.inbox_prefixes(box.id)
         streams = _Streams()
         streams.add(signals, await _latest(signals))
+        streams.add(announced, await _latest(announced))
 
         def follow_prefixes(names: Iterable[str]) -> None:
             for prefix in names:
@@ -409,6 +410,13 @@ class HitlClient:
         try:
             while True:
                 for stream, entries in await streams.next():
+                    if stream == announced:  # a reply type new to the inbox
+                        follow_prefixes(
+                            prefix
+                            for _, fields in entries
+                            if (prefix := codec.text((fields or {}).get(b"prefix")))
+                        )
+                        continue
                     if stream == signals:
                         sent, look_again = _reply_signals(
                             stream, entries, box.name, run_id, contacted

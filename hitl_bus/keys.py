@@ -96,6 +96,11 @@ def inbox(inbox_id: str) -> str:
     return _owned(inbox_id, "inbox")
 
 
+def inbox_prefixes(inbox_id: str) -> str:
+    """Stream announcing each key prefix new to an inbox: a follower learns of new reply types."""
+    return _owned(inbox_id, "prefixes")
+
+
 def input_stream(owner_id: str, key_prefix: str) -> str:
     """Stream of the inputs of one key prefix sent to a run or inbox."""
     return _owned(owner_id, f"input:{key_prefix}")

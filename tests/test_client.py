@@ -273,6 +273,31 @@ async def test_a_reply_of_another_new_type_shows_at_the_runs_next_event() -> Non
     await other.stop()
 
 
+@flow
+async def answers_with_an_order_then_waits() -> None:
+    """Replies with a type new to the inbox, then waits quietly (no event of the run)."""
+    question = await receive_input(str, with_metadata=True, timeout=30).next()
+    await asyncio.sleep(0.5)  # well after the follower saw the question arrive
+    await question.respond(ShirtOrder(size="small", color="black"))
+    await receive_input(str, timeout=30, exclude_keys=[question.metadata.key]).next()
+
+
+@pytest.mark.usefixtures("bus_url")
+async def test_a_reply_of_a_new_type_is_pushed_while_the_run_is_quiet() -> None:
+    run = await start_flow_run(answers_with_an_order_then_waits)
+    following = Following(get_client().follow_replies(run.id))
+    await parked()
+    await send_input("size?", flow_run_id=run.id)
+    async with asyncio.timeout(5):  # the run writes no event until it is sent "bye"
+        [reply] = await following.until(1)
+    assert (reply.key_prefix, reply.data) == (
+        "shirtorder-auto",
+        {"size": "small", "color": "black"},
+    )
+    await send_input("bye", flow_run_id=run.id)
+    await following.stop()
+
+
 @pytest.mark.usefixtures("bus_url")
 async def test_follow_replies_of_an_inbox_gives_every_runs_replies() -> None:
     runs = [await start_flow_run(answers_in_kind) for _ in range(2)]
