@@ -16,7 +16,7 @@ import inspect
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from pydantic_core import to_jsonable_python
 
@@ -64,16 +64,20 @@ class Flow(Generic[P, R]):
         bound.apply_defaults()
         return dict(bound.arguments)
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """An async flow returns a coroutine (await or ``asyncio.run`` it); a sync flow blocks."""
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """An async flow returns a coroutine (await or ``asyncio.run`` it); a sync flow blocks.
+
+        Typed as the function's own result: a coroutine for an async flow, the value
+        for a sync one, which is what the call gives.
+        """
         parameters = self.bind(*args, **kwargs)
         coro = run_flow(self, parameters)
         if self.is_async:
-            return coro
+            return cast(R, coro)
         if running_loop() is None:
-            return run_blocking(coro)
+            return cast(R, run_blocking(coro))
         # A sync flow called from async code blocks its caller, as a sync call does.
-        return asyncio.run_coroutine_threadsafe(coro, portal_loop()).result()
+        return cast(R, asyncio.run_coroutine_threadsafe(coro, portal_loop()).result())
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import orjson
 from pydantic_core import PydanticSerializationError, to_jsonable_python
@@ -75,17 +75,18 @@ class Task(Generic[P, R]):
             ) from exc
         return encoded
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The function's result (a coroutine for an async task), replayed when stored."""
         ctx = current_run()
         if ctx is None:  # outside a run a task is a plain call
             return self.fn(*args, **kwargs)
         raise_if_cancelled()  # a checkpoint
         slot, digest = self._slot(ctx, args, kwargs)
         if self.is_async:
-            return self._call_async(ctx, slot, digest, args, kwargs)
+            return cast(R, self._call_async(ctx, slot, digest, args, kwargs))
         hit, value = self._replay(ctx, slot, digest)
         if hit:
-            return value
+            return cast(R, value)
         if running_loop() is None:  # a sync flow's thread: storing may block
             run_blocking(_check_boundary(ctx))
             result = self.fn(*args, **kwargs)

@@ -198,6 +198,14 @@ def read_with_the_sync_client(run_id: uuid.UUID) -> list[State]:
         return client.read_state_history(run_id)
 
 
+async def call_flows() -> None:
+    """Calling a flow gives its function's result: a value, or an awaitable for an async one."""
+    order: ShirtOrder = shirt()
+    name: str = await greet_async()
+    doubled: int = double(2)
+    print(order, name, doubled)
+
+
 def outside_any_run(run_id: str) -> None:
     """A plain script: the same names block and return values."""
     send_input("Ada", flow_run_id=run_id)

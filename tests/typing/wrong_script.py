@@ -47,10 +47,16 @@ def sync_flow() -> None:
 
 
 @flow
+def returns_a_number() -> int:
+    return 1
+
+
+@flow
 async def async_flow() -> None:
+    wrong: str = returns_a_number()  # E: assignment
     number: int = pause_flow_run(wait_for_input=int)  # E: assignment
     send_input("Ada", flow_run_id="run-id")  # E: unused-coroutine
     name: str = await run_deployment("greeter/send-receive")  # E: assignment
     await apause_flow_run(wait_for_input=int, timeout="soon")  # E: call-overload
     client: HitlClient = get_client(sync_client=True)  # E: assignment
-    print(number, name, client)
+    print(number, name, client, wrong)
