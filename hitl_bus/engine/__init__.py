@@ -1,7 +1,7 @@
 """Flow runs: states, the ``@flow`` decorator, run context and run logs."""
 
 from hitl_bus.engine.cancelling import acancel_flow_run, cancel_flow_run
-from hitl_bus.engine.flows import Flow, execute_flow_run, flow, run_flow, start_flow_run
+from hitl_bus.engine.flows import Flow, execute_flow_run, run_flow, start_flow_run
 from hitl_bus.engine.logger import get_run_logger
 from hitl_bus.engine.pausing import (
     apause_flow_run,
@@ -35,7 +35,6 @@ __all__ = [
     "cancel_flow_run",
     "create_flow_run",
     "execute_flow_run",
-    "flow",
     "get_run_logger",
     "pause_flow_run",
     "read_flow_run",

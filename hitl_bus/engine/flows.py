@@ -16,7 +16,7 @@ import inspect
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from pydantic_core import to_jsonable_python
 
@@ -81,17 +81,6 @@ class Flow(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"
-
-
-@overload
-def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
-@overload
-def flow(*, name: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
-def flow(fn: Callable[P, R] | None = None, /, *, name: str | None = None) -> Any:
-    """Make ``fn`` a flow: each call creates a run with states, logs and inputs."""
-    if fn is None:
-        return lambda f: Flow(f, name=name)
-    return Flow(fn, name=name)
 
 
 async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], label: str) -> Any:
