@@ -126,4 +126,6 @@ async def test_a_handed_back_run_is_not_cancelled_by_the_worker_that_gave_it_up(
     states = await _all_final(runs)
     assert [s.type.value for s in states] == ["COMPLETED"] * 12
     finished = await get_bus().client.lrange("test:finished:race", 0, -1)
-    assert sorted(x.decode().split(":")[0] for x in finished) == sorted(str(r.id) for r in runs)
+    # Every body ran to its end. Execution is at-least-once: a body cut off right at its
+    # last line by the hand-back runs again on B (the run still completes once).
+    assert {x.decode().split(":")[0] for x in finished} == {str(r.id) for r in runs}

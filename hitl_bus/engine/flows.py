@@ -15,7 +15,7 @@ import functools
 import inspect
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from pydantic_core import to_jsonable_python
@@ -169,18 +169,15 @@ async def run_flow(
                 raise
             if isinstance(exc, asyncio.CancelledError) and main is not None:
                 main.uncancel()  # our own interruption: the run ends here, normally
-            await ctx.state.flush_writes()
-            await _end(run_id, Cancelled("cancelled; stopped at a checkpoint"), ctx.state.attempt)
+            await _settle(_finish(ctx, Cancelled("cancelled; stopped at a checkpoint")))
             raise FlowRunCancelled(run_id) from None
         except Exception as exc:
             run_logs.get_run_logger().error(
                 "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
             )
-            await ctx.state.flush_writes()
-            await _end(run_id, Failed(f"{type(exc).__name__}: {exc}"), ctx.state.attempt)
+            await _settle(_finish(ctx, Failed(f"{type(exc).__name__}: {exc}")))
             raise
-        await ctx.state.flush_writes()
-        await _end(run_id, Completed(), ctx.state.attempt)
+        await _settle(_finish(ctx, Completed()))
         return result
     finally:
         if watcher is not None:
@@ -188,6 +185,27 @@ async def run_flow(
             get_bus().dispatcher.release(keys.run_control(run_id))
         await run_logs.stop_shipping(run_id)
         reset_current_run(token)
+
+
+async def _finish(ctx: FlowRunContext, state: State) -> None:
+    """Store the execution's background writes, then how its body ended."""
+    await ctx.state.flush_writes()
+    await _end(ctx.flow_run.id, state, ctx.state.attempt)
+
+
+async def _settle(write: Coroutine[Any, Any, None]) -> None:
+    """Carry out the write that records how a body ended, even if cancelled meanwhile.
+
+    Once the body has returned, a worker's hand-back must not cut its last write short:
+    the run would read Running, be queued again and run a second time elsewhere. The
+    cancellation is raised once the write is done.
+    """
+    task = asyncio.ensure_future(write)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 async def _end(run_id: str, state: State, attempt: int | None) -> None:
