@@ -64,6 +64,8 @@ class Worker:
         self._stopping: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._freed = asyncio.Event()
+        #: Set once the drain is over: heartbeat and upkeep end (they beat during it).
+        self._closing = False
 
     def stop(self) -> None:
         """Stop taking runs; ``run()`` then drains and returns."""
@@ -95,6 +97,7 @@ class Worker:
                 task.cancel()
             await asyncio.wait(takers, timeout=5)
             await self._drain(grace)
+            self._closing = True
             for task in upkeep:
                 task.cancel()
             await asyncio.wait(upkeep, timeout=5)
@@ -105,7 +108,7 @@ class Worker:
         await get_bus().client.set(keys.worker(self.id), self.id, px=int(self.dead_after * 1000))
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self._beat()
@@ -115,7 +118,7 @@ class Worker:
     async def _upkeep(self) -> None:
         """Every heartbeat: keep the deployments registered (a flushed Redis forgets them),
         claim the runs of dead workers, fail expired pauses."""
-        while True:
+        while not self._closing:
             try:
                 for deployment in self.deployments.values():
                     await register(deployment)
@@ -137,8 +140,12 @@ class Worker:
         queue = keys.deployment_queue(deployment.full_name)
         bus = get_bus()
         reader = await bus.open_reader(queue)
+        stopping = self._stopping
+        assert stopping is not None
         try:
-            while True:
+            # Checked each round as well as cancelled: a Redis client can swallow a
+            # cancellation that lands mid-command, and a taker must still end.
+            while not stopping.is_set():
                 while self._slots.locked():  # full: leave the queue to other workers
                     self._freed.clear()
                     await self._freed.wait()
