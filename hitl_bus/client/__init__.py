@@ -9,230 +9,48 @@ an idle follower sends Redis no command.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from hitl_bus import keys
 from hitl_bus._sync import run_blocking
-from hitl_bus.bus import codec, get_bus
-from hitl_bus.bus.dispatcher import Entry
-from hitl_bus.engine import runs, store
+from hitl_bus.bus import codec
+from hitl_bus.client import following
+from hitl_bus.client.pauses import PauseDetails, read_pause
+from hitl_bus.client.records import (
+    LogRecord,
+    Reply,
+    RunEvent,
+    decode_event,
+    decode_log,
+)
+from hitl_bus.engine import runs
 from hitl_bus.engine.cancelling import acancel_flow_run
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs import inbox, received
-from hitl_bus.inputs.keyset import CLIENT, Mailbox, check_key_prefix, defaults_key
-from hitl_bus.inputs.received import ReceivedInput
+from hitl_bus.inputs.keyset import CLIENT, Mailbox
 
 log = logging.getLogger("hitl_bus.client")
-
-
-class PauseDetails(BaseModel):
-    """What a form needs to resume a run: the pause's keyset, schema, description, defaults."""
-
-    pause_key: str
-    suspended: bool
-    keyset: dict[str, str] | None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    description: str | None = None
-    defaults: dict[str, Any] = Field(default_factory=dict)
-    deadline: datetime | None = None
-
-    model_config = ConfigDict(populate_by_name=True)
-
-
 T = TypeVar("T")
 
-#: A reply is an input that came back to an inbox (a run's ``respond()``).
-Reply = ReceivedInput
-#: Entries read per XRANGE while catching up with a stream.
-_PAGE = 500
-
-
-@dataclass(frozen=True, slots=True)
-class RunEvent:
-    """One entry of a run's event stream (or of the global one): what happened, when."""
-
-    id: str
-    type: str
-    run_id: str
-    ts: int
-    data: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        """The form ``read_events`` returns: ``{"id", "type", "ts", "data"}``."""
-        return {"id": self.id, "type": self.type, "ts": self.ts, "data": self.data}
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One record of a run's log stream; ``ts`` in ms since the epoch."""
-
-    id: str
-    level: str
-    logger: str
-    message: str
-    ts: int
-
-    def as_dict(self) -> dict[str, str]:
-        """The stored form, every field text, with the entry id (``read_logs``, SSE ``log``)."""
-        return {
-            "id": self.id,
-            "level": self.level,
-            "logger": self.logger,
-            "message": self.message,
-            "ts": str(self.ts),
-        }
-
-
-def _skipped(stream: str, entry_id: bytes, exc: Exception) -> None:
-    log.warning("skipping entry %s on %s: %s", entry_id.decode(), stream, exc)
-
-
-def decode_event(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> RunEvent | None:
-    """An event entry; ``None`` (logged) if it is not UTF-8, its data no JSON object, its
-    ``ts`` no number."""
-    try:
-        data = codec.loads(fields.get(b"data", b"{}"))
-        if not isinstance(data, dict):
-            raise ValueError("its data is not a JSON object")
-        return RunEvent(
-            id=entry_id.decode(),
-            type=codec.text(fields.get(b"type")) or "",
-            run_id=codec.text(fields.get(b"run_id")) or "",
-            ts=int(fields.get(b"ts", b"0")),
-            data=data,
-        )
-    except ValueError as exc:
-        _skipped(stream, entry_id, exc)
-        return None
-
-
-def decode_log(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> LogRecord | None:
-    """A log entry; ``None`` (logged) if it is not UTF-8 or its ``ts`` is no number."""
-    try:
-        return LogRecord(
-            id=entry_id.decode(),
-            level=codec.text(fields.get(b"level")) or "",
-            logger=codec.text(fields.get(b"logger")) or "",
-            message=codec.text(fields.get(b"message")) or "",
-            ts=int(fields.get(b"ts", b"0")),
-        )
-    except ValueError as exc:
-        _skipped(stream, entry_id, exc)
-        return None
-
-
-async def _read(
-    stream: str,
-    after: str,
-    decode: Callable[[str, bytes, dict[bytes, bytes]], T | None],
-    limit: int | None = None,
-) -> tuple[list[T], str]:
-    """Entries of ``stream`` after ``after`` (at most ``limit``), decoded, and the last id read."""
-    client = get_bus().client
-    items: list[T] = []
-    position = after
-    read = 0
-    while limit is None or read < limit:
-        count = _PAGE if limit is None else min(_PAGE, limit - read)
-        entries = await client.xrange(stream, min=f"({position}", count=count)
-        for entry_id, fields in entries:
-            position = entry_id.decode()
-            item = decode(stream, entry_id, fields)
-            if item is not None:
-                items.append(item)
-        read += len(entries)
-        if len(entries) < count:
-            break
-    return items, position
-
-
-async def _latest(stream: str) -> str:
-    """The id of the stream's newest entry (``0-0`` when empty): "from now on"."""
-    last = await get_bus().client.xrevrange(stream, count=1)
-    return str(last[0][0].decode()) if last else "0-0"
-
-
-async def _now() -> str:
-    """An entry id for this moment on Redis's clock: "from now on" across several streams."""
-    seconds, _ = await get_bus().client.time()
-    return f"{int(seconds) * 1000}-0"  # from the second's start: a little early, never late
-
-
-def _stop_if_cancelled() -> None:
-    """Raise the cancellation a client library swallowed (``asyncio.wait_for`` on 3.11 can).
-
-    A follower cancelled during a command would otherwise go back to waiting for ever.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-async def _follow(
-    stream: str, after: str, decode: Callable[[str, bytes, dict[bytes, bytes]], T | None]
-) -> AsyncIterator[T]:
-    """Entries of one stream after ``after``: what is stored, then each new one as it lands."""
-    stored, position = await _read(stream, after, decode)
-    for item in stored:
-        yield item
-    dispatcher = get_bus().dispatcher
-    while True:
-        _stop_if_cancelled()
-        for entry_id, fields in await dispatcher.wait(stream, position, None):
-            position = entry_id.decode()
-            new = decode(stream, entry_id, fields)
-            if new is not None:
-                yield new
-
-
-class _Streams:
-    """Several streams followed at once through the dispatcher, batches as they arrive.
-
-    Streams can be added while following (a reply type seen for the first time).
-    """
-
-    def __init__(self) -> None:
-        self.positions: dict[str, str] = {}
-        self._waits: dict[str, asyncio.Task[list[Entry]]] = {}
-
-    def add(self, stream: str, after: str) -> None:
-        self.positions.setdefault(stream, after)
-
-    async def next(self) -> list[tuple[str, list[Entry]]]:
-        """The next entries of any stream (each stream's oldest first)."""
-        _stop_if_cancelled()
-        dispatcher = get_bus().dispatcher
-        for stream, position in self.positions.items():
-            if stream not in self._waits:
-                wait = dispatcher.wait(stream, position, None)
-                self._waits[stream] = asyncio.create_task(wait)
-        done, _ = await asyncio.wait(self._waits.values(), return_when=asyncio.FIRST_COMPLETED)
-        batches = []
-        for stream, task in list(self._waits.items()):
-            if task in done:
-                del self._waits[stream]
-                entries = task.result()
-                self.positions[stream] = entries[-1][0].decode()
-                batches.append((stream, entries))
-        return batches
-
-    async def aclose(self) -> None:
-        for task in self._waits.values():
-            task.cancel()
-        await asyncio.gather(*self._waits.values(), return_exceptions=True)
-        self._waits.clear()
+__all__ = [
+    "HitlClient",
+    "LogRecord",
+    "PauseDetails",
+    "Reply",
+    "RunEvent",
+    "SyncHitlClient",
+    "decode_event",
+    "decode_log",
+    "get_client",
+]
 
 
 class HitlClient:
@@ -287,14 +105,17 @@ class HitlClient:
 
     async def _events(self, flow_run_id: uuid.UUID | str, count: int = 1000) -> list[RunEvent]:
         stream = keys.run_events(normalize_run_id(flow_run_id))
-        return (await _read(stream, "0-0", decode_event, count))[0]
+        return (await following.read_stream(stream, "0-0", decode_event, count))[0]
 
     async def read_logs(
         self, flow_run_id: uuid.UUID | str, limit: int | None = 1000
     ) -> list[dict[str, Any]]:
         """A run's first ``limit`` log records (``None``: all), oldest first, as dicts."""
         stream = keys.run_logs(normalize_run_id(flow_run_id))
-        return [record.as_dict() for record in (await _read(stream, "0-0", decode_log, limit))[0]]
+        return [
+            record.as_dict()
+            for record in (await following.read_stream(stream, "0-0", decode_log, limit))[0]
+        ]
 
     async def read_state_history(self, flow_run_id: uuid.UUID | str) -> list[State]:
         """Every state the run has been in, oldest first (an unreadable one logged, left out)."""
@@ -318,8 +139,8 @@ class HitlClient:
         ``None`` for what happens from now on. Never ends by itself.
         """
         stream = keys.run_events(normalize_run_id(flow_run_id)) if flow_run_id else keys.EVENTS
-        start = after if after is not None else await _latest(stream)
-        async for event in _follow(stream, start, decode_event):
+        start = after if after is not None else await following.latest(stream)
+        async for event in following.follow(stream, start, decode_event):
             yield event
 
     async def follow_logs(
@@ -333,20 +154,20 @@ class HitlClient:
         """
         run_id = normalize_run_id(flow_run_id)
         stream = keys.run_logs(run_id)
-        start = after if after is not None else await _latest(stream)
+        start = after if after is not None else await following.latest(stream)
         if not until_final:
-            async for record in _follow(stream, start, decode_log):
+            async for record in following.follow(stream, start, decode_log):
                 yield record
             return
         events = keys.run_events(run_id)
-        mark = await _latest(events)
+        mark = await following.latest(events)
         final = (await runs.read_flow_run(run_id)).state.is_final()
-        records, position = await _read(stream, start, decode_log)
+        records, position = await following.read_stream(stream, start, decode_log)
         for record in records:
             yield record
         if final:
             return
-        streams = _Streams()
+        streams = following.Streams()
         streams.add(stream, position)
         streams.add(events, mark)
         try:
@@ -357,10 +178,10 @@ class HitlClient:
                         item = decode(name, entry_id, fields)
                         if isinstance(item, LogRecord):
                             yield item
-                        elif isinstance(item, RunEvent) and _is_final_change(item):
+                        elif isinstance(item, RunEvent) and following.is_final_change(item):
                             final = True
             # The final state was written after the run's last record: take what is left.
-            records, _ = await _read(stream, streams.positions[stream], decode_log)
+            records, _ = await following.read_stream(stream, streams.positions[stream], decode_log)
             for record in records:
                 yield record
         finally:
@@ -391,13 +212,13 @@ class HitlClient:
         run_id = normalize_run_id(flow_run_id) if flow_run_id else None
         sender = Mailbox.for_run(run_id).name if run_id else None
         signals = keys.run_events(run_id) if run_id else keys.EVENTS
-        start = after if after is not None else await _now()
+        start = after if after is not None else await following.now()
         prefixes: dict[str, str] = {}  # stream -> key prefix
         contacted: set[str] = set()  # runs this inbox sent to while following (no run given)
         announced = keys.inbox_prefixes(box.id)
-        streams = _Streams()
-        streams.add(signals, await _latest(signals))
-        streams.add(announced, await _latest(announced))
+        streams = following.Streams()
+        streams.add(signals, await following.latest(signals))
+        streams.add(announced, await following.latest(announced))
 
         def follow_prefixes(names: Iterable[str]) -> None:
             for prefix in names:
@@ -418,7 +239,7 @@ class HitlClient:
                         )
                         continue
                     if stream == signals:
-                        sent, look_again = _reply_signals(
+                        sent, look_again = following.reply_signals(
                             stream, entries, box.name, run_id, contacted
                         )
                         follow_prefixes(sent)
@@ -437,7 +258,7 @@ class HitlClient:
 
         A saved value that is not JSON is logged and left out, so the run can still be shown.
         """
-        return await _read_pause(flow_run_id)
+        return await read_pause(flow_run_id)
 
     async def read_inputs(
         self, flow_run_id: uuid.UUID | str, per_prefix: int = 50
@@ -448,77 +269,6 @@ class HitlClient:
     async def read_receivers(self, flow_run_id: uuid.UUID | str) -> dict[str, Any]:
         """Key prefix -> JSON schema of each input type the run receives on."""
         return await received.read_receivers(normalize_run_id(flow_run_id))
-
-
-def _is_final_change(event: RunEvent) -> bool:
-    state = event.data.get("state")
-    if event.type != "state.changed" or not isinstance(state, dict):
-        return False
-    try:
-        return State.model_validate(state).is_final()
-    except ValidationError:
-        return False
-
-
-def _reply_signals(
-    stream: str, entries: list[Entry], inbox_name: str, run_id: str | None, contacted: set[str]
-) -> tuple[list[str], bool]:
-    """What these events say about replies to come (see ``follow_replies``).
-
-    Returns the key prefixes the inbox sent inputs on (a reply of the same type may
-    follow), and whether the inbox's prefix set is worth reading again: any event of
-    the run followed, or of a run the inbox sent to, may come after a reply.
-    """
-    sent: list[str] = []
-    look_again = False
-    for entry_id, fields in entries:
-        event = decode_event(stream, entry_id, fields)
-        if event is None or (run_id is not None and event.run_id not in ("", run_id)):
-            continue
-        if event.type == "input.received" and event.data.get("sender") == inbox_name:
-            contacted.add(event.run_id)
-            with contextlib.suppress(ValueError):  # not a prefix: no stream to follow
-                sent.append(check_key_prefix(str(event.data.get("key_prefix"))))
-        look_again = look_again or run_id is not None or event.run_id in contacted
-    return sent, look_again
-
-
-def _json_or_none(raw: bytes | None, where: str, field: str) -> Any:
-    if not raw:
-        return None
-    try:
-        return codec.loads(raw)
-    except ValueError as exc:
-        log.warning("skipping field %s of %s: %s", field, where, exc)
-        return None
-
-
-async def _read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
-    """The run's current pause; a saved value that is not JSON is logged and left out."""
-    record = await runs.read_run_record(flow_run_id)  # also fails an expired pause
-    if not record.run.state.is_paused():
-        return None
-    run_id = str(record.run.id)
-    keyset = record.pause_keyset
-    values: list[Any] = [None, None, None]
-    if isinstance(keyset, dict) and {"schema", "description"} <= keyset.keys():
-        names = [keyset["schema"], keyset["description"], defaults_key(keyset)]
-        raws = await store.read_values(run_id, names)
-        values = [
-            _json_or_none(raw, keys.run_values(run_id), name)
-            for name, raw in zip(names, raws, strict=True)
-        ]
-    schema, description, defaults = values
-    deadline_ms = record.pause_deadline_ms
-    return PauseDetails(
-        pause_key=record.pause_key,
-        suspended=record.suspended,
-        keyset=dict(keyset) if keyset is not None and isinstance(schema, dict) else None,
-        schema=schema if isinstance(schema, dict) else None,
-        description=description if isinstance(description, str) else None,
-        defaults=defaults if isinstance(defaults, dict) else {},
-        deadline=datetime.fromtimestamp(deadline_ms / 1000, UTC) if deadline_ms else None,
-    )
 
 
 async def _step(items: AsyncIterator[T]) -> tuple[bool, T | None]:
