@@ -245,3 +245,15 @@ async def test_a_send_to_a_finished_run_expires_with_it(
     assert await bus.client.exists(stream)
     for key in await _owned_keys(run_id):
         assert 0 < await bus.client.pttl(key) <= 30_000, key
+
+
+async def test_a_stale_entry_of_a_dead_worker_leaves_a_live_execution_alone(bus_url: str) -> None:
+    """A dead worker's old queue entry names a run this very worker executes now."""
+    from hitl_bus.deployments import Worker
+    from tests.worker_flows import answers_default
+
+    worker = Worker([answers_default], name="alive")
+    run_id = await _scheduled()
+    await store.begin(run_id, State(type=StateType.RUNNING), worker.id)
+    await worker._release_orphan(answers_default, run_id, "dead-worker")
+    assert (await read_flow_run(run_id)).state.is_running()

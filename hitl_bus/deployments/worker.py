@@ -21,6 +21,7 @@ import signal
 import socket
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus, groups
@@ -122,8 +123,8 @@ class Worker:
             try:
                 for deployment in self.deployments.values():
                     await register(deployment)
-                    await self._reclaim(deployment)
-                    await _trim_queue(keys.deployment_queue(deployment.full_name))
+                    pending = await self._reclaim(deployment)
+                    await _trim_queue(keys.deployment_queue(deployment.full_name), pending)
                 await sweep_expired()
                 await store.forget_expired()
             except Exception as exc:  # noqa: BLE001 - upkeep never dies
@@ -241,11 +242,14 @@ class Worker:
             queue = keys.deployment_queue(deployment.full_name)
             await bus.client.xack(queue, keys.WORKERS_GROUP, entries[run_id])
 
-    async def _reclaim(self, deployment: Deployment) -> None:
-        """Take over the pending runs of dead workers on this deployment's queue."""
+    async def _reclaim(self, deployment: Deployment) -> dict[str, Any]:
+        """Take over the pending runs of dead workers on this deployment's queue.
+
+        Returns the queue's pending summary, which the trim that follows reuses.
+        """
         bus = get_bus()
         queue = keys.deployment_queue(deployment.full_name)
-        summary = await bus.client.xpending(queue, keys.WORKERS_GROUP)
+        summary: dict[str, Any] = await bus.client.xpending(queue, keys.WORKERS_GROUP)
         for consumer in summary.get("consumers") or []:
             name = codec.text(consumer["name"]) or ""
             if name == self.id or await bus.client.exists(keys.worker(name)):
@@ -265,6 +269,7 @@ class Worker:
                 # Acknowledged only now: if this worker dies first, the entry stays pending
                 # under it and the next live worker releases the run again.
                 await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
+        return summary  # as read before the claims: trimming by it keeps a little more
 
     async def _release_orphan(self, deployment: Deployment, run_id: str, dead: str) -> None:
         """Release a run whose queue entry was pending under the dead worker ``dead``.
@@ -278,8 +283,10 @@ class Worker:
         except FlowRunNotFound:
             return  # expired or deleted: nothing to release
         owner = record.worker or dead
-        if owner not in (dead, self.id) and await get_bus().client.exists(keys.worker(owner)):
-            return
+        if owner != dead and (
+            owner == self.id or await get_bus().client.exists(keys.worker(owner))
+        ):
+            return  # executing on a live worker (this one, or another) now
         why = store.Release(
             worker=owner,
             attempt=record.attempt,
@@ -292,13 +299,12 @@ class Worker:
         log.warning("run %s of dead worker %s: %s", run_id, owner, outcome.name.lower())
 
 
-async def _trim_queue(queue: str) -> None:
+async def _trim_queue(queue: str, summary: dict[str, Any]) -> None:
     """Drop acknowledged entries: everything older than the oldest entry still needed.
 
     Needed are the entries pending under a worker and those not yet delivered to any.
     """
     bus = get_bus()
-    summary = await bus.client.xpending(queue, keys.WORKERS_GROUP)
     groups = await bus.client.xinfo_groups(queue)
     delivered = next(
         (g["last-delivered-id"] for g in groups if codec.text(g["name"]) == keys.WORKERS_GROUP),
