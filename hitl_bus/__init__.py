@@ -5,7 +5,7 @@ The names are Prefect's interactive-workflow API; see README.md.
 
 from hitl_bus import errors as errors
 from hitl_bus.client import HitlClient, SyncHitlClient, get_client
-from hitl_bus.context import FlowRunContext, current_run
+from hitl_bus.context import FlowRunContext, get_run_context
 from hitl_bus.deployments import (
     Deployment,
     Flow,
@@ -45,17 +45,6 @@ from hitl_bus.inputs import (
     send_input,
 )
 from hitl_bus.version import __version__ as __version__
-
-
-def get_run_context() -> FlowRunContext:
-    """The current run's context (``.flow_run.id``, ``.name``, ``.parameters``).
-
-    :raises MissingContextError: outside a flow run.
-    """
-    ctx = current_run()
-    if ctx is None:
-        raise errors.MissingContextError("not inside a flow run")
-    return ctx
 
 
 __all__ = [

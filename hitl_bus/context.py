@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import uuid
 from collections.abc import Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+from hitl_bus.errors import MissingContextError
 
 
 @dataclass
@@ -23,6 +26,10 @@ class FlowRunInfo:
     name: str
     flow_name: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: The deployment the run was started from (``None`` for a flow called directly).
+    deployment_id: uuid.UUID | None = None
+    #: The run of the flow that called this one, when it runs as a subflow.
+    parent_flow_run_id: str | None = None
 
 
 @dataclass
@@ -76,6 +83,11 @@ class FlowRunContext:
     #: What this execution keeps while it runs.
     state: RunState = field(default_factory=RunState)
 
+    @classmethod
+    def get(cls) -> FlowRunContext | None:
+        """The current run's context, or ``None`` outside a flow run (Prefect's spelling)."""
+        return _current_run.get()
+
 
 _current_run: ContextVar[FlowRunContext | None] = ContextVar("hitl_bus_flow_run", default=None)
 
@@ -94,6 +106,17 @@ def raise_if_cancelled() -> None:
 def current_run() -> FlowRunContext | None:
     """The flow run this code runs in, or ``None`` outside any run."""
     return _current_run.get()
+
+
+def get_run_context() -> FlowRunContext:
+    """The current run's context (``.flow_run.id``, ``.name``, ``.parameters``...).
+
+    :raises MissingContextError: outside a flow run (a ``RuntimeError``, as in Prefect).
+    """
+    ctx = _current_run.get()
+    if ctx is None:
+        raise MissingContextError("there is no active flow run")
+    return ctx
 
 
 def current_run_id() -> str | None:

@@ -14,6 +14,7 @@
     ├── ParameterMismatch        parameters do not fit the flow's signature (TypeError)
     ├── BlockNotFound            no block saved under that name
     ├── FlowRunSuspended         a directly called flow's run suspended
+    ├── SubflowSuspendError      suspend_flow_run() in a subflow's run (RuntimeError)
     ├── FlowRunCancelled         a directly called flow's run was cancelled
     ├── MissingContextError      a run-only function was called outside a flow run
     ├── StateConflict            a run was not in a state the change may follow
@@ -133,6 +134,10 @@ class FlowRunSuspended(HitlBusError):
     def __init__(self, flow_run_id: str) -> None:
         self.flow_run_id = flow_run_id
         super().__init__(f"flow run {flow_run_id} suspended")
+
+
+class SubflowSuspendError(HitlBusError, RuntimeError):
+    """``suspend_flow_run()`` was called in a subflow: only a top-level run can suspend."""
 
 
 class FlowRunCancelled(HitlBusError):

@@ -27,13 +27,14 @@ from hitl_bus.context import (
     CancelRequested,
     FlowRunContext,
     FlowRunInfo,
+    current_run,
     reset_current_run,
     set_current_run,
 )
 from hitl_bus.engine import logger as run_logs
 from hitl_bus.engine import store
 from hitl_bus.engine.cancelling import watch_for_cancel
-from hitl_bus.engine.pausing import Suspended
+from hitl_bus.engine.pausing import SuspendExecution
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
 from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
 from hitl_bus.engine.tasks import decode_results
@@ -135,7 +136,15 @@ async def run_flow(
     # An existing run may be re-executed after a suspension: replay its tasks.
     position, results = await starting_point(str(run.id), with_results=not fresh)
     run_id = str(run.id)
-    info = FlowRunInfo(id=run_id, name=run.name, flow_name=flow.name, parameters=parameters)
+    parent = current_run()
+    info = FlowRunInfo(
+        id=run_id,
+        name=run.name,
+        flow_name=flow.name,
+        parameters=parameters,
+        deployment_id=run.deployment_id,
+        parent_flow_run_id=parent.flow_run.id if parent is not None else None,
+    )
     ctx = FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async)
     ctx.state.task_results = results
     token = set_current_run(ctx)
@@ -146,7 +155,7 @@ async def run_flow(
             ctx.state.attempt = await store.begin(run_id, Running(), worker)
         except StateConflict:
             if (await read_flow_run(run_id)).state.is_cancelling():
-                await _end(run_id, Cancelled("cancelled before it started"), None)
+                await _end(run_id, Cancelled(message="cancelled before it started"), None)
                 raise FlowRunCancelled(run_id) from None
             raise
         main = asyncio.current_task() if flow.is_async else None
@@ -156,7 +165,7 @@ async def run_flow(
                 result = await flow.fn(**parameters)
             else:
                 result = await _in_thread(flow.fn, parameters, run.name)
-        except Suspended:
+        except SuspendExecution:
             await ctx.state.flush_writes()
             raise FlowRunSuspended(run_id) from None
         except (CancelRequested, asyncio.CancelledError) as exc:
@@ -164,18 +173,20 @@ async def run_flow(
                 if HAND_BACK in getattr(exc, "args", ()):
                     raise  # its worker hands the run back: the release decides its state
                 await asyncio.shield(
-                    _end(run_id, Cancelled("the run's task was cancelled"), ctx.state.attempt)
+                    _end(
+                        run_id, Cancelled(message="the run's task was cancelled"), ctx.state.attempt
+                    )
                 )
                 raise
             if isinstance(exc, asyncio.CancelledError) and main is not None:
                 main.uncancel()  # our own interruption: the run ends here, normally
-            await _settle(_finish(ctx, Cancelled("cancelled; stopped at a checkpoint")))
+            await _settle(_finish(ctx, Cancelled(message="cancelled; stopped at a checkpoint")))
             raise FlowRunCancelled(run_id) from None
         except Exception as exc:
             run_logs.get_run_logger().error(
                 "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
             )
-            await _settle(_finish(ctx, Failed(f"{type(exc).__name__}: {exc}")))
+            await _settle(_finish(ctx, Failed(message=f"{type(exc).__name__}: {exc}")))
             raise
         await _settle(_finish(ctx, Completed()))
         return result

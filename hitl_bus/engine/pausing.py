@@ -11,8 +11,10 @@ to the control stream, which wakes the paused process at once.
 A suspension is a pause that ends the execution: the run reads
 Paused/"Suspended", and once resumed it is re-executed from the top; task
 results are replayed and the same ``suspend_flow_run`` call then returns the
-input. Pause keys count up per execution (``pause-1``, ``pause-2``...), so
-replay reaches the same keys in the same order.
+input. Pause keys count the pause calls of an execution (``1``, ``2``...; a ``key=``
+names one instead), so replay reaches the same keys in the same order. A pause's
+input is kept under a keyset named as Prefect names it, from the state and the key:
+``paused-1-schema``, ``suspended-2-response`` (``keyset_from_paused_state``).
 """
 
 from __future__ import annotations
@@ -31,21 +33,22 @@ from hitl_bus.bus.events import append_event
 from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise_if_cancelled
 from hitl_bus.engine import store
 from hitl_bus.engine.runs import expire_pause
-from hitl_bus.engine.states import State, StateType
+from hitl_bus.engine.states import State, StateDetails, StateType
 from hitl_bus.errors import (
     FlowPauseTimeout,
     MissingContextError,
+    SubflowSuspendError,
 )
 from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs import keyset_from_base_key, run_input_subclass_from_type
-from hitl_bus.inputs.keyset import defaults_key
-from hitl_bus.inputs.run_input import RunInput, is_automatic, schema_json
+from hitl_bus.inputs.keyset import Keyset, defaults_key, pause_base_key
+from hitl_bus.inputs.run_input import RunInput, RunInputMetadata, is_automatic, schema_json
 from hitl_bus.schema_check import plain_errors, summarize
 
 T = TypeVar("T")
 
 
-class Suspended(BaseException):
+class SuspendExecution(BaseException):
     """Ends the current execution of a run that suspended (caught by the engine)."""
 
     def __init__(self, flow_run_id: str) -> None:
@@ -60,9 +63,14 @@ def _require_run() -> FlowRunContext:
     return ctx
 
 
-def _next_pause_key(ctx: FlowRunContext) -> str:
+def _count_pause(ctx: FlowRunContext) -> int:
+    """Count one more pause call in this execution (a keyed one counts too, as in Prefect)."""
     ctx.state.pauses += 1
-    return f"pause-{ctx.state.pauses}"
+    return ctx.state.pauses
+
+
+def _keyset(pause_key: str, suspend: bool) -> Keyset:
+    return keyset_from_base_key(pause_base_key("Suspended" if suspend else "Paused", pause_key))
 
 
 def _defaults(input_cls: type[RunInput]) -> dict[str, Any]:
@@ -75,14 +83,18 @@ def _defaults(input_cls: type[RunInput]) -> dict[str, Any]:
 
 
 async def _consume_response(
-    ctx: FlowRunContext, input_cls: type[RunInput] | None, raw: bytes | None
+    ctx: FlowRunContext, input_cls: type[RunInput] | None, raw: bytes | None, response_key: str
 ) -> Any:
-    """The validated input of an answered pause; a validator's rejection is recorded."""
+    """The validated input of an answered pause; a validator's rejection is recorded.
+
+    A model input carries its metadata (the response's key, this run as receiver), as
+    ``RunInput.load`` gives it; a resume without input gives the model's defaults.
+    """
     if input_cls is None:
         return None
     data = codec.loads(raw) if raw else None
     try:
-        value = input_cls.model_validate(data)
+        value = input_cls.model_validate({} if data is None else data)
     except ValidationError as exc:
         message = f"Input rejected: {summarize(plain_errors(exc), whole='')}"
         ctx.state.rejection = message
@@ -93,7 +105,12 @@ async def _consume_response(
             attempt=ctx.state.attempt,
         )
         raise
-    return value.value if is_automatic(input_cls) else value  # type: ignore[attr-defined]
+    if is_automatic(input_cls):
+        return value.value  # type: ignore[attr-defined]
+    value._metadata = RunInputMetadata.model_construct(
+        key=response_key, sender=None, receiver=uuid.UUID(ctx.flow_run.id)
+    )
+    return value
 
 
 async def _pause(
@@ -101,33 +118,40 @@ async def _pause(
     timeout: float | None,
     key: str | None,
     suspend: bool,
+    counted: bool = True,
 ) -> Any:
+    """Pause (or suspend) the current run; ``counted``: this call numbers the next pause."""
     ctx = _require_run()
     raise_if_cancelled()  # a checkpoint
     run_id = ctx.flow_run.id
     bus = get_bus()
-    pause_key = key or _next_pause_key(ctx)
-    keyset = keyset_from_base_key(pause_key)
+    number = _count_pause(ctx) if counted else 0
+    pause_key = key or str(number)
     input_cls = run_input_subclass_from_type(wait_for_input) if wait_for_input is not None else None
-    # A re-executed run reaching a pause it already passed gets the same answer;
+    # A re-executed run reaching a pause it already passed gets the same answer (kept
+    # under "paused-" or "suspended-": a pause may have become a suspension on request);
     # a run another run asked to suspend suspends here instead of pausing.
-    answered, suspend_requested = await store.pause_preflight(run_id, keyset["response"])
+    answered_at = [
+        _keyset(pause_key, suspend)["response"],
+        _keyset(pause_key, not suspend)["response"],
+    ]
+    answered, suspend_requested = await store.pause_preflight(run_id, answered_at)
     if answered is not None:  # answered while suspended, or replayed after a restart
-        return await _take_answer(ctx, input_cls, answered, pause_key)
+        return await _take_answer(ctx, input_cls, answered, pause_key, answered_at[0])
     if suspend_requested and not suspend:
         await store.take_suspend_request(run_id)
         suspend = True
+    keyset = _keyset(pause_key, suspend)
 
     now = await store.redis_time_ms()
     deadline = int(now + timeout * 1000) if timeout is not None else 0
-    details = {
-        "pause_key": pause_key,
-        "pause_timeout": (
-            datetime.fromtimestamp(deadline / 1000, UTC).isoformat() if deadline else None
-        ),
-        "pause_reschedule": suspend,
-        "run_input_keyset": dict(keyset) if input_cls is not None else None,
-    }
+    details = StateDetails(
+        flow_run_id=uuid.UUID(run_id),
+        pause_key=pause_key,
+        pause_timeout=datetime.fromtimestamp(deadline / 1000, UTC) if deadline else None,
+        pause_reschedule=suspend,
+        run_input_keyset=dict(keyset) if input_cls is not None else None,
+    )
     state = State(
         type=StateType.PAUSED,
         name="Suspended" if suspend else "Paused",
@@ -157,22 +181,26 @@ async def _pause(
     await store.pause(run_id, ctx.state.attempt, request)
     ctx.state.rejection = None
     if suspend:
-        raise Suspended(run_id)
+        raise SuspendExecution(run_id)
     answered = await _wait_for_resume(run_id, pause_key, position, deadline)
     if answered is None:
         answered = await bus.client.hget(keys.run_values(run_id), keyset["response"])
-    return await _take_answer(ctx, input_cls, answered, pause_key)
+    return await _take_answer(ctx, input_cls, answered, pause_key, keyset["response"])
 
 
 async def _take_answer(
-    ctx: FlowRunContext, input_cls: type[RunInput] | None, raw: bytes | None, pause_key: str
+    ctx: FlowRunContext,
+    input_cls: type[RunInput] | None,
+    raw: bytes | None,
+    pause_key: str,
+    response_key: str,
 ) -> Any:
     """Consume a pause's answer and tell whoever resumed it (a form, say) the flow has it.
 
     The event is written in the background: the flow's next line does not wait for it.
     """
     try:
-        value = await _consume_response(ctx, input_cls, raw)
+        value = await _consume_response(ctx, input_cls, raw, response_key)
     except ValidationError:
         ctx.state.write_later(_announce_answer(ctx.flow_run.id, pause_key, accepted=False))
         raise
@@ -310,6 +338,9 @@ async def asuspend_flow_run(
     execution; once resumed, the re-executed run reaches this call again and it
     returns the input. With another run's id, that run suspends at its next task
     or pause.
+
+    :raises SubflowSuspendError: called in a subflow's run (a ``RuntimeError``, as in
+        Prefect): its parent's run could not go on without it.
     """
     ctx = current_run()
     if flow_run_id is not None and (
@@ -317,13 +348,20 @@ async def asuspend_flow_run(
     ):
         await store.request_suspend(normalize_run_id(flow_run_id))
         return None
+    if ctx is not None and ctx.flow_run.parent_flow_run_id is not None:
+        raise SubflowSuspendError(
+            f"flow run {ctx.flow_run.id} is a subflow of {ctx.flow_run.parent_flow_run_id}; "
+            "subflows cannot be suspended (pause it, or suspend the parent)"
+        )
     return await _pause(wait_for_input, timeout, key, suspend=True)
 
 
 async def check_suspend_request(ctx: FlowRunContext) -> None:
     """Suspend the current run here if another run asked it to (task and pause boundaries)."""
     if await store.take_suspend_request(ctx.flow_run.id):
-        await _pause(None, None, None, suspend=True)
+        # Not counted: the re-executed run passes this boundary without suspending, so
+        # counting it would shift the keys of the pauses that follow.
+        await _pause(None, None, f"requested-{uuid.uuid4().hex[:12]}", suspend=True, counted=False)
 
 
 pause_flow_run = dual(apause_flow_run)

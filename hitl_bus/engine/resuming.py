@@ -33,7 +33,8 @@ async def aresume_flow_run(
     :raises FlowRunNotFound: no such run.
     :raises NotPausedError: the run is not paused (or this pause was already resumed).
     :raises FlowPauseTimeout: the pause's deadline has passed; the run is now Failed.
-    :raises ResumeRejected: the input is missing or fails the schema (``.errors`` per field).
+    :raises ResumeRejected: the input fails the schema (``.errors`` per field); no input
+        counts as ``{}``, so only a pause whose fields all have defaults takes none.
     """
     run_id = normalize_run_id(flow_run_id)
     record = await store.read_record(run_id)
@@ -44,11 +45,9 @@ async def aresume_flow_run(
     keyset = record.pause_keyset or keyset_from_base_key(pause_key)
     response = "null"
     if record.pause_schema is not None:
-        if run_input is None:
-            raise ResumeRejected(
-                "this pause waits for input; none was given",
-                [{"loc": [], "msg": "input is required"}],
-            )
+        # No input is an empty one, as in Prefect: a form whose every field has a
+        # default resumes with the defaults; one with a required field is refused.
+        run_input = {} if run_input is None else run_input
         errors = schema_errors(codec.loads(record.pause_schema), run_input)
         if errors:
             raise ResumeRejected(f"input does not match the form: {summarize(errors)}", errors)

@@ -1,13 +1,17 @@
-"""Flow run states, as in Prefect: a type, a display name, a message and a time."""
+"""Flow run states, as in Prefect: a type, a display name, a message, a time and details.
+
+The constructors (``Paused(...)``, ``Suspended(...)``, ``Running()``...) take Prefect's
+arguments, so code that builds or inspects states moves over with its imports.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StateType(StrEnum):
@@ -33,6 +37,32 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class StateDetails(BaseModel):
+    """Facts a state carries beyond its type: Prefect's field names and meanings.
+
+    A pause fills ``pause_key``, ``pause_timeout`` (its deadline), ``pause_reschedule``
+    (true when suspended: the execution ends and resuming runs it again) and
+    ``run_input_keyset`` (where its input's schema and response are kept).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    flow_run_id: uuid.UUID | None = None
+    task_run_id: uuid.UUID | None = None
+    child_flow_run_id: uuid.UUID | None = None
+    scheduled_time: datetime | None = None
+    cache_key: str | None = None
+    cache_expiration: datetime | None = None
+    untrackable_result: bool = False
+    pause_timeout: datetime | None = None
+    pause_reschedule: bool = False
+    pause_key: str | None = None
+    run_input_keyset: dict[str, str] | None = None
+    refresh_cache: bool | None = None
+    retriable: bool | None = None
+    transition_id: uuid.UUID | None = None
+
+
 class State(BaseModel):
     """One state of a run.
 
@@ -40,7 +70,7 @@ class State(BaseModel):
     :ivar name: display name (``"Suspended"`` for a suspended run, else the type's title).
     :ivar message: why the run entered the state, e.g. an error text.
     :ivar timestamp: when it entered the state (UTC).
-    :ivar state_details: extra facts, e.g. a pause's key and deadline.
+    :ivar state_details: extra facts (:class:`StateDetails`), e.g. a pause's key and deadline.
     :ivar id: this state's own id; a state write retried after a lost reply is
         recognised by it and not applied twice.
     """
@@ -50,7 +80,7 @@ class State(BaseModel):
     name: str = ""
     message: str | None = None
     timestamp: datetime = Field(default_factory=_now)
-    state_details: dict[str, Any] = Field(default_factory=dict)
+    state_details: StateDetails = Field(default_factory=StateDetails)
 
     def model_post_init(self, __context: Any) -> None:
         if not self.name:
@@ -90,21 +120,103 @@ class State(BaseModel):
         return self.type in TERMINAL_STATES
 
 
-def Pending(message: str | None = None) -> State:
-    return State(type=StateType.PENDING, message=message)
+def _state(
+    state_type: StateType, cls: type[State], name: str | None, kwargs: dict[str, Any]
+) -> State:
+    if name is not None:
+        kwargs["name"] = name
+    return cls(type=state_type, **kwargs)
 
 
-def Running(message: str | None = None) -> State:
-    return State(type=StateType.RUNNING, message=message)
+def Scheduled(  # noqa: N802 - Prefect's constructor names
+    cls: type[State] = State, scheduled_time: datetime | None = None, **kwargs: Any
+) -> State:
+    """A run waiting to be picked up (at ``scheduled_time``, now when not given)."""
+    details = StateDetails.model_validate(kwargs.pop("state_details", {}))
+    details.scheduled_time = scheduled_time or details.scheduled_time or _now()
+    return _state(StateType.SCHEDULED, cls, None, {**kwargs, "state_details": details})
 
 
-def Completed(message: str | None = None) -> State:
-    return State(type=StateType.COMPLETED, message=message)
+def AwaitingRetry(  # noqa: N802
+    cls: type[State] = State, scheduled_time: datetime | None = None, **kwargs: Any
+) -> State:
+    """Scheduled again after a failure, for the flow's next retry."""
+    return Scheduled(cls, scheduled_time, name="AwaitingRetry", **kwargs)
 
 
-def Failed(message: str | None = None) -> State:
-    return State(type=StateType.FAILED, message=message)
+def Pending(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+    return _state(StateType.PENDING, cls, None, kwargs)
 
 
-def Cancelled(message: str | None = None) -> State:
-    return State(type=StateType.CANCELLED, message=message)
+def Running(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+    return _state(StateType.RUNNING, cls, None, kwargs)
+
+
+def Retrying(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+    """Running again after a failure (the flow's ``retries``)."""
+    return _state(StateType.RUNNING, cls, "Retrying", kwargs)
+
+
+def Completed(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+    return _state(StateType.COMPLETED, cls, None, kwargs)
+
+
+def Failed(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+    return _state(StateType.FAILED, cls, None, kwargs)
+
+
+def Crashed(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+    return _state(StateType.CRASHED, cls, None, kwargs)
+
+
+def Cancelling(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+    return _state(StateType.CANCELLING, cls, None, kwargs)
+
+
+def Cancelled(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+    return _state(StateType.CANCELLED, cls, None, kwargs)
+
+
+def Paused(  # noqa: N802
+    cls: type[State] = State,
+    timeout_seconds: float | None = None,
+    pause_expiration_time: datetime | None = None,
+    reschedule: bool = False,
+    pause_key: str | None = None,
+    **kwargs: Any,
+) -> State:
+    """A paused run; ``timeout_seconds`` or ``pause_expiration_time`` sets its deadline.
+
+    :raises ValueError: both deadlines given, or one given in ``state_details`` too.
+    """
+    details = StateDetails.model_validate(kwargs.pop("state_details", {}))
+    if details.pause_timeout is not None:
+        raise ValueError("a pause timeout was given in state_details as well")
+    if pause_expiration_time is not None and timeout_seconds is not None:
+        raise ValueError("give pause_expiration_time or timeout_seconds, not both")
+    if timeout_seconds is not None:
+        details.pause_timeout = _now() + timedelta(seconds=timeout_seconds)
+    else:
+        details.pause_timeout = pause_expiration_time
+    details.pause_reschedule = reschedule
+    details.pause_key = pause_key
+    return _state(StateType.PAUSED, cls, None, {**kwargs, "state_details": details})
+
+
+def Suspended(  # noqa: N802
+    cls: type[State] = State,
+    timeout_seconds: float | None = None,
+    pause_expiration_time: datetime | None = None,
+    pause_key: str | None = None,
+    **kwargs: Any,
+) -> State:
+    """A paused run whose execution ended: resuming runs it again (Paused, "Suspended")."""
+    return Paused(
+        cls,
+        timeout_seconds=timeout_seconds,
+        pause_expiration_time=pause_expiration_time,
+        reschedule=True,
+        pause_key=pause_key,
+        name="Suspended",
+        **kwargs,
+    )

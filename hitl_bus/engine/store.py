@@ -48,6 +48,15 @@ from hitl_bus.inputs.keyset import Keyset
 log = logging.getLogger("hitl_bus.store")
 
 
+#: Namespace of the ids derived from deployment names.
+_DEPLOYMENTS = uuid.UUID("6f1d8c52-3f1e-4d0b-9a43-2c7e5b9d1a10")
+
+
+def deployment_uuid(name: str) -> uuid.UUID:
+    """A deployment's id: the same for its name everywhere, with nothing stored."""
+    return uuid.uuid5(_DEPLOYMENTS, name)
+
+
 class FlowRun(BaseModel):
     """A flow run as stored: who it is, what it was called with, where it stands."""
 
@@ -60,6 +69,11 @@ class FlowRun(BaseModel):
     deployment: str | None = None
 
     @property
+    def deployment_id(self) -> uuid.UUID | None:
+        """The deployment's id (Prefect's field): a deployment is named, so derived from it."""
+        return deployment_uuid(self.deployment) if self.deployment else None
+
+    @property
     def state_type(self) -> StateType:
         return self.state.type
 
@@ -69,7 +83,7 @@ class RunRecord:
     """Everything the run's hash holds, typed: the run plus its pause and execution fields."""
 
     run: FlowRun
-    #: Key of the current (or last) pause, e.g. ``pause-1``.
+    #: Key of the current (or last) pause, e.g. ``1`` (the first pause of the run).
     pause_key: str
     #: The pause's deadline in ms on Redis's clock; 0 when there is none.
     pause_deadline_ms: int
@@ -136,13 +150,15 @@ async def read_raw_many(run_ids: list[str]) -> list[dict[bytes, bytes]]:
     return raws
 
 
-async def pause_preflight(run_id: str, response_field: str) -> tuple[bytes | None, bool]:
-    """Before a pause: the answer already stored for it (a replay), and whether another
-    run asked this one to suspend. One round trip: both keys share the run's tag."""
+async def pause_preflight(run_id: str, response_fields: list[str]) -> tuple[bytes | None, bool]:
+    """Before a pause: the answer already stored for it under any of ``response_fields``
+    (a replay), and whether another run asked this one to suspend. One round trip: both
+    keys share the run's tag."""
     async with get_bus().client.pipeline(transaction=False) as pipe:
-        pipe.hget(keys.run_values(run_id), response_field)
+        pipe.hmget(keys.run_values(run_id), response_fields)
         pipe.hexists(keys.run(run_id), "suspend_requested")
-        answered, requested = await pipe.execute()
+        answers, requested = await pipe.execute()
+    answered = next((a for a in answers if a is not None), None)
     return answered, bool(requested)
 
 

@@ -6,7 +6,7 @@ import re
 import typing
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
 
 from hitl_bus import keys
 from hitl_bus.ids import normalize_run_id
@@ -30,11 +30,55 @@ def defaults_key(keyset: Keyset) -> str:
 
 
 def keyset_from_base_key(base_key: str) -> Keyset:
+    """The keys of a pause's description, response and schema: ``<base_key>-<part>``."""
     return {
         "description": f"{base_key}-description",
         "response": f"{base_key}-response",
         "schema": f"{base_key}-schema",
     }
+
+
+class _PauseDetails(Protocol):
+    @property
+    def pause_key(self) -> str | None: ...
+    @property
+    def run_input_keyset(self) -> dict[str, str] | None: ...
+
+
+class _PausedState(Protocol):
+    """What a keyset is named from: a paused state (the engine's ``State``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state_details(self) -> _PauseDetails: ...
+    def is_paused(self) -> bool: ...
+
+
+def pause_base_key(state_name: str, pause_key: str) -> str:
+    """The base of a pause's keyset, named as Prefect does: ``paused-1``, ``suspended-2``."""
+    return f"{state_name.lower()}-{pause_key}"
+
+
+def keyset_from_paused_state(state: _PausedState) -> Keyset:
+    """The keyset of a paused (or suspended) state's input: ``paused-<pause key>-...``.
+
+    A state that records its keyset (every pause that asked for input does) gives
+    that one, so a paused run whose worker died, and that now reads "Suspended",
+    still names the keys its form was saved under.
+
+    :raises RuntimeError: the state is not paused.
+    """
+    if not state.is_paused():
+        raise RuntimeError(f"a {state.name!r} state has no pause keyset")
+    recorded = state.state_details.run_input_keyset
+    if recorded:
+        return {
+            "description": recorded["description"],
+            "response": recorded["response"],
+            "schema": recorded["schema"],
+        }
+    return keyset_from_base_key(pause_base_key(state.name, str(state.state_details.pause_key)))
 
 
 @dataclass(frozen=True)
