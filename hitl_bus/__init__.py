@@ -46,7 +46,6 @@ from hitl_bus.inputs import (
 )
 from hitl_bus.version import __version__ as __version__
 
-
 __all__ = [
     "TERMINAL_STATES",
     "AutomaticRunInput",

@@ -128,7 +128,7 @@ def _state(
     return cls(type=state_type, **kwargs)
 
 
-def Scheduled(  # noqa: N802 - Prefect's constructor names
+def Scheduled(
     cls: type[State] = State, scheduled_time: datetime | None = None, **kwargs: Any
 ) -> State:
     """A run waiting to be picked up (at ``scheduled_time``, now when not given)."""
@@ -137,47 +137,47 @@ def Scheduled(  # noqa: N802 - Prefect's constructor names
     return _state(StateType.SCHEDULED, cls, None, {**kwargs, "state_details": details})
 
 
-def AwaitingRetry(  # noqa: N802
+def AwaitingRetry(
     cls: type[State] = State, scheduled_time: datetime | None = None, **kwargs: Any
 ) -> State:
     """Scheduled again after a failure, for the flow's next retry."""
     return Scheduled(cls, scheduled_time, name="AwaitingRetry", **kwargs)
 
 
-def Pending(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+def Pending(cls: type[State] = State, **kwargs: Any) -> State:
     return _state(StateType.PENDING, cls, None, kwargs)
 
 
-def Running(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+def Running(cls: type[State] = State, **kwargs: Any) -> State:
     return _state(StateType.RUNNING, cls, None, kwargs)
 
 
-def Retrying(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+def Retrying(cls: type[State] = State, **kwargs: Any) -> State:
     """Running again after a failure (the flow's ``retries``)."""
     return _state(StateType.RUNNING, cls, "Retrying", kwargs)
 
 
-def Completed(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+def Completed(cls: type[State] = State, **kwargs: Any) -> State:
     return _state(StateType.COMPLETED, cls, None, kwargs)
 
 
-def Failed(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+def Failed(cls: type[State] = State, **kwargs: Any) -> State:
     return _state(StateType.FAILED, cls, None, kwargs)
 
 
-def Crashed(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+def Crashed(cls: type[State] = State, **kwargs: Any) -> State:
     return _state(StateType.CRASHED, cls, None, kwargs)
 
 
-def Cancelling(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+def Cancelling(cls: type[State] = State, **kwargs: Any) -> State:
     return _state(StateType.CANCELLING, cls, None, kwargs)
 
 
-def Cancelled(cls: type[State] = State, **kwargs: Any) -> State:  # noqa: N802
+def Cancelled(cls: type[State] = State, **kwargs: Any) -> State:
     return _state(StateType.CANCELLED, cls, None, kwargs)
 
 
-def Paused(  # noqa: N802
+def Paused(
     cls: type[State] = State,
     timeout_seconds: float | None = None,
     pause_expiration_time: datetime | None = None,
@@ -203,7 +203,7 @@ def Paused(  # noqa: N802
     return _state(StateType.PAUSED, cls, None, {**kwargs, "state_details": details})
 
 
-def Suspended(  # noqa: N802
+def Suspended(
     cls: type[State] = State,
     timeout_seconds: float | None = None,
     pause_expiration_time: datetime | None = None,
