@@ -51,7 +51,7 @@ async def shirt() -> str:
 async def wait_until_paused(run_id: str, pause_key: str) -> str | None:
     """Wait (pushed) for the run's pause ``pause_key``; returns the paused state's message."""
     run = await get_client().wait_for_flow_run(
-        run_id, lambda s: s.is_paused() and s.state_details.get("pause_key") == pause_key
+        run_id, lambda s: s.is_paused() and s.state_details.pause_key == pause_key
     )
     return run.state.message
 
@@ -59,10 +59,10 @@ async def wait_until_paused(run_id: str, pause_key: str) -> str | None:
 async def main() -> str:
     run = await start_flow_run(shirt)
     run_id = str(run.id)
-    await wait_until_paused(run_id, "pause-1")
+    await wait_until_paused(run_id, "1")
     print("answering: small green")
     await resume_flow_run(run_id, {"size": "small", "color": "green"})
-    reason = await wait_until_paused(run_id, "pause-2")
+    reason = await wait_until_paused(run_id, "2")
     print(f"paused again: {reason}")
     print("answering: medium green")
     await resume_flow_run(run_id, {"size": "medium", "color": "green"})

@@ -256,7 +256,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="The run to show.")]) -
     pause = client.read_pause(run_id)
     if pause is not None:
         deadline = pause.deadline.isoformat() if pause.deadline else "none"
-        typer.echo(f"pause {pause.pause_key} (deadline {deadline})")
+        typer.echo(f"pause key {pause.pause_key} (deadline {deadline})")
         if pause.description:
             typer.echo(f"  {pause.description}")
         for name, spec in ((pause.schema_ or {}).get("properties") or {}).items():

@@ -1,18 +1,20 @@
 """Every error hitl_bus raises on purpose.
 
-    HitlBusError
-    ├── FlowRunNotFound          the run id names no flow run (or is not a run id)
-    ├── InboxNotFound            a reply went to a client inbox that expired
+    HitlBusError                 (Prefect's PrefectException)
+    ├── ObjectNotFound           something named does not exist (LookupError)
+    │   ├── FlowRunNotFound      the run id names no flow run (or is not a run id)
+    │   ├── InboxNotFound        a reply went to a client inbox that expired
+    │   ├── DeploymentNotFound   no deployment of that name
+    │   └── BlockNotFound        no block saved under that name
     ├── NotAnswerable            respond() on an input whose sender has no mailbox
     ├── NotPausedError           resume of a run that is not paused
     ├── ResumeRejected           resume input failed the saved schema (ValueError)
     ├── InputRejected            a sent input failed its receiver's schema (ValueError)
     ├── FlowPauseTimeout         a pause was not resumed in time (TimeoutError)
     ├── ReceiveTimeout           no input arrived within receive_input's timeout (TimeoutError)
+    ├── FlowRunWaitTimeout       wait_for_flow_run's timeout passed first (TimeoutError)
     ├── PayloadTooLarge          an encoded input is over the size limit (ValueError)
-    ├── DeploymentNotFound       no deployment of that name
     ├── ParameterMismatch        parameters do not fit the flow's signature (TypeError)
-    ├── BlockNotFound            no block saved under that name
     ├── FlowRunSuspended         a directly called flow's run suspended
     ├── SubflowSuspendError      suspend_flow_run() in a subflow's run (RuntimeError)
     ├── FlowRunCancelled         a directly called flow's run was cancelled
@@ -21,7 +23,8 @@
     ├── TaskResultNotJSON        a task returned something that cannot be kept as JSON (TypeError)
     └── BusConnectionError       Redis could not be reached (ConnectionError)
 
-Redis client errors are translated to these only in ``hitl_bus.bus``.
+Redis client errors are translated to these only in ``hitl_bus.bus``. Where Prefect has
+a name for one, ``hitl_bus.exceptions`` gives it under that name too.
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ class HitlBusError(Exception):
     """Base class of every error hitl_bus raises on purpose."""
 
 
-class FlowRunNotFound(HitlBusError, LookupError):
+class ObjectNotFound(HitlBusError, LookupError):
+    """Something named (a run, an inbox, a deployment, a block) does not exist."""
+
+
+class FlowRunNotFound(ObjectNotFound):
     """The id names no flow run, or is not a flow run id at all."""
 
     def __init__(self, flow_run_id: object, reason: str | None = None) -> None:
@@ -42,7 +49,7 @@ class FlowRunNotFound(HitlBusError, LookupError):
         super().__init__(reason or f"flow run {flow_run_id!s} does not exist")
 
 
-class InboxNotFound(HitlBusError, LookupError):
+class InboxNotFound(ObjectNotFound):
     """A message went to a client inbox that expired or never existed."""
 
     def __init__(self, inbox_id: str) -> None:
@@ -99,6 +106,10 @@ class ReceiveTimeout(HitlBusError, TimeoutError):
     """No input arrived within ``receive_input``'s timeout."""
 
 
+class FlowRunWaitTimeout(HitlBusError, TimeoutError):
+    """A run did not reach a final state within ``wait_for_flow_run``'s timeout."""
+
+
 class PayloadTooLarge(HitlBusError, ValueError):
     """An encoded input is larger than ``HITL_BUS_MAX_PAYLOAD_BYTES``."""
 
@@ -108,7 +119,7 @@ class PayloadTooLarge(HitlBusError, ValueError):
         super().__init__(f"input is {size} bytes encoded, over the limit of {limit} bytes")
 
 
-class DeploymentNotFound(HitlBusError, LookupError):
+class DeploymentNotFound(ObjectNotFound):
     """No deployment is registered under that name."""
 
 
@@ -124,7 +135,7 @@ class ParameterMismatch(HitlBusError, TypeError):
         super().__init__(message)
 
 
-class BlockNotFound(HitlBusError, LookupError):
+class BlockNotFound(ObjectNotFound):
     """No block is saved under that name."""
 
 

@@ -31,6 +31,7 @@ DUAL_FUNCTIONS = frozenset(
         "hitl_bus.engine.pausing.pause_flow_run",
         "hitl_bus.engine.resuming.resume_flow_run",
         "hitl_bus.engine.pausing.suspend_flow_run",
+        "hitl_bus.engine.runs.wait_for_flow_run",
         "hitl_bus.inputs.send_input",
     }
 )

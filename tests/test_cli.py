@@ -560,7 +560,7 @@ async def test_runs_show() -> None:
     shown = runner.invoke(app, ["runs", "show", run_id])
     assert shown.exit_code == 0, shown.output
     assert "state: Paused" in shown.output
-    assert "pause pause-1" in shown.output and "Pick a shirt" in shown.output
+    assert "pause key 1 " in shown.output and "Pick a shirt" in shown.output
     assert "size: " in shown.output and "= 'medium'" in shown.output
     missing = runner.invoke(app, ["runs", "show", str(uuid.uuid4())])
     assert missing.exit_code == 1

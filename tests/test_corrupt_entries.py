@@ -128,8 +128,8 @@ async def corrupt(run_id: str, where: str) -> tuple[str, str]:
             await client.hset(keys.run_receivers(run_id), "str-auto", b"{not json")
             return keys.run_receivers(run_id), "str-auto"
         case "values":
-            await client.hset(keys.run_values(run_id), "pause-1-description", b"{not json")
-            return keys.run_values(run_id), "pause-1-description"
+            await client.hset(keys.run_values(run_id), "paused-1-description", b"{not json")
+            return keys.run_values(run_id), "paused-1-description"
     raise AssertionError(where)
 
 

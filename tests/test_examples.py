@@ -172,7 +172,7 @@ async def test_approval_asks_again_when_a_rejection_has_no_reason(real_redis_url
 
     await resume_flow_run(run_id, {"approved": False, "approver": "Grace"})
     again = await client.wait_for_flow_run(
-        run_id, lambda s: s.is_paused() and s.state_details["pause_key"] == "pause-2", timeout=10
+        run_id, lambda s: s.is_paused() and s.state_details.pause_key == "2", timeout=10
     )
     assert "why the request is rejected" in (again.state.message or "")
     await resume_flow_run(run_id, {"approved": False, "approver": "Grace", "comment": "No budget"})

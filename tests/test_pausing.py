@@ -61,7 +61,7 @@ async def test_builtin_type_pause_shows_one_value_field_and_returns_the_value() 
     run = await start_flow_run(greet_user)
     await until_paused(run.id)
     pause = await get_client().read_pause(run.id)
-    assert pause is not None and pause.pause_key == "pause-1"
+    assert pause is not None and pause.pause_key == "1"
     assert list(pause.schema_["properties"]) == ["value"]
     assert pause.deadline is not None
     await resume_flow_run(run.id, {"value": "Ada"})
@@ -93,7 +93,7 @@ async def test_base_model_and_initial_data_with_description() -> None:
 
     async def second_pause() -> bool:
         p = await get_client().read_pause(run.id)
-        return p is not None and p.pause_key == "pause-2"
+        return p is not None and p.pause_key == "2"
 
     await eventually(second_pause)
     await resume_flow_run(run.id, {"qty": 3})
@@ -123,7 +123,7 @@ async def test_shirt_order_validator_loop_records_the_rejection() -> None:
 
     await eventually(repaused_with_reason)
     pause = await get_client().read_pause(run.id)
-    assert pause is not None and pause.pause_key == "pause-2"
+    assert pause is not None and pause.pause_key == "2"
     await resume_flow_run(run.id, {"size": "medium", "color": "green"})
     assert (await result_of(run.id)).is_completed()
     history = [s.type for s in await get_client().read_state_history(run.id)]

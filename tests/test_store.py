@@ -141,7 +141,7 @@ async def test_release_keeps_a_paused_run_answerable(bus_url: str) -> None:
     assert await store.release(run_id, _release("a")) is store.Outcome.SUSPENDED
     run = await read_flow_run(run_id)
     assert run.state.is_suspended()
-    assert run.state.state_details["pause_key"] == "pause-1"
+    assert run.state.state_details.pause_key == "pause-1"
     change = await store.resume(run_id, _resume_request())
     assert change.outcome is store.Outcome.SUSPENDED_RESUMED
     assert (await read_flow_run(run_id)).state.name == "Resuming"

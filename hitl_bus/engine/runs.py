@@ -7,22 +7,27 @@ this module is the read side and the entry points the rest of the engine uses.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from hitl_bus import keys
+from hitl_bus._sync import dual
 from hitl_bus.bus import get_bus
 from hitl_bus.engine import store
 from hitl_bus.engine.naming import new_run_name
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.engine.store import FlowRun
-from hitl_bus.errors import FlowRunNotFound
+from hitl_bus.errors import FlowRunNotFound, FlowRunWaitTimeout
 from hitl_bus.ids import normalize_run_id
+
+log = logging.getLogger("hitl_bus.runs")
 
 __all__ = [
     "FlowRun",
+    "await_for_flow_run",
     "create_flow_run",
     "enqueue_run",
     "expire_pause",
@@ -30,6 +35,7 @@ __all__ = [
     "read_flow_runs",
     "set_state",
     "sweep_expired",
+    "wait_for_flow_run",
     "wait_for_state",
 ]
 
@@ -182,3 +188,36 @@ async def wait_for_state(
                 await bus.dispatcher.wait(events, position, None)
     except TimeoutError:
         return await read_flow_run(run_id)
+
+
+async def await_for_flow_run(
+    flow_run_id: uuid.UUID | str,
+    timeout: float | None = 10800,
+    poll_interval: float | None = None,
+    log_states: bool = False,
+) -> FlowRun:
+    """Wait until a run reaches a final state; returns it (Prefect's ``wait_for_flow_run``).
+
+    Pushed by the run's events, so ``poll_interval`` is accepted and not needed;
+    ``log_states`` logs each state the run passes through.
+
+    :raises FlowRunWaitTimeout: the run was not final after ``timeout`` seconds.
+    """
+    del poll_interval
+    seen: list[str] = []
+
+    def final(state: State) -> bool:
+        if log_states and (not seen or seen[-1] != state.name):
+            seen.append(state.name)
+            log.info("flow run %s: %s", flow_run_id, state.name)
+        return state.is_final()
+
+    run = await wait_for_state(flow_run_id, final, timeout)
+    if not run.state.is_final():
+        raise FlowRunWaitTimeout(
+            f"flow run {run.id} was not final after {timeout} seconds (it is {run.state.name})"
+        )
+    return run
+
+
+wait_for_flow_run = dual(await_for_flow_run)
