@@ -22,17 +22,12 @@ from typing import Any, Literal
 import pydantic
 from pydantic import Field, ValidationError, model_validator
 
-from hitl_bus import (
-    HitlClient,
-    RunInput,
-    flow,
-    get_client,
-    get_run_logger,
-    pause_flow_run,
-    resume_flow_run,
-    start_flow_run,
-)
-from hitl_bus.errors import ResumeRejected
+from hitl_bus import HitlClient, flow, start_flow_run  # all but flow: hitl_bus only
+from hitl_bus.client.orchestration import get_client
+from hitl_bus.exceptions import ResumeRejected
+from hitl_bus.flow_runs import pause_flow_run, resume_flow_run
+from hitl_bus.input import RunInput
+from hitl_bus.logging import get_run_logger
 
 POLICY_URL = "https://example.com/finance/expense-policy"
 #: How long a request waits for a decision before the run fails.

@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from hitl_bus import flow, get_run_logger, receive_input, run_deployment, send_input
+from hitl_bus import flow
+from hitl_bus.deployments import run_deployment
+from hitl_bus.input.run_input import receive_input, send_input
+from hitl_bus.logging import get_run_logger
 
 EXIT_SIGNAL = "__EXIT__"
 DEPLOYMENT = "greeter/send-receive"

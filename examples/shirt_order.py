@@ -14,15 +14,11 @@ from typing import Literal
 
 from pydantic import ValidationError, model_validator
 
-from hitl_bus import (
-    RunInput,
-    flow,
-    get_client,
-    get_run_logger,
-    pause_flow_run,
-    resume_flow_run,
-    start_flow_run,
-)
+from hitl_bus import flow, start_flow_run  # start_flow_run: hitl_bus only
+from hitl_bus.client.orchestration import get_client
+from hitl_bus.flow_runs import pause_flow_run, resume_flow_run
+from hitl_bus.input import RunInput
+from hitl_bus.logging import get_run_logger
 
 
 class ShirtOrder(RunInput):

@@ -14,18 +14,12 @@ from __future__ import annotations
 
 import asyncio
 
-from hitl_bus import (
-    execute_flow_run,
-    flow,
-    get_client,
-    get_run_logger,
-    receive_input,
-    resume_flow_run,
-    send_input,
-    start_flow_run,
-    suspend_flow_run,
-)
+from hitl_bus import execute_flow_run, flow, start_flow_run  # all but flow: hitl_bus only
 from hitl_bus.blocks import JSONBlock
+from hitl_bus.client.orchestration import get_client
+from hitl_bus.flow_runs import resume_flow_run, suspend_flow_run
+from hitl_bus.input.run_input import receive_input, send_input
+from hitl_bus.logging import get_run_logger
 
 BLOCK = "example-seen-keys"
 

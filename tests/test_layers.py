@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "hitl_bus.flow_runs": 8,
     "hitl_bus.states": 8,
     "hitl_bus.exceptions": 8,
+    "hitl_bus.logging": 8,
 }
 #: Any layer may use these; they import only each other.
 LEAVES = {
