@@ -302,34 +302,34 @@ async def apause_flow_run(
 async def asuspend_flow_run(
     wait_for_input: None = None,
     flow_run_id: uuid.UUID | str | None = None,
-    timeout: float | None = None,
+    timeout: float | None = 3600,
     key: str | None = None,
 ) -> None: ...
 @overload
 async def asuspend_flow_run(
     wait_for_input: type[T],
     flow_run_id: None = None,
-    timeout: float | None = None,
+    timeout: float | None = 3600,
     key: str | None = None,
 ) -> T: ...
 @overload
 async def asuspend_flow_run(
     wait_for_input: type[T],
     flow_run_id: uuid.UUID | str,
-    timeout: float | None = None,
+    timeout: float | None = 3600,
     key: str | None = None,
 ) -> T | None: ...
 @overload
 async def asuspend_flow_run(
     wait_for_input: Any,
     flow_run_id: uuid.UUID | str | None = None,
-    timeout: float | None = None,
+    timeout: float | None = 3600,
     key: str | None = None,
 ) -> Any: ...
 async def asuspend_flow_run(
     wait_for_input: Any = None,
     flow_run_id: uuid.UUID | str | None = None,
-    timeout: float | None = None,
+    timeout: float | None = 3600,
     key: str | None = None,
 ) -> Any:
     """Suspend a run: its execution ends and resuming re-executes it from the top.
@@ -337,7 +337,8 @@ async def asuspend_flow_run(
     Without ``flow_run_id`` (or with the current run's) this ends the current
     execution; once resumed, the re-executed run reaches this call again and it
     returns the input. With another run's id, that run suspends at its next task
-    or pause.
+    or pause. As in Prefect, the suspension times out after ``timeout`` seconds (an
+    hour); ``None`` waits for as long as it takes.
 
     :raises SubflowSuspendError: called in a subflow's run (a ``RuntimeError``, as in
         Prefect): its parent's run could not go on without it.

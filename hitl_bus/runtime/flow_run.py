@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from hitl_bus.context import current_run
 
-__all__ = ["flow_name", "id", "name", "parameters"]  # served by __getattr__
+__all__ = ["flow_name", "id", "name", "parameters", "parent_flow_run_id"]  # served by __getattr__
 
 if TYPE_CHECKING:  # what ``__getattr__`` serves, for type checkers
     id: str | None
     name: str | None
     flow_name: str | None
     parameters: dict[str, Any]
+    parent_flow_run_id: str | None
 
 
 def __getattr__(attribute: str) -> Any:
