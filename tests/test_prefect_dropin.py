@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hitl_bus import flow
+from hitl_bus import flow, runtime
 from hitl_bus.client.orchestration import get_client
 from hitl_bus.context import FlowRunContext, get_run_context
 from hitl_bus.engine.flows import execute_flow_run, start_flow_run
@@ -209,14 +209,17 @@ async def test_a_run_of_a_deployment_knows_the_deployments_id() -> None:
 
 async def test_suspending_inside_a_subflow_is_refused_and_leaves_no_suspended_run() -> None:
     child_ids: list[str] = []
+    parents: list[str | None] = []
 
     @flow
     async def child() -> None:
         child_ids.append(get_run_context().flow_run.id)
+        parents.append(runtime.flow_run.parent_flow_run_id)
         await suspend_flow_run(wait_for_input=str)
 
     @flow
     async def parent() -> str:
+        parents.append(get_run_context().flow_run.id)
         try:
             await child()
         except RuntimeError as exc:
@@ -227,6 +230,7 @@ async def test_suspending_inside_a_subflow_is_refused_and_leaves_no_suspended_ru
     (child_id,) = child_ids
     state = (await get_client().read_flow_run(child_id)).state
     assert state.is_failed() and not state.is_paused()
+    assert parents[0] is not None and parents == [parents[0], parents[0]]
 
 
 # 11. a run suspended before it started raises the suspension signal when executed
