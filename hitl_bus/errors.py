@@ -5,11 +5,13 @@
     │   ├── FlowRunNotFound      the run id names no flow run (or is not a run id)
     │   ├── InboxNotFound        a reply went to a client inbox that expired
     │   ├── DeploymentNotFound   no deployment of that name
-    │   └── BlockNotFound        no block saved under that name
-    ├── NotAnswerable            respond() on an input whose sender has no mailbox
+    │   ├── BlockNotFound        no block saved under that name
+    │   └── InputNotFound        no response saved, and the type has no defaults
+    ├── NotAnswerable            respond() on an input whose sender has no mailbox (RuntimeError)
     ├── NotPausedError           resume of a run that is not paused
     ├── ResumeRejected           resume input failed the saved schema (ValueError)
     ├── InputRejected            a sent input failed its receiver's schema (ValueError)
+    ├── ObjectAlreadyExists      a run already has an input under that key
     ├── FlowPauseTimeout         a pause was not resumed in time (TimeoutError)
     ├── ReceiveTimeout           no input arrived within receive_input's timeout (TimeoutError)
     ├── FlowRunWaitTimeout       wait_for_flow_run's timeout passed first (TimeoutError)
@@ -57,14 +59,18 @@ class InboxNotFound(ObjectNotFound):
         super().__init__(f"client inbox {inbox_id} does not exist (it expires an hour after use)")
 
 
-class NotAnswerable(HitlBusError):
-    """``respond()`` was called on an input whose sender has no mailbox to answer."""
+class NotAnswerable(HitlBusError, RuntimeError):
+    """``respond()`` was called on an input whose sender has no mailbox to answer.
+
+    A ``RuntimeError`` too, as Prefect raises for an input not sent by a flow run.
+    """
 
     def __init__(self, sender: str | None) -> None:
         self.sender = sender
+        who = "it has no sender" if sender is None else f"its sender is {sender!r}"
         super().__init__(
-            f"cannot respond to sender {sender!r}: only 'hitl.flow-run.<id>' and "
-            "'hitl.client.<id>' senders can be answered"
+            f"cannot respond to this input: {who}; only inputs sent by 'hitl.flow-run.<id>' "
+            "or 'hitl.client.<id>' can be answered"
         )
 
 
@@ -96,6 +102,19 @@ class InputRejected(HitlBusError, ValueError):
         self.key_prefix = key_prefix
         self.errors = list(errors)
         super().__init__(f"{self.reason} ({key_prefix}): {summary}" if summary else self.reason)
+
+
+class ObjectAlreadyExists(HitlBusError):
+    """A run already has an input under that key; nothing was changed (Prefect's name)."""
+
+    def __init__(self, flow_run_id: str, key: str) -> None:
+        self.flow_run_id = flow_run_id
+        self.key = key
+        super().__init__(f"flow run {flow_run_id} already has an input under key {key!r}")
+
+
+class InputNotFound(ObjectNotFound):
+    """Nothing is saved under a key, and the input type cannot be built from its defaults."""
 
 
 class FlowPauseTimeout(HitlBusError, TimeoutError):

@@ -50,6 +50,12 @@ def run_values(run_id: str) -> str:
     return _owned(run_id, "values")
 
 
+def run_value_meta(run_id: str) -> str:
+    """Hash of each named value's metadata as JSON (created ms, sender, id), kept apart
+    so the values hash holds only the values, which pauses and forms read as is."""
+    return _owned(run_id, "values-meta")
+
+
 def run_control(run_id: str) -> str:
     """Stream a paused run's process waits on: resumes and expiries land here."""
     return _owned(run_id, "control")
@@ -114,6 +120,11 @@ def input_streams(owner_id: str) -> str:
 def input_keys(owner_id: str) -> str:
     """Set of every input key accepted for this owner: makes resending idempotent."""
     return _owned(owner_id, "input-keys")
+
+
+def input_index(owner_id: str) -> str:
+    """Hash of input key -> ``<entry id> <key prefix>``: finds a sent input by its key."""
+    return _owned(owner_id, "input-index")
 
 
 def wake(tag: str, dispatcher_id: str) -> str:

@@ -32,6 +32,11 @@ DUAL_FUNCTIONS = frozenset(
         "hitl_bus.engine.resuming.resume_flow_run",
         "hitl_bus.engine.pausing.suspend_flow_run",
         "hitl_bus.engine.runs.wait_for_flow_run",
+        "hitl_bus.inputs.actions.create_flow_run_input",
+        "hitl_bus.inputs.actions.create_flow_run_input_from_model",
+        "hitl_bus.inputs.actions.delete_flow_run_input",
+        "hitl_bus.inputs.actions.filter_flow_run_input",
+        "hitl_bus.inputs.actions.read_flow_run_input",
         "hitl_bus.inputs.send_input",
     }
 )

@@ -51,7 +51,7 @@ async def test_with_metadata_carries_key_sender_and_receiver() -> None:
     assert msg.metadata.key.startswith("str-auto-")
     assert KEY_RE.match(msg.metadata.key)
     assert msg.metadata.sender == "hitl.flow-run.not-a-run"
-    assert msg.metadata.receiver == f"hitl.flow-run.{run.id}"
+    assert msg.metadata.receiver == run.id  # the receiving run's UUID, as in Prefect
 
 
 async def test_exclude_keys_skips_seen_inputs() -> None:

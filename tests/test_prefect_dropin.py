@@ -33,6 +33,7 @@ from hitl_bus.flow_runs import (
     wait_for_flow_run,
 )
 from hitl_bus.input import RunInput, keyset_from_base_key, keyset_from_paused_state
+from hitl_bus.input.actions import read_flow_run_input
 from hitl_bus.states import Paused, Running, State, StateDetails, StateType, Suspended
 from tests.helpers import eventually
 
@@ -88,7 +89,6 @@ async def test_the_pause_keeps_its_schema_under_the_keyset_of_its_state() -> Non
     state = await until_paused(run.id)
     keyset = keyset_from_paused_state(state)
     assert keyset["schema"] == "paused-1-schema"
-    from hitl_bus.input.actions import read_flow_run_input
 
     schema = await read_flow_run_input(keyset["schema"], flow_run_id=run.id)
     assert schema is not None and "approved" in schema["properties"]

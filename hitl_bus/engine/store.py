@@ -272,6 +272,7 @@ def _keys(run_id: str, queue: str | None = None) -> list[str]:
         keys.run(run_id), keys.run_events(run_id), keys.run_control(run_id),
         keys.run_values(run_id), keys.run_logs(run_id), keys.run_receivers(run_id),
         keys.run_tasks(run_id), keys.input_streams(run_id), keys.input_keys(run_id),
+        keys.run_value_meta(run_id), keys.input_index(run_id),
     ]  # fmt: skip
     if queue is not None:
         names.append(queue)

@@ -93,15 +93,10 @@ async def arespond(
     ``key`` as for ``send_input``: a reply sent again with the same key is stored once.
     A run receiving on the key prefix refuses a reply that does not match its type
     (``InputRejected``), as for ``send_input``.
+
+    :raises NotAnswerable: (a ``RuntimeError``) ``received`` has no sender to answer.
     """
-    reply = as_run_input(run_input)
-    await sending.deliver_reply(
-        received.metadata.sender,
-        reply,
-        key_prefix=key_prefix or reply.default_key_prefix(),
-        sender=sender,
-        key=key,
-    )
+    await received.arespond(run_input, sender=sender, key_prefix=key_prefix, key=key)
 
 
 # Typed by what the iterator yields: an instance of a model class, a plain value of a

@@ -27,7 +27,7 @@ from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix
-from hitl_bus.inputs.shapes import RunInputMetadata, schema_json
+from hitl_bus.inputs.shapes import FlowRunInput, RunInputMetadata, record_from_entry, schema_json
 
 log = logging.getLogger("hitl_bus.inputs")
 T = TypeVar("T")
@@ -71,6 +71,7 @@ class InputReceiver(Generic[T]):
         self.key_prefix = check_key_prefix(key_prefix)
         self.mailbox = _target(flow_run_id)
         self.stream = keys.input_stream(self.mailbox.id, self.key_prefix)
+        self._receiver = uuid.UUID(self.mailbox.id)  # the metadata's receiver
         self.consumer = consumer
         self._unwrap = unwrap and not with_metadata
         self._buffer: deque[Entry] = deque()
@@ -108,38 +109,105 @@ class InputReceiver(Generic[T]):
         """
         return dispatch(self._next(raise_timeout=True))  # type: ignore[no-any-return]
 
+    async def anext(self) -> T:
+        """The next input (the coroutine ``next`` is in async code).
+
+        :raises ReceiveTimeout: (a ``TimeoutError``) when none arrives within ``timeout``.
+        """
+        return await self._next(raise_timeout=True)  # type: ignore[no-any-return]
+
+    # -- Prefect's pull interface --------------------------------------------------------
+
+    async def filter_for_inputs(self) -> list[FlowRunInput]:
+        """The next input not yet taken, as a list of at most one record; never waits.
+
+        It moves this receiver on as ``next()`` does, so the two never hand out the same
+        input; its key joins ``exclude_keys``. Records are not validated: see
+        :meth:`to_instance`.
+        """
+        bus = await self._start()
+        while (entry := await self._pop(bus, wait=False, deadline=None)) is not None:
+            record = self._record(entry)
+            if record is not None and record.key not in self.exclude_keys:
+                self.exclude_keys.add(record.key)
+                return [record]
+        return []
+
+    def filter_for_inputs_sync(self) -> list[FlowRunInput]:
+        """:meth:`filter_for_inputs` for sync code."""
+        if running_loop() is not None:
+            raise TypeError("inside async code use 'await receiver.filter_for_inputs()'")
+        return run_blocking(self.filter_for_inputs())
+
+    def to_instance(self, flow_run_input: FlowRunInput) -> T:
+        """A record as what this receiver hands out: validated, with its metadata.
+
+        :raises pydantic.ValidationError: the record's value is not of the receiver's type.
+        """
+        instance = self.input_cls.model_validate_json(flow_run_input.value)
+        instance._metadata = RunInputMetadata(  # type: ignore[attr-defined]
+            key=flow_run_input.key,
+            sender=flow_run_input.sender,
+            receiver=flow_run_input.flow_run_id,
+        )
+        return instance.value if self._unwrap else instance  # type: ignore[attr-defined,return-value]
+
     # -- shared logic --------------------------------------------------------------------
 
-    async def _next(self, raise_timeout: bool) -> Any:
+    async def _start(self) -> Bus:
+        """A checkpoint, then acknowledge what was handed out (consumer groups)."""
         raise_if_cancelled()  # a checkpoint of a cancelled run
         bus = get_bus()
         if self._acks:
             await bus.client.xack(self.stream, self.consumer, *self._acks)
             self._acks.clear()
+        return bus
+
+    async def _next(self, raise_timeout: bool) -> Any:
+        bus = await self._start()
         now = asyncio.get_running_loop().time()
         deadline = None if self.timeout is None else now + self.timeout
         wait = self.timeout is None or self.timeout > 0  # 0: take what is there, never wait
         while True:
-            if not self._buffer:
-                try:
-                    if wait:
-                        async with asyncio.timeout_at(deadline):
-                            await self._fill(bus)
-                    else:
-                        await self._fill(bus, wait=False)
-                except TimeoutError:
-                    if raise_timeout:
-                        raise ReceiveTimeout(
-                            f"no {self.key_prefix!r} input for {self.mailbox.name} "
-                            f"within {self.timeout}s"
-                        ) from None
-                    return _END
-            entry = self._buffer.popleft()
-            if self.consumer is not None:
-                self._acks.append(entry[0])  # acknowledged when the iterator moves on
+            entry = await self._pop(bus, wait, deadline)
+            if entry is None:
+                if raise_timeout:
+                    raise ReceiveTimeout(
+                        f"no {self.key_prefix!r} input for {self.mailbox.name} "
+                        f"within {self.timeout}s"
+                    )
+                return _END
             instance = self._decode(entry)
             if instance is not None:
                 return instance.value if self._unwrap else instance  # type: ignore[attr-defined]
+
+    async def _pop(self, bus: Bus, wait: bool, deadline: float | None) -> Entry | None:
+        """The next entry; ``None`` when none came by ``deadline`` (or, without ``wait``, now)."""
+        if not self._buffer:
+            try:
+                if wait:
+                    async with asyncio.timeout_at(deadline):
+                        await self._fill(bus)
+                else:
+                    await self._fill(bus, wait=False)
+            except TimeoutError:
+                return None
+        entry = self._buffer.popleft()
+        if self.consumer is not None:
+            self._acks.append(entry[0])  # acknowledged when the iterator moves on
+        return entry
+
+    def _record(self, entry: Entry) -> FlowRunInput | None:
+        """An entry as a record; ``None`` (logged) for a corrupt one."""
+        entry_id, fields = entry
+        try:
+            record = record_from_entry(self.mailbox.id, entry_id, fields)
+        except UnicodeDecodeError:
+            self._skip(entry_id, "a field is not UTF-8 text")
+            return None
+        if record is None:
+            self._skip(entry_id, "a field is missing")
+        return record
 
     def _decode(self, entry: Entry) -> BaseModel | None:
         """The input an entry carries; ``None`` for one to pass over.
@@ -167,7 +235,7 @@ class InputReceiver(Generic[T]):
             raise
         # A RunInput's private attribute; every class given to a receiver is one.
         instance._metadata = RunInputMetadata.model_construct(  # type: ignore[attr-defined]
-            key=key, sender=sender, receiver=self.mailbox.name
+            key=key, sender=sender, receiver=self._receiver
         )
         return instance
 

@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic.fields import FieldInfo
 
 from hitl_bus._sync import dual
+from hitl_bus.errors import InputNotFound
 from hitl_bus.inputs import sending, values
 from hitl_bus.inputs.keyset import Keyset, Mailbox, keyset_from_base_key, type_slug
 from hitl_bus.inputs.receiving import InputReceiver
+from hitl_bus.inputs.shapes import FlowRunInput as FlowRunInput
 from hitl_bus.inputs.shapes import RunInputMetadata as RunInputMetadata
 from hitl_bus.inputs.shapes import schema_json as schema_json
 
@@ -37,7 +39,7 @@ class RunInput(BaseModel):
 
     @property
     def metadata(self) -> RunInputMetadata:
-        """Key, sender and receiver of an input obtained from ``receive_input``."""
+        """Key, sender and receiver of an input received, loaded or read from a record."""
         if self._metadata is None:
             raise AttributeError("this input was not received, so it has no metadata")
         return self._metadata
@@ -72,19 +74,67 @@ class RunInput(BaseModel):
         return model
 
     @classmethod
-    @dual
-    async def save(cls, keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> None:
-        """Save this type's JSON schema and description under ``keyset`` on a run."""
+    async def asave(cls, keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> None:
+        """Save this type's JSON schema and description under ``keyset`` on a run.
+
+        Saving again overwrites: a re-executed flow saves the same keyset again.
+        """
         await values.asave_schema(cls, keyset, flow_run_id)
 
     @classmethod
     @dual
-    async def load(cls: type[R], keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> R:
-        """Load and validate the response saved under ``keyset`` on a run."""
-        return await values.aload_response(cls, keyset, flow_run_id)
+    async def save(cls, keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> None:
+        """:meth:`asave`, awaited in async code and blocking in sync code."""
+        await cls.asave(keyset, flow_run_id)
 
+    @classmethod
+    async def aload(cls: type[R], keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> R:
+        """The response saved under ``keyset`` on a run (default: the current run).
+
+        With none saved (or an empty one) it is the type's defaults, as in Prefect. Its
+        metadata names the response key and the run; it has no sender, so it cannot be
+        answered.
+
+        :raises InputNotFound: none saved, and the type has fields without defaults.
+        :raises pydantic.ValidationError: the saved response does not fit the type.
+        """
+        run_id = values.resolve_run_id(flow_run_id)
+        key = keyset["response"]
+        saved = await values.aget_value(run_id, key)
+        if saved:
+            instance = cls.model_validate(saved)
+        else:
+            try:
+                instance = cls()
+            except pydantic.ValidationError as exc:
+                raise InputNotFound(
+                    f"no response saved under {key!r} on flow run {run_id}, and "
+                    f"{cls.__name__} cannot be made from its defaults"
+                ) from exc
+        instance._metadata = RunInputMetadata(key=key, sender=None, receiver=uuid.UUID(run_id))
+        return instance
+
+    @classmethod
     @dual
-    async def send_to(
+    async def load(cls: type[R], keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> R:
+        """:meth:`aload`, awaited in async code and blocking in sync code."""
+        return await cls.aload(keyset, flow_run_id)
+
+    @classmethod
+    def load_from_flow_run_input(cls: type[R], flow_run_input: FlowRunInput) -> R:
+        """An instance from a stored record, with the record's key, sender and run as metadata.
+
+        :raises pydantic.ValidationError: the record's value does not fit the type.
+        """
+        instance = cls.model_validate_json(flow_run_input.value)
+        instance._metadata = RunInputMetadata(
+            key=flow_run_input.key,
+            sender=flow_run_input.sender,
+            receiver=flow_run_input.flow_run_id,
+        )
+        return instance
+
+    async def asend_to(
         self,
         flow_run_id: uuid.UUID | str,
         sender: str | None = None,
@@ -101,7 +151,17 @@ class RunInput(BaseModel):
         )
 
     @dual
-    async def respond(
+    async def send_to(
+        self,
+        flow_run_id: uuid.UUID | str,
+        sender: str | None = None,
+        key_prefix: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        """:meth:`asend_to`, awaited in async code and blocking in sync code."""
+        await self.asend_to(flow_run_id, sender, key_prefix, key)
+
+    async def arespond(
         self,
         run_input: Any,
         sender: str | None = None,
@@ -111,6 +171,9 @@ class RunInput(BaseModel):
         """Send ``run_input`` back to whoever sent this input (a flow run or a client inbox).
 
         ``key`` as for ``send_input``: a reply repeated with the same key is stored once.
+
+        :raises NotAnswerable: (a ``RuntimeError``) this input has no sender to answer,
+            e.g. one from :meth:`load`.
         """
         reply = as_run_input(run_input)
         await sending.deliver_reply(
@@ -120,6 +183,17 @@ class RunInput(BaseModel):
             sender=sender,
             key=key,
         )
+
+    @dual
+    async def respond(
+        self,
+        run_input: Any,
+        sender: str | None = None,
+        key_prefix: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        """:meth:`arespond`, awaited in async code and blocking in sync code."""
+        await self.arespond(run_input, sender, key_prefix, key)
 
     @classmethod
     def receive(
@@ -171,6 +245,12 @@ class AutomaticRunInput(RunInput, Generic[T]):
     @classmethod
     def subclass_from_type(cls, tp: Any) -> type[AutomaticRunInput[Any]]:
         return _automatic(tp)
+
+    @classmethod
+    async def aload(cls, keyset: Keyset, flow_run_id: uuid.UUID | str | None = None) -> Any:
+        """The saved response's ``value`` (Prefect's automatic inputs load as the plain value)."""
+        instance = await super().aload(keyset, flow_run_id)
+        return instance.value
 
 
 @functools.lru_cache(maxsize=1024)

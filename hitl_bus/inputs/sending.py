@@ -50,7 +50,8 @@ from hitl_bus.schema_check import schema_errors, summarize
 log = logging.getLogger("hitl_bus.inputs")
 
 # KEYS: target marker, stream, prefix set, key set, receivers hash (of a run; an inbox has
-#       none), new-prefix announcements (of an inbox; a run has its event stream); then
+#       none), new-prefix announcements (of an inbox; a run has its event stream), input
+#       index (key -> entry id and prefix: Prefect's read/filter/delete by key); then
 #       ARGV[9] event streams; then, when ARGV[10] > 0, the sender inbox's marker, prefix
 #       set and key set.
 # ARGV: key, sender, data, prefix, target ttl ms (0: none), events maxlen, ts ms,
@@ -63,7 +64,7 @@ _SEND = """
 local nevents = tonumber(ARGV[9])
 local renew = tonumber(ARGV[10])
 if renew > 0 then
-  local first = 7 + nevents
+  local first = 8 + nevents
   redis.call('HSET', KEYS[first], 'pid', ARGV[12], 'host', ARGV[13])
   for i = first, first + 2 do redis.call('PEXPIRE', KEYS[i], renew) end
 end
@@ -77,6 +78,7 @@ if schema then
 end
 redis.call('SADD', KEYS[4], ARGV[1])
 local id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
+redis.call('HSET', KEYS[7], ARGV[1], id .. ' ' .. ARGV[4])
 local new_prefix = redis.call('SADD', KEYS[3], ARGV[4]) == 1
 local ttl = tonumber(ARGV[5])
 if new_prefix and ttl > 0 then  -- an inbox's first input of this type: say so
@@ -88,11 +90,11 @@ if ttl == 0 then  -- a run: once finished its keys expire, and what this send ma
   if left > 0 then ttl = left end
 end
 if ttl > 0 then
-  for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for _, i in ipairs({1, 2, 3, 4, 7}) do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 if nevents > 0 then
   local event = cjson.encode({key = ARGV[1], key_prefix = ARGV[4], sender = ARGV[2]})
-  for i = 7, 6 + nevents do
+  for i = 8, 7 + nevents do
     redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[6], '*',
                'type', 'input.received', 'run_id', ARGV[8], 'ts', ARGV[7], 'data', event)
   end
@@ -198,6 +200,7 @@ async def deliver_model(
         keys.input_keys(owner),
         keys.run_receivers(owner),
         keys.inbox_prefixes(owner),
+        keys.input_index(owner),
     ]
     is_run = target.kind == FLOW_RUN
     if is_run:
@@ -208,7 +211,7 @@ async def deliver_model(
     now_ms = int(time.time() * 1000)
     args: list[Any] = [
         input_key, sender, data, prefix, 0 if is_run else inbox_ttl_ms,
-        bus.settings.events_maxlen, now_ms, owner, len(script_keys) - 6, 0,
+        bus.settings.events_maxlen, now_ms, owner, len(script_keys) - 7, 0,
         _known_digest(owner, prefix, payload) if is_run else b"",
     ]  # fmt: skip
     if from_inbox:  # renew the sender's inbox, so replies can reach it

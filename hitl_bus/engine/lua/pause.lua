@@ -6,7 +6,12 @@ if not cur then return {0, ''} end
 if cur['id'] == ARGV[6] then return {1, ''} end
 if superseded(ARGV[7]) then return {6, cur['type']} end
 if cur['type'] ~= 'RUNNING' then return {2, cur['type']} end
-if #ARGV > 12 then redis.call('HSET', KEYS[4], unpack(ARGV, 13)) end
+if #ARGV > 12 then
+  redis.call('HSET', KEYS[4], unpack(ARGV, 13))
+  local fields = {}
+  for i = 13, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
+  stamp_values(fields)
+end
 write_state(ARGV[5], {'pause_key', ARGV[8], 'pause_deadline', ARGV[9], 'pause_keyset', ARGV[10],
                       'suspended', ARGV[11], 'pause_schema', ARGV[12], 'paused_in', ARGV[7]})
 return {1, cur['type']}

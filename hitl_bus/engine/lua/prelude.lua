@@ -1,7 +1,8 @@
 -- Shared by every run-store script (hitl_bus/engine/store.py).
 -- KEYS: 1 run hash, 2 events, 3 control, 4 values, 5 logs, 6 receivers, 7 tasks,
--- 8 input prefix set, 9 input-key set, and 10 the deployment queue when the script may
--- queue the run (standalone Redis only: in Cluster the queue lives on another slot).
+-- 8 input prefix set, 9 input-key set, 10 values metadata, 11 input index, and 12 the
+-- deployment queue when the script may queue the run (standalone Redis only: in Cluster
+-- the queue lives on another slot).
 -- ARGV 1-4: run id, events maxlen, retention ms (0: keep), input stream key base
 -- ("hitl:{<run>}:input:"); each script's own arguments start at ARGV[5].
 local RUN, EVENTS, CONTROL = KEYS[1], KEYS[2], KEYS[3]
@@ -21,7 +22,7 @@ local function superseded(attempt)
 end
 local function expire_all()
   if retention <= 0 then return end
-  for i = 1, 9 do redis.call('PEXPIRE', KEYS[i], retention) end
+  for i = 1, 11 do redis.call('PEXPIRE', KEYS[i], retention) end
   for _, prefix in ipairs(redis.call('SMEMBERS', KEYS[8])) do
     redis.call('PEXPIRE', input_base .. prefix, retention)
   end
@@ -33,13 +34,25 @@ local function write_state(state_json, fields)
              'run_id', run_id, 'ts', tostring(now_ms()), 'data', '{"state":' .. state_json .. '}')
   if TERMINAL[cjson.decode(state_json)['type']] then expire_all() end
 end
+-- Values-hash fields written by a script are stamped with their creation time (Redis
+-- clock, as stream entry ids), so Prefect's filter_flow_run_input orders them with inputs.
+local function stamp_values(fields)
+  if #fields == 0 then return end
+  local meta = cjson.encode({created = now_ms()})
+  local stamps = {}
+  for _, field in ipairs(fields) do
+    stamps[#stamps + 1] = field
+    stamps[#stamps + 1] = meta
+  end
+  redis.call('HSET', KEYS[10], unpack(stamps))
+end
 local function expired()
   local deadline = tonumber(redis.call('HGET', RUN, 'pause_deadline') or '0')
   return deadline > 0 and deadline <= now_ms()
 end
 local function enqueue()
-  if KEYS[10] then
-    redis.call('XADD', KEYS[10], '*', 'run_id', run_id)
+  if KEYS[12] then
+    redis.call('XADD', KEYS[12], '*', 'run_id', run_id)
     return '1'
   end
   return '0'

@@ -14,6 +14,7 @@ if expired() then
   return {3, cur['type']}
 end
 redis.call('HSET', KEYS[4], ARGV[7], ARGV[6])
+stamp_values({ARGV[7]})
 local suspended = redis.call('HGET', RUN, 'suspended') == '1'
 local outcome = 1
 local next_state = ARGV[8]
