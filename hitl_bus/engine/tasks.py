@@ -6,6 +6,11 @@ call's inputs. A re-execution (after a suspension) replays a stored result
 when the inputs match and recomputes it when they differ, so a polling loop is
 never served a stale value for a new question. Results are loaded once when an
 execution starts, so a lookup costs no round trip.
+
+A generator task (``def`` or ``async def`` with ``yield``) gives a generator of what it
+yields, as in Prefect. Its values are not kept: they are consumed as they come, and
+need not be JSON, so each execution runs the generator again. It takes no call index,
+so the other tasks replay as before.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import orjson
@@ -47,6 +52,8 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.name = name or fn.__name__
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.is_generator = inspect.isgeneratorfunction(fn)
+        self.is_async_generator = inspect.isasyncgenfunction(fn)
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
 
@@ -81,6 +88,12 @@ class Task(Generic[P, R]):
         if ctx is None:  # outside a run a task is a plain call
             return self.fn(*args, **kwargs)
         raise_if_cancelled()  # a checkpoint
+        if self.is_async_generator:
+            return cast(R, self._stream_async(ctx, args, kwargs))
+        if self.is_generator:
+            if running_loop() is None:  # a sync flow's thread: a suspension boundary too
+                run_blocking(_check_boundary(ctx))
+            return self.fn(*args, **kwargs)
         slot, digest = self._slot(ctx, args, kwargs)
         if self.is_async:
             return cast(R, self._call_async(ctx, slot, digest, args, kwargs))
@@ -107,6 +120,18 @@ class Task(Generic[P, R]):
         result = await self.fn(*args, **kwargs)  # type: ignore[misc]
         await _store(ctx, slot, self._record(slot, digest, result))
         return result
+
+    async def _stream_async(
+        self, ctx: FlowRunContext, args: Any, kwargs: Any
+    ) -> AsyncGenerator[Any, None]:
+        """An async generator task's values, run afresh (see the module docstring)."""
+        await _check_boundary(ctx)
+        stream: AsyncGenerator[Any, None] = self.fn(*args, **kwargs)  # type: ignore[assignment]
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            await stream.aclose()
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r}>"
