@@ -1,12 +1,15 @@
-"""Prefect's flow and task options: generator tasks."""
+"""Prefect's call option ``return_state``; generator tasks; executing a suspended run."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
 from hitl_bus import (
+    State,
+    StateType,
     execute_flow_run,
     flow,
     get_client,
@@ -15,10 +18,81 @@ from hitl_bus import (
     task,
 )
 from hitl_bus.errors import FlowRunSuspended
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.usefixtures("bus_url")
 
 CALLS: dict[str, int] = {}
+
+
+async def history(run_id: Any) -> list[tuple[str, str]]:
+    states = await get_client().read_state_history(run_id)
+    return [(state.type.value, state.name) for state in states]
+
+
+async def until_state(run_id: Any, type_: StateType, name: str | None = None) -> State:
+    async def there() -> bool:
+        state = (await get_client().read_flow_run(run_id)).state
+        return state.type is type_ and (name is None or state.name == name)
+
+    await eventually(there, timeout=10)
+    return (await get_client().read_flow_run(run_id)).state
+
+
+def only_run(flow_name: str) -> Any:
+    async def read() -> Any:
+        (run,) = await get_client().read_flow_runs(flow_name=flow_name)
+        return run
+
+    return read()
+
+
+# -- return_state ----------------------------------------------------------------------------
+
+
+async def test_return_state_gives_the_final_state_with_the_value_or_the_error() -> None:
+    @flow
+    async def adds(a: int, b: int) -> int:
+        return a + b
+
+    @flow
+    async def breaks() -> None:
+        raise KeyError("gone")
+
+    @flow
+    async def collects(**extra: Any) -> dict[str, Any]:
+        return extra
+
+    state = await adds(1, 2, return_state=True)
+    assert isinstance(state, State) and state.is_completed() and state.result() == 3
+    stored = (await get_client().read_flow_run((await only_run("adds")).id)).state
+    assert stored.id == state.id
+    with pytest.raises(ValueError, match="holds no result"):
+        stored.result()  # flow results are not stored in Redis
+
+    failed = await breaks(return_state=True)
+    assert failed.is_failed() and failed.message == "KeyError: 'gone'"
+    with pytest.raises(KeyError):
+        failed.result()
+    assert isinstance(failed.result(raise_on_failure=False), KeyError)
+
+    assert (await collects(return_state=True)).result() == {}  # not taken as a parameter
+
+
+def test_return_state_of_a_sync_flow_and_of_a_suspended_run() -> None:
+    @flow
+    def doubles(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def asks() -> str:
+        return suspend_flow_run(wait_for_input=str)
+
+    assert doubles(4, return_state=True).result() == 8
+    suspended = asks(return_state=True)
+    assert suspended.is_paused() and suspended.name == "Suspended"
+    assert suspended.result() is None  # no result yet, as in Prefect
+    assert suspended.state_details.pause_reschedule
 
 
 # -- generator tasks -------------------------------------------------------------------------
@@ -59,3 +133,24 @@ def test_a_generator_task_in_a_sync_flow_yields_its_values() -> None:
         return list(countdown(3))
 
     assert launches() == [3, 2, 1]
+
+
+# -- executing a suspended run ---------------------------------------------------------------
+
+
+async def test_executing_a_suspended_run_before_its_resume_raises_and_changes_nothing() -> None:
+    @flow
+    async def needs_a_go() -> str:
+        return await suspend_flow_run(wait_for_input=str)
+
+    with pytest.raises(FlowRunSuspended) as info:
+        await needs_a_go()
+    run_id = info.value.flow_run_id
+    before = await history(run_id)
+    with pytest.raises(FlowRunSuspended):
+        await execute_flow_run(needs_a_go, run_id)
+    assert await history(run_id) == before
+    state = await until_state(run_id, StateType.PAUSED, "Suspended")
+    assert state.state_details.pause_reschedule
+    await resume_flow_run(run_id, {"value": "go"})
+    assert await execute_flow_run(needs_a_go, run_id) == "go"

@@ -16,7 +16,7 @@ import inspect
 import threading
 import traceback
 from collections.abc import Callable, Coroutine
-from typing import Any, Generic, ParamSpec, TypeVar, cast
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from pydantic_core import to_jsonable_python
 
@@ -36,13 +36,22 @@ from hitl_bus.engine import store
 from hitl_bus.engine.cancelling import watch_for_cancel
 from hitl_bus.engine.pausing import SuspendExecution
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
-from hitl_bus.engine.states import Cancelled, Completed, Failed, Running, State, StateType
+from hitl_bus.engine.states import (
+    Cancelled,
+    Completed,
+    Failed,
+    Running,
+    State,
+    StateType,
+    with_outcome,
+)
 from hitl_bus.engine.tasks import decode_results
 from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
 from hitl_bus.ids import normalize_run_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -65,26 +74,45 @@ class Flow(Generic[P, R]):
         bound.apply_defaults()
         return dict(bound.arguments)
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    @overload
+    def __call__(
+        self: Flow[P, Coroutine[Any, Any, T]],
+        *args: Any,
+        return_state: Literal[True],
+        **kwargs: Any,
+    ) -> Coroutine[Any, Any, State]: ...
+    @overload
+    def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State: ...
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """An async flow returns a coroutine (await or ``asyncio.run`` it); a sync flow blocks.
 
         Typed as the function's own result: a coroutine for an async flow, the value
-        for a sync one, which is what the call gives.
+        for a sync one, which is what the call gives. With ``return_state=True`` the
+        call gives the run's final :class:`State` instead (``.result()`` has the value,
+        or raises the run's exception); a suspended run gives its Paused state. A type
+        checker then sees ``State`` (awaitable for an async flow) and, as a keyword-only
+        argument cannot follow ``P.args``, does not check the other arguments.
+
         """
+        return_state = bool(kwargs.pop("return_state", False))  # the call's, never a parameter
         parameters = self.bind(*args, **kwargs)
-        coro = run_flow(self, parameters)
+        coro = run_flow(self, parameters, return_state=return_state)
         if self.is_async:
-            return cast(R, coro)
+            return coro
         if running_loop() is None:
-            return cast(R, run_blocking(coro))
+            return run_blocking(coro)
         # A sync flow called from async code blocks its caller, as a sync call does.
-        return cast(R, asyncio.run_coroutine_threadsafe(coro, portal_loop()).result())
+        return asyncio.run_coroutine_threadsafe(coro, portal_loop()).result()
 
     def __repr__(self) -> str:
         return f"<Flow {self.name!r}>"
 
 
-async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], label: str) -> Any:
+async def _in_thread(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], label: str
+) -> Any:
     """Run a sync body in its own thread, in a copy of the current context."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Any] = loop.create_future()
@@ -96,7 +124,7 @@ async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], label: str)
 
     def body() -> None:
         try:
-            result = ctx.run(fn, **kwargs)
+            result = ctx.run(fn, *args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
             loop.call_soon_threadsafe(settle, functools.partial(done.set_exception, exc))
         else:
@@ -110,7 +138,6 @@ async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], label: str)
 #: the execution then writes no final state (the worker's release decides it).
 HAND_BACK = "hitl-bus: handed back"
 
-_STARTABLE = (StateType.PENDING, StateType.SCHEDULED)
 _ENDABLE = (StateType.RUNNING, StateType.CANCELLING)
 
 
@@ -121,14 +148,35 @@ async def run_flow(
     *,
     fresh: bool = False,
     worker: str = "",
+    return_state: bool = False,
 ) -> Any:
     """Execute ``flow`` as a run (a new one unless ``run`` is given) on this loop.
 
     ``fresh`` says ``run`` was just created, so it has no task results to replay;
-    ``worker`` names the worker that owns this execution ("" in process).
+    ``worker`` names the worker that owns this execution ("" in process). Returns the
+    body's value, or with ``return_state`` the run's final state (Paused when it
+    suspended).
 
     :raises FlowRunSuspended: the run suspended; resume it, then re-execute it.
+    :raises FlowRunCancelled: the run was cancelled.
     """
+    run_id, state = await _execute(flow, parameters, run, fresh=fresh, worker=worker)
+    if return_state:
+        return state
+    if state.is_paused():
+        raise FlowRunSuspended(run_id)
+    return state.result()
+
+
+async def _execute(
+    flow: Flow[Any, Any],
+    parameters: dict[str, Any],
+    run: FlowRun | None,
+    *,
+    fresh: bool,
+    worker: str,
+) -> tuple[str, State]:
+    """Run the execution; returns the run's id and the state it ended in, holding the outcome."""
     loop = asyncio.get_running_loop()
     if run is None:
         run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
@@ -154,48 +202,86 @@ async def run_flow(
         try:
             ctx.state.attempt = await store.begin(run_id, Running(), worker)
         except StateConflict:
-            if (await read_flow_run(run_id)).state.is_cancelling():
-                await _end(run_id, Cancelled(message="cancelled before it started"), None)
-                raise FlowRunCancelled(run_id) from None
+            state = (await read_flow_run(run_id)).state
+            if state.is_cancelling():
+                cancelled = Cancelled(message="cancelled before it started")
+                await _end(run_id, cancelled, None)
+                return run_id, with_outcome(cancelled, error=FlowRunCancelled(run_id))
+            if state.is_suspended():  # still answerable: resuming it runs it again
+                return run_id, state
             raise
         main = asyncio.current_task() if flow.is_async else None
         watcher = loop.create_task(watch_for_cancel(ctx, position, main))
-        try:
-            if flow.is_async:
-                result = await flow.fn(**parameters)
-            else:
-                result = await _in_thread(flow.fn, parameters, run.name)
-        except SuspendExecution:
-            await ctx.state.flush_writes()
-            raise FlowRunSuspended(run_id) from None
-        except (CancelRequested, asyncio.CancelledError) as exc:
-            if not ctx.cancel_requested:  # the task itself was cancelled (e.g. shutdown)
-                if HAND_BACK in getattr(exc, "args", ()):
-                    raise  # its worker hands the run back: the release decides its state
-                await asyncio.shield(
-                    _end(
-                        run_id, Cancelled(message="the run's task was cancelled"), ctx.state.attempt
-                    )
-                )
-                raise
-            if isinstance(exc, asyncio.CancelledError) and main is not None:
-                main.uncancel()  # our own interruption: the run ends here, normally
-            await _settle(_finish(ctx, Cancelled(message="cancelled; stopped at a checkpoint")))
-            raise FlowRunCancelled(run_id) from None
-        except Exception as exc:
-            run_logs.get_run_logger().error(
-                "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
-            )
-            await _settle(_finish(ctx, Failed(message=f"{type(exc).__name__}: {exc}")))
-            raise
-        await _settle(_finish(ctx, Completed()))
-        return result
+        state = await _run_body(flow, ctx, parameters, main)
+        return run_id, state
     finally:
         if watcher is not None:
             watcher.cancel()
             get_bus().dispatcher.release(keys.run_control(run_id))
         await run_logs.stop_shipping(run_id)
         reset_current_run(token)
+
+
+async def _run_body(
+    flow: Flow[Any, Any],
+    ctx: FlowRunContext,
+    parameters: dict[str, Any],
+    main: asyncio.Task[Any] | None,
+) -> State:
+    """The started execution: its tries, or how a suspension or cancellation ended it."""
+    run_id = ctx.flow_run.id
+    try:
+        return await _tries(flow, ctx, parameters)
+    except SuspendExecution:
+        await ctx.state.flush_writes()
+        return with_outcome(await _current_state(run_id), error=FlowRunSuspended(run_id))
+    except (CancelRequested, asyncio.CancelledError) as exc:
+        if not ctx.cancel_requested:  # the task itself was cancelled (e.g. shutdown)
+            if HAND_BACK in getattr(exc, "args", ()):
+                raise  # its worker hands the run back: the release decides its state
+            await asyncio.shield(
+                _end(run_id, Cancelled(message="the run's task was cancelled"), ctx.state.attempt)
+            )
+            raise
+        if isinstance(exc, asyncio.CancelledError) and main is not None:
+            main.uncancel()  # our own interruption: the run ends here, normally
+        return await _cancel(ctx)
+
+
+async def _cancel(ctx: FlowRunContext) -> State:
+    """End a run that was asked to cancel (it stopped at a checkpoint)."""
+    cancelled = Cancelled(message="cancelled; stopped at a checkpoint")
+    await _settle(_finish(ctx, cancelled))
+    return with_outcome(cancelled, error=FlowRunCancelled(ctx.flow_run.id))
+
+
+async def _tries(flow: Flow[Any, Any], ctx: FlowRunContext, parameters: dict[str, Any]) -> State:
+    """Run the body; its value or error is how the run ends."""
+    # By the signature: ``*args`` and ``**kwargs`` are stored under their own names.
+    call = inspect.BoundArguments(flow.signature, dict(parameters))
+    try:
+        if flow.is_async:
+            value = await flow.fn(*call.args, **call.kwargs)
+        else:
+            value = await _in_thread(flow.fn, call.args, call.kwargs, ctx.flow_run.name)
+    except Exception as exc:  # noqa: BLE001 - the body's failure is the run's
+        run_logs.get_run_logger().error(
+            "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
+        )
+        return await _fail(ctx, exc)
+    completed = Completed()
+    await _settle(_finish(ctx, completed))
+    return with_outcome(completed, value)
+
+
+async def _fail(ctx: FlowRunContext, exc: Exception) -> State:
+    failed = Failed(message=f"{type(exc).__name__}: {exc}")
+    await _settle(_finish(ctx, failed))
+    return with_outcome(failed, error=exc)
+
+
+async def _current_state(run_id: str) -> State:
+    return (await read_flow_run(run_id)).state
 
 
 async def _finish(ctx: FlowRunContext, state: State) -> None:

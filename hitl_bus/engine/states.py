@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class StateType(StrEnum):
@@ -82,9 +82,37 @@ class State(BaseModel):
     timestamp: datetime = Field(default_factory=_now)
     state_details: StateDetails = Field(default_factory=StateDetails)
 
+    #: What the run's body gave, for :meth:`result`: ``(value, None)`` or ``(None, error)``.
+    #: Held in this process only, never stored: a state read from Redis has none.
+    _outcome: tuple[Any, BaseException | None] | None = PrivateAttr(default=None)
+
     def model_post_init(self, __context: Any) -> None:
         if not self.name:
             self.name = self.type.value.title()
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """The run's return value, as Prefect's ``State.result()``.
+
+        A Failed (or Cancelled) state raises the run's exception, or returns it with
+        ``raise_on_failure=False``; a Paused state gives ``None``, as it has no result yet.
+        Flow results are not stored in Redis, so only the state a call returned
+        (``my_flow(..., return_state=True)``) holds one.
+
+        :raises ValueError: this state holds no result (it was read from Redis).
+        """
+        if self.is_paused():
+            return None
+        if self._outcome is None:
+            raise ValueError(
+                f"this {self.name} state holds no result: flow results are not stored, only "
+                "the state a flow call returns (return_state=True) carries its value"
+            )
+        value, error = self._outcome
+        if error is not None:
+            if raise_on_failure:
+                raise error
+            return error
+        return value
 
     def is_scheduled(self) -> bool:
         return self.type is StateType.SCHEDULED
@@ -118,6 +146,12 @@ class State(BaseModel):
 
     def is_final(self) -> bool:
         return self.type in TERMINAL_STATES
+
+
+def with_outcome(state: State, value: Any = None, error: BaseException | None = None) -> State:
+    """``state``, holding what the run's body returned or raised (for :meth:`State.result`)."""
+    state._outcome = (value, error)
+    return state
 
 
 def _state(
