@@ -143,8 +143,9 @@ class DeploymentNotFound(ObjectNotFound):
 
 
 class ParameterMismatch(HitlBusError, TypeError):
-    """Parameters for a deployment do not fit its flow's signature; no run was queued.
+    """Parameters do not fit a flow's signature; no run was created or queued.
 
+    Raised by ``run_deployment`` and by calling a flow that validates its parameters.
     ``errors`` names the failing parameters (``{"loc": [...], "msg": ...}``) when their
     values do not match the flow's annotations.
     """

@@ -1,4 +1,5 @@
-"""Prefect's call option ``return_state``; generator tasks; executing a suspended run."""
+"""Prefect's ``@flow`` options and call options: validated parameters, ``return_state``;
+generator tasks; executing a suspended run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from hitl_bus import (
     State,
@@ -14,15 +16,25 @@ from hitl_bus import (
     flow,
     get_client,
     resume_flow_run,
+    start_flow_run,
     suspend_flow_run,
     task,
 )
-from hitl_bus.errors import FlowRunSuspended
+from hitl_bus.engine import create_flow_run
+from hitl_bus.errors import (
+    FlowRunSuspended,
+    ParameterMismatch,
+)
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.usefixtures("bus_url")
 
 CALLS: dict[str, int] = {}
+
+
+class Order(BaseModel):
+    size: str
+    qty: int = 1
 
 
 async def history(run_id: Any) -> list[tuple[str, str]]:
@@ -45,6 +57,76 @@ def only_run(flow_name: str) -> Any:
         return run
 
     return read()
+
+
+# -- validate_parameters ---------------------------------------------------------------------
+
+
+async def test_arguments_are_coerced_to_their_annotations_before_the_run_starts() -> None:
+    seen: list[Any] = []
+
+    @flow
+    async def place(order: Order, copies: int, note: str = "none") -> None:
+        seen.extend([order, copies, note])
+
+    await place({"size": "M", "qty": "2"}, "3")  # type: ignore[arg-type]
+    assert seen == [Order(size="M", qty=2), 3, "none"]
+    run = await only_run("place")
+    assert run.parameters == {"order": {"size": "M", "qty": 2}, "copies": 3, "note": "none"}
+
+
+async def test_invalid_arguments_raise_parameter_mismatch_per_parameter_and_create_no_run() -> None:
+    @flow
+    async def strict(order: Order, copies: int) -> None:
+        raise AssertionError("never runs")
+
+    with pytest.raises(ParameterMismatch) as info:
+        strict({"qty": 1}, "many")  # type: ignore[arg-type]  # raised at the call
+    assert isinstance(info.value, TypeError)
+    assert [e["loc"] for e in info.value.errors] == [["order", "size"], ["copies"]]
+    assert "copies" in str(info.value)
+    assert await get_client().read_flow_runs(flow_name="strict") == []
+
+
+async def test_validate_parameters_false_passes_values_as_given() -> None:
+    seen: list[Any] = []
+
+    @flow(validate_parameters=False)
+    async def loose(copies: int) -> None:
+        seen.append(copies)
+
+    await loose("3")  # type: ignore[arg-type]
+    assert seen == ["3"]
+
+
+async def test_an_executed_run_gets_its_stored_parameters_as_the_annotated_types() -> None:
+    seen: list[Any] = []
+
+    @flow
+    async def deliver(order: Order) -> str:
+        seen.append(order)
+        return order.size
+
+    run = await create_flow_run("deliver", {"order": {"size": "L"}})
+    assert await execute_flow_run(deliver, run.id) == "L"
+    assert seen == [Order(size="L", qty=1)]
+
+    bad = await create_flow_run("deliver", {"order": {"qty": 2}})
+    with pytest.raises(ParameterMismatch):
+        await execute_flow_run(deliver, bad.id)
+    state = (await get_client().read_flow_run(bad.id)).state
+    assert state.is_failed() and "order.size" in (state.message or "")
+
+
+async def test_start_flow_run_validates_its_arguments_too() -> None:
+    @flow
+    async def counts(n: int) -> int:
+        return n
+
+    with pytest.raises(ParameterMismatch):
+        await start_flow_run(counts, "lots")
+    run = await start_flow_run(counts, "5")
+    assert run.parameters == {"n": 5}
 
 
 # -- return_state ----------------------------------------------------------------------------

@@ -35,9 +35,17 @@ class Flow(engine_flows.Flow[P, R]):
 @overload
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
-def flow(*, name: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
-def flow(fn: Callable[P, R] | None = None, /, *, name: str | None = None) -> Any:
-    """Make ``fn`` a flow: each call creates a run with states, logs and inputs."""
+def flow(
+    *,
+    name: str | None = None,
+    validate_parameters: bool = True,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make ``fn`` a flow: each call creates a run with states, logs and inputs.
+
+    The options are Prefect's (see :class:`~hitl_bus.engine.flows.Flow`):
+    ``validate_parameters`` (on by default) coerces arguments to their annotations.
+    """
     if fn is None:
-        return lambda f: Flow(f, name=name)
-    return Flow(fn, name=name)
+        return lambda f: Flow(f, **options)
+    return Flow(fn, **options)

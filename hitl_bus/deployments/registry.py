@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import inspect
 import re
-import typing
-import warnings
 from typing import Any
 
-import pydantic
-from pydantic import BaseModel, Field, PydanticSchemaGenerationError, PydanticUserError
+from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import get_bus
 from hitl_bus.deployments.deployment import Deployment
+from hitl_bus.engine.parameters import parameters_schema
 from hitl_bus.engine.runs import FlowRun, create_flow_run, wait_for_state
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
@@ -52,28 +50,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def parameter_schema(fn: Any, signature: inspect.Signature) -> dict[str, Any] | None:
-    """The JSON schema of a flow's parameters, as pydantic sees their annotations and defaults."""
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: describe none
-        return None
-    fields: dict[str, Any] = {}
-    for param in signature.parameters.values():
-        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            continue
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[param.name] = (hints.get(param.name, Any), default)
-    try:
-        with warnings.catch_warnings():  # a parameter may shadow a BaseModel attribute
-            warnings.simplefilter("ignore")
-            model = pydantic.create_model("Parameters", **fields)
-            schema: dict[str, Any] = model.model_json_schema()
-    except (PydanticUserError, PydanticSchemaGenerationError, NameError, TypeError, ValueError):
-        return None
-    return schema
-
-
 def record_of(deployment: Deployment) -> DeploymentRecord:
     required, accepted, any_keyword = [], [], False
     for param in deployment.flow.signature.parameters.values():
@@ -91,7 +67,7 @@ def record_of(deployment: Deployment) -> DeploymentRecord:
         accepted=accepted,
         any_keyword=any_keyword,
         retries=deployment.retries,
-        parameter_schema=parameter_schema(deployment.flow.fn, deployment.flow.signature),
+        parameter_schema=parameters_schema(deployment.flow.parameters_model),
     )
 
 

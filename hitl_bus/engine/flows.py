@@ -4,6 +4,8 @@ An async flow runs on the caller's event loop (awaited), or on the portal loop
 when called from sync code. A sync flow's body runs in a thread of its own,
 off the loop, so that every hitl_bus call inside it simply blocks while the
 loop that owns the run's connections does the I/O.
+
+The options are Prefect's ``@flow`` options: validated parameters.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from hitl_bus import keys
@@ -34,6 +37,7 @@ from hitl_bus.context import (
 from hitl_bus.engine import logger as run_logs
 from hitl_bus.engine import store
 from hitl_bus.engine.cancelling import watch_for_cancel
+from hitl_bus.engine.parameters import parameters_model, validate_parameters
 from hitl_bus.engine.pausing import SuspendExecution
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
 from hitl_bus.engine.states import (
@@ -46,7 +50,12 @@ from hitl_bus.engine.states import (
     with_outcome,
 )
 from hitl_bus.engine.tasks import decode_results
-from hitl_bus.errors import FlowRunCancelled, FlowRunSuspended, StateConflict
+from hitl_bus.errors import (
+    FlowRunCancelled,
+    FlowRunSuspended,
+    ParameterMismatch,
+    StateConflict,
+)
 from hitl_bus.ids import normalize_run_id
 
 P = ParamSpec("P")
@@ -56,21 +65,47 @@ _background: set[asyncio.Task[Any]] = set()
 
 
 class Flow(Generic[P, R]):
-    """A function wrapped as a flow; call it to create and execute a run."""
+    """A function wrapped as a flow; call it to create and execute a run.
 
-    def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
+    The options mean what Prefect's ``@flow`` options mean:
+
+    :ivar should_validate_parameters: arguments are validated and coerced with pydantic
+        against the annotations before a run is created (and again when a stored run is
+        executed: a deployment's JSON parameters become the annotated types).
+    """
+
+    def __init__(
+        self, fn: Callable[P, R], name: str | None = None, *, validate_parameters: bool = True
+    ) -> None:
         self.fn = fn
         self.name = name or fn.__name__.replace("_", "-")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
+        self.should_validate_parameters = validate_parameters
+
+    @functools.cached_property
+    def parameters_model(self) -> type[BaseModel] | None:
+        """The pydantic model of the parameters (``None``: annotations it cannot use)."""
+        return parameters_model(self.fn, self.signature)
+
+    def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """``parameters`` validated and coerced to the annotated types (Prefect's method).
+
+        :raises ParameterMismatch: a value does not fit; ``errors`` names each parameter.
+        """
+        model = self.parameters_model
+        return parameters if model is None else validate_parameters(model, self.name, parameters)
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The call's arguments by parameter name, defaults applied.
+        """The call's arguments by parameter name, validated unless turned off, defaults applied.
 
         :raises TypeError: when they do not fit the function's signature.
+        :raises ParameterMismatch: a value does not fit its annotation (a ``TypeError``).
         """
         bound = self.signature.bind(*args, **kwargs)
+        if self.should_validate_parameters:
+            bound.arguments.update(self.validate_parameters(dict(bound.arguments)))
         bound.apply_defaults()
         return dict(bound.arguments)
 
@@ -95,6 +130,7 @@ class Flow(Generic[P, R]):
         checker then sees ``State`` (awaitable for an async flow) and, as a keyword-only
         argument cannot follow ``P.args``, does not check the other arguments.
 
+        :raises ParameterMismatch: an argument does not fit its annotation; no run exists.
         """
         return_state = bool(kwargs.pop("return_state", False))  # the call's, never a parameter
         parameters = self.bind(*args, **kwargs)
@@ -152,10 +188,10 @@ async def run_flow(
 ) -> Any:
     """Execute ``flow`` as a run (a new one unless ``run`` is given) on this loop.
 
-    ``fresh`` says ``run`` was just created, so it has no task results to replay;
-    ``worker`` names the worker that owns this execution ("" in process). Returns the
-    body's value, or with ``return_state`` the run's final state (Paused when it
-    suspended).
+    ``fresh`` says ``run`` was just created, so it has no task results to replay and
+    its parameters were validated by the call; ``worker`` names the worker that owns
+    this execution ("" in process). Returns the body's value, or with ``return_state``
+    the run's final state (Paused when it suspended).
 
     :raises FlowRunSuspended: the run suspended; resume it, then re-execute it.
     :raises FlowRunCancelled: the run was cancelled.
@@ -212,7 +248,7 @@ async def _execute(
             raise
         main = asyncio.current_task() if flow.is_async else None
         watcher = loop.create_task(watch_for_cancel(ctx, position, main))
-        state = await _run_body(flow, ctx, parameters, main)
+        state = await _run_body(flow, ctx, parameters, main, validate=not fresh)
         return run_id, state
     finally:
         if watcher is not None:
@@ -227,10 +263,18 @@ async def _run_body(
     ctx: FlowRunContext,
     parameters: dict[str, Any],
     main: asyncio.Task[Any] | None,
+    *,
+    validate: bool,
 ) -> State:
     """The started execution: its tries, or how a suspension or cancellation ended it."""
     run_id = ctx.flow_run.id
     try:
+        if validate and flow.should_validate_parameters:
+            try:
+                parameters = flow.validate_parameters(parameters)
+            except ParameterMismatch as exc:  # a stored run's parameters no longer fit
+                return await _fail(ctx, exc)
+            ctx.flow_run.parameters = parameters
         return await _tries(flow, ctx, parameters)
     except SuspendExecution:
         await ctx.state.flush_writes()
