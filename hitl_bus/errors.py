@@ -15,6 +15,7 @@
     ├── FlowPauseTimeout         a pause was not resumed in time (TimeoutError)
     ├── ReceiveTimeout           no input arrived within receive_input's timeout (TimeoutError)
     ├── FlowRunWaitTimeout       wait_for_flow_run's timeout passed first (TimeoutError)
+    ├── FlowRunTimeoutError      a flow's body ran past its timeout_seconds (TimeoutError)
     ├── PayloadTooLarge          an encoded input is over the size limit (ValueError)
     ├── ParameterMismatch        parameters do not fit the flow's signature (TypeError)
     ├── FlowRunSuspended         a directly called flow's run suspended
@@ -127,6 +128,10 @@ class ReceiveTimeout(HitlBusError, TimeoutError):
 
 class FlowRunWaitTimeout(HitlBusError, TimeoutError):
     """A run did not reach a final state within ``wait_for_flow_run``'s timeout."""
+
+
+class FlowRunTimeoutError(HitlBusError, TimeoutError):
+    """A flow's body ran longer than its ``timeout_seconds``; the run is Failed ("TimedOut")."""
 
 
 class PayloadTooLarge(HitlBusError, ValueError):

@@ -1,8 +1,11 @@
-"""Prefect's ``@flow`` options and call options: validated parameters, ``return_state``;
-generator tasks; executing a suspended run."""
+"""Prefect's ``@flow`` options and call options: timeouts, validated parameters,
+``return_state``; generator tasks; executing a suspended run."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,6 +18,8 @@ from hitl_bus import (
     execute_flow_run,
     flow,
     get_client,
+    get_run_logger,
+    pause_flow_run,
     resume_flow_run,
     start_flow_run,
     suspend_flow_run,
@@ -23,6 +28,8 @@ from hitl_bus import (
 from hitl_bus.engine import create_flow_run
 from hitl_bus.errors import (
     FlowRunSuspended,
+    FlowRunTimeoutError,
+    NotPausedError,
     ParameterMismatch,
 )
 from tests.helpers import eventually
@@ -57,6 +64,63 @@ def only_run(flow_name: str) -> Any:
         return run
 
     return read()
+
+
+# -- timeout_seconds -------------------------------------------------------------------------
+
+
+async def test_a_body_past_its_timeout_fails_timed_out_and_raises_a_timeout_error() -> None:
+    @flow(timeout_seconds=0.3)
+    async def slow() -> None:
+        await asyncio.sleep(30)
+
+    started = time.monotonic()
+    with pytest.raises(FlowRunTimeoutError, match=r"exceeded timeout of 0\.3 second\(s\)") as info:
+        await slow()
+    assert isinstance(info.value, TimeoutError)
+    assert time.monotonic() - started < 10
+    run = await only_run("slow")
+    assert run.state.is_failed() and run.state.name == "TimedOut"
+    assert run.state.message == "Flow run exceeded timeout of 0.3 second(s)"
+    assert await history(run.id) == [
+        ("PENDING", "Pending"),
+        ("RUNNING", "Running"),
+        ("FAILED", "TimedOut"),
+    ]
+
+
+async def test_time_paused_counts_toward_the_timeout_and_the_pause_is_closed() -> None:
+    @flow(timeout_seconds=0.5)
+    async def waits_for_a_person() -> int:
+        return await pause_flow_run(wait_for_input=int, timeout=60)
+
+    with pytest.raises(FlowRunTimeoutError):
+        await waits_for_a_person()
+    run = await only_run("waits-for-a-person")
+    assert run.state.name == "TimedOut"
+    assert [t for t, _ in await history(run.id)] == ["PENDING", "RUNNING", "PAUSED", "FAILED"]
+    assert await get_client().read_pause(run.id) is None
+    with pytest.raises(NotPausedError):
+        await resume_flow_run(run.id, {"value": 1})
+
+
+async def test_a_sync_body_past_its_timeout_fails_and_its_thread_stops_at_a_checkpoint() -> None:
+    stopped = threading.Event()
+
+    @flow(timeout_seconds=0.3)
+    def busy() -> None:
+        try:
+            while True:
+                time.sleep(0.02)
+                get_run_logger().info("tick")  # a checkpoint
+        finally:
+            stopped.set()
+
+    with pytest.raises(FlowRunTimeoutError):
+        busy()  # blocks: a sync flow
+    run = await only_run("busy")
+    assert run.state.is_failed() and run.state.name == "TimedOut"
+    assert await asyncio.to_thread(stopped.wait, 10)
 
 
 # -- validate_parameters ---------------------------------------------------------------------

@@ -38,13 +38,15 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(
     *,
     name: str | None = None,
+    timeout_seconds: float | None = None,
     validate_parameters: bool = True,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Make ``fn`` a flow: each call creates a run with states, logs and inputs.
 
     The options are Prefect's (see :class:`~hitl_bus.engine.flows.Flow`):
-    ``validate_parameters`` (on by default) coerces arguments to their annotations.
+    ``timeout_seconds`` fails a run that runs too long, ``validate_parameters`` (on by
+    default) coerces arguments to their annotations.
     """
     if fn is None:
         return lambda f: Flow(f, **options)

@@ -5,7 +5,7 @@ when called from sync code. A sync flow's body runs in a thread of its own,
 off the loop, so that every hitl_bus call inside it simply blocks while the
 loop that owns the run's connections does the I/O.
 
-The options are Prefect's ``@flow`` options: validated parameters.
+The options are Prefect's ``@flow`` options: a timeout, validated parameters.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from hitl_bus.engine.tasks import decode_results
 from hitl_bus.errors import (
     FlowRunCancelled,
     FlowRunSuspended,
+    FlowRunTimeoutError,
     ParameterMismatch,
     StateConflict,
 )
@@ -69,20 +70,33 @@ class Flow(Generic[P, R]):
 
     The options mean what Prefect's ``@flow`` options mean:
 
+    :ivar timeout_seconds: a run whose body runs longer (time paused included) fails
+        with a Failed "TimedOut" state and :class:`FlowRunTimeoutError`. An async body
+        is cancelled; a sync body's thread cannot be killed, so it is told to stop and
+        does at its next checkpoint (task, pause, receive, log call).
     :ivar should_validate_parameters: arguments are validated and coerced with pydantic
         against the annotations before a run is created (and again when a stored run is
         executed: a deployment's JSON parameters become the annotated types).
     """
 
     def __init__(
-        self, fn: Callable[P, R], name: str | None = None, *, validate_parameters: bool = True
+        self,
+        fn: Callable[P, R],
+        name: str | None = None,
+        *,
+        timeout_seconds: float | None = None,
+        validate_parameters: bool = True,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__.replace("_", "-")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
+        # As in Prefect, 0 means no timeout.
+        self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
         self.should_validate_parameters = validate_parameters
+        if self.timeout_seconds is not None and self.timeout_seconds < 0:
+            raise ValueError("timeout_seconds cannot be negative")
 
     @functools.cached_property
     def parameters_model(self) -> type[BaseModel] | None:
@@ -149,7 +163,11 @@ class Flow(Generic[P, R]):
 async def _in_thread(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], label: str
 ) -> Any:
-    """Run a sync body in its own thread, in a copy of the current context."""
+    """Run a sync body in its own thread, in a copy of the current context.
+
+    A thread cannot be killed: should its awaiting task be cancelled (a timeout), the
+    thread runs on, and what it gives is dropped.
+    """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Any] = loop.create_future()
     ctx = contextvars.copy_context()
@@ -158,13 +176,17 @@ async def _in_thread(
         if not done.done():
             outcome()
 
+    def hand_over(outcome: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed while the thread ran on
+            loop.call_soon_threadsafe(settle, outcome)
+
     def body() -> None:
         try:
             result = ctx.run(fn, *args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            loop.call_soon_threadsafe(settle, functools.partial(done.set_exception, exc))
+            hand_over(functools.partial(done.set_exception, exc))
         else:
-            loop.call_soon_threadsafe(settle, functools.partial(done.set_result, result))
+            hand_over(functools.partial(done.set_result, result))
 
     threading.Thread(target=body, name=f"hitl-flow:{label}", daemon=True).start()
     return await done
@@ -175,6 +197,8 @@ async def _in_thread(
 HAND_BACK = "hitl-bus: handed back"
 
 _ENDABLE = (StateType.RUNNING, StateType.CANCELLING)
+#: A run that timed out may be paused: the timeout counts time paused.
+_TIMED_OUT_FROM = (*_ENDABLE, StateType.PAUSED)
 
 
 async def run_flow(
@@ -300,15 +324,19 @@ async def _cancel(ctx: FlowRunContext) -> State:
 
 
 async def _tries(flow: Flow[Any, Any], ctx: FlowRunContext, parameters: dict[str, Any]) -> State:
-    """Run the body; its value or error is how the run ends."""
+    """Run the body; its value, error or timeout is how the run ends."""
     # By the signature: ``*args`` and ``**kwargs`` are stored under their own names.
     call = inspect.BoundArguments(flow.signature, dict(parameters))
+    scope = asyncio.timeout(flow.timeout_seconds)
     try:
-        if flow.is_async:
-            value = await flow.fn(*call.args, **call.kwargs)
-        else:
-            value = await _in_thread(flow.fn, call.args, call.kwargs, ctx.flow_run.name)
+        async with scope:
+            if flow.is_async:
+                value = await flow.fn(*call.args, **call.kwargs)
+            else:
+                value = await _in_thread(flow.fn, call.args, call.kwargs, ctx.flow_run.name)
     except Exception as exc:  # noqa: BLE001 - the body's failure is the run's
+        if scope.expired():
+            return await _time_out(flow, ctx)
         run_logs.get_run_logger().error(
             "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
         )
@@ -316,6 +344,19 @@ async def _tries(flow: Flow[Any, Any], ctx: FlowRunContext, parameters: dict[str
     completed = Completed()
     await _settle(_finish(ctx, completed))
     return with_outcome(completed, value)
+
+
+async def _time_out(flow: Flow[Any, Any], ctx: FlowRunContext) -> State:
+    """Fail a run whose body ran past the flow's timeout."""
+    message = f"Flow run exceeded timeout of {flow.timeout_seconds:g} second(s)"
+    run_logs.get_run_logger().error(message)
+    if not flow.is_async:  # its thread runs on: stop it at its next checkpoint
+        ctx.cancel_requested = True
+        for future in list(ctx.state.in_flight):
+            future.cancel()
+    failed = Failed(name="TimedOut", message=message)
+    await _settle(_finish(ctx, failed, expect=_TIMED_OUT_FROM))
+    return with_outcome(failed, error=FlowRunTimeoutError(message))
 
 
 async def _fail(ctx: FlowRunContext, exc: Exception) -> State:
@@ -328,10 +369,12 @@ async def _current_state(run_id: str) -> State:
     return (await read_flow_run(run_id)).state
 
 
-async def _finish(ctx: FlowRunContext, state: State) -> None:
+async def _finish(
+    ctx: FlowRunContext, state: State, expect: tuple[StateType, ...] = _ENDABLE
+) -> None:
     """Store the execution's background writes, then how its body ended."""
     await ctx.state.flush_writes()
-    await _end(ctx.flow_run.id, state, ctx.state.attempt)
+    await _end(ctx.flow_run.id, state, ctx.state.attempt, expect)
 
 
 async def _settle(write: Coroutine[Any, Any, None]) -> None:
@@ -349,7 +392,9 @@ async def _settle(write: Coroutine[Any, Any, None]) -> None:
         raise
 
 
-async def _end(run_id: str, state: State, attempt: int | None) -> None:
+async def _end(
+    run_id: str, state: State, attempt: int | None, expect: tuple[StateType, ...] = _ENDABLE
+) -> None:
     """Record how execution ``attempt`` ended, unless the run already ended (a pause timed
     out) or another execution owns it now (its worker handed it back, or was declared dead).
 
@@ -357,7 +402,7 @@ async def _end(run_id: str, state: State, attempt: int | None) -> None:
     """
     await run_logs.stop_shipping(run_id)
     with contextlib.suppress(StateConflict):
-        await store.set_state(run_id, state, expect=_ENDABLE, attempt=attempt)
+        await store.set_state(run_id, state, expect=expect, attempt=attempt)
 
 
 async def execute_flow_run(
