@@ -1,4 +1,4 @@
-"""Prefect's ``@flow`` options and call options: timeouts, validated parameters,
+"""Prefect's ``@flow`` options and call options: timeouts, retries, validated parameters,
 ``return_state``; generator tasks; executing a suspended run."""
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from hitl_bus import (
     suspend_flow_run,
     task,
 )
-from hitl_bus.engine import create_flow_run
+from hitl_bus.engine import cancel_flow_run, create_flow_run
 from hitl_bus.errors import (
+    FlowRunCancelled,
     FlowRunSuspended,
     FlowRunTimeoutError,
     NotPausedError,
@@ -121,6 +122,129 @@ async def test_a_sync_body_past_its_timeout_fails_and_its_thread_stops_at_a_chec
     run = await only_run("busy")
     assert run.state.is_failed() and run.state.name == "TimedOut"
     assert await asyncio.to_thread(stopped.wait, 10)
+
+
+# -- retries -----------------------------------------------------------------------------------
+
+
+@task
+async def expensive(x: int) -> int:
+    CALLS["expensive"] = CALLS.get("expensive", 0) + 1
+    return x * 10
+
+
+async def test_retries_run_the_body_again_replaying_tasks_and_answered_pauses() -> None:
+    CALLS.clear()
+    tries: list[int] = []
+
+    @flow(retries=2)
+    async def flaky() -> int:
+        base = await expensive(4)
+        extra = await pause_flow_run(wait_for_input=int)
+        tries.append(extra)
+        if len(tries) < 3:
+            raise ValueError(f"try {len(tries)} failed")
+        return base + extra
+
+    outcome = asyncio.ensure_future(flaky(return_state=True))
+    run = await only_run_when_paused("flaky")
+    await resume_flow_run(run.id, {"value": 2})
+    state = await asyncio.wait_for(outcome, 20)
+    assert state.is_completed() and state.result() == 42
+    assert CALLS["expensive"] == 1  # the task ran once; the pause was asked once
+    assert tries == [2, 2, 2]
+    assert await history(run.id) == [
+        ("PENDING", "Pending"),
+        ("RUNNING", "Running"),
+        ("PAUSED", "Paused"),
+        ("RUNNING", "Running"),
+        ("SCHEDULED", "AwaitingRetry"),
+        ("RUNNING", "Retrying"),
+        ("SCHEDULED", "AwaitingRetry"),
+        ("RUNNING", "Retrying"),
+        ("COMPLETED", "Completed"),
+    ]
+    states = await get_client().read_state_history(run.id)
+    assert states[4].message == "ValueError: try 1 failed"
+    assert states[5].message == "retry 1 of 2"
+
+
+async def only_run_when_paused(flow_name: str) -> Any:
+    async def paused() -> bool:
+        runs = await get_client().read_flow_runs(flow_name=flow_name)
+        return len(runs) == 1 and runs[0].state.is_paused()
+
+    await eventually(paused, timeout=10)
+    return await only_run(flow_name)
+
+
+async def test_past_its_last_retry_the_run_fails_and_the_error_propagates() -> None:
+    @flow(retries=1, retry_delay_seconds=[0.2, 5])
+    async def always_fails() -> None:
+        raise RuntimeError("still broken")
+
+    with pytest.raises(RuntimeError, match="still broken"):
+        await always_fails()
+    run = await only_run("always-fails")
+    states = await get_client().read_state_history(run.id)
+    assert [(s.type.value, s.name) for s in states] == [
+        ("PENDING", "Pending"),
+        ("RUNNING", "Running"),
+        ("SCHEDULED", "AwaitingRetry"),
+        ("RUNNING", "Retrying"),
+        ("FAILED", "Failed"),
+    ]
+    awaiting = states[2]
+    assert awaiting.state_details.scheduled_time is not None
+    delay = (awaiting.state_details.scheduled_time - awaiting.timestamp).total_seconds()
+    assert 0.1 < delay < 1  # the first delay of the list
+    assert states[-1].message == "RuntimeError: still broken"
+    logs = [r["message"] for r in await get_client().read_logs(run.id)]
+    assert sum(m.startswith("Flow run failed") for m in logs) == 2
+    assert "Retry 1 of 1 in 0.2 second(s)" in logs
+
+
+def test_a_sync_flow_retries_in_its_thread_with_its_tasks_replayed() -> None:
+    counted: dict[str, int] = {"square": 0, "body": 0}
+
+    @task
+    def square(x: int) -> int:
+        counted["square"] += 1
+        return x * x
+
+    @flow(retries=1)
+    def sync_flaky(x: int) -> int:
+        counted["body"] += 1
+        value = square(x)
+        if counted["body"] == 1:
+            raise ValueError("first try")
+        return value
+
+    assert sync_flaky(3) == 9
+    assert counted == {"square": 1, "body": 2}
+    (run,) = get_client(sync_client=True).read_flow_runs(flow_name="sync-flaky")
+    assert run.state.is_completed()
+
+
+async def test_a_run_cancelled_while_it_awaits_a_retry_ends_cancelled_at_once() -> None:
+    @flow(retries=1, retry_delay_seconds=60)
+    async def fails_once() -> None:
+        raise ValueError("boom")
+
+    outcome = asyncio.ensure_future(fails_once(return_state=True))
+
+    async def awaiting_retry() -> bool:
+        runs = await get_client().read_flow_runs(flow_name="fails-once")
+        return bool(runs) and runs[0].state.name == "AwaitingRetry"
+
+    await eventually(awaiting_retry, timeout=10)
+    run = await only_run("fails-once")
+    await cancel_flow_run(run.id)
+    state = await asyncio.wait_for(outcome, 10)
+    assert state.is_cancelled()
+    with pytest.raises(FlowRunCancelled):
+        state.result()
+    assert (await get_client().read_flow_run(run.id)).state.is_cancelled()
 
 
 # -- validate_parameters ---------------------------------------------------------------------

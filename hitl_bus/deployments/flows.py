@@ -7,7 +7,7 @@ layer adds what serving needs, so the engine knows nothing of deployments or wor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
 from hitl_bus.deployments.deployment import Deployment
@@ -24,7 +24,11 @@ class Flow(engine_flows.Flow[P, R]):
     def to_deployment(
         self, name: str, parameters: dict[str, Any] | None = None, retries: int = 0
     ) -> Deployment:
-        """Describe a deployment of this flow (served by a worker: ``serve(...)``)."""
+        """Describe a deployment of this flow (served by a worker: ``serve(...)``).
+
+        ``retries`` counts runs whose worker died (they are run again elsewhere); the
+        flow's own ``retries`` counts failures of its body, within one execution.
+        """
         return Deployment(self, name, dict(parameters or {}), retries)
 
     def serve(self, name: str, parameters: dict[str, Any] | None = None, **options: Any) -> None:
@@ -38,15 +42,19 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(
     *,
     name: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | Sequence[float] | None = None,
     timeout_seconds: float | None = None,
     validate_parameters: bool = True,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Make ``fn`` a flow: each call creates a run with states, logs and inputs.
 
-    The options are Prefect's (see :class:`~hitl_bus.engine.flows.Flow`):
-    ``timeout_seconds`` fails a run that runs too long, ``validate_parameters`` (on by
-    default) coerces arguments to their annotations.
+    The options are Prefect's (see :class:`~hitl_bus.engine.flows.Flow`): ``retries``
+    and ``retry_delay_seconds`` run a failing body again within the execution (a
+    deployment's ``retries`` count worker crashes instead), ``timeout_seconds`` fails a
+    try that runs too long, ``validate_parameters`` (on by default) coerces arguments to
+    their annotations.
     """
     if fn is None:
         return lambda f: Flow(f, **options)

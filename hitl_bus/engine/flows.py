@@ -5,7 +5,8 @@ when called from sync code. A sync flow's body runs in a thread of its own,
 off the loop, so that every hitl_bus call inside it simply blocks while the
 loop that owns the run's connections does the I/O.
 
-The options are Prefect's ``@flow`` options: a timeout, validated parameters.
+The options are Prefect's ``@flow`` options: retries of a failing body within the
+execution, a timeout per try, validated parameters.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import functools
 import inspect
 import threading
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel
@@ -39,11 +41,13 @@ from hitl_bus.engine import store
 from hitl_bus.engine.cancelling import watch_for_cancel
 from hitl_bus.engine.parameters import parameters_model, validate_parameters
 from hitl_bus.engine.pausing import SuspendExecution
-from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
+from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, wait_for_state
 from hitl_bus.engine.states import (
+    AwaitingRetry,
     Cancelled,
     Completed,
     Failed,
+    Retrying,
     Running,
     State,
     StateType,
@@ -70,10 +74,15 @@ class Flow(Generic[P, R]):
 
     The options mean what Prefect's ``@flow`` options mean:
 
-    :ivar timeout_seconds: a run whose body runs longer (time paused included) fails
-        with a Failed "TimedOut" state and :class:`FlowRunTimeoutError`. An async body
-        is cancelled; a sync body's thread cannot be killed, so it is told to stop and
-        does at its next checkpoint (task, pause, receive, log call).
+    :ivar retries: times a body that raised is run again, in the same execution: the run
+        goes Scheduled "AwaitingRetry", waits ``retry_delay_seconds`` (a number, or one per
+        retry, the last repeating), then Running "Retrying"; tasks that completed and
+        pauses that were answered replay. A deployment's ``retries`` is another count:
+        runs whose worker died.
+    :ivar timeout_seconds: a try whose body runs longer (time paused included) fails
+        with a Failed "TimedOut" state and :class:`FlowRunTimeoutError`, and is not
+        retried. An async body is cancelled; a sync body's thread cannot be killed, so it
+        is told to stop and does at its next checkpoint (task, pause, receive, log call).
     :ivar should_validate_parameters: arguments are validated and coerced with pydantic
         against the annotations before a run is created (and again when a stored run is
         executed: a deployment's JSON parameters become the annotated types).
@@ -84,6 +93,8 @@ class Flow(Generic[P, R]):
         fn: Callable[P, R],
         name: str | None = None,
         *,
+        retries: int | None = None,
+        retry_delay_seconds: float | Sequence[float] | None = None,
         timeout_seconds: float | None = None,
         validate_parameters: bool = True,
     ) -> None:
@@ -92,9 +103,20 @@ class Flow(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
+        self.retries = retries or 0
+        self.retry_delay_seconds: float | list[float] = (
+            [float(d) for d in retry_delay_seconds]
+            if isinstance(retry_delay_seconds, Sequence)
+            else float(retry_delay_seconds or 0)
+        )
         # As in Prefect, 0 means no timeout.
         self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
         self.should_validate_parameters = validate_parameters
+        delays = self.retry_delay_seconds
+        if self.retries < 0 or any(
+            d < 0 for d in (delays if isinstance(delays, list) else [delays])
+        ):
+            raise ValueError("retries and retry_delay_seconds cannot be negative")
         if self.timeout_seconds is not None and self.timeout_seconds < 0:
             raise ValueError("timeout_seconds cannot be negative")
 
@@ -122,6 +144,13 @@ class Flow(Generic[P, R]):
             bound.arguments.update(self.validate_parameters(dict(bound.arguments)))
         bound.apply_defaults()
         return dict(bound.arguments)
+
+    def retry_delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first)."""
+        delays = self.retry_delay_seconds
+        if not isinstance(delays, list):
+            return delays
+        return delays[min(retry, len(delays)) - 1] if delays else 0.0
 
     @overload
     def __call__(
@@ -197,7 +226,7 @@ async def _in_thread(
 HAND_BACK = "hitl-bus: handed back"
 
 _ENDABLE = (StateType.RUNNING, StateType.CANCELLING)
-#: A run that timed out may be paused: the timeout counts time paused.
+#: A try that timed out may be paused: the timeout counts time paused.
 _TIMED_OUT_FROM = (*_ENDABLE, StateType.PAUSED)
 
 
@@ -324,30 +353,38 @@ async def _cancel(ctx: FlowRunContext) -> State:
 
 
 async def _tries(flow: Flow[Any, Any], ctx: FlowRunContext, parameters: dict[str, Any]) -> State:
-    """Run the body; its value, error or timeout is how the run ends."""
+    """Run the body until it returns, times out, or fails with no retry left."""
     # By the signature: ``*args`` and ``**kwargs`` are stored under their own names.
     call = inspect.BoundArguments(flow.signature, dict(parameters))
-    scope = asyncio.timeout(flow.timeout_seconds)
-    try:
-        async with scope:
-            if flow.is_async:
-                value = await flow.fn(*call.args, **call.kwargs)
-            else:
-                value = await _in_thread(flow.fn, call.args, call.kwargs, ctx.flow_run.name)
-    except Exception as exc:  # noqa: BLE001 - the body's failure is the run's
-        if scope.expired():
-            return await _time_out(flow, ctx)
-        run_logs.get_run_logger().error(
-            "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
-        )
-        return await _fail(ctx, exc)
-    completed = Completed()
-    await _settle(_finish(ctx, completed))
-    return with_outcome(completed, value)
+    retry = 0
+    while True:
+        scope = asyncio.timeout(flow.timeout_seconds)
+        try:
+            async with scope:
+                if flow.is_async:
+                    value = await flow.fn(*call.args, **call.kwargs)
+                else:
+                    value = await _in_thread(flow.fn, call.args, call.kwargs, ctx.flow_run.name)
+        except Exception as exc:  # noqa: BLE001 - the body's failure is the run's
+            if scope.expired():
+                return await _time_out(flow, ctx)
+            run_logs.get_run_logger().error(
+                "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
+            )
+            if retry >= flow.retries:
+                return await _fail(ctx, exc)
+            retry += 1
+            ended = await _await_retry(flow, ctx, exc, retry)
+            if ended is not None:
+                return ended
+            continue
+        completed = Completed()
+        await _settle(_finish(ctx, completed))
+        return with_outcome(completed, value)
 
 
 async def _time_out(flow: Flow[Any, Any], ctx: FlowRunContext) -> State:
-    """Fail a run whose body ran past the flow's timeout."""
+    """Fail a try that ran past the flow's timeout (no retry, as in Prefect)."""
     message = f"Flow run exceeded timeout of {flow.timeout_seconds:g} second(s)"
     run_logs.get_run_logger().error(message)
     if not flow.is_async:  # its thread runs on: stop it at its next checkpoint
@@ -363,6 +400,48 @@ async def _fail(ctx: FlowRunContext, exc: Exception) -> State:
     failed = Failed(message=f"{type(exc).__name__}: {exc}")
     await _settle(_finish(ctx, failed))
     return with_outcome(failed, error=exc)
+
+
+async def _await_retry(
+    flow: Flow[Any, Any], ctx: FlowRunContext, exc: Exception, retry: int
+) -> State | None:
+    """Take the run through AwaitingRetry to Retrying; ``None`` when the body runs again,
+    else the state the run ended in (it was cancelled while waiting, or is no longer ours).
+
+    Each write is fenced by the execution's attempt. The next try starts its call counts
+    afresh over the results stored so far, so completed tasks and answered pauses replay.
+    """
+    run_id = ctx.flow_run.id
+    delay = flow.retry_delay(retry)
+    await ctx.state.flush_writes()
+    awaiting = AwaitingRetry(
+        scheduled_time=store.now() + timedelta(seconds=delay),
+        message=f"{type(exc).__name__}: {exc}",
+    )
+    try:
+        await store.set_state(
+            run_id, awaiting, expect=(StateType.RUNNING,), attempt=ctx.state.attempt
+        )
+    except StateConflict:  # cancelling, or another execution's now
+        if (await _current_state(run_id)).is_cancelling():
+            return await _cancel(ctx)
+        return await _fail(ctx, exc)
+    run_logs.get_run_logger().info("Retry %d of %d in %g second(s)", retry, flow.retries, delay)
+    if delay > 0:  # woken early by a cancel, which ends a scheduled run at once
+        await wait_for_state(run_id, lambda state: not state.is_scheduled(), delay)
+    retrying = Retrying(message=f"retry {retry} of {flow.retries}")
+    try:
+        await store.set_state(
+            run_id, retrying, expect=(StateType.SCHEDULED,), attempt=ctx.state.attempt
+        )
+    except StateConflict:
+        state = await _current_state(run_id)
+        cause = FlowRunCancelled(run_id) if state.is_cancelled() else exc
+        return with_outcome(state, error=cause)
+    ctx.state.task_calls.clear()
+    ctx.state.pauses = 0
+    ctx.state.rejection = None
+    return None
 
 
 async def _current_state(run_id: str) -> State:
