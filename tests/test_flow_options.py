@@ -1,9 +1,10 @@
-"""Prefect's ``@flow`` options and call options: timeouts, retries, validated parameters,
-``return_state``; generator tasks; executing a suspended run."""
+"""Prefect's ``@flow`` options and call options: timeouts, retries, prints to the run log,
+validated parameters, ``return_state``; generator tasks; executing a suspended run."""
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ from hitl_bus import (
     execute_flow_run,
     flow,
     get_client,
+    get_run_context,
     get_run_logger,
     pause_flow_run,
     resume_flow_run,
@@ -245,6 +247,62 @@ async def test_a_run_cancelled_while_it_awaits_a_retry_ends_cancelled_at_once() 
     with pytest.raises(FlowRunCancelled):
         state.result()
     assert (await get_client().read_flow_run(run.id)).state.is_cancelled()
+
+
+# -- log_prints ------------------------------------------------------------------------------
+
+
+async def test_log_prints_sends_the_runs_prints_to_its_log_and_no_one_elses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    original = builtins.print
+    both = asyncio.Barrier(3)
+
+    @flow(log_prints=True)
+    async def chatty() -> None:
+        print("hello from", "chatty")
+        await both.wait()
+        print("to stderr, untouched", file=__import__("sys").stderr)
+
+    @flow
+    async def quiet() -> None:
+        await both.wait()
+        print("quiet prints to stdout")
+
+    async def outside() -> None:
+        await both.wait()
+        print("outside any run")
+
+    await asyncio.gather(chatty(), quiet(), outside())
+    assert builtins.print is original
+    out = capsys.readouterr()
+    assert "quiet prints to stdout" in out.out and "outside any run" in out.out
+    assert "chatty" not in out.out
+    assert "to stderr, untouched" in out.err
+    chatty_run, quiet_run = await only_run("chatty"), await only_run("quiet")
+    logs = await get_client().read_logs(chatty_run.id)
+    assert [(r["level"], r["message"]) for r in logs] == [("INFO", "hello from chatty")]
+    assert await get_client().read_logs(quiet_run.id) == []
+
+
+def test_log_prints_covers_a_sync_body_and_its_subflows() -> None:
+    ids: dict[str, str] = {}
+
+    @flow
+    def child() -> None:
+        ids["child"] = get_run_context().flow_run.id
+        print("from the child")
+
+    @flow(log_prints=True)
+    def parent() -> None:
+        ids["parent"] = get_run_context().flow_run.id
+        print("from the parent", 1)
+        child()
+
+    parent()
+    client = get_client(sync_client=True)
+    assert [r["message"] for r in client.read_logs(ids["parent"])] == ["from the parent 1"]
+    assert [r["message"] for r in client.read_logs(ids["child"])] == ["from the child"]
 
 
 # -- validate_parameters ---------------------------------------------------------------------

@@ -46,6 +46,7 @@ def flow(
     retry_delay_seconds: float | Sequence[float] | None = None,
     timeout_seconds: float | None = None,
     validate_parameters: bool = True,
+    log_prints: bool | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Make ``fn`` a flow: each call creates a run with states, logs and inputs.
@@ -54,7 +55,7 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     and ``retry_delay_seconds`` run a failing body again within the execution (a
     deployment's ``retries`` count worker crashes instead), ``timeout_seconds`` fails a
     try that runs too long, ``validate_parameters`` (on by default) coerces arguments to
-    their annotations.
+    their annotations, ``log_prints`` sends ``print`` to the run log.
     """
     if fn is None:
         return lambda f: Flow(f, **options)

@@ -6,7 +6,7 @@ off the loop, so that every hitl_bus call inside it simply blocks while the
 loop that owns the run's connections does the I/O.
 
 The options are Prefect's ``@flow`` options: retries of a failing body within the
-execution, a timeout per try, validated parameters.
+execution, a timeout per try, validated parameters, prints to the run log.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ class Flow(Generic[P, R]):
     :ivar should_validate_parameters: arguments are validated and coerced with pydantic
         against the annotations before a run is created (and again when a stored run is
         executed: a deployment's JSON parameters become the annotated types).
+    :ivar log_prints: ``print`` in the body goes to the run log at INFO; ``None``
+        inherits the enclosing run's choice.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class Flow(Generic[P, R]):
         retry_delay_seconds: float | Sequence[float] | None = None,
         timeout_seconds: float | None = None,
         validate_parameters: bool = True,
+        log_prints: bool | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__.replace("_", "-")
@@ -112,6 +115,7 @@ class Flow(Generic[P, R]):
         # As in Prefect, 0 means no timeout.
         self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
         self.should_validate_parameters = validate_parameters
+        self.log_prints = log_prints
         delays = self.retry_delay_seconds
         if self.retries < 0 or any(
             d < 0 for d in (delays if isinstance(delays, list) else [delays])
@@ -301,7 +305,8 @@ async def _execute(
             raise
         main = asyncio.current_task() if flow.is_async else None
         watcher = loop.create_task(watch_for_cancel(ctx, position, main))
-        state = await _run_body(flow, ctx, parameters, main, validate=not fresh)
+        with run_logs.log_prints(flow.log_prints):
+            state = await _run_body(flow, ctx, parameters, main, validate=not fresh)
         return run_id, state
     finally:
         if watcher is not None:

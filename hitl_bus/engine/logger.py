@@ -7,13 +7,24 @@ A logging call must not block on Redis, and may come from a sync flow's
 thread: each run has a shipper task on the run's loop that drains a queue and
 writes records in batches, in order. The run waits for its shipper to drain
 before it ends, so no record is lost.
+
+A flow with ``log_prints=True`` sends what its body prints to the run log at INFO, as
+Prefect does: while any such run is active ``builtins.print`` is a wrapper that looks at
+the calling code's run context, so prints outside that run (another run, code outside
+runs, a ``file=`` other than stdout) print as usual; the last run to end restores it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
+import io
 import logging
+import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from hitl_bus import keys
@@ -155,3 +166,46 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter[logging.Logger]:
         **extra,
     }
     return RunLogger(logging.getLogger(RUN_LOGGER), fields)
+
+
+#: Whether the current run's body prints to its log (set per run, inherited by subflows).
+_log_prints: ContextVar[bool] = ContextVar("hitl_bus_log_prints", default=False)
+_print_lock = threading.Lock()
+_print_users = 0
+_builtin_print: Callable[..., None] = builtins.print
+
+
+def _print(*args: Any, **kwargs: Any) -> None:
+    """``print``, to the current run's log when its flow has ``log_prints`` (stdout only)."""
+    target = kwargs.get("file")
+    if not _log_prints.get() or current_run() is None or target not in (None, sys.stdout):
+        _builtin_print(*args, **kwargs)
+        return
+    buffer = io.StringIO()
+    _builtin_print(*args, **{**kwargs, "file": buffer, "flush": False})
+    get_run_logger().info(buffer.getvalue().rstrip())
+
+
+@contextlib.contextmanager
+def log_prints(enabled: bool | None) -> Iterator[None]:
+    """Around a run's body: its prints go to its log if ``enabled`` (``None``: as the
+    enclosing run does, so a subflow inherits its parent's choice, as in Prefect)."""
+    global _builtin_print, _print_users
+    token = _log_prints.set(enabled) if enabled is not None else None
+    active = _log_prints.get()
+    if active:
+        with _print_lock:
+            if _print_users == 0 and builtins.print is not _print:
+                _builtin_print = builtins.print
+                builtins.print = _print
+            _print_users += 1
+    try:
+        yield
+    finally:
+        if active:
+            with _print_lock:
+                _print_users -= 1
+                if _print_users == 0 and builtins.print is _print:
+                    builtins.print = _builtin_print
+        if token is not None:
+            _log_prints.reset(token)
