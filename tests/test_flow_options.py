@@ -482,3 +482,23 @@ async def test_executing_a_suspended_run_before_its_resume_raises_and_changes_no
     assert state.state_details.pause_reschedule
     await resume_flow_run(run_id, {"value": "go"})
     assert await execute_flow_run(needs_a_go, run_id) == "go"
+
+
+# -- options that are only kept -------------------------------------------------------------
+
+
+def test_prefects_descriptive_options_are_kept() -> None:
+    @flow(description="Places an order.", version="7", persist_result=False)
+    def described() -> None:
+        """The docstring."""
+
+    @flow
+    def documented() -> None:
+        """The docstring is the description."""
+
+    assert (described.description, described.version) == ("Places an order.", "7")
+    assert described.persist_result is False
+    assert documented.description == "The docstring is the description."
+    assert documented.version is not None and len(documented.version) == 32  # the file's MD5
+    with pytest.raises(ValueError):
+        flow(retries=-1)(documented.fn)

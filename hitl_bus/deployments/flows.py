@@ -42,10 +42,13 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(
     *,
     name: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
     retries: int | None = None,
     retry_delay_seconds: float | Sequence[float] | None = None,
     timeout_seconds: float | None = None,
     validate_parameters: bool = True,
+    persist_result: bool | None = None,
     log_prints: bool | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -55,7 +58,8 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     and ``retry_delay_seconds`` run a failing body again within the execution (a
     deployment's ``retries`` count worker crashes instead), ``timeout_seconds`` fails a
     try that runs too long, ``validate_parameters`` (on by default) coerces arguments to
-    their annotations, ``log_prints`` sends ``print`` to the run log.
+    their annotations, ``log_prints`` sends ``print`` to the run log; ``version``,
+    ``description`` and ``persist_result`` are kept as given.
     """
     if fn is None:
         return lambda f: Flow(f, **options)

@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import hashlib
 import inspect
 import threading
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel
@@ -69,6 +71,17 @@ T = TypeVar("T")
 _background: set[asyncio.Task[Any]] = set()
 
 
+def _source_hash(fn: Callable[..., Any]) -> str | None:
+    """The MD5 of the file that defines ``fn`` (Prefect's default flow version)."""
+    try:
+        path = inspect.getsourcefile(fn)
+        if path is None:
+            return None
+        return hashlib.md5(Path(path).read_bytes(), usedforsecurity=False).hexdigest()
+    except (OSError, TypeError):  # a built-in, a REPL, a file gone
+        return None
+
+
 class Flow(Generic[P, R]):
     """A function wrapped as a flow; call it to create and execute a run.
 
@@ -88,6 +101,8 @@ class Flow(Generic[P, R]):
         executed: a deployment's JSON parameters become the annotated types).
     :ivar log_prints: ``print`` in the body goes to the run log at INFO; ``None``
         inherits the enclosing run's choice.
+    :ivar persist_result: accepted for Prefect's sake; task results are always kept in
+        the run's ``tasks`` hash for replay, and a flow's return value goes to its caller.
     """
 
     def __init__(
@@ -95,10 +110,13 @@ class Flow(Generic[P, R]):
         fn: Callable[P, R],
         name: str | None = None,
         *,
+        version: str | None = None,
+        description: str | None = None,
         retries: int | None = None,
         retry_delay_seconds: float | Sequence[float] | None = None,
         timeout_seconds: float | None = None,
         validate_parameters: bool = True,
+        persist_result: bool | None = None,
         log_prints: bool | None = None,
     ) -> None:
         self.fn = fn
@@ -106,6 +124,8 @@ class Flow(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
+        self.version = version or _source_hash(fn)
+        self.description = description or inspect.getdoc(fn)
         self.retries = retries or 0
         self.retry_delay_seconds: float | list[float] = (
             [float(d) for d in retry_delay_seconds]
@@ -115,6 +135,7 @@ class Flow(Generic[P, R]):
         # As in Prefect, 0 means no timeout.
         self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
         self.should_validate_parameters = validate_parameters
+        self.persist_result = persist_result
         self.log_prints = log_prints
         delays = self.retry_delay_seconds
         if self.retries < 0 or any(

@@ -206,6 +206,24 @@ async def call_flows() -> None:
     print(order, name, doubled)
 
 
+@flow(retries=2, retry_delay_seconds=[1, 5], timeout_seconds=30, log_prints=True)
+async def with_options(n: int) -> int:
+    return n
+
+
+@flow(validate_parameters=False, persist_result=True, description="kept", version="1")
+def sync_with_options(n: int) -> int:
+    return n
+
+
+async def call_for_states() -> None:
+    """``return_state=True`` gives the final state: awaited for an async flow."""
+    state: State = await with_options(1, return_state=True)
+    sync_state: State = sync_with_options(2, return_state=True)
+    value: int = await with_options(3)
+    print(state.result(), sync_state.result(raise_on_failure=False), value)
+
+
 def outside_any_run(run_id: str) -> None:
     """A plain script: the same names block and return values."""
     send_input("Ada", flow_run_id=run_id)

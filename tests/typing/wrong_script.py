@@ -51,6 +51,11 @@ def returns_a_number() -> int:
     return 1
 
 
+def states_are_not_values() -> None:
+    number: int = returns_a_number(return_state=True)  # E: assignment
+    print(number)
+
+
 @flow
 async def async_flow() -> None:
     wrong: str = returns_a_number()  # E: assignment
