@@ -125,7 +125,7 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
         return future.result()
     except concurrent.futures.CancelledError:
         if ctx.cancel_requested:
-            raise CancelRequested(ctx.flow_run.id) from None
+            raise CancelRequested(ctx.flow_run.run_id) from None
         raise
     finally:
         in_flight.discard(future)

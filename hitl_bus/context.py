@@ -22,7 +22,8 @@ from hitl_bus.errors import MissingContextError
 class FlowRunInfo:
     """What a running flow knows about its own run (Prefect's ``context.flow_run``)."""
 
-    id: str
+    #: The run's id in its canonical text form: what every key and call here takes.
+    run_id: str
     name: str
     flow_name: str
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -30,6 +31,11 @@ class FlowRunInfo:
     deployment_id: uuid.UUID | None = None
     #: The run of the flow that called this one, when it runs as a subflow.
     parent_flow_run_id: str | None = None
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The run's id as Prefect's ``flow_run.id`` is: a ``UUID``."""
+        return uuid.UUID(self.run_id)
 
 
 @dataclass
@@ -100,7 +106,7 @@ def raise_if_cancelled() -> None:
     """The checkpoint: raise :class:`CancelRequested` if the current run was cancelled."""
     ctx = _current_run.get()
     if ctx is not None and ctx.cancel_requested:
-        raise CancelRequested(ctx.flow_run.id)
+        raise CancelRequested(ctx.flow_run.run_id)
 
 
 def current_run() -> FlowRunContext | None:
@@ -121,7 +127,7 @@ def get_run_context() -> FlowRunContext:
 
 def current_run_id() -> str | None:
     ctx = _current_run.get()
-    return ctx.flow_run.id if ctx else None
+    return ctx.flow_run.run_id if ctx else None
 
 
 def set_current_run(ctx: FlowRunContext | None) -> Any:

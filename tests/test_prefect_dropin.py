@@ -175,13 +175,14 @@ async def test_the_run_context_has_prefects_accessors() -> None:
     seen: list[FlowRunContext | None] = []
 
     @flow
-    async def looks() -> str:
+    async def looks() -> uuid.UUID:
         seen.append(FlowRunContext.get())
         ctx = get_run_context()
         assert ctx.flow_run.deployment_id is None  # called directly, not deployed
         return ctx.flow_run.id
 
     run_id = await looks()
+    assert isinstance(run_id, uuid.UUID)  # as Prefect's flow_run.id
     assert seen[0] is not None and seen[0].flow_run.id == run_id
     assert FlowRunContext.get() is None
     with pytest.raises(RuntimeError):
@@ -219,7 +220,7 @@ async def test_suspending_inside_a_subflow_is_refused_and_leaves_no_suspended_ru
 
     @flow
     async def parent() -> str:
-        parents.append(get_run_context().flow_run.id)
+        parents.append(str(get_run_context().flow_run.id))
         try:
             await child()
         except RuntimeError as exc:

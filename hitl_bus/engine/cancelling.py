@@ -50,7 +50,7 @@ async def watch_for_cancel(
 ) -> None:
     """Flag the run and interrupt its code when ``cancel`` lands on its control stream."""
     bus = get_bus()
-    control = keys.run_control(ctx.flow_run.id)
+    control = keys.run_control(ctx.flow_run.run_id)
     while True:
         entries = await bus.dispatcher.wait(control, position, None)
         for entry_id, fields in entries:

@@ -300,12 +300,12 @@ async def _execute(
     run_id = str(run.id)
     parent = current_run()
     info = FlowRunInfo(
-        id=run_id,
+        run_id=run_id,
         name=run.name,
         flow_name=flow.name,
         parameters=parameters,
         deployment_id=run.deployment_id,
-        parent_flow_run_id=parent.flow_run.id if parent is not None else None,
+        parent_flow_run_id=parent.flow_run.run_id if parent is not None else None,
     )
     ctx = FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async)
     ctx.state.task_results = results
@@ -346,7 +346,7 @@ async def _run_body(
     validate: bool,
 ) -> State:
     """The started execution: its tries, or how a suspension or cancellation ended it."""
-    run_id = ctx.flow_run.id
+    run_id = ctx.flow_run.run_id
     try:
         if validate and flow.should_validate_parameters:
             try:
@@ -375,7 +375,7 @@ async def _cancel(ctx: FlowRunContext) -> State:
     """End a run that was asked to cancel (it stopped at a checkpoint)."""
     cancelled = Cancelled(message="cancelled; stopped at a checkpoint")
     await _settle(_finish(ctx, cancelled))
-    return with_outcome(cancelled, error=FlowRunCancelled(ctx.flow_run.id))
+    return with_outcome(cancelled, error=FlowRunCancelled(ctx.flow_run.run_id))
 
 
 async def _tries(flow: Flow[Any, Any], ctx: FlowRunContext, parameters: dict[str, Any]) -> State:
@@ -437,7 +437,7 @@ async def _await_retry(
     Each write is fenced by the execution's attempt. The next try starts its call counts
     afresh over the results stored so far, so completed tasks and answered pauses replay.
     """
-    run_id = ctx.flow_run.id
+    run_id = ctx.flow_run.run_id
     delay = flow.retry_delay(retry)
     await ctx.state.flush_writes()
     awaiting = AwaitingRetry(
@@ -479,7 +479,7 @@ async def _finish(
 ) -> None:
     """Store the execution's background writes, then how its body ended."""
     await ctx.state.flush_writes()
-    await _end(ctx.flow_run.id, state, ctx.state.attempt, expect)
+    await _end(ctx.flow_run.run_id, state, ctx.state.attempt, expect)
 
 
 async def _settle(write: Coroutine[Any, Any, None]) -> None:

@@ -160,7 +160,7 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter[logging.Logger]:
         raise MissingContextError("get_run_logger() needs a flow run; none is active")
     _install()
     fields = {
-        "flow_run_id": ctx.flow_run.id,
+        "flow_run_id": ctx.flow_run.run_id,
         "flow_run_name": ctx.flow_run.name,
         "flow_name": ctx.flow_run.flow_name,
         **extra,

@@ -99,7 +99,7 @@ async def _consume_response(
         message = f"Input rejected: {summarize(plain_errors(exc), whole='')}"
         ctx.state.rejection = message
         await store.set_state(
-            ctx.flow_run.id,
+            ctx.flow_run.run_id,
             State(type=StateType.RUNNING, message=message),
             expect=(StateType.RUNNING,),
             attempt=ctx.state.attempt,
@@ -108,7 +108,7 @@ async def _consume_response(
     if is_automatic(input_cls):
         return value.value  # type: ignore[attr-defined]
     value._metadata = RunInputMetadata.model_construct(
-        key=response_key, sender=None, receiver=uuid.UUID(ctx.flow_run.id)
+        key=response_key, sender=None, receiver=uuid.UUID(ctx.flow_run.run_id)
     )
     return value
 
@@ -123,7 +123,7 @@ async def _pause(
     """Pause (or suspend) the current run; ``counted``: this call numbers the next pause."""
     ctx = _require_run()
     raise_if_cancelled()  # a checkpoint
-    run_id = ctx.flow_run.id
+    run_id = ctx.flow_run.run_id
     bus = get_bus()
     number = _count_pause(ctx) if counted else 0
     pause_key = key or str(number)
@@ -202,9 +202,9 @@ async def _take_answer(
     try:
         value = await _consume_response(ctx, input_cls, raw, response_key)
     except ValidationError:
-        ctx.state.write_later(_announce_answer(ctx.flow_run.id, pause_key, accepted=False))
+        ctx.state.write_later(_announce_answer(ctx.flow_run.run_id, pause_key, accepted=False))
         raise
-    ctx.state.write_later(_announce_answer(ctx.flow_run.id, pause_key, accepted=True))
+    ctx.state.write_later(_announce_answer(ctx.flow_run.run_id, pause_key, accepted=True))
     return value
 
 
@@ -345,13 +345,13 @@ async def asuspend_flow_run(
     """
     ctx = current_run()
     if flow_run_id is not None and (
-        ctx is None or normalize_run_id(flow_run_id) != ctx.flow_run.id
+        ctx is None or normalize_run_id(flow_run_id) != ctx.flow_run.run_id
     ):
         await store.request_suspend(normalize_run_id(flow_run_id))
         return None
     if ctx is not None and ctx.flow_run.parent_flow_run_id is not None:
         raise SubflowSuspendError(
-            f"flow run {ctx.flow_run.id} is a subflow of {ctx.flow_run.parent_flow_run_id}; "
+            f"flow run {ctx.flow_run.run_id} is a subflow of {ctx.flow_run.parent_flow_run_id}; "
             "subflows cannot be suspended (pause it, or suspend the parent)"
         )
     return await _pause(wait_for_input, timeout, key, suspend=True)
@@ -359,7 +359,7 @@ async def asuspend_flow_run(
 
 async def check_suspend_request(ctx: FlowRunContext) -> None:
     """Suspend the current run here if another run asked it to (task and pause boundaries)."""
-    if await store.take_suspend_request(ctx.flow_run.id):
+    if await store.take_suspend_request(ctx.flow_run.run_id):
         # Not counted: the re-executed run passes this boundary without suspending, so
         # counting it would shift the keys of the pauses that follow.
         await _pause(None, None, f"requested-{uuid.uuid4().hex[:12]}", suspend=True, counted=False)

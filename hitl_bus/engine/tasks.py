@@ -142,7 +142,7 @@ async def _check_boundary(ctx: FlowRunContext) -> None:
 
 
 async def _store(ctx: FlowRunContext, slot: str, encoded: bytes) -> None:
-    await get_bus().client.hset(keys.run_tasks(ctx.flow_run.id), slot, encoded)
+    await get_bus().client.hset(keys.run_tasks(ctx.flow_run.run_id), slot, encoded)
     ctx.state.task_results[slot] = orjson.loads(encoded)
 
 

@@ -287,7 +287,7 @@ class InputReceiver(Generic[T]):
         Once per execution and key prefix: a flow making a receiver per loop writes it once.
         """
         ctx = current_run()
-        if self.mailbox.kind != FLOW_RUN or ctx is None or ctx.flow_run.id != self.mailbox.id:
+        if self.mailbox.kind != FLOW_RUN or ctx is None or ctx.flow_run.run_id != self.mailbox.id:
             return
         announced = ctx.state.receivers_announced
         if self.key_prefix not in announced:

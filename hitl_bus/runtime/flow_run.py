@@ -22,4 +22,6 @@ def __getattr__(attribute: str) -> Any:
     ctx = current_run()
     if ctx is None:
         return {} if attribute == "parameters" else None
+    if attribute == "id":  # Prefect's runtime gives the id as text
+        return ctx.flow_run.run_id
     return getattr(ctx.flow_run, attribute)
