@@ -6,6 +6,9 @@ and its module layout); with ``prefect`` replaced by ``hitl_bus`` it must import
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 PREFECT_IMPORTS = [
@@ -59,3 +62,42 @@ def test_each_name_is_one_object_whatever_the_path() -> None:
     assert hitl_bus.input.RunInput is hitl_bus.RunInput is hitl_bus.input.run_input.RunInput
     assert hitl_bus.flow_runs.pause_flow_run is hitl_bus.pause_flow_run
     assert hitl_bus.states.State is hitl_bus.State
+
+
+#: What Prefect's package root exports that the examples use.
+PREFECT_ROOT = {"flow", "task", "get_run_logger", "get_client", "pause_flow_run"}
+PREFECT_ROOT |= {"resume_flow_run", "suspend_flow_run", "serve", "State", "runtime"}
+#: hitl_bus's own names, with no Prefect twin (documented in docs/migrating-from-prefect.md).
+HITL_ONLY = {"HitlClient", "InputReceiver", "start_flow_run", "execute_flow_run", "JSONBlock"}
+#: Prefect's module paths, renamed.
+PREFECT_MODULES = {
+    "hitl_bus.input",
+    "hitl_bus.input.run_input",
+    "hitl_bus.input.actions",
+    "hitl_bus.flow_runs",
+    "hitl_bus.states",
+    "hitl_bus.context",
+    "hitl_bus.exceptions",
+    "hitl_bus.runtime",
+    "hitl_bus.client.orchestration",
+    "hitl_bus.logging",
+    "hitl_bus.deployments",
+}
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_the_examples_import_as_prefect_code_does(path: Path) -> None:
+    """Each seed flow in examples/ imports through Prefect's paths where Prefect has one,
+    so renaming the package in its imports gives Prefect code (tests/test_examples.py runs
+    each of them)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("hitl_bus"):
+            continue
+        names = {alias.name for alias in node.names}
+        if node.module == "hitl_bus":
+            assert names <= PREFECT_ROOT | HITL_ONLY, f"{path.name}: {names - PREFECT_ROOT}"
+        elif node.module == "hitl_bus.blocks":
+            assert names <= HITL_ONLY
+        else:
+            assert node.module in PREFECT_MODULES, f"{path.name} imports from {node.module}"
