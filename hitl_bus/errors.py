@@ -24,6 +24,7 @@
     ├── MissingContextError      a run-only function was called outside a flow run
     ├── StateConflict            a run was not in a state the change may follow
     ├── TaskResultNotJSON        a task returned something that cannot be kept as JSON (TypeError)
+    ├── ReplicationTimeout       a write was not confirmed by HITL_BUS_MIN_REPLICAS replicas
     └── BusConnectionError       Redis could not be reached (ConnectionError)
 
 Redis client errors are translated to these only in ``hitl_bus.bus``. Where Prefect has
@@ -199,6 +200,20 @@ class StateConflict(HitlBusError):
 
 class TaskResultNotJSON(HitlBusError, TypeError):
     """A task returned a value that cannot be stored as JSON for replay."""
+
+
+class ReplicationTimeout(HitlBusError):
+    """The primary stored a write, but fewer replicas than ``HITL_BUS_MIN_REPLICAS`` confirmed
+    it in time: it may be lost if the primary fails now. Retrying the call is safe (sends and
+    state changes are recognised when repeated) and waits for the replicas again."""
+
+    def __init__(self, confirmed: int, wanted: int, timeout_ms: int) -> None:
+        self.confirmed = confirmed
+        self.wanted = wanted
+        super().__init__(
+            f"stored on the primary, but only {confirmed} of {wanted} replica(s) confirmed it "
+            f"within {timeout_ms} ms; it could be lost in a failover (retrying is safe)"
+        )
 
 
 class BusConnectionError(HitlBusError, ConnectionError):

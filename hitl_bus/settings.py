@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     worker_heartbeat: float = Field(default=2.0, gt=0)
     #: Seconds without a heartbeat after which a worker is dead and its runs are reclaimed.
     worker_dead_after: float = Field(default=10.0, gt=0)
+    #: Replicas that must confirm a send, a resume or a state change (Redis ``WAIT``)
+    #: before the call returns; 0: the primary's answer is enough. Replication is
+    #: asynchronous, so without it a write acknowledged just before a failover can be lost.
+    min_replicas: int = Field(default=0, ge=0)
+    #: Milliseconds a write waits for ``min_replicas`` before raising ``ReplicationTimeout``.
+    replica_timeout_ms: int = Field(default=2000, gt=0)
 
 
 def get_settings() -> Settings:

@@ -25,6 +25,7 @@ from hitl_bus.bus.connection import (
     retry_window,
 )
 from hitl_bus.bus.dispatcher import Dispatcher
+from hitl_bus.errors import ReplicationTimeout
 from hitl_bus.settings import Settings, get_settings
 
 
@@ -60,7 +61,9 @@ class Bus:
         """A pipeline that is one MULTI/EXEC where every key is on one node, else a plain one."""
         return self.client.pipeline(transaction=self.one_node)
 
-    async def eval(self, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    async def eval(
+        self, source: str, keys: Sequence[Any], args: Sequence[Any], *, replicated: bool = False
+    ) -> Any:
         """Run a Lua script by its SHA, loading it first when Redis does not know it.
 
         Retried like any command, within one reconnect window for the whole call (a
@@ -68,14 +71,39 @@ class Bus:
         after a lost reply runs the script a second time with the same arguments, so a
         script that writes must leave nothing more the second time (the send script
         refuses an input key it already has).
+
+        ``replicated``: the write must reach ``HITL_BUS_MIN_REPLICAS`` replicas before this
+        returns (an answer, a state change), else :class:`ReplicationTimeout`.
         """
         sha = _sha(source)
+        wanted = self.settings.min_replicas if replicated else 0
         with retry_window():
             try:
-                return await self.client.evalsha(sha, len(keys), *keys, *args)
+                return await self._evalsha(sha, keys, args, wanted)
             except NoScriptError:
                 await self.client.script_load(source)
-                return await self.client.evalsha(sha, len(keys), *keys, *args)
+                return await self._evalsha(sha, keys, args, wanted)
+
+    async def _evalsha(
+        self, sha: str, keys: Sequence[Any], args: Sequence[Any], wanted: int
+    ) -> Any:
+        if not wanted:
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
+        # WAIT counts the replicas that have this connection's writes, so it follows the
+        # script on the same connection: one pipeline, to the node of the script's keys.
+        timeout = self.settings.replica_timeout_ms
+        async with self.client.pipeline(transaction=False) as pipe:
+            # As a plain command: redis-py's Cluster pipeline refuses its evalsha method.
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            if self.cluster:
+                node = self.client.get_node_from_key(keys[0])
+                pipe.execute_command("WAIT", wanted, timeout, target_nodes=node)
+            else:
+                pipe.execute_command("WAIT", wanted, timeout)
+            reply, confirmed = await pipe.execute()
+        if confirmed < wanted:
+            raise ReplicationTimeout(confirmed, wanted, timeout)
+        return reply
 
     async def open_reader(self, key: str) -> Any:
         """A dedicated connection for a blocking read of ``key`` (its slot's node in Cluster)."""

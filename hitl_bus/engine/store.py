@@ -293,7 +293,10 @@ async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None =
         keys.input_stream(run_id, ""),
     ]
     reply = await bus.eval(
-        SCRIPTS[script], _keys(run_id, queue if in_script else None), [*common, *args]
+        SCRIPTS[script],
+        _keys(run_id, queue if in_script else None),
+        [*common, *args],
+        replicated=True,
     )
     outcome = Outcome(int(reply[0]))
     previous_text = codec.text(reply[1]) if len(reply) > 1 else ""

@@ -222,10 +222,10 @@ async def deliver_model(
             script_keys += renew_keys
             args[9] = inbox_ttl_ms
             args += renew_args
-    reply = await bus.eval(_SEND, script_keys, args)
+    reply = await bus.eval(_SEND, script_keys, args, replicated=True)
     while reply[0] == _CHECK:  # the receiver's schema is new to this process, or changed
         args[10] = _check(owner, prefix, payload, reply[1], reply[2])
-        reply = await bus.eval(_SEND, script_keys, args)
+        reply = await bus.eval(_SEND, script_keys, args, replicated=True)
     status = reply[0]
     if status == _MISSING:
         if is_run:

@@ -105,7 +105,9 @@ async def aset_values(flow_run_id: uuid.UUID | str | None, values: dict[str, Any
     """
     run_id = resolve_run_id(flow_run_id)
     pairs = [item for k, v in values.items() for item in (k, codec.dumps(v))]
-    status = await get_bus().eval(_PUT, _script_keys(run_id), ["put", "", "", *pairs])
+    status = await get_bus().eval(
+        _PUT, _script_keys(run_id), ["put", "", "", *pairs], replicated=True
+    )
     if status == _MISSING:
         raise FlowRunNotFound(run_id)
 
@@ -119,7 +121,7 @@ async def acreate_value(
     :raises ObjectAlreadyExists: the run has a value or a sent input under ``key``.
     """
     args = ["create", str(record_id), sender or "", key, data]
-    status = await get_bus().eval(_PUT, _script_keys(run_id), args)
+    status = await get_bus().eval(_PUT, _script_keys(run_id), args, replicated=True)
     if status == _MISSING:
         raise FlowRunNotFound(run_id)
     if status == _EXISTS:
