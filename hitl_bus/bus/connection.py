@@ -288,6 +288,26 @@ class _QueueingCluster(RedisCluster):
 
 
 class _QueueingPipeline(ClusterPipeline):
+    """A Cluster pipeline retried as one, whose keyless commands may follow a key's node.
+
+    ``execute_command(..., node_of=key)`` sends a keyless command (``WAIT``) to the node
+    that owns ``key``'s slot, looked up again on every try: after a failover the command
+    goes to the new primary, beside the keyed commands it follows.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Queue position -> the key whose node that command goes to.
+        self._node_of: dict[int, str] = {}
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        key = kwargs.pop("node_of", None)
+        if key is not None:
+            strategy: Any = self._execution_strategy
+            self._node_of[len(strategy._command_queue)] = key
+            kwargs["target_nodes"] = self.cluster_client.get_node_from_key(key)
+        return super().execute_command(*args, **kwargs)
+
     async def initialize(self) -> ClusterPipeline:
         with _bus_errors():
             return await super().initialize()
@@ -303,11 +323,16 @@ class _QueueingPipeline(ClusterPipeline):
         run = super().execute
         tries = 0
 
+        node_of = dict(self._node_of)
+
         async def attempt() -> Any:
             nonlocal tries
             tries += 1
             if tries > 1:
-                for args, kwargs in queued:
+                for position, (args, kwargs) in enumerate(queued):
+                    if position in node_of:  # its node again: a failover may have moved it
+                        kwargs = {k: v for k, v in kwargs.items() if k != "target_nodes"}
+                        kwargs["node_of"] = node_of[position]
                     self.execute_command(*args, **kwargs)
             return await run(raise_on_error, allow_redirections)
 

@@ -95,9 +95,8 @@ class Bus:
         async with self.client.pipeline(transaction=False) as pipe:
             # As a plain command: redis-py's Cluster pipeline refuses its evalsha method.
             pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-            if self.cluster:
-                node = self.client.get_node_from_key(keys[0])
-                pipe.execute_command("WAIT", wanted, timeout, target_nodes=node)
+            if self.cluster:  # the node of the script's slot, looked up on every try
+                pipe.execute_command("WAIT", wanted, timeout, node_of=keys[0])
             else:
                 pipe.execute_command("WAIT", wanted, timeout)
             reply, confirmed = await pipe.execute()
