@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint format typecheck bench ci clean
+.PHONY: help venv run test test-cluster lint format typecheck bench ci clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ run: $(STAMP) ## Run the local stack (embedded Redis unless HITL_BUS_REDIS_URL i
 
 test: $(STAMP) ## Run the test suite (starts its own redis-server and Redis Cluster)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-cluster: $(STAMP) ## Run every bus test against the local Redis Cluster instead
+	HITL_BUS_TEST_CLUSTER=1 $(PYTHON) -m pytest $(PYTEST_ARGS) -m cluster
 
 lint: $(STAMP) ## ruff check and format check
 	$(VENV)/bin/ruff check hitl_bus tests examples bench workers

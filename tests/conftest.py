@@ -3,8 +3,10 @@ a clean environment.
 
 Tests that take the ``bus_url`` fixture run on each bus: on fakeredis and on the real
 server; marked ``also_on_cluster``, on the Cluster as well; marked ``realredis``, on the real
-server only. Every test gets a fresh event loop (pytest-asyncio's default), so the suite
-also proves the library works across many loops in one process.
+server only. With ``HITL_BUS_TEST_CLUSTER=1`` in the environment every one of them runs on
+the Cluster instead (``make test-cluster``). Every test gets a fresh event loop
+(pytest-asyncio's default), so the suite also proves the library works across many loops
+in one process.
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "bus_url" not in metafunc.fixturenames:
         return
     marked = metafunc.definition.get_closest_marker
-    if marked("realredis"):
+    if os.environ.get("HITL_BUS_TEST_CLUSTER") == "1":
+        buses = [pytest.param("cluster", marks=pytest.mark.cluster)]
+    elif marked("realredis"):
         buses = [pytest.param("redis")]
     else:
         buses = [pytest.param("fakeredis"), pytest.param("redis")]

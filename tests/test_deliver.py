@@ -119,10 +119,10 @@ async def test_a_changed_receiver_schema_is_followed(monkeypatch: pytest.MonkeyP
     calls = 0
     real_eval = Bus.eval
 
-    async def counted(self: Bus, source: str, keys: Any, args: Any) -> Any:
+    async def counted(self: Bus, source: str, keys: Any, args: Any, **options: Any) -> Any:
         nonlocal calls
         calls += source == _SEND
-        return await real_eval(self, source, keys, args)
+        return await real_eval(self, source, keys, args, **options)
 
     monkeypatch.setattr(Bus, "eval", counted)
 
