@@ -7,23 +7,56 @@ stay legal in Cluster.
 
 from __future__ import annotations
 
+import functools
+
 from redis.crc import key_slot as _key_slot
 
 PREFIX = "hitl"
 
 #: Global event stream: every state change and input arrival of every run.
 EVENTS = f"{PREFIX}:events"
-#: Sorted set of every run id, scored by creation time (ms).
-RUNS = f"{PREFIX}:runs"
-#: Sorted set of finished run ids, scored by when their keys expire (ms); for the sweep.
-RUNS_EXPIRING = f"{PREFIX}:runs:expiring"
-#: Sorted set of paused run ids, scored by their pause deadline (ms); for the sweep.
-PAUSE_DEADLINES = f"{PREFIX}:pauses"
+
+# The global run indexes are split into ``shards`` buckets (``HITL_BUS_INDEX_SHARDS``), a
+# run's entries all in the bucket of its id, so that on Cluster no one slot takes every
+# run's index writes. Bucket 0 keeps the names the indexes had unsplit (one bucket: the
+# standalone default); bucket i > 0 puts its keys under a hash tag whose slot lies in the
+# i-th of ``shards`` equal slot ranges, so the buckets spread over the masters.
 
 
-def runs_by_state(state_type: str) -> str:
+def index_shard(run_id: str, shards: int) -> int:
+    """The bucket of a run's index entries."""
+    return 0 if shards <= 1 else _key_slot(run_id.encode()) % shards
+
+
+@functools.lru_cache(maxsize=1024)
+def _index_prefix(shard: int, shards: int) -> str:
+    if shard == 0:
+        return PREFIX
+    low, high = shard * 16384 // shards, (shard + 1) * 16384 // shards
+    salt = 0
+    while not low <= _key_slot(f"{PREFIX}-index-{shard}-{salt}".encode()) < high:
+        salt += 1
+    return f"{PREFIX}:{{{PREFIX}-index-{shard}-{salt}}}"
+
+
+def runs(shard: int = 0, shards: int = 1) -> str:
+    """Sorted set of run ids (of one bucket), scored by creation time (ms)."""
+    return f"{_index_prefix(shard, shards)}:runs"
+
+
+def runs_expiring(shard: int = 0, shards: int = 1) -> str:
+    """Sorted set of finished run ids, scored by when their keys expire (ms); for the sweep."""
+    return f"{_index_prefix(shard, shards)}:runs:expiring"
+
+
+def pause_deadlines(shard: int = 0, shards: int = 1) -> str:
+    """Sorted set of paused run ids, scored by their pause deadline (ms); for the sweep."""
+    return f"{_index_prefix(shard, shards)}:pauses"
+
+
+def runs_by_state(state_type: str, shard: int = 0, shards: int = 1) -> str:
     """Sorted set of the ids of runs in one state type, scored by change time (ms)."""
-    return f"{PREFIX}:runs:state:{state_type}"
+    return f"{_index_prefix(shard, shards)}:runs:state:{state_type}"
 
 
 def _owned(owner_id: str, suffix: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from redis.crc import key_slot
 
 from hitl_bus import keys as key_names
 
@@ -73,9 +74,9 @@ def test_a_deployment_queue_is_tagged_by_its_deployment() -> None:
 def test_global_keys_carry_no_tag() -> None:
     for key in [
         key_names.EVENTS,
-        key_names.RUNS,
-        key_names.RUNS_EXPIRING,
-        key_names.PAUSE_DEADLINES,
+        key_names.runs(),
+        key_names.runs_expiring(),
+        key_names.pause_deadlines(),
         key_names.DEPLOYMENTS,
         key_names.runs_by_state("PAUSED"),
         key_names.worker("w1"),
@@ -106,3 +107,29 @@ def test_slot_is_the_cluster_slot() -> None:
     assert key_names.slot("foo") == 12182  # CLUSTER KEYSLOT foo
     assert key_names.slot("{user1000}.following") == key_names.slot("{user1000}.followers")
     assert all(0 <= key_names.slot(str(uuid.uuid4())) < 16384 for _ in range(100))
+
+
+def test_one_index_bucket_keeps_the_unsplit_names() -> None:
+    assert key_names.runs() == key_names.runs(0, 16) == "hitl:runs"
+    assert key_names.runs_by_state("PAUSED", 0, 1) == "hitl:runs:state:PAUSED"
+    assert key_names.index_shard("any-run", 1) == 0
+
+
+@pytest.mark.parametrize("shards", [2, 3, 16, 64])
+def test_index_buckets_spread_evenly_over_the_slots(shards: int) -> None:
+    """Bucket i's keys share one tag, on a slot in the i-th of ``shards`` equal ranges."""
+    for shard in range(1, shards):
+        names = [
+            key_names.runs(shard, shards),
+            key_names.runs_expiring(shard, shards),
+            key_names.pause_deadlines(shard, shards),
+            key_names.runs_by_state("PAUSED", shard, shards),
+        ]
+        assert len({key_names.hash_tag(name) for name in names}) == 1
+        slot = key_slot(names[0].encode())
+        assert shard * 16384 // shards <= slot < (shard + 1) * 16384 // shards
+
+
+def test_runs_fall_into_every_bucket() -> None:
+    seen = {key_names.index_shard(str(uuid.uuid4()), 16) for _ in range(2000)}
+    assert seen == set(range(16))

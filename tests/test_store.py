@@ -206,7 +206,8 @@ async def test_a_finished_run_expires_and_leaves_every_index(
 
     async def gone() -> bool:
         await store.forget_expired()
-        return not await bus.client.zscore(keys.RUNS, run_id)
+        index = keys.runs(keys.index_shard(run_id, bus.index_shards), bus.index_shards)
+        return not await bus.client.zscore(index, run_id)
 
     deadline = asyncio.get_running_loop().time() + 5
     while not await gone():

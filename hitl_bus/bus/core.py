@@ -57,6 +57,11 @@ class Bus:
         hash tags. In Cluster each tag is a slot of its own, possibly on another node."""
         return not self.cluster
 
+    @property
+    def index_shards(self) -> int:
+        """Buckets of the global run indexes (``HITL_BUS_INDEX_SHARDS``; 0: by the Redis kind)."""
+        return self.settings.index_shards or (16 if self.cluster else 1)
+
     def transaction(self) -> Any:
         """A pipeline that is one MULTI/EXEC where every key is on one node, else a plain one."""
         return self.client.pipeline(transaction=self.one_node)

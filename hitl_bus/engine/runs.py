@@ -116,16 +116,17 @@ async def sweep_expired() -> list[str]:
     """
     bus = get_bus()
     now = await store.redis_time_ms()
-    due = await bus.client.zrangebyscore(keys.PAUSE_DEADLINES, "-inf", now)
     expired: list[str] = []
-    for raw_id in due:
-        run_id = raw_id.decode()
-        if await expire_pause(run_id):
-            expired.append(run_id)
-        else:  # resumed, or not paused any more: drop the stale hint
-            raw = await store.read_raw(run_id)
-            if not raw or store.decode_record(raw).pause_deadline_ms == 0:
-                await bus.client.zrem(keys.PAUSE_DEADLINES, run_id)
+    for shard in range(bus.index_shards):
+        deadlines = keys.pause_deadlines(shard, bus.index_shards)
+        for raw_id in await bus.client.zrangebyscore(deadlines, "-inf", now):
+            run_id = raw_id.decode()
+            if await expire_pause(run_id):
+                expired.append(run_id)
+            else:  # resumed, or not paused any more: drop the stale hint
+                raw = await store.read_raw(run_id)
+                if not raw or store.decode_record(raw).pause_deadline_ms == 0:
+                    await bus.client.zrem(deadlines, run_id)
     return expired
 
 
@@ -137,12 +138,18 @@ async def read_flow_runs(
 ) -> list[FlowRun]:
     """The newest runs, optionally only those in one state type, of one flow or deployment."""
     bus = get_bus()
-    index = keys.runs_by_state(StateType(state).value) if state else keys.RUNS
+    shards = bus.index_shards
+    indexes = [
+        keys.runs_by_state(StateType(state).value, shard, shards)
+        if state
+        else keys.runs(shard, shards)
+        for shard in range(shards)
+    ]
     runs: list[FlowRun] = []
     start = 0
     page = max(limit, 50)
     while len(runs) < limit:
-        ids = await bus.client.zrevrange(index, start, start + page - 1)
+        ids = await _newest(bus, indexes, start, page)
         if not ids:
             break
         start += page
@@ -221,3 +228,19 @@ async def await_for_flow_run(
 
 
 wait_for_flow_run = dual(await_for_flow_run)
+
+
+async def _newest(bus: Any, indexes: list[str], start: int, count: int) -> list[bytes]:
+    """Entries ``start`` to ``start + count`` of the buckets merged, newest first.
+
+    Each bucket gives its newest ``start + count``; merged by score, the page is exact.
+    """
+    if len(indexes) == 1:
+        ids: list[bytes] = await bus.client.zrevrange(indexes[0], start, start + count - 1)
+        return ids
+    async with bus.client.pipeline(transaction=False) as pipe:
+        for index in indexes:
+            pipe.zrevrange(index, 0, start + count - 1, withscores=True)
+        pages = await pipe.execute()
+    merged = sorted((entry for page in pages for entry in page), key=lambda e: -e[1])
+    return [run_id for run_id, _ in merged[start : start + count]]

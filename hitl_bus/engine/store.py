@@ -208,9 +208,13 @@ async def create(run: FlowRun, *, enqueue: bool = False) -> None:
     }
     if run.deployment:
         fields["deployment"] = run.deployment
+    shard, shards = keys.index_shard(run_id, bus.index_shards), bus.index_shards
     async with bus.transaction() as pipe:
         pipe.hset(keys.run(run_id), mapping=fields)
-        pipe.zadd(keys.runs_by_state(run.state.type.value), {run_id: _ms(run.state.timestamp)})
+        pipe.zadd(
+            keys.runs_by_state(run.state.type.value, shard, shards),
+            {run_id: _ms(run.state.timestamp)},
+        )
         append_event(
             pipe,
             run_id,
@@ -218,7 +222,7 @@ async def create(run: FlowRun, *, enqueue: bool = False) -> None:
             {"state": run.state.model_dump(mode="json")},
             bus.settings.events_maxlen,
         )
-        pipe.zadd(keys.RUNS, {run_id: _ms(run.created)})
+        pipe.zadd(keys.runs(shard, shards), {run_id: _ms(run.created)})
         if run.deployment and enqueue:
             pipe.xadd(keys.deployment_queue(run.deployment), {"run_id": run_id})
         await pipe.execute()
@@ -520,17 +524,18 @@ async def index_state(
     """
     bus = get_bus()
     ts = _ms(state.timestamp)
+    at = (keys.index_shard(run_id, bus.index_shards), bus.index_shards)
     async with bus.client.pipeline(transaction=False) as pipe:
         for other in StateType if previous is None else (previous,):
             if other is not state.type:
-                pipe.zrem(keys.runs_by_state(other.value), run_id)
-        pipe.zadd(keys.runs_by_state(state.type.value), {run_id: ts})
+                pipe.zrem(keys.runs_by_state(other.value, *at), run_id)
+        pipe.zadd(keys.runs_by_state(state.type.value, *at), {run_id: ts})
         if pause_deadline_ms:
-            pipe.zadd(keys.PAUSE_DEADLINES, {run_id: pause_deadline_ms})
+            pipe.zadd(keys.pause_deadlines(*at), {run_id: pause_deadline_ms})
         elif previous in (None, StateType.PAUSED):
-            pipe.zrem(keys.PAUSE_DEADLINES, run_id)
+            pipe.zrem(keys.pause_deadlines(*at), run_id)
         if state.is_final() and retention_ms(bus) > 0:
-            pipe.zadd(keys.RUNS_EXPIRING, {run_id: local_ms() + retention_ms(bus)})
+            pipe.zadd(keys.runs_expiring(*at), {run_id: local_ms() + retention_ms(bus)})
         pipe.xadd(
             keys.EVENTS,
             event_fields("state.changed", run_id, {"state": state.model_dump(mode="json")}),
@@ -547,7 +552,15 @@ async def forget_expired(limit: int = 500) -> int:
     sweep (workers run it with their upkeep) drops the ids whose time has come.
     """
     bus = get_bus()
-    due = await bus.client.zrangebyscore(keys.RUNS_EXPIRING, "-inf", local_ms(), 0, limit)
+    forgotten = 0
+    for shard in range(bus.index_shards):
+        forgotten += await _forget_expired_in(bus, (shard, bus.index_shards), limit)
+    return forgotten
+
+
+async def _forget_expired_in(bus: Bus, at: tuple[int, int], limit: int) -> int:
+    """:func:`forget_expired` in one bucket of the indexes (``at``: bucket, buckets)."""
+    due = await bus.client.zrangebyscore(keys.runs_expiring(*at), "-inf", local_ms(), 0, limit)
     if not due:
         return 0
     async with bus.client.pipeline(transaction=False) as pipe:
@@ -559,11 +572,11 @@ async def forget_expired(limit: int = 500) -> int:
     if not gone:
         return 0
     async with bus.client.pipeline(transaction=False) as pipe:
-        pipe.zrem(keys.RUNS, *gone)
-        pipe.zrem(keys.PAUSE_DEADLINES, *gone)
+        pipe.zrem(keys.runs(*at), *gone)
+        pipe.zrem(keys.pause_deadlines(*at), *gone)
         for state_type in StateType:
-            pipe.zrem(keys.runs_by_state(state_type.value), *gone)
-        pipe.zrem(keys.RUNS_EXPIRING, *gone)
+            pipe.zrem(keys.runs_by_state(state_type.value, *at), *gone)
+        pipe.zrem(keys.runs_expiring(*at), *gone)
         await pipe.execute()
     return len(gone)
 
