@@ -1,0 +1,137 @@
+"""The pages as a person meets them: on a phone and a wide screen, through a Redis outage,
+small details of the layout, and the API docs without internet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+from pydantic import BaseModel, Field
+
+from hitl_bus import RunInput, flow, get_client, get_run_logger, pause_flow_run
+from tests.helpers import start_paused
+
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1920, "height": 1080}
+OUTAGE_TEXT = "The server can't reach its store; your answers are kept. Trying again…"
+
+
+class Address(BaseModel):
+    street: str = Field(title="Street", description="Number and street, as on the door.")
+    city: str = Field(title="City")
+    postcode: str = Field(title="Postcode", pattern=r"^\d{5}$")
+
+
+class Order(RunInput):
+    recipient: str = Field(title="Recipient", description="Who signs for the parcel.")
+    address: Address = Field(title="Ship to", description="Where the parcel goes.")
+    quantities: dict[str, int] = Field(
+        default_factory=lambda: {"blue-shirt-extra-large": 2}, title="Quantities"
+    )
+    notes: list[str] = Field(default_factory=lambda: ["leave at the door"], title="Notes")
+
+
+async def _no_horizontal_scroll(page: Page) -> None:
+    sizes = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, window.innerWidth, document.body.scrollWidth]"
+    )
+    scroll, inner, body = sizes
+    assert scroll <= inner and body <= inner, f"the page scrolls sideways: {sizes}"
+
+
+async def _wide_elements(page: Page) -> list[str]:
+    """Elements whose right edge goes past the window (what makes a page scroll sideways)."""
+    found: list[str] = await page.evaluate(
+        """() => [...document.querySelectorAll("main *")]
+          .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+          .filter((e) => getComputedStyle(e).visibility !== "hidden")
+          .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`)"""
+    )
+    return found
+
+
+async def _check_fits(page: Page, shots: Path, name: str) -> None:
+    await page.screenshot(path=shots / f"{name}.png", full_page=True)
+    await _no_horizontal_scroll(page)
+    assert await _wide_elements(page) == [], name
+
+
+async def _order_run() -> str:
+    @flow(name="ship-an-order")
+    async def ship() -> None:
+        order = await pause_flow_run(
+            wait_for_input=Order.with_initial_data(
+                description="Check the **address** before shipping.", recipient="Ada"
+            ),
+            timeout=600,
+        )
+        get_run_logger().info("shipping to %s", order.address.city)
+
+    return await start_paused(ship)
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Screenshots of each page at each width, kept with the test's other files."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    return folder
+
+
+# -- 1. phones and wide screens ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["360px", "1920px"])
+async def test_every_page_fits_the_screen_on_a_phone_and_a_wide_screen(
+    page: Page, shots: Path, size: dict[str, int]
+) -> None:
+    await page.set_viewport_size(size)
+    run_id = await _order_run()
+    width = size["width"]
+
+    await page.goto("/")
+    card = page.locator(f'[data-run-id="{run_id}"]')
+    await expect(card).to_contain_text("Paused")
+    await expect(card.locator(".state")).to_be_visible()
+    await expect(card.locator(".state")).to_be_in_viewport()
+    resume = card.get_by_role("link", name="Resume")
+    await expect(resume).to_be_visible()
+    await expect(resume).to_be_in_viewport()
+    await _check_fits(page, shots, f"runs-{width}")
+
+    await resume.click()
+    await expect(page.get_by_label("Recipient")).to_have_value("Ada")
+    await expect(page.locator("fieldset.group").first).to_be_visible()
+    await page.get_by_role("button", name="Add an entry").click()  # a second, empty row
+    await _check_fits(page, shots, f"run-form-{width}")
+    button = page.get_by_role("button", name="Resume")
+    await button.scroll_into_view_if_needed()
+    await expect(button).to_be_in_viewport()
+
+    await page.context.clear_cookies()
+    await page.goto("/login")
+    await expect(page.get_by_label("Token")).to_be_visible()
+    await _check_fits(page, shots, f"login-{width}")
+
+
+async def test_on_a_phone_the_runs_are_cards_with_their_state_and_resume(
+    page: Page, shots: Path
+) -> None:
+    await page.set_viewport_size(PHONE)
+    run_id = await _order_run()
+    await page.goto("/")
+    card = page.locator(f'[data-run-id="{run_id}"]')
+    await expect(card).to_contain_text("ship-an-order")
+    box = await card.bounding_box()
+    assert box is not None and box["width"] <= PHONE["width"]
+    # A card reads top to bottom: the run's name first, then its state and the Resume link.
+    name = await card.get_by_role("link", name=await _run_name(run_id)).bounding_box()
+    state = await card.locator(".state").bounding_box()
+    assert name is not None and state is not None
+    assert state["y"] >= name["y"] + name["height"] - 1
+    await page.screenshot(path=shots / "runs-cards-360.png", full_page=True)
+
+
+async def _run_name(run_id: str) -> str:
+    return (await get_client().read_flow_run(run_id)).name
