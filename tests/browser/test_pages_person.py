@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Page, expect
 from pydantic import BaseModel, Field
 
-from hitl_bus import RunInput, flow, get_client, get_run_logger, pause_flow_run
+from hitl_bus import RunInput, aresume_flow_run, flow, get_client, get_run_logger, pause_flow_run
 from tests.helpers import start_paused
 
 PHONE = {"width": 360, "height": 740}
@@ -135,3 +135,55 @@ async def test_on_a_phone_the_runs_are_cards_with_their_state_and_resume(
 
 async def _run_name(run_id: str) -> str:
     return (await get_client().read_flow_run(run_id)).name
+
+
+# -- 3. small layout details ---------------------------------------------------------------
+
+
+async def test_the_login_button_stands_apart_from_the_token_box(page: Page) -> None:
+    await page.context.clear_cookies()
+    await page.goto("/login")
+    box = await page.get_by_label("Token").bounding_box()
+    button = await page.get_by_role("button", name="Log in").bounding_box()
+    assert box is not None and button is not None
+    beside = button["x"] - (box["x"] + box["width"])
+    below = button["y"] - (box["y"] + box["height"])
+    assert beside >= 8 or below >= 8, (box, button)
+
+
+async def test_an_empty_logs_card_is_small_and_says_so(page: Page) -> None:
+    @flow(name="quiet")
+    async def quiet() -> None:
+        await pause_flow_run(timeout=600)
+        get_run_logger().info("going on")
+
+    run_id = await start_paused(quiet)
+    await page.set_viewport_size(DESKTOP)
+    await page.goto(f"/runs/{run_id}")
+    logs = page.locator("#logs")
+    await expect(logs).to_contain_text("No logs yet")
+    box = await logs.bounding_box()
+    assert box is not None and box["height"] < 80, box
+    # The Logs card is as tall as what it holds, not stretched to the column beside it.
+    card = await page.locator("section.logs-card").bounding_box()
+    assert card is not None and card["height"] < 200, card
+
+    await aresume_flow_run(run_id)
+    await expect(logs.locator("li")).to_have_count(1)
+    await expect(logs).to_contain_text("going on")
+    await expect(logs).not_to_contain_text("No logs yet")  # the placeholder makes way
+
+
+async def test_a_long_log_scrolls_inside_its_card(page: Page) -> None:
+    @flow(name="chatty")
+    async def chatty() -> None:
+        for n in range(120):
+            get_run_logger().info("line %d", n)
+        await pause_flow_run(timeout=600)
+
+    run_id = await start_paused(chatty)
+    await page.goto(f"/runs/{run_id}")
+    logs = page.locator("#logs")
+    await expect(logs).to_contain_text("line 119")
+    box = await logs.bounding_box()
+    assert box is not None and 150 < box["height"] <= 0.7 * 1080, box
