@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 from pydantic import BaseModel, Field
 
 from hitl_bus import RunInput, aresume_flow_run, flow, get_client, get_run_logger, pause_flow_run
@@ -187,3 +187,27 @@ async def test_a_long_log_scrolls_inside_its_card(page: Page) -> None:
     await expect(logs).to_contain_text("line 119")
     box = await logs.bounding_box()
     assert box is not None and 150 < box["height"] <= 0.7 * 1080, box
+
+
+# -- 4. the API docs offline ---------------------------------------------------------------
+
+
+async def test_the_api_docs_work_without_internet(page: Page, web_url: str) -> None:
+    outside: list[str] = []
+
+    async def only_this_server(route: Route) -> None:
+        if route.request.url.startswith(web_url) or route.request.url.startswith("data:"):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    await page.context.route("**/*", only_this_server)
+    await page.goto("/docs")
+    operations = page.locator(".opblock")
+    await expect(operations.first).to_be_visible()
+    await expect(
+        page.locator(".opblock-summary-path", has_text="/api/runs/{run_id}/resume")
+    ).to_be_visible()
+    assert await operations.count() >= 10
+    assert outside == []
