@@ -3,6 +3,10 @@ small details of the layout, and the API docs without internet."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ from playwright.async_api import Page, Route, expect
 from pydantic import BaseModel, Field
 
 from hitl_bus import RunInput, aresume_flow_run, flow, get_client, get_run_logger, pause_flow_run
+from hitl_bus.redis_server import RedisServer
 from tests.helpers import start_paused
 
 PHONE = {"width": 360, "height": 740}
@@ -211,3 +216,114 @@ async def test_the_api_docs_work_without_internet(page: Page, web_url: str) -> N
     ).to_be_visible()
     assert await operations.count() >= 10
     assert outside == []
+
+
+# -- 2. a Redis outage ---------------------------------------------------------------------
+
+
+class TestRedisOutage:
+    """A Redis of the test's own (AOF, so a kill -9 loses nothing), killed and restarted by pid."""
+
+    @pytest.fixture
+    def own_redis(self) -> Iterator[RedisServer]:
+        with RedisServer(appendonly=True) as server:
+            yield server
+
+    @pytest.fixture
+    def real_redis_url(self, own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch) -> str:
+        """Overrides the shared server: the web app and this test use the test's own."""
+        monkeypatch.setenv("HITL_BUS_REDIS_URL", own_redis.url)
+        return own_redis.url
+
+    @pytest.fixture
+    def server_log(self, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+        caplog.set_level(logging.WARNING, logger="hitl_bus")
+        return caplog
+
+    async def test_the_run_page_rides_out_a_redis_outage(
+        self, page: Page, own_redis: RedisServer, server_log: pytest.LogCaptureFixture
+    ) -> None:
+        @flow(name="outage")
+        async def outage() -> None:
+            get_run_logger().info("before the outage")
+            order = await pause_flow_run(wait_for_input=Order, timeout=600)
+            get_run_logger().info("shipping to %s", order.address.city)
+
+        run_id = await start_paused(outage)
+        await page.goto(f"/runs/{run_id}")
+        live = page.locator("#live")
+        await expect(live).to_have_text("live")
+        await expect(page.locator("#logs")).to_contain_text("before the outage")
+        await page.get_by_label("Recipient").fill("Grace")
+        await page.get_by_label("City").fill("Lyon")
+
+        own_redis.kill()
+        banner = page.locator("#connection")
+        await expect(banner).to_have_text(OUTAGE_TEXT, timeout=15_000)
+        await expect(live).to_have_text("reconnecting")
+        await expect(live).to_have_class(re.compile("reconnecting"))
+        body = await page.locator("body").inner_text()
+        for internal in ("Error 111", "127.0.0.1", "HITL_BUS", "redis", "Redis"):
+            assert internal not in body, internal
+        await asyncio.sleep(1.0)  # the page keeps waiting quietly
+
+        await asyncio.to_thread(own_redis.start)
+        await expect(banner).to_be_hidden(timeout=20_000)
+        await expect(live).to_have_text("live")
+        await expect(page.get_by_label("Recipient")).to_have_value("Grace")  # kept
+        await expect(page.get_by_label("City")).to_have_value("Lyon")
+
+        await aresume_flow_run(
+            run_id,
+            {
+                "recipient": "Grace",
+                "address": {"street": "1 Rue", "city": "Lyon", "postcode": "69001"},
+            },
+        )
+        await expect(page.locator("#state")).to_have_text("Completed", timeout=15_000)
+        await expect(page.locator("#logs")).to_contain_text("shipping to Lyon")
+        assert await page.locator("#logs li", has_text="before the outage").count() == 1
+        assert await page.locator("#logs li", has_text="shipping to Lyon").count() == 1
+        assert await page.locator("#history li", has_text="Completed").count() == 1
+        assert "Error 111" in server_log.text  # the detail is in the server log
+
+    async def test_the_runs_page_rides_out_a_redis_outage(
+        self, page: Page, own_redis: RedisServer
+    ) -> None:
+        await page.goto("/")
+        await expect(page.locator("#live")).to_have_text("live")
+        own_redis.kill()
+        await expect(page.locator("#connection")).to_have_text(OUTAGE_TEXT, timeout=15_000)
+        await expect(page.locator("#live")).to_have_text("reconnecting")
+        await asyncio.to_thread(own_redis.start)
+        await expect(page.locator("#connection")).to_be_hidden(timeout=20_000)
+
+        @flow(name="after-the-outage")
+        async def later() -> None:
+            await pause_flow_run(timeout=600)
+
+        run_id = await start_paused(later)  # made after the restart: pushed to the page
+        await expect(page.locator(f'[data-run-id="{run_id}"]')).to_contain_text("Paused")
+        assert await page.locator(f'[data-run-id="{run_id}"]').count() == 1
+
+
+async def test_a_resume_while_redis_is_down_answers_503_in_plain_words(
+    app: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx
+
+    from tests.web import AUTH
+
+    assert isinstance(app, httpx.AsyncClient)
+    with RedisServer() as server:
+        monkeypatch.setenv("HITL_BUS_REDIS_URL", server.url)
+        monkeypatch.setenv("HITL_BUS_RECONNECT_TIMEOUT", "0.5")
+        assert (await app.get("/api/runs", headers=AUTH)).status_code == 200
+        server.kill()
+        caplog.set_level(logging.WARNING, logger="hitl_bus.web")
+        reply = await app.get("/api/runs", headers=AUTH)
+    assert reply.status_code == 503
+    detail = reply.json()["detail"]
+    assert detail.startswith("The server can't reach its store")
+    assert "Error" not in detail and "127.0.0.1" not in detail and "HITL_BUS" not in detail
+    assert str(server.port) in caplog.text  # the detail is for the server's log
