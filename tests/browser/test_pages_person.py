@@ -6,15 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from playwright.async_api import Page, Route, expect
 from pydantic import BaseModel, Field
 
 from hitl_bus import RunInput, aresume_flow_run, flow, get_client, get_run_logger, pause_flow_run
 from hitl_bus.redis_server import RedisServer
+from hitl_bus.web import create_app
+from tests.browser.conftest import TOKEN
 from tests.helpers import start_paused
 
 PHONE = {"width": 360, "height": 740}
@@ -327,3 +333,97 @@ async def test_a_resume_while_redis_is_down_answers_503_in_plain_words(
     assert detail.startswith("The server can't reach its store")
     assert "Error" not in detail and "127.0.0.1" not in detail and "HITL_BUS" not in detail
     assert str(server.port) in caplog.text  # the detail is for the server's log
+
+
+class _RestartableServer:
+    """The app on one loopback port that a test can stop and start again."""
+
+    def __init__(self) -> None:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    def start(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        config = uvicorn.Config(
+            create_app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.02)
+        self._server, self._thread, self._sock = server, thread, sock
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None and self._sock is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+            self._sock.close()
+        self._server = self._thread = self._sock = None
+
+
+class TestServerRestart:
+    @pytest.fixture
+    def server(
+        self, real_redis_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[_RestartableServer]:
+        monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+        server = _RestartableServer()
+        server.start()
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def web_url(self, server: _RestartableServer) -> str:
+        return server.url
+
+    async def test_the_run_page_comes_back_after_a_server_restart(
+        self, page: Page, server: _RestartableServer
+    ) -> None:
+        go_on = asyncio.Event()
+
+        @flow(name="restart")
+        async def restart() -> None:
+            get_run_logger().info("before the restart")
+            await go_on.wait()
+            get_run_logger().info("while the server was away")
+            await pause_flow_run(wait_for_input=Order, timeout=600)
+
+        run = asyncio.create_task(restart())
+        try:
+            await page.goto("/")
+            row = page.locator("[data-run-id]", has_text="restart").first
+            await row.get_by_role("link").click()
+            await expect(page.locator("#logs")).to_contain_text("before the restart")
+            await expect(page.locator("#live")).to_have_text("live")
+
+            await asyncio.to_thread(server.stop)
+            banner = page.locator("#connection")
+            await expect(banner).to_have_text(
+                "The connection to the server was lost; your answers are kept. Trying again…"
+            )
+            await expect(page.locator("#live")).to_have_text("reconnecting")
+            go_on.set()
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(server.start)
+
+            await expect(banner).to_be_hidden(timeout=20_000)
+            await expect(page.locator("#live")).to_have_text("live")
+            await expect(page.locator("#logs")).to_contain_text("while the server was away")
+            await expect(page.locator("#state")).to_have_text("Paused")
+            await page.get_by_label("Recipient").fill("Grace")  # the form came with the pause
+            assert await page.locator("#logs li", has_text="before the restart").count() == 1
+            assert await page.locator("#logs li", has_text="while the server was").count() == 1
+        finally:
+            run.cancel()
