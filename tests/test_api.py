@@ -412,6 +412,23 @@ async def test_redis_down_is_503(
     assert f"127.0.0.1:{port}" in caplog.text
 
 
+async def test_a_page_asked_for_while_redis_is_down_says_so_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hitl_bus.redis_server import free_port
+
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nobody
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        client.cookies.set("hitl_session", "some-session")  # its record is in Redis
+        page = await client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert "The server can't reach its store" in page.text
+    assert "127.0.0.1" not in page.text and "<script" not in page.text
+
+
 async def test_the_session_cookie_can_be_https_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
     monkeypatch.setenv("HITL_BUS_SESSION_HTTPS_ONLY", "1")

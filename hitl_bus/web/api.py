@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -422,12 +422,26 @@ STORE_UNREACHABLE = (
 )
 
 
-async def _handle(request: Request, exc: Exception) -> JSONResponse:
+#: A page asked for while Redis is down (its session is in Redis too): the same words.
+_UNREACHABLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Try again in a moment · hitl_bus</title><link rel="stylesheet" href="/static/app.css">
+</head><body><main><section class="card narrow"><h1>Try again in a moment</h1>
+<p>The server can't reach its store; nothing was changed. Reload this page in a moment.</p>
+</section></main></body></html>
+"""
+
+
+async def _handle(request: Request, exc: Exception) -> Response:
     status = next(code for cls, code in _STATUS if isinstance(exc, cls))
     body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, BusConnectionError):
         log.warning("%s %s: Redis cannot be reached: %s", request.method, request.url.path, exc)
         body["detail"] = STORE_UNREACHABLE
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if wants_page and not request.url.path.startswith("/api/"):
+            return HTMLResponse(_UNREACHABLE_PAGE, status_code=status)
     if isinstance(exc, InputRejected):
         body["detail"] = exc.reason  # a send box shows the fields beside their boxes
     if isinstance(exc, ResumeRejected | InputRejected | ParameterMismatch):
