@@ -247,7 +247,11 @@ class TestRedisOutage:
         return caplog
 
     async def test_the_run_page_rides_out_a_redis_outage(
-        self, page: Page, own_redis: RedisServer, server_log: pytest.LogCaptureFixture
+        self,
+        page: Page,
+        own_redis: RedisServer,
+        server_log: pytest.LogCaptureFixture,
+        shots: Path,
     ) -> None:
         @flow(name="outage")
         async def outage() -> None:
@@ -268,6 +272,9 @@ class TestRedisOutage:
         await expect(banner).to_have_text(OUTAGE_TEXT, timeout=15_000)
         await expect(live).to_have_text("reconnecting")
         await expect(live).to_have_class(re.compile("reconnecting"))
+        await page.get_by_role("button", name="Resume").scroll_into_view_if_needed()
+        await expect(banner).to_be_in_viewport()  # seen from the Resume button too
+        await page.screenshot(path=shots / "run-outage.png")
         body = await page.locator("body").inner_text()
         for internal in ("Error 111", "127.0.0.1", "HITL_BUS", "redis", "Redis"):
             assert internal not in body, internal
