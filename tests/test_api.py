@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -392,16 +393,40 @@ async def test_live_logs_and_replies_over_sse(monkeypatch: pytest.MonkeyPatch) -
         assert unknown.status_code == 404
 
 
-async def test_redis_down_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_redis_down_is_503(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hitl_bus.redis_server import free_port
+
+    port = free_port()
+    monkeypatch.setenv("HITL_BUS_REDIS_URL", f"redis://127.0.0.1:{port}/0")  # nobody
+    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
+    transport = httpx.ASGITransport(app=create_app())
+    with caplog.at_level(logging.WARNING, logger="hitl_bus.web"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            down = await client.get("/api/runs")
+    assert down.status_code == 503
+    # Worded for the person; the address and the error are for the server's log.
+    assert down.json()["detail"].startswith("The server can't reach its store;")
+    assert "127.0.0.1" not in down.json()["detail"]
+    assert f"127.0.0.1:{port}" in caplog.text
+
+
+async def test_a_page_asked_for_while_redis_is_down_says_so_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from hitl_bus.redis_server import free_port
 
     monkeypatch.setenv("HITL_BUS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nobody
-    monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
     transport = httpx.ASGITransport(app=create_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        down = await client.get("/api/runs")
-    assert down.status_code == 503
-    assert "127.0.0.1" in down.json()["detail"]
+        client.cookies.set("hitl_session", "some-session")  # its record is in Redis
+        page = await client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert "The server can't reach its store" in page.text
+    assert "127.0.0.1" not in page.text and "<script" not in page.text
 
 
 async def test_the_session_cookie_can_be_https_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,6 +130,19 @@ class HitlClient:
                 log.warning("skipping entry %s on %s: no valid state", event.id, stream)
         return history
 
+    async def event_position(self, flow_run_id: uuid.UUID | str | None = None) -> str:
+        """Where the events stand now (one run's, or every run's): the newest one's id.
+
+        Following with ``after`` set to it gives what happens from then on, so a follower
+        started later (say, on a reconnect) misses nothing in between.
+        """
+        stream = keys.run_events(normalize_run_id(flow_run_id)) if flow_run_id else keys.EVENTS
+        return await following.latest(stream)
+
+    async def reply_position(self) -> str:
+        """An ``after`` for :meth:`follow_replies` meaning "from this moment on"."""
+        return await following.now()
+
     async def follow_events(
         self, flow_run_id: uuid.UUID | str | None = None, after: str | None = None
     ) -> AsyncIterator[RunEvent]:

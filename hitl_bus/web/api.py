@@ -22,9 +22,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -336,39 +336,68 @@ async def start_run(
     return {"run": _dump(run)}
 
 
+def _last_event_id(
+    header: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Sent by a reconnecting browser: the stream goes on after it.",
+        ),
+    ] = None,
+    last_event_id: Annotated[
+        str | None,
+        Query(
+            max_length=400,
+            description="As the Last-Event-ID header, for a page that opens the stream again.",
+        ),
+    ] = None,
+) -> str | None:
+    return header or last_event_id
+
+
+LastEventId = Annotated[str | None, Depends(_last_event_id)]
+
+
+async def _stream(request: Request, last: str | None, *feeds: live.Feed) -> EventSourceResponse:
+    positions = await live.start(feeds, last)
+    return EventSourceResponse(live.sse(request, feeds, positions))
+
+
 @router.get("/events", responses=_READ)
-async def events(request: Request, run_id: uuid.UUID | None = None) -> EventSourceResponse:
+async def events(
+    request: Request, last: LastEventId, run_id: uuid.UUID | None = None
+) -> EventSourceResponse:
     """Live events (Server-Sent Events): every run's, or one run's with ``run_id``."""
     run = str(run_id) if run_id else None
-    return EventSourceResponse(live.sse(request, live.events(run)))
+    return await _stream(request, last, live.events(run))
 
 
 @router.get("/runs/{run_id}/logs", responses=_READ_RUN)
-async def run_logs(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
+async def run_logs(request: Request, run_id: uuid.UUID, last: LastEventId) -> EventSourceResponse:
     """A run's log records (SSE): the ones written so far, then new ones as they come."""
     await client.read_flow_run(run_id)  # 404 for an unknown run
-    return EventSourceResponse(live.sse(request, live.logs(str(run_id))))
+    return await _stream(request, last, live.logs(str(run_id)))
 
 
 @router.get("/runs/{run_id}/replies", responses=_READ_RUN)
-async def run_replies(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
+async def run_replies(
+    request: Request, run_id: uuid.UUID, last: LastEventId
+) -> EventSourceResponse:
     """What the run sends back (``respond()``) to inputs sent from this server (SSE)."""
     await client.read_flow_run(run_id)
-    return EventSourceResponse(live.sse(request, live.replies(str(run_id))))
+    return await _stream(request, last, live.replies(str(run_id)))
 
 
 @router.get("/runs/{run_id}/live", responses=_READ_RUN)
-async def run_live(request: Request, run_id: uuid.UUID) -> EventSourceResponse:
+async def run_live(request: Request, run_id: uuid.UUID, last: LastEventId) -> EventSourceResponse:
     """One run's events, logs (from the start) and replies on one SSE stream.
 
     A page needs all three; one connection each would soon use up the six a browser
-    keeps per server.
+    keeps per server. Each message's id says where all three stand.
     """
     await client.read_flow_run(run_id)
     run = str(run_id)
-    return EventSourceResponse(
-        live.sse(request, live.events(run), live.logs(run), live.replies(run))
-    )
+    return await _stream(request, last, live.events(run), live.logs(run), live.replies(run))
 
 
 # The project's own client errors; anything else reaching a handler is a bug (500).
@@ -386,9 +415,33 @@ _STATUS: list[tuple[type[Exception], int]] = [
 ]
 
 
-async def _handle(request: Request, exc: Exception) -> JSONResponse:
+#: What a person is told when Redis cannot be reached; the reason goes to the server log.
+STORE_UNREACHABLE = (
+    "The server can't reach its store; nothing was changed and your answers are kept. "
+    "Try again in a moment."
+)
+
+
+#: A page asked for while Redis is down (its session is in Redis too): the same words.
+_UNREACHABLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Try again in a moment · hitl_bus</title><link rel="stylesheet" href="/static/app.css">
+</head><body><main><section class="card narrow"><h1>Try again in a moment</h1>
+<p>The server can't reach its store; nothing was changed. Reload this page in a moment.</p>
+</section></main></body></html>
+"""
+
+
+async def _handle(request: Request, exc: Exception) -> Response:
     status = next(code for cls, code in _STATUS if isinstance(exc, cls))
     body: dict[str, Any] = {"detail": str(exc)}
+    if isinstance(exc, BusConnectionError):
+        log.warning("%s %s: Redis cannot be reached: %s", request.method, request.url.path, exc)
+        body["detail"] = STORE_UNREACHABLE
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if wants_page and not request.url.path.startswith("/api/"):
+            return HTMLResponse(_UNREACHABLE_PAGE, status_code=status)
     if isinstance(exc, InputRejected):
         body["detail"] = exc.reason  # a send box shows the fields beside their boxes
     if isinstance(exc, ResumeRejected | InputRejected | ParameterMismatch):

@@ -41,20 +41,100 @@ export async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
+// -- Live streams ---------------------------------------------------------------------------
 // Follow an SSE endpoint; `handlers` maps event names to callbacks taking the parsed data.
-// EventSource reconnects by itself. `refresh` runs each time the stream opens (subscribe,
-// then read: nothing that happened before is missed) and once if it fails for good (say, a
-// 404), so the page still reads, and shows, what it can.
+// `refresh` runs each time the stream opens (subscribe, then read: nothing that happened
+// before is missed), when the server says its store answers again, and once if the stream
+// is refused for good (say, a 404), so the page still reads, and shows, what it can.
+//
+// The page shows the stream's real state: the "live" mark (#live) turns to "reconnecting"
+// and a banner (#connection) words the trouble for the person whenever the stream drops or
+// the server reports it cannot reach its store. The page reconnects by itself, with growing
+// pauses, and asks the server to go on after the last event it had: nothing is missed or
+// shown twice, and nothing typed on the page is touched.
+const OUTAGE = {
+  store: "The server can't reach its store; your answers are kept. Trying again…",
+  server: "The connection to the server was lost; your answers are kept. Trying again…",
+};
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 30000;
+
+function connectionBanner() {
+  let node = document.getElementById("connection");
+  if (!node) {
+    node = el("p", { id: "connection", class: "connection", role: "status", "aria-live": "polite", hidden: true });
+    document.querySelector("main")?.prepend(node);
+  }
+  return node;
+}
+
+function showConnection(problem) {
+  const mark = document.getElementById("live");
+  if (mark) {
+    mark.textContent = problem ? "reconnecting" : "live";
+    mark.className = problem ? "live reconnecting" : "live";
+    mark.title = problem ? "Not receiving updates; trying again" : "Updates as things change";
+  }
+  const banner = connectionBanner();
+  banner.textContent = problem ? OUTAGE[problem] : "";
+  banner.hidden = !problem;
+}
+
+// Why a stream failed: its status when asked again (0: the server cannot be reached).
+async function whyClosed(url) {
+  const abort = new AbortController();
+  try {
+    const response = await fetch(url, { credentials: "same-origin", signal: abort.signal, headers: { Accept: "text/event-stream" } });
+    abort.abort();
+    return response.status;
+  } catch {
+    return 0;
+  }
+}
+
 export function listen(path, handlers, refresh) {
-  const source = new EventSource(path);
-  for (const [name, handler] of Object.entries(handlers)) {
-    source.addEventListener(name, (event) => handler(JSON.parse(event.data)));
+  let lastId = "";
+  let failures = 0;
+  let problem = null; // null, "store" or "server"
+  const remember = (event) => { if (event.lastEventId) lastId = event.lastEventId; };
+  const streamUrl = () => lastId ? `${path}${path.includes("?") ? "&" : "?"}last_event_id=${encodeURIComponent(lastId)}` : path;
+  const setProblem = (value) => { problem = value; showConnection(value); };
+  connectionBanner();
+
+  function connect() {
+    const url = streamUrl();
+    const source = new EventSource(url);
+    for (const [name, handler] of Object.entries(handlers)) {
+      source.addEventListener(name, (event) => { remember(event); handler(JSON.parse(event.data)); });
+    }
+    source.addEventListener("ready", remember);
+    source.addEventListener("store", (event) => {
+      const { reachable } = JSON.parse(event.data);
+      setProblem(reachable ? null : "store");
+      if (reachable && refresh) refresh();
+    });
+    source.addEventListener("open", () => {
+      failures = 0;
+      setProblem(null);
+      if (refresh) refresh();
+    });
+    source.addEventListener("error", async () => {
+      source.close(); // reopened below, with growing pauses and the last event's id
+      setProblem(problem ?? "server");
+      const status = await whyClosed(streamUrl());
+      if ([401, 403, 404].includes(status)) { // refused for good: say what the page can
+        setProblem(null);
+        if (refresh) refresh();
+        return;
+      }
+      if (status === 503) setProblem("store");
+      else if (status === 0) setProblem("server");
+      failures += 1;
+      const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1));
+      setTimeout(connect, delay * (0.5 + Math.random() / 2));
+    });
   }
-  if (refresh) {
-    source.addEventListener("open", refresh);
-    source.addEventListener("error", () => { if (source.readyState === EventSource.CLOSED) refresh(); });
-  }
-  return source;
+  connect();
 }
 
 export function stateBadge(state) {

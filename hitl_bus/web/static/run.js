@@ -266,6 +266,7 @@ listen(`/api/runs/${runId}/live`, {
     if (seenLogs.has(record.id)) return; // a reopened stream starts the logs over
     seenLogs.add(record.id);
     const logs = $("logs");
+    logs.querySelector(".logs-empty")?.remove();
     logs.append(el("li", { class: `log log-${record.level.toLowerCase()}` },
       el("time", { datetime: new Date(Number(record.ts)).toISOString(), text: new Date(Number(record.ts)).toLocaleTimeString() }), " ",
       el("span", { class: "level", text: record.level }), " ",

@@ -21,12 +21,12 @@ async function loadRuns() {
     return;
   }
   const rows = runs.map((run) => el("tr", { "data-run-id": run.id, "data-state": run.state.type },
-    el("td", {}, el("a", { href: `/runs/${run.id}`, text: run.name })),
-    el("td", { text: run.flow_name }),
-    el("td", { text: run.deployment ?? "" }),
-    el("td", {}, stateBadge(run.state)),
-    el("td", { text: formatTime(run.created) }),
-    el("td", {}, run.state.type === "PAUSED" ? el("a", { class: "button", href: `/runs/${run.id}#resume`, text: "Resume" }) : "")));
+    el("td", { class: "run-name" }, el("a", { href: `/runs/${run.id}`, text: run.name })),
+    el("td", { class: "run-detail", "data-label": "Flow", text: run.flow_name }),
+    el("td", { class: "run-detail", "data-label": "Deployment", text: run.deployment ?? "" }),
+    el("td", { class: "run-state" }, stateBadge(run.state)),
+    el("td", { class: "run-detail", "data-label": "Started", text: formatTime(run.created) }),
+    el("td", { class: "run-action" }, run.state.type === "PAUSED" ? el("a", { class: "button", href: `/runs/${run.id}#resume`, text: "Resume" }) : "")));
   $("runs").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No runs yet." }))]));
 }
 
