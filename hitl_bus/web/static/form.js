@@ -4,6 +4,9 @@
 //   const form = createForm(container, schema, defaults, { rootLabel });
 //   const { value, errors } = form.read(true);   // true: show every message now
 //   form.showServerErrors(errors);               // [{loc: [...], msg}] from a 422
+//   form.markRefusal(message);                   // the flow's own refusal, beside the field it names
+//   form.recap();                                // the filled fields, as short phrases
+//   form.snapshot(); form.freeze();              // what was typed; stop taking input
 //
 // Messages name the field by its title and say what to do ("Quantity must be at most
 // 10"); they appear beside the field and in a summary the page puts at the top.
