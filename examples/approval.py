@@ -56,7 +56,8 @@ class ApprovalDecision(RunInput):
     """An approver's answer to one expense request."""
 
     approved: bool = Field(
-        title="Approve", description="Tick to approve the request; leave unticked to reject it."
+        title="Approve",
+        description="Yes approves the request; No rejects it (say why in the comment).",
     )
     approver: str = Field(
         min_length=1, title="Your name", description="Recorded with the decision."

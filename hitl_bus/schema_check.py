@@ -35,6 +35,19 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _expected(schema: Any) -> str:
+    """What a pattern field expects, in the schema's own words: an example, else its help."""
+    if not isinstance(schema, dict):
+        return ""
+    examples = schema.get("examples")
+    if isinstance(examples, list) and examples:
+        return f" (for example {examples[0]})"
+    description = schema.get("description")
+    if isinstance(description, str) and description.strip():
+        return f": {description.strip().removesuffix('.')}"
+    return ""
+
+
 def _message(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
     """The path to the failing field and a plain sentence about it."""
     loc = list(err.absolute_path)
@@ -62,8 +75,8 @@ def _message(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
             return loc, "must not be empty" if spec == 1 else f"needs at least {spec} characters"
         case "maxLength":
             return loc, f"must be at most {_plural(spec, 'character')}"
-        case "pattern":
-            return loc, f"does not have the expected form ({spec})"
+        case "pattern":  # the regex is for the machine: show an example or the help
+            return loc, f"does not have the expected form{_expected(err.schema)}"
         case "enum":
             return loc, f"must be one of: {', '.join(map(str, spec))}"
         case "const":

@@ -34,6 +34,20 @@ _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": 
 )
 _md.add_render_rule("image", _image_as_link)
 
+#: The page's own headings are h1 (the run) and h2 (the pause); a description's
+#: headings sit below them, so ``#`` becomes h3 and anything past h6 stays h6.
+_HEADING_SHIFT = 2
+
+
+def _demote_headings(state: Any) -> None:
+    for token in state.tokens:
+        if token.type in ("heading_open", "heading_close"):
+            level = min(int(token.tag[1]) + _HEADING_SHIFT, 6)
+            token.tag = f"h{level}"
+
+
+_md.core.ruler.push("demote_headings", _demote_headings)
+
 
 def render_markdown(text: str) -> str:
     """Safe HTML for a Markdown description."""

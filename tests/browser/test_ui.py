@@ -45,7 +45,8 @@ async def test_answer_a_paused_run_from_the_runs_page(page: Page) -> None:
     await row.get_by_role("link", name="Resume").click()
 
     description = page.locator("#description")
-    await expect(description.locator("h2")).to_have_text("Approve $120")
+    # "##" sits below the page's own h1 and h2.
+    await expect(description.get_by_role("heading", level=4)).to_have_text("Approve $120")
     await expect(description.locator('a[href="https://example.com/policy"]')).to_be_visible()
     await expect(page.locator("#pause-context")).to_contain_text("times out in")
     await expect(page.get_by_label("Approver")).to_have_value("Grace")  # the default

@@ -4,6 +4,9 @@
 //   const form = createForm(container, schema, defaults, { rootLabel });
 //   const { value, errors } = form.read(true);   // true: show every message now
 //   form.showServerErrors(errors);               // [{loc: [...], msg}] from a 422
+//   form.markRefusal(message);                   // the flow's own refusal, beside the field it names
+//   form.recap();                                // the filled fields, as short phrases
+//   form.snapshot(); form.freeze();              // what was typed; stop taking input
 //
 // Messages name the field by its title and say what to do ("Quantity must be at most
 // 10"); they appear beside the field and in a summary the page puts at the top.
@@ -56,7 +59,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
   // Every control: a wrapper node, read() -> value | UNSET, and check(value) -> message | null.
   function register(control) {
     controls.push(control);
-    const refresh = () => { control.touched = true; control.server = null; update(control); options.onChange?.(); };
+    const refresh = () => { control.touched = true; control.server = null; control.refusal = null; update(control); options.onChange?.(); };
     for (const input of control.inputs) {
       input.addEventListener("input", refresh);
       input.addEventListener("change", refresh);
@@ -73,9 +76,13 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
   }
 
   function update(control) {
-    const message = messageOf(control);
-    const visible = message && (control.touched || showAll || control.server);
-    control.errorNode.textContent = visible ? `${control.label} ${message}` : "";
+    // A flow's refusal naming this field is shown in the flow's words until the field is
+    // changed; it does not stop a resume (only the flow can say whether it now agrees).
+    const own = messageOf(control);
+    const refusal = !own && !control.removed ? control.refusal : null;
+    const message = own ?? refusal;
+    const visible = message && (control.touched || showAll || control.server || refusal);
+    control.errorNode.textContent = visible ? (refusal ?? `${control.label} ${message}`) : "";
     const full = fullLabel(control);
     control.errorNode.hidden = !visible;
     for (const input of control.inputs) {
@@ -86,14 +93,25 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     control.wrapper.classList.toggle("invalid", Boolean(visible));
   }
 
-  function fieldShell(label, help, required, inputId, control) {
+  function fieldShell(label, help, required, inputId, control, tag = "label") {
     const errorId = `err-${inputId}`;
     control.errorNode = el("p", { class: "field-error", id: errorId, hidden: true, "aria-live": "polite" });
-    const labelNode = el("label", { for: inputId, class: "field-label" }, label,
-      required ? el("span", { class: "req", title: "required", text: " *" }) : null);
+    const labelNode = el(tag, tag === "label" ? { for: inputId, class: "field-label" } : { class: "field-label", id: `label-${inputId}` }, label,
+      required ? el("span", { class: "req", "aria-hidden": "true", text: " *" }) : null);
     const helpNode = help ? el("p", { class: "help", id: `help-${inputId}`, text: help }) : null;
+    const hints = hintsOf(control);
+    const hintNodes = hints.map((text, i) => el("p", { class: "hint", id: `hint-${inputId}-${i}`, text }));
     control.labelNode = labelNode;
-    return { labelNode, helpNode, errorId };
+    return { labelNode, helpNode, hintNodes, errorId };
+  }
+
+  // Extra lines under the help: bounds, what empty means, the zone of a time. Each its
+  // own line; "Leave empty for none." is left out when the help already says what empty does.
+  function hintsOf(control) {
+    const hints = [...(control.hints ?? [])];
+    const saysEmpty = /\b(empty|clear|blank)\b/i.test(control.help ?? "");
+    if (control.optional && !saysEmpty && !control.noEmptyHint) hints.push("Leave empty for none.");
+    return hints;
   }
 
   const fullLabel = (control) => [...(control.trail ?? []), control.label].join(" › ");
@@ -106,8 +124,14 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
   }
 
   function describe(input, shell, inputId) {
-    const ids = [shell.helpNode ? `help-${inputId}` : null, shell.errorId].filter(Boolean);
+    const ids = [shell.helpNode ? `help-${inputId}` : null, ...shell.hintNodes.map((n) => n.id), shell.errorId].filter(Boolean);
     input.setAttribute("aria-describedby", ids.join(" "));
+  }
+
+  function markRequired(inputs, required) {
+    for (const input of inputs) {
+      if (required) { input.required = true; input.setAttribute("aria-required", "true"); }
+    }
   }
 
   function build(rawSchema, value, ctx) {
@@ -149,8 +173,10 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
   function scalarWrapper(c, input, { required }) {
     const shell = fieldShell(c.label, c.help, required, c.id, c);
     describe(input, shell, c.id);
-    c.wrapper = el("div", { class: "field", "data-path": c.path }, shell.labelNode, input, shell.helpNode,
-      c.optional ? el("p", { class: "hint", text: "Leave empty for none." }) : null, c.errorNode);
+    markRequired([input], required);
+    const control = c.beside ? el("div", { class: "with-beside" }, input, c.beside) : input;
+    c.wrapper = el("div", { class: "field", "data-path": c.path }, shell.labelNode, control, shell.helpNode,
+      ...shell.hintNodes, c.errorNode);
     return c;
   }
 
@@ -173,6 +199,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     if (c.optional) {
       return buildSelect({}, [true, false], value, c); // yes / no / (none)
     }
+    if (c.required) return buildYesNo(value, c);
     const box = el("input", { type: "checkbox", id: c.id, name: c.path, checked: value === true });
     c.inputs = [box];
     c.evaluate = () => ({ value: box.checked });
@@ -181,6 +208,29 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     describe(box, shell, c.id);
     c.wrapper = el("div", { class: "field checkbox", "data-path": c.path },
       el("div", { class: "check-row" }, box, shell.labelNode), shell.helpNode, c.errorNode);
+    return register(c);
+  }
+
+  // A yes/no the person must answer: two radios, none chosen until they choose.
+  function buildYesNo(value, c) {
+    const radios = [true, false].map((v) => el("input", {
+      type: "radio", id: `${c.id}-${v ? "yes" : "no"}`, name: `${c.id}-choice`, value: v ? "yes" : "no", checked: value === v,
+    }));
+    c.inputs = radios;
+    c.evaluate = () => {
+      const chosen = radios.find((r) => r.checked);
+      return chosen ? { value: chosen.value === "yes" } : { value: UNSET, problem: "is required: choose Yes or No" };
+    };
+    c.set = (v) => { radios[0].checked = v === true; radios[1].checked = v === false; };
+    const shell = fieldShell(c.label, c.help, true, c.id, c, "legend");
+    markRequired(radios, true);
+    const ids = [shell.helpNode ? `help-${c.id}` : null, ...shell.hintNodes.map((n) => n.id), shell.errorId].filter(Boolean);
+    c.wrapper = el("fieldset", { class: "field choice", role: "radiogroup", "aria-required": "true", "aria-labelledby": `label-${c.id}`, "aria-describedby": ids.join(" "), "data-path": c.path },
+      shell.labelNode,
+      el("div", { class: "choice-row" },
+        el("label", { class: "check-row" }, radios[0], "Yes"),
+        el("label", { class: "check-row" }, radios[1], "No")),
+      shell.helpNode, ...shell.hintNodes, c.errorNode);
     return register(c);
   }
 
@@ -223,7 +273,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     if (schema.exclusiveMinimum !== undefined) bounds.push(`more than ${schema.exclusiveMinimum}`);
     if (schema.maximum !== undefined) bounds.push(`at most ${schema.maximum}`);
     if (schema.exclusiveMaximum !== undefined) bounds.push(`less than ${schema.exclusiveMaximum}`);
-    if (bounds.length) c.help = [c.help, `${integer ? "A whole number" : "A number"}, ${bounds.join(" and ")}.`].filter(Boolean).join(" ");
+    if (bounds.length) c.hints = [`${integer ? "A whole number" : "A number"}, ${bounds.join(" and ")}.`];
     return register(scalarWrapper(c, input, { required: mustFill }));
   }
 
@@ -233,6 +283,13 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     if (Number.isNaN(date.getTime())) return value.slice(0, 16);
     const pad = (n) => String(n).padStart(2, "0");
     return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  }
+
+  function offsetText(date) {
+    const minutes = -date.getTimezoneOffset();
+    const sign = minutes < 0 ? "−" : "+";
+    const pad = (n) => String(n).padStart(2, "0");
+    return `UTC${sign}${pad(Math.floor(Math.abs(minutes) / 60))}:${pad(Math.abs(minutes) % 60)}`;
   }
 
   function buildString(schema, value, c) {
@@ -249,6 +306,26 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     if (schema.minLength !== undefined) input.minLength = schema.minLength;
     if (schema.examples?.length) input.placeholder = String(schema.examples[0]);
     c.inputs = [input];
+    // A pattern is for the machine: messages show an example or the help, never the regex.
+    let pattern = null;
+    if (schema.pattern) {
+      try { pattern = new RegExp(schema.pattern, "u"); } catch { pattern = null; }
+      if (!pattern) c.hints = [...(c.hints ?? []), "The server checks this field's form when you resume."];
+    }
+    const expected = schema.examples?.length ? ` (for example ${schema.examples[0]})` : (c.help ? `: ${c.help.replace(/\.$/, "")}` : "");
+    if (kind === "datetime-local") {
+      const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "your time zone";
+      c.beside = el("span", { class: "zone", text: `${zone} (${offsetText(new Date())})` });
+      const sent = el("p", { class: "hint", id: `sent-${c.id}` });
+      const showSent = () => {
+        const when = input.value ? new Date(input.value) : null;
+        sent.textContent = when && !Number.isNaN(when.getTime())
+          ? `In your time zone, ${zone}; sent as UTC: ${when.toISOString().slice(0, 16).replace("T", " ")} UTC.`
+          : `In your time zone, ${zone}; sent as UTC.`;
+      };
+      input.addEventListener("input", showSent);
+      c.afterBuild = () => { showSent(); c.wrapper.insertBefore(sent, c.errorNode); input.setAttribute("aria-describedby", `${input.getAttribute("aria-describedby")} sent-${c.id}`); };
+    }
     const picker = kind !== "text" && kind !== "email" && kind !== "url";
     const mustFill = !c.optional && c.required && (picker || (schema.minLength ?? 0) > 0);
     c.evaluate = () => {
@@ -269,18 +346,16 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
         return schema.minLength === 1 ? "must not be empty" : `needs at least ${plural(schema.minLength, "character")}`;
       }
       if (schema.maxLength !== undefined && length > schema.maxLength) return `must be at most ${plural(schema.maxLength, "character")}`;
-      if (schema.pattern) {
-        let re = null;
-        try { re = new RegExp(schema.pattern, "u"); } catch { re = null; }
-        if (re && !re.test(text)) return `does not have the expected form (${schema.pattern})`;
-      }
+      if (pattern && !pattern.test(text)) return `does not have the expected form${expected}`;
       if (kind === "email" && input.validity.typeMismatch) return "must be an email address";
       if (kind === "url" && input.validity.typeMismatch) return "must be a web address (https://…)";
       return null;
     };
     c.set = (v) => { input.value = typeof v === "string" ? (kind === "datetime-local" ? localDateTime(v) : v) : ""; };
     if (schema.maxLength !== undefined && !long) input.size = Math.min(Math.max(schema.maxLength, 8), 60);
-    return register(scalarWrapper(c, input, { required: mustFill }));
+    register(scalarWrapper(c, input, { required: mustFill }));
+    c.afterBuild?.();
+    return c;
   }
 
   function collection(c, legendText, body, addButton) {
@@ -442,7 +517,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const input = el("textarea", { id: c.id, name: c.path, rows: 3, class: "json", spellcheck: false });
     input.value = value === undefined ? "" : JSON.stringify(value, null, 2);
     c.inputs = [input];
-    c.help = [c.help, "Any JSON value."].filter(Boolean).join(" ");
+    c.hints = ["Any JSON value."];
     c.evaluate = () => {
       if (input.value.trim() === "") return c.optional ? { value: null } : (c.required ? { value: UNSET, problem: "is required" } : { value: UNSET });
       try { return { value: JSON.parse(input.value) }; } catch { return { value: UNSET, problem: "must be valid JSON" }; }
@@ -460,6 +535,11 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     }
   }
 
+  const textOf = (control, message) => `${fullLabel(control)} ${message}`;
+  const FOCUSABLE = "input:not([type=hidden]), select, textarea, button";
+  // A field's own input, or for a group (list, entries, nested fields) the first control in it.
+  const firstControl = (control) => control.inputs.find((i) => i.type !== "radio" || i.checked) ?? control.inputs[0] ?? control.wrapper.querySelector(FOCUSABLE) ?? control.wrapper;
+
   const root = build(rootSchema, defaults, { where: () => ({ segments: [], trail: [] }), root: true });
   container.replaceChildren(root.wrapper);
 
@@ -471,7 +551,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       for (const control of controls) {
         update(control);
         const message = messageOf(control);
-        if (message) problems.push({ label: fullLabel(control), message, text: `${fullLabel(control)} ${message}`, focus: control.inputs[0] ?? control.wrapper });
+        if (message) problems.push({ label: fullLabel(control), message, text: textOf(control, message), focus: firstControl(control) });
       }
       const { value } = root.evaluate();
       return { value, problems };
@@ -488,7 +568,61 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     },
     focusFirstProblem() {
       const bad = controls.find((c) => messageOf(c));
-      bad?.inputs[0]?.focus();
+      if (bad) firstControl(bad).focus();
+    },
+    // A flow's refusal ("Input rejected: comment: ..." or a sentence naming a field): mark
+    // the fields it names, with the flow's words beside them. Returns the marked labels.
+    markRefusal(text) {
+      const body = String(text ?? "").replace(/^Input rejected:\s*/, "");
+      const marked = [];
+      const mark = (control, msg, plain) => {
+        control.refusal = plain ? msg : `${control.label} ${msg}`; update(control); marked.push(control);
+      };
+      const live = controls.filter((c) => !c.removed && c !== root);
+      for (const part of body.split("; ")) {
+        const m = /^([\w.-]+): (.+)$/.exec(part);
+        const byPath = m && live.find((c) => c.path === m[1]);
+        if (byPath) { mark(byPath, m[2], false); continue; }
+        const words = part.toLowerCase();
+        const named = live.find((c) => {
+          const names = [c.label, c.segments.length ? humanize(c.segments[c.segments.length - 1]) : null].filter(Boolean);
+          return names.some((n) => new RegExp(`\\b${n.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`).test(words));
+        });
+        if (named) mark(named, part, true);
+      }
+      return marked.map((c) => fullLabel(c));
+    },
+    // The filled top-level fields as short phrases, for a one-line recap of what is sent.
+    recap() {
+      const parts = [];
+      const phrase = (control, v) => {
+        if (v === UNSET || v === null || v === undefined || v === "") return null;
+        if (v === true) return control.label;
+        if (v === false) return `${control.label}: No`;
+        if (typeof v === "number") return v.toLocaleString("en-US", { maximumFractionDigits: 6 });
+        if (typeof v === "string") {
+          const when = control.inputs[0]?.type === "datetime-local" ? new Date(v) : null;
+          const text = when ? `${when.toISOString().slice(0, 16).replace("T", " ")} UTC` : v.trim();
+          return text.length > 30 ? `${text.slice(0, 29)}…` : text;
+        }
+        if (Array.isArray(v)) return `${control.label}: ${plural(v.length, "item")}`;
+        return control.label;
+      };
+      for (const control of controls) {
+        if (control.removed || control === root || control.segments.length !== 1) continue;
+        const text = phrase(control, control.evaluate().value);
+        if (text) parts.push(text);
+      }
+      return parts;
+    },
+    // Everything typed so far, readable and copyable (even what does not pass the checks).
+    snapshot() {
+      return root.evaluate().value;
+    },
+    // Stop taking input, keeping what is shown.
+    freeze() {
+      for (const node of container.querySelectorAll("input, textarea")) node.readOnly = true;
+      for (const node of container.querySelectorAll("select, button, input[type=radio], input[type=checkbox]")) node.disabled = true;
     },
   };
 }

@@ -13,6 +13,21 @@ const answers = new Map(); // pause key -> accepted, as the flow reported it
 const seenLogs = new Set(); // log ids shown (a reconnecting stream starts over)
 let sendForms = new Map(); // key prefix -> form
 let countdown = null;
+let lastTimedOut = null;  // the pause key whose form timed out on screen
+
+// What this page last sent to resume the run, with the schema it answered: when the flow
+// refuses it and asks again with the same input type, the new form starts from it. Kept
+// for the tab's life, so a reload asks from the same answer.
+const sentKey = `hitl-bus:sent:${runId}`;
+function rememberSent(schema, value) {
+  try { sessionStorage.setItem(sentKey, JSON.stringify({ schema: JSON.stringify(schema), value })); } catch { /* storage off */ }
+}
+function lastSentFor(schema) {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(sentKey) ?? "null");
+    return saved && saved.schema === JSON.stringify(schema) && saved.value && typeof saved.value === "object" ? saved.value : null;
+  } catch { return null; }
+}
 
 function notice(text, kind = "ok") {
   const node = $("notice");
@@ -83,17 +98,24 @@ function short(data) {
 function renderPause(run, pause) {
   const section = $("resume");
   if (!pause) {
+    clearInterval(countdown);
+    if (pauseForm && pauseForm.key !== awaitingAnswer && !answers.has(pauseForm.key) && timedOut(run)) {
+      keepTimedOut(run);
+      return;
+    }
+    if (pauseForm?.key === lastTimedOut) return;
     section.hidden = true;
     pauseForm = null;
-    clearInterval(countdown);
     return;
   }
   section.hidden = false;
   $("resume-title").textContent = pause.suspended
     ? "Suspended: waiting for you (a worker continues it once resumed)"
     : "Paused: waiting for you";
-  const rejection = run.state.message || "";
-  $("rejection").textContent = rejection ? `The flow did not accept the last input. ${rejection}` : "";
+  // A refusal is the paused state's message when the flow's own checks refused the last
+  // answer; any other message (why a run was suspended) is not one.
+  const rejection = /^Input rejected:/.test(run.state.message ?? "") ? run.state.message : "";
+  $("rejection").textContent = rejection ? `The flow did not accept your last answer. ${rejection.replace(/^Input rejected:\s*/, "")}` : "";
   $("rejection").hidden = !rejection;
   $("description").innerHTML = pause.description_html || ""; // rendered and sanitized by the server
   $("description").hidden = !pause.description_html;
@@ -102,20 +124,73 @@ function renderPause(run, pause) {
   $("resume-form").dataset.pauseKey = pause.pause_key;
   const schema = pause.schema;
   const fields = $("fields");
+  $("timed-out").hidden = true;
   if (schema) {
-    const form = createForm(fields, schema, pause.defaults ?? {}, {
+    const previous = rejection ? lastSentFor(schema) : null;
+    const form = createForm(fields, schema, { ...(pause.defaults ?? {}), ...(previous ?? {}) }, {
       valueLabel: "Your answer",
-      onChange: () => { if (!$("summary").hidden) showSummary(form.read().problems); },
+      onChange: () => { if (!$("summary").hidden) showSummary(form.read().problems); showRecap(); },
     });
-    pauseForm = { key: pause.pause_key, form };
+    pauseForm = { key: pause.pause_key, form, schema };
+    if (rejection) form.markRefusal(rejection);
   } else {
     fields.replaceChildren(el("p", { class: "muted", text: "This pause takes no input." }));
     pauseForm = { key: pause.pause_key, form: null };
   }
+  pauseForm.deadline = pause.deadline;
+  $("resume-button").hidden = false;
   $("summary").hidden = true;
   $("resume-status").textContent = "";
   $("resume-button").disabled = !canWrite();
+  showRecap();
+  if (rejection) {
+    // The refusal is the first thing the person needs: bring it into view and read it out.
+    $("rejection").scrollIntoView({ block: "start" });
+    $("rejection").focus({ preventScroll: true });
+  }
   if (!canWrite()) $("resume-status").replaceChildren("Log in to resume: ", el("a", { href: `/login?next=/runs/${runId}`, text: "log in" }));
+}
+
+function timedOut(run) {
+  const deadline = current?.pause?.deadline ?? pauseForm?.deadline;
+  return (deadline && new Date(deadline).getTime() <= Date.now() + 1000) || /not resumed in time/i.test(run.state.message ?? "");
+}
+
+// The pause ended while the person was filling it in: say so, and keep what they typed
+// on screen (read-only, and as text to copy) rather than clearing the form.
+function keepTimedOut(run) {
+  lastTimedOut = pauseForm.key;
+  $("resume-title").textContent = "This pause timed out";
+  $("pause-context").textContent = `${run.name} stopped waiting before your answer was sent, so the flow did not get it.`;
+  $("rejection").hidden = true;
+  $("summary").hidden = true;
+  $("recap").textContent = "";
+  $("resume-button").disabled = true;
+  $("resume-button").hidden = true;
+  const node = $("timed-out");
+  if (pauseForm.form) {
+    const typed = pauseForm.form.snapshot();
+    pauseForm.form.freeze();
+    node.replaceChildren(
+      el("p", { text: "The pause timed out before you resumed it. Nothing was sent. What you typed is kept below so you can copy it:" }),
+      el("pre", { class: "typed", tabindex: "0", text: JSON.stringify(typed, null, 2) }));
+  } else {
+    node.replaceChildren(el("p", { text: "The pause timed out before you resumed it. Nothing was sent." }));
+  }
+  node.hidden = false;
+  node.focus();
+}
+
+// One line, beside the button, of what Resume will send: the filled fields' values.
+function showRecap() {
+  const node = $("recap");
+  if (!node) return;
+  const form = pauseForm?.form;
+  if (!form) { node.textContent = ""; return; }
+  const parts = form.recap();
+  let text = parts.join(" · ");
+  if (text.length > 120) text = `${text.slice(0, 119)}…`;
+  node.textContent = text ? `Sends: ${text}` : "";
 }
 
 function renderContext(run, pause) {
@@ -136,8 +211,21 @@ function renderContext(run, pause) {
 
 function showSummary(problems, extra = []) {
   const summary = $("summary");
-  const items = [...problems.map((p) => el("li", {}, el("a", { href: "#", text: p.text, onclick: (e) => { e.preventDefault(); p.focus?.focus(); } }))),
-    ...extra.map((text) => el("li", { text }))];
+  // Redrawn only when the problems change: a link must not be replaced between the press
+  // (which takes focus from the field, and so re-checks it) and the click.
+  const key = JSON.stringify([problems.map((p) => p.text), extra]);
+  if (summary.dataset.key === key && !summary.hidden) {
+    problems.forEach((p, i) => { summary.querySelectorAll("a")[i].focusTarget = p.focus; });
+    return;
+  }
+  summary.dataset.key = key;
+  const link = (p) => {
+    const a = el("a", { href: `#${p.focus?.id ?? ""}`, text: p.text });
+    a.focusTarget = p.focus;
+    a.addEventListener("click", (e) => { e.preventDefault(); a.focusTarget?.focus(); });
+    return a;
+  };
+  const items = [...problems.map((p) => el("li", {}, link(p))), ...extra.map((text) => el("li", { text }))];
   summary.replaceChildren(
     items.length ? el("p", { text: `Please fix ${items.length === 1 ? "this" : `these ${items.length} problems`} before resuming:` }) : "",
     el("ul", {}, items));
@@ -153,18 +241,23 @@ $("resume-form").addEventListener("submit", async (event) => {
     showSummary(problems);
     if (problems.length) { pauseForm.form.focusFirstProblem(); return; } // nothing is sent
     input = value;
+    rememberSent(pauseForm.schema, value);
   }
   const key = current.pause.pause_key;
   const suspended = current.pause.suspended;
+  const takesInput = Boolean(pauseForm.form);
   $("resume-button").disabled = true;
   $("resume-status").textContent = "Sending…";
   try {
     await api(`/api/runs/${runId}/resume`, { method: "POST", body: pauseForm.form ? { input } : {} });
     $("resume-status").textContent = "";
-    if (answers.has(key)) confirmAnswer(answers.get(key)); // the flow was quicker than the reply
+    answeredTakesInput.set(key, takesInput);
+    if (answers.has(key)) confirmAnswer(answers.get(key), takesInput); // the flow was quicker than the reply
     else {
       awaitingAnswer = key;
-      notice(suspended ? "Resumed. A worker will continue the run with your input." : "Resumed. Waiting for the flow to take the input…", "pending");
+      notice(suspended
+        ? `Resumed. A worker will continue the run${takesInput ? " with your input" : ""}.`
+        : (takesInput ? "Resumed. Waiting for the flow to take the input…" : "Resumed. Waiting for the flow to continue…"), "pending");
     }
   } catch (error) {
     awaitingAnswer = null;
@@ -181,8 +274,10 @@ $("resume-form").addEventListener("submit", async (event) => {
   }
 });
 
-function confirmAnswer(accepted) {
-  if (accepted) notice("✓ The flow has your input and is running again.", "ok");
+const answeredTakesInput = new Map(); // pause key -> whether that resume carried input
+
+function confirmAnswer(accepted, takesInput = true) {
+  if (accepted) notice(takesInput ? "✓ The flow has your input and is running again." : "✓ The flow is running again.", "ok");
   else notice("The flow did not accept that input; it is waiting again (see the form).", "error");
 }
 
@@ -206,6 +301,9 @@ function say(who, text) {
 function renderSenders(receivers) {
   const prefixes = Object.keys(receivers ?? {});
   $("send").hidden = prefixes.length === 0;
+  $("send-intro").textContent = current?.pause?.suspended
+    ? "This run is suspended: what you send is kept, and the run reads it when a worker continues it."
+    : "This run is receiving input. What it sends back appears here as it arrives.";
   const container = $("senders");
   for (const prefix of [...sendForms.keys()]) {
     if (!(prefix in receivers)) { sendForms.get(prefix).node.remove(); sendForms.delete(prefix); }
@@ -259,7 +357,7 @@ listen(`/api/runs/${runId}/live`, {
     answers.set(event.data.pause_key, event.data.accepted);
     if (event.data.pause_key !== awaitingAnswer) return;
     awaitingAnswer = null;
-    confirmAnswer(event.data.accepted);
+    confirmAnswer(event.data.accepted, answeredTakesInput.get(event.data.pause_key) ?? true);
   },
   reply: (msg) => say("run", short(msg.data)),
   log: (record) => {
