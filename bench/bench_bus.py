@@ -223,36 +223,88 @@ async def role_asker(out: Any, kind: str, url: str, target: Any, total: int) -> 
 # -- 3. awaited send throughput ---------------------------------------------------------
 
 
-async def role_throughput(out: Any, kind: str, url: str, total: int, warmup: int) -> None:
-    rates: dict[str, float] = {}
+_SCRIPTING = ("eval", "evalsha", "eval_ro", "evalsha_ro", "script")
 
-    async def timed(send: Callable[[], Awaitable[Any]]) -> float:
-        for _ in range(warmup):
-            await send()
-        started = time.perf_counter()
-        for _ in range(total):
-            await send()
-        return total / (time.perf_counter() - started)
 
+async def _redis_usec(admin: Any) -> tuple[int, dict[str, float]]:
+    """Redis CPU µs since the last CONFIG RESETSTAT (the admin's own CONFIG/INFO left out)
+    and µs per call of each command; then resets the counters.
+
+    commandstats counts a command a script calls both on its own line and inside the
+    script's: when scripts ran, the total is theirs (the senders here call nothing else).
+    """
+    stats = await admin.info("commandstats")
+    await admin.config_resetstat()
+    per_call: dict[str, float] = {}
+    usec: dict[str, int] = {}
+    for name, row in stats.items():
+        command = name.removeprefix("cmdstat_")
+        if command.split("|")[0] in ("config", "info"):
+            continue
+        usec[command] = int(row["usec"])
+        per_call[command] = float(row["usec_per_call"])
+    scripts = [c for c in usec if c.split("|")[0] in _SCRIPTING]
+    return sum(usec[c] for c in scripts or usec), per_call
+
+
+async def role_throughput(
+    out: Any, kind: str, url: str, total: int, warmup: int, batch: int
+) -> None:
+    """Sequential awaited sends, and batches of ``batch``: per variant the rate (items/s),
+    Python CPU µs per item (``time.process_time``) and Redis µs per item (commandstats)."""
+    import redis.asyncio as aioredis
+
+    admin = aioredis.Redis.from_url(url, protocol=2, client_name=ADMIN_CLIENT_NAME)
+    results: dict[str, dict[str, Any]] = {}
+
+    async def timed(variant: str, send: Callable[[], Awaitable[Any]], per_call: int = 1) -> None:
+        calls = max(1, total // per_call)
+        for _ in range(max(1, warmup // per_call)):
+            await send()
+        await _redis_usec(admin)
+        started, cpu = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            await send()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        usec, commands = await _redis_usec(admin)
+        items = calls * per_call
+        results[variant] = {
+            "rate": items / elapsed,
+            "cpu_us": cpu / items * 1e6,
+            "redis_us": usec / items,
+            "commands": commands,
+        }
+
+    fields = {"key": f"str-auto-{uuid.uuid4()}", "sender": "bench", "data": PAYLOAD}
     if kind == "raw":
         r = raw_client(url)
         stream = f"bench:throughput:{uuid.uuid4().hex}"
-        fields = {"key": f"str-auto-{uuid.uuid4()}", "sender": "bench", "data": PAYLOAD}
-        rates["raw"] = await timed(lambda: r.xadd(stream, fields))
+
+        async def pipelined() -> None:
+            async with r.pipeline(transaction=False) as pipe:
+                for _ in range(batch):
+                    pipe.xadd(stream, fields)
+                await pipe.execute()
+
+        await timed("raw", lambda: r.xadd(stream, fields))
+        await timed("raw_batch", pipelined, batch)
         await r.aclose()
     else:
-        from hitl_bus import flow, send_input
+        from hitl_bus import flow, send_input, send_inputs
 
         run_id = await _new_run("bench-throughput")
-        rates["client"] = await timed(lambda: send_input(PAYLOAD, flow_run_id=run_id))
+        await timed("client", lambda: send_input(PAYLOAD, flow_run_id=run_id))
+        items = [PAYLOAD] * batch
+        await timed("batch", lambda: send_inputs(items, flow_run_id=run_id), batch)
 
         @flow(name="bench-pump")
-        async def pump() -> float:
-            return await timed(lambda: send_input(PAYLOAD, flow_run_id=run_id))
+        async def pump() -> None:
+            await timed("run", lambda: send_input(PAYLOAD, flow_run_id=run_id))
 
-        rates["run"] = await pump()
+        await pump()
         await close_hitl()
-    out.put(("result", rates))
+    await admin.aclose()
+    out.put(("result", results))
 
 
 # -- 4. many parked receivers -----------------------------------------------------------
@@ -372,8 +424,9 @@ ROLES: dict[str, Callable[..., Awaitable[None]]] = {
 
 
 def _child_main(role: str, kwargs: dict[str, Any], out: Any) -> None:
+    loop = kwargs.pop("loop", "asyncio")
     profile_as = f"{role}{kwargs.get('n', '')}" if kwargs.get("kind") == "hitl" else None
-    common.run_role(lambda: ROLES[role](out, **kwargs), out, profile_as)
+    common.run_role(lambda: ROLES[role](out, **kwargs), out, profile_as, loop)
 
 
 # ---------------------------------------------------------------------------------------
@@ -465,28 +518,112 @@ def scenario_round_trip(ctx: Any, url: str, args: argparse.Namespace, res: Resul
     )
 
 
+def _top_commands(commands: dict[str, float], n: int = 3) -> str:
+    return ", ".join(f"{c} {us:.1f}" for c, us in sorted(commands.items(), key=lambda x: -x[1])[:n])
+
+
 def scenario_throughput(ctx: Any, url: str, args: argparse.Namespace, res: Results) -> None:
-    rates: dict[str, list[float]] = {"raw": [], "client": [], "run": []}
+    runs: dict[str, list[dict[str, Any]]] = {}
     per_round = max(1, args.sends // args.rounds)
     for kind in _round_kinds(args):
-        child = Child(ctx, "throughput", kind=kind, url=url, total=per_round, warmup=args.warmup)
-        for variant, rate in child.get("result").items():
-            rates[variant].append(rate)
+        child = Child(
+            ctx,
+            "throughput",
+            kind=kind,
+            url=url,
+            total=per_round,
+            warmup=args.warmup,
+            batch=args.batch,
+        )
+        for variant, figures in child.get("result").items():
+            runs.setdefault(variant, []).append(figures)
         child.join()
-    raw = statistics.median(rates["raw"])
-    for variant, label in (("client", "from a script"), ("run", "from a flow run")):
-        rate = statistics.median(rates[variant])
+
+    def median(variant: str, figure: str) -> float:
+        return statistics.median(r[figure] for r in runs[variant])
+
+    raw, raw_batch = median("raw", "rate"), median("raw_batch", "rate")
+    for variant, label, base, target in (
+        ("client", "awaited sends/s, one at a time, from a script", raw, 0.6),
+        ("run", "awaited sends/s, one at a time, from a flow run", raw, None),
+        ("batch", f"batched inputs/s, `send_inputs` of {args.batch} (raw: pipelined XADD)",
+         raw_batch, 0.5),
+    ):  # fmt: skip
+        rate = median(variant, "rate")
         res.add(
-            f"awaited sends/s, one at a time, {label}",
-            f"{raw:,.0f}",
+            label,
+            f"{base:,.0f}",
             f"{rate:,.0f}",
-            f"{rate / raw:.2f}x (target ≥ 0.5x)",
-            rate >= 0.5 * raw,
+            f"{rate / base:.2f}x" + (f" (target ≥ {target}x)" if target else ""),
+            None if target is None else rate >= target * base,
+        )
+    for variant, base, label in (
+        ("client", "raw", "one awaited send"),
+        ("batch", "raw_batch", f"one input of a batch of {args.batch}"),
+    ):
+        res.add(
+            f"profile, {label}: Python CPU µs / Redis µs per input",
+            f"{median(base, 'cpu_us'):.0f} / {median(base, 'redis_us'):.1f}",
+            f"{median(variant, 'cpu_us'):.0f} / {median(variant, 'redis_us'):.1f}",
+            "Redis µs/call: " + _top_commands(runs[variant][-1]["commands"]),
         )
     res.notes.append(
         f"Throughput: median of {args.rounds} alternating rounds of {per_round} sequential "
         f"awaited sends of a {len(PAYLOAD)}-byte string (raw: XADD with the same three "
-        "fields hitl_bus stores: key, sender, data)."
+        f"fields hitl_bus stores: key, sender, data), then the same count in batches of "
+        f"{args.batch} (`send_inputs`: one EVALSHA per batch; raw: a pipeline of XADDs). "
+        "Profile: the sending process's CPU (`time.process_time`) and Redis's "
+        "(`INFO commandstats` usec, reset before each variant) per input."
+    )
+
+
+def scenario_loops(ctx: Any, url: str, args: argparse.Namespace, res: Results) -> None:
+    """hitl_bus on asyncio's loop against uvloop (every process of a measurement on the
+    same loop), alternating rounds: one-way latency and the script → run round trip."""
+    one_way: dict[str, list[int]] = {"asyncio": [], "uvloop": []}
+    trips: dict[str, list[int]] = {"asyncio": [], "uvloop": []}
+    per_round = max(1, args.messages // args.rounds)
+    total = per_round + args.warmup
+    for i in range(args.rounds):
+        for loop in ("asyncio", "uvloop") if i % 2 == 0 else ("uvloop", "asyncio"):
+            receiver = Child(ctx, "latency_receiver", kind="hitl", url=url, total=total, loop=loop)
+            target = receiver.get("ready")
+            sender = Child(
+                ctx,
+                "latency_sender",
+                kind="hitl",
+                url=url,
+                target=target,
+                total=total,
+                interval=args.interval,
+                loop=loop,
+            )
+            sender.get("done")
+            one_way[loop] += receiver.get("result")[args.warmup :]
+            receiver.join()
+            sender.join()
+            greeter = Child(ctx, "greeter", kind="hitl", url=url, streams=[], loop=loop)
+            run_id = greeter.get("ready")
+            asker = Child(ctx, "asker", kind="hitl", url=url, target=run_id, total=total, loop=loop)
+            trips[loop] += asker.get("result")["client"][args.warmup :]
+            greeter.get("done")
+            greeter.join()
+            asker.join()
+    for label, samples in (
+        ("send→receive one-way latency p50", one_way),
+        ("round trip p50, script → run", trips),
+    ):
+        plain, fast = percentile(samples["asyncio"], 50), percentile(samples["uvloop"], 50)
+        res.add(
+            f"event loop: {label}, asyncio (raw column) vs uvloop (hitl_bus column)",
+            ms(plain),
+            ms(fast),
+            f"uvloop {fast / plain:.2f}x of asyncio",
+        )
+    res.notes.append(
+        f"Event loop: hitl_bus only, every process of a measurement on asyncio's loop or on "
+        f"uvloop ({args.rounds} alternating rounds of {per_round} messages each way, after "
+        f"{args.warmup} warm-up); the other rows run asyncio's loop."
     )
 
 
@@ -586,12 +723,13 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.002, help="one-way send spacing (s)")
     parser.add_argument("--rounds", type=int, help="alternating raw/hitl rounds (latency tests)")
     parser.add_argument("--sends", type=int, help="sends for the throughput test")
+    parser.add_argument("--batch", type=int, default=100, help="inputs per send_inputs batch")
     parser.add_argument("--fan", help="receiver counts, comma-separated (default 1000,10000)")
     parser.add_argument("--fan-concurrency", type=int, default=4, help="send lanes for fan-out")
     parser.add_argument(
         "--only",
-        help="comma-separated subset of: latency,roundtrip,throughput,fanout",
-        default="latency,roundtrip,throughput,fanout",
+        help="comma-separated subset of: latency,roundtrip,throughput,loops,fanout",
+        default="latency,roundtrip,throughput,loops,fanout",
     )
     common.add_output_args(
         parser, "exit 1 when a target is missed", "cProfile the hitl_bus processes into DIR"
@@ -612,6 +750,7 @@ def main() -> int:
             ("latency", lambda: scenario_latency(ctx, server.url, args, res)),
             ("roundtrip", lambda: scenario_round_trip(ctx, server.url, args, res)),
             ("throughput", lambda: scenario_throughput(ctx, server.url, args, res)),
+            ("loops", lambda: scenario_loops(ctx, server.url, args, res)),
         ]
         for n in fan:
             steps.append(

@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -107,6 +108,18 @@ async def role_client(
             entry_id = await r.xadd(queue_key, {"t0": str(t0), "key": list_key})
             return entry_id.decode(), now_ns() - t0
 
+    elif kind == "saq":
+        from saq import Queue
+
+        saq_queue = Queue.from_url(url, name=queue_key)
+        await saq_queue.connect()
+
+        async def start(list_key: str) -> tuple[str, int]:
+            t0 = now_ns()
+            job = await saq_queue.enqueue("saq_job", t0=t0, list_key=list_key)
+            assert job is not None
+            return str(job.key), now_ns() - t0
+
     else:
         from hitl_bus import run_deployment
 
@@ -153,6 +166,8 @@ async def role_client(
     await r.aclose()
     if kind == "hitl":
         await close_hitl()
+    if kind == "saq":
+        await saq_queue.disconnect()
     out.put(("result", result))
 
 
@@ -204,9 +219,38 @@ async def role_raw_consumer(
         task.add_done_callback(tasks.discard)
 
 
+async def role_saq_worker(
+    out: Any, url: str, queue_key: str, done_stream: str, concurrency: int
+) -> None:
+    """A saq worker on the same Redis: its job does what the raw handler does (RPUSH the
+    latency); once saq has recorded the job complete, a hook XADDs to the done stream."""
+    from saq import Queue, Worker
+
+    r = raw_client(url)
+    pid = os.getpid()
+
+    async def saq_job(ctx: dict[str, Any], *, t0: int, list_key: str) -> None:
+        started = now_ns()
+        await r.rpush(list_key, f"{started - t0} {started} {pid} {ctx['job'].key}")
+
+    async def finished(ctx: dict[str, Any]) -> None:  # after saq's job.finish(COMPLETE)
+        await r.xadd(done_stream, {"id": ctx["job"].key})
+
+    saq_queue = Queue.from_url(url, name=queue_key)
+    worker = Worker(
+        saq_queue,
+        functions=[("saq_job", saq_job)],
+        concurrency=concurrency,
+        after_process=finished,
+    )
+    out.put(("ready", pid))
+    await worker.start()  # until SIGTERM
+
+
 ROLES: dict[str, Callable[..., Awaitable[None]]] = {
     "client": role_client,
     "raw_consumer": role_raw_consumer,
+    "saq_worker": role_saq_worker,
 }
 
 
@@ -247,11 +291,11 @@ class Consumers:
         self.queue_key = f"bench:rawq:{uuid.uuid4().hex}"
         self.done_stream = f"bench:rawdone:{uuid.uuid4().hex}"
         for i in range(n):
-            if kind == "raw":
+            if kind in ("raw", "saq"):
                 self.children.append(
                     Child(
                         ctx,
-                        "raw_consumer",
+                        "raw_consumer" if kind == "raw" else "saq_worker",
                         url=url,
                         queue_key=self.queue_key,
                         done_stream=self.done_stream,
@@ -274,7 +318,7 @@ class Consumers:
 
     @property
     def pids(self) -> list[int]:
-        if self.kind == "raw":
+        if self.children:
             return [c.proc.pid for c in self.children if c.proc.pid is not None]
         return [p.pid for p in self.procs]
 
@@ -284,6 +328,9 @@ class Consumers:
 
         for child in self.children:
             child.get("ready", timeout=timeout)
+        if self.kind == "saq":  # its workers poll their queue list with BLMOVE
+            time.sleep(0.5)
+            return
         name = RAW_CLIENT_NAME if self.kind == "raw" else HITL_CLIENT_NAME
         deadline = time.monotonic() + timeout
         while True:
@@ -302,7 +349,7 @@ class Consumers:
                 raise RuntimeError(f"worker exited with {proc.returncode}")
         for child in self.children:
             if not child.proc.is_alive():
-                raise RuntimeError(f"raw consumer exited with {child.proc.exitcode}")
+                raise RuntimeError(f"{self.kind} consumer exited with {child.proc.exitcode}")
 
     def stop(self) -> None:
         for child in self.children:
@@ -319,8 +366,8 @@ class Consumers:
 
 
 def _final_id(kind: str, fields: dict[bytes, bytes]) -> str | None:
-    """The run (raw: queue entry) a followed stream entry reports as finished, if any."""
-    if kind == "raw":
+    """The run (raw: queue entry, saq: job) a followed stream entry reports as finished."""
+    if kind != "hitl":
         return fields[b"id"].decode()
     if fields.get(b"type") != b"state.changed":
         return None
@@ -437,7 +484,7 @@ def run_burst(
     from hitl_bus import keys
 
     key = f"bench:workers:burst:{uuid.uuid4().hex}"
-    stream = consumers.done_stream if kind == "raw" else keys.EVENTS
+    stream = keys.EVENTS if kind == "hitl" else consumers.done_stream
     go = ctx.Event()
     client = _client(
         ctx,
@@ -466,8 +513,11 @@ def run_burst(
     }
     client.join()
     commands = _command_diff(stats_before, stats_after)
-    calls, usec = commands["xread"]  # less the parent's own XREADs of the followed stream
+    calls, usec = commands.get("xread", (0, 0))  # less the parent's XREADs of the stream
     commands["xread"] = (calls - reads, usec)
+    if kind == "saq":  # nor the done entries its hook adds
+        calls, usec = commands.get("xadd", (0, 0))
+        commands["xadd"] = (calls - len(result["ids"]), usec)
     commands.pop("info", None)
     records = _parse(admin.lrange(key, 0, -1))
     ids = result["ids"]
@@ -515,13 +565,16 @@ def scenario(
     label = f"{n} worker{'s' if n > 1 else ''}"
     seq: dict[str, dict[str, Any]] = {}
     burst: dict[str, dict[str, Any]] = {}
-    for kind in ("raw", "hitl"):
+    kinds = ["raw", "hitl"]
+    if args.saq and "burst" in args.only:
+        kinds.append("saq")
+    for kind in kinds:
         t = time.perf_counter()
         consumers = Consumers(ctx, kind, n, args, url)
         try:
             consumers.wait_ready(admin)
             print(f"  {label}, {kind}: ready in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-            if "seq" in args.only:
+            if "seq" in args.only and kind != "saq":
                 seq[kind] = run_sequential(ctx, url, kind, consumers, args, admin)
             if "burst" in args.only:
                 burst[kind] = run_burst(ctx, url, kind, consumers, args, admin, redis_pid)
@@ -550,6 +603,18 @@ def scenario(
         )
     if burst:
         raw, hitl = burst["raw"], burst["hitl"]
+
+        def per_run(side: dict[str, Any]) -> str:
+            ms_each = {
+                "client": side["client_cpu"] * 1e3 / side["n"],
+                "workers": side["cpu"]["workers"] * 1e3 / side["n"],
+                "redis": side["cpu"]["redis"] * 1e3 / side["n"],
+            }
+            return " / ".join(f"{v:.2f}" for v in ms_each.values())
+
+        def commands(side: dict[str, Any]) -> str:
+            return f"{sum(c for c, _ in side['commands'].values()) / side['n']:.1f}"
+
         b = f"{label}, burst of {hitl['n']:,}"
         r, h = raw["n"] / raw["call_s"], hitl["n"] / hitl["call_s"]
         res.add(
@@ -569,6 +634,24 @@ def scenario(
             f"{raw['n'] / raw['all_done_s']:,.0f}",
             f"{hitl['n'] / hitl['all_done_s']:,.0f}",
         )
+        saq = burst.get("saq")
+        if saq is not None:
+            jobs, runs = saq["n"] / saq["all_done_s"], hitl["n"] / hitl["all_done_s"]
+            res.add(
+                f"{b}: completed runs/s against saq's completed jobs/s (raw column: saq)",
+                f"{jobs:,.0f}",
+                f"{runs:,.0f}",
+                f"{runs / jobs:.2f}x of saq (target ≥ 1.5x)"
+                + ("" if runs >= 1.5 * jobs else ": missed"),
+            )
+            res.add(
+                f"{b}: CPU ms per run, client / workers / redis; Redis commands per run "
+                "(raw column: saq's job, each completed once)",
+                f"{per_run(saq)}; {commands(saq)}",
+                f"{per_run(hitl)}; {commands(hitl)}",
+                "",
+                saq["started_once"] and saq["states"] == {"COMPLETED": saq["n"]},
+            )
         for pct in (50, 99):
             r, h = percentile(raw["latencies"], pct), percentile(hitl["latencies"], pct)
             res.add(f"{b}: queue→first line p{pct}", ms(r), ms(h), f"{h / r:.2f}x")
@@ -587,18 +670,7 @@ def scenario(
             ok,
         )
 
-        def per_run(side: dict[str, Any]) -> str:
-            ms_each = {
-                "client": side["client_cpu"] * 1e3 / side["n"],
-                "workers": side["cpu"]["workers"] * 1e3 / side["n"],
-                "redis": side["cpu"]["redis"] * 1e3 / side["n"],
-            }
-            return " / ".join(f"{v:.2f}" for v in ms_each.values())
-
         res.add(f"{b}: CPU ms per run, client / workers / redis", per_run(raw), per_run(hitl))
-
-        def commands(side: dict[str, Any]) -> str:
-            return f"{sum(c for c, _ in side['commands'].values()) / side['n']:.1f}"
 
         top = sorted(hitl["commands"].items(), key=lambda kv: -kv[1][1])[:5]
         res.add(
@@ -622,6 +694,9 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=2.0, help="ms between sequential runs")
     parser.add_argument("--lanes", type=int, default=1, help="concurrent calls in the burst")
     parser.add_argument("--only", default="seq,burst", help="comma-separated subset of: seq,burst")
+    parser.add_argument(
+        "--no-saq", dest="saq", action="store_false", help="skip the saq reference line"
+    )
     common.add_output_args(
         parser, "exit 1 when a run went wrong", "cProfile workers and hitl client into DIR"
     )
@@ -630,6 +705,9 @@ def main() -> int:
     args.burst = args.burst or (500 if args.quick else 2000)
     args.warmup = args.warmup if args.warmup is not None else (10 if args.quick else 50)
     args.only = set(args.only.split(","))
+    if args.saq and importlib.util.find_spec("saq") is None:
+        print("saq is not installed (pip install -e '.[bench]'): no saq line", file=sys.stderr)
+        args.saq = False
     worker_counts = [int(x) for x in args.workers.split(",") if x]
 
     ctx = mp.get_context("spawn")
@@ -657,6 +735,11 @@ def main() -> int:
         "/proc) divided by its runs. Redis commands: `INFO commandstats` over the burst, "
         "which also counts the commands scripts call (HGET, HSET, XADD in EVALSHA), less "
         "the parent's XREADs.",
+        "saq (burst only): a real saq worker per worker process on the same Redis "
+        f"(`saq.Worker`, concurrency {args.concurrency}), its job RPUSHing the time as the "
+        "raw handler does; the client enqueues with `Queue.enqueue` back to back; a job "
+        "counts as completed when saq's `after_process` hook (after saq recorded it "
+        "complete) XADDs it to a done stream, which the parent follows.",
         f"{os.cpu_count()} cores shared by redis-server, the client, the worker processes "
         "and other work on the machine: with 2 workers there are more busy processes than "
         "cores.",

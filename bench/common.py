@@ -119,10 +119,19 @@ async def wait_parked(dispatcher: Any, n: int) -> None:
 
 
 def run_role(
-    make: Callable[[], Coroutine[Any, Any, None]], out: Any, profile_as: str | None
+    make: Callable[[], Coroutine[Any, Any, None]],
+    out: Any,
+    profile_as: str | None,
+    loop: str = "asyncio",
 ) -> None:
-    """Run a role's coroutine (under cProfile into ``$BENCH_PROFILE_DIR`` when that is set
-    and ``profile_as`` names the file); a failure is reported as ("error", traceback)."""
+    """Run a role's coroutine on the event loop ``loop`` names (``asyncio``, ``uvloop``;
+    as ``HITL_BUS_LOOP``), under cProfile into ``$BENCH_PROFILE_DIR`` when that is set and
+    ``profile_as`` names the file; a failure is reported as ("error", traceback)."""
+    from hitl_bus.settings import run_on_configured_loop
+
+    def run(main: Coroutine[Any, Any, None]) -> None:
+        run_on_configured_loop(main, loop)
+
     try:
         profile_dir = os.environ.get("BENCH_PROFILE_DIR")
         if profile_dir and profile_as is not None:
@@ -131,12 +140,12 @@ def run_role(
             profiler = cProfile.Profile()
             profiler.enable()
             try:
-                asyncio.run(make())
+                run(make())
             finally:
                 profiler.disable()
                 profiler.dump_stats(Path(profile_dir) / f"{profile_as}-{os.getpid()}.prof")
         else:
-            asyncio.run(make())
+            run(make())
     except BaseException:
         out.put(("error", traceback.format_exc()))
         raise

@@ -40,9 +40,11 @@ from hitl_bus.inputs import (
     RunInput,
     RunInputMetadata,
     asend_input,
+    asend_inputs,
     keyset_from_base_key,
     receive_input,
     send_input,
+    send_inputs,
 )
 from hitl_bus.version import __version__ as __version__
 
@@ -67,6 +69,7 @@ __all__ = [
     "aresume_flow_run",
     "arun_deployment",
     "asend_input",
+    "asend_inputs",
     "asuspend_flow_run",
     "errors",
     "execute_flow_run",
@@ -80,6 +83,7 @@ __all__ = [
     "resume_flow_run",
     "run_deployment",
     "send_input",
+    "send_inputs",
     "serve",
     "start_flow_run",
     "suspend_flow_run",

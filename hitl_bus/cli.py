@@ -97,7 +97,7 @@ def web(
     """Serve the web UI and the HTTP API (OpenAPI at /docs); log in with HITL_BUS_API_TOKEN."""
     import uvicorn
 
-    from hitl_bus.settings import get_settings
+    from hitl_bus.settings import get_settings, loop_name
     from hitl_bus.web import create_app
 
     for line in exposure_warnings(host, port, get_settings()):
@@ -111,6 +111,7 @@ def web(
         log_level="warning",
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
+        loop=loop_name(),  # HITL_BUS_LOOP: uvloop where installed, by default
     )
 
 

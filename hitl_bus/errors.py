@@ -93,17 +93,27 @@ class InputRejected(HitlBusError, ValueError):
 
     ``errors`` names each failing field (``{"loc": [...], "msg": ...}``, as for
     ``ResumeRejected``); ``reason`` is the message without them, for a form that
-    shows the fields beside their boxes.
+    shows the fields beside their boxes. From ``send_inputs``, ``index`` is the
+    position of the refused input in the batch (none of the batch was stored).
     """
 
     reason = "the input does not match the receiver's type"
 
     def __init__(
-        self, key_prefix: str, errors: Sequence[Mapping[str, Any]], summary: str = ""
+        self,
+        key_prefix: str,
+        errors: Sequence[Mapping[str, Any]],
+        summary: str = "",
+        *,
+        index: int | None = None,
     ) -> None:
         self.key_prefix = key_prefix
         self.errors = list(errors)
-        super().__init__(f"{self.reason} ({key_prefix}): {summary}" if summary else self.reason)
+        self.index = index
+        message = self.reason
+        if index is not None:
+            message = f"input {index} of the batch: {message}"
+        super().__init__(f"{message} ({key_prefix}): {summary}" if summary else message)
 
 
 class ObjectAlreadyExists(HitlBusError):

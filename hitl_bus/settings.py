@@ -7,8 +7,12 @@ cached per distinct set of ``HITL_BUS_*`` values, as a web request asks often.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import importlib.util
 import os
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +70,11 @@ class Settings(BaseSettings):
     #: on Cluster no one master takes every run's index writes; 0: 16 on Cluster, 1 on
     #: standalone Redis (where one bucket costs least). Every process must use the same.
     index_shards: int = Field(default=0, ge=0, le=1024)
+    #: The event loop of the processes hitl_bus starts itself (``hitl-bus worker``,
+    #: ``serve()``, ``hitl-bus web``, ``hitl-bus dev``'s children): ``auto`` is uvloop where
+    #: it is installed (the ``fast`` extra), else asyncio's; ``asyncio`` forces the standard
+    #: loop; ``uvloop`` requires uvloop. The library itself runs on any loop it is called on.
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
 def get_settings() -> Settings:
@@ -79,3 +88,33 @@ def get_settings() -> Settings:
 @functools.lru_cache(maxsize=16)
 def _parse(environment: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()
+
+
+T = TypeVar("T")
+
+
+def loop_name(choice: str | None = None) -> Literal["asyncio", "uvloop"]:
+    """The event loop ``choice`` (default: ``HITL_BUS_LOOP``) means on this machine.
+
+    :raises RuntimeError: ``uvloop`` is asked for and not installed.
+    """
+    choice = choice or get_settings().loop
+    installed = importlib.util.find_spec("uvloop") is not None
+    if choice == "uvloop" and not installed:
+        raise RuntimeError("HITL_BUS_LOOP=uvloop, but uvloop is not installed (pip install uvloop)")
+    return "uvloop" if choice != "asyncio" and installed else "asyncio"
+
+
+def loop_factory(choice: str | None = None) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A function making a new event loop of the kind :func:`loop_name` names."""
+    if loop_name(choice) == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def run_on_configured_loop(main: Coroutine[Any, Any, T], choice: str | None = None) -> T:
+    """``asyncio.run(main)`` on the event loop ``HITL_BUS_LOOP`` (or ``choice``) selects."""
+    with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
+        return runner.run(main)

@@ -9,6 +9,7 @@ import time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import threading
@@ -153,6 +154,7 @@ def _arm_shutdown_hook(loop: asyncio.AbstractEventLoop, bus: Bus) -> None:
     loop.create_task(anext(hook))  # type: ignore[arg-type]
 
 
+@functools.lru_cache(maxsize=64)
 def _sha(source: str) -> str:
     return hashlib.sha1(source.encode()).hexdigest()
 

@@ -32,7 +32,7 @@ from hitl_bus.engine.flows import HAND_BACK, execute_flow_run
 from hitl_bus.engine.runs import read_flow_run, sweep_expired
 from hitl_bus.engine.states import StateType
 from hitl_bus.errors import FlowRunCancelled, FlowRunNotFound, FlowRunSuspended, StateConflict
-from hitl_bus.settings import get_settings
+from hitl_bus.settings import get_settings, run_on_configured_loop
 
 log = logging.getLogger("hitl_bus.worker")
 
@@ -329,4 +329,4 @@ def serve(*deployments: Deployment, concurrency: int = 4, grace: float = 10.0) -
             loop.add_signal_handler(sig, worker.stop)
         await worker.run(grace=grace)
 
-    asyncio.run(main())
+    run_on_configured_loop(main())  # HITL_BUS_LOOP: uvloop where installed, by default

@@ -14,7 +14,7 @@ from hitl_bus.inputs.actions import (
     read_flow_run_input,
 )
 from hitl_bus.inputs.keyset import Keyset, keyset_from_base_key
-from hitl_bus.inputs.messaging import asend_input, receive_input
+from hitl_bus.inputs.messaging import asend_input, asend_inputs, receive_input
 from hitl_bus.inputs.receiving import InputReceiver
 from hitl_bus.inputs.run_input import (
     AutomaticRunInput,
@@ -25,6 +25,7 @@ from hitl_bus.inputs.run_input import (
 )
 
 send_input = dual(asend_input)
+send_inputs = dual(asend_inputs)
 
 __all__ = [
     "AutomaticRunInput",
@@ -39,6 +40,7 @@ __all__ = [
     "afilter_flow_run_input",
     "aread_flow_run_input",
     "asend_input",
+    "asend_inputs",
     "create_flow_run_input",
     "create_flow_run_input_from_model",
     "delete_flow_run_input",
@@ -48,4 +50,5 @@ __all__ = [
     "receive_input",
     "run_input_subclass_from_type",
     "send_input",
+    "send_inputs",
 ]

@@ -8,7 +8,7 @@ and turn it into the ``RunInput`` that travels, then hand it to the mechanics be
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel
@@ -79,6 +79,40 @@ async def asend_input(
     await deliver(
         Mailbox.for_run(flow_run_id), run_input, sender=sender, key_prefix=key_prefix, key=key
     )
+
+
+async def asend_inputs(
+    run_inputs: Iterable[Any],
+    flow_run_id: uuid.UUID | str,
+    key_prefix: str | None = None,
+    sender: str | None = None,
+    keys: Sequence[str | None] | None = None,
+) -> list[str]:
+    """Send many inputs to one flow run in one round trip; returns their keys, in order.
+
+    Each of ``run_inputs`` is what ``send_input`` takes (a value, a model or a
+    ``RunInput``); ``key_prefix`` applies to all of them (default: each input's own),
+    ``keys`` gives each input's key (``None`` in it, or no ``keys``: drawn). The batch
+    is stored in one atomic step with ``send_input``'s guarantees per input: each is
+    checked against the receiver's type, a key the run already has is not stored
+    again (so a batch sent again after ``BusConnectionError`` is stored once), and the
+    inputs reach each receiver in the order given.
+
+    :raises FlowRunNotFound: no such run; nothing stored.
+    :raises InputRejected: an input does not match its receiver's type; ``.index`` is
+        its position in ``run_inputs``. None of the batch was stored.
+    :raises PayloadTooLarge: an encoded input is over ``HITL_BUS_MAX_PAYLOAD_BYTES``.
+    :raises ValueError: ``keys`` is not as long as ``run_inputs``.
+    """
+    instances = [as_run_input(value) for value in run_inputs]
+    given: Sequence[str | None] = [None] * len(instances) if keys is None else list(keys)
+    if len(given) != len(instances):
+        raise ValueError(f"{len(given)} keys for {len(instances)} inputs")
+    items = [
+        (instance, key_prefix or instance.default_key_prefix(), key)
+        for instance, key in zip(instances, given, strict=True)
+    ]
+    return await sending.deliver_models(Mailbox.for_run(flow_run_id), items, sender=sender)
 
 
 async def arespond(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jsonschema
@@ -103,6 +104,81 @@ return {1, id}
 """
 _ACCEPTED, _MISSING, _DUPLICATE, _CHECK = 1, 0, 2, 3
 
+# Many inputs to one owner in one call, with _SEND's checks and writes per input; every
+# check runs before the first write, so a refused input leaves the whole batch unstored.
+# KEYS: target marker, prefix set, key set, receivers hash, new-prefix announcements,
+#       input index; then ARGV[6] event streams; then ARGV[7] input streams; then, when
+#       ARGV[8] > 0, the sender inbox's marker, prefix set and key set.
+# ARGV: sender, target ttl ms (0: a run), events maxlen, ts ms, owner id, number of event
+#       streams, number of input streams, sender inbox ttl ms (0: none), pid, host; then
+#       five per input: key, prefix, number of its input stream (from 1), data, digest of
+#       the receiver schema it was checked against ('': none).
+# Replies {0} (no such owner), {3, n, schema, digest} (input n, from 0, was checked against
+# another schema or none: nothing written), or {1, entry id or '' (key already there)...}.
+_SEND_MANY = """
+local nevents, nstreams = tonumber(ARGV[6]), tonumber(ARGV[7])
+local renew = tonumber(ARGV[8])
+if renew > 0 then
+  local first = 7 + nevents + nstreams
+  redis.call('HSET', KEYS[first], 'pid', ARGV[9], 'host', ARGV[10])
+  for i = first, first + 2 do redis.call('PEXPIRE', KEYS[i], renew) end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local n = (#ARGV - 10) / 5
+local schemas, digests = {}, {}
+for i = 0, n - 1 do
+  local a = 10 + 5 * i
+  local prefix = ARGV[a + 2]
+  if redis.call('SISMEMBER', KEYS[3], ARGV[a + 1]) == 0 then
+    if digests[prefix] == nil then
+      local schema = redis.call('HGET', KEYS[4], prefix)
+      local digest = schema
+      if schema and redis.sha1hex then digest = redis.sha1hex(schema) end
+      schemas[prefix], digests[prefix] = schema, digest
+    end
+    local digest = digests[prefix]
+    if digest and digest ~= ARGV[a + 5] then return {3, i, schemas[prefix], digest} end
+  end
+end
+local ttl = tonumber(ARGV[2])
+local inbox = ttl > 0
+if not inbox then  -- a run: once finished its keys expire, and what this send made with them
+  local left = redis.call('PTTL', KEYS[1])
+  if left > 0 then ttl = left end
+end
+local reply, streams, stored = {1}, {}, false
+local sender, maxlen = ARGV[1], ARGV[3]
+for i = 0, n - 1 do
+  local a = 10 + 5 * i
+  local key, prefix = ARGV[a + 1], ARGV[a + 2]
+  if redis.call('SADD', KEYS[3], key) == 0 then
+    reply[#reply + 1] = ''
+  else
+    local stream = KEYS[6 + nevents + tonumber(ARGV[a + 3])]
+    local id = redis.call('XADD', stream, '*', 'key', key, 'sender', sender, 'data', ARGV[a + 4])
+    redis.call('HSET', KEYS[6], key, id .. ' ' .. prefix)
+    if redis.call('SADD', KEYS[2], prefix) == 1 and inbox then
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100, '*', 'prefix', prefix)
+      redis.call('PEXPIRE', KEYS[5], ttl)
+    end
+    if nevents > 0 then
+      local event = cjson.encode({key = key, key_prefix = prefix, sender = sender})
+      for e = 7, 6 + nevents do
+        redis.call('XADD', KEYS[e], 'MAXLEN', '~', maxlen, '*',
+                   'type', 'input.received', 'run_id', ARGV[5], 'ts', ARGV[4], 'data', event)
+      end
+    end
+    streams[stream], stored = true, true
+    reply[#reply + 1] = id
+  end
+end
+if stored and ttl > 0 then
+  for _, i in ipairs({1, 2, 3, 6}) do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for stream in pairs(streams) do redis.call('PEXPIRE', stream, ttl) end
+end
+return reply
+"""
+
 # Receiver schemas this process has seen: (run id, key prefix) -> (digest, decoded schema
 # and a validator built once for it, or None when it is not JSON). Only a hint: the script
 # confirms the digest on every send, and an input the cached schema refuses is checked
@@ -134,10 +210,19 @@ def _known_digest(owner: str, prefix: str, payload: Any) -> bytes:
     return digest
 
 
-def _check(owner: str, prefix: str, payload: Any, raw_schema: bytes, digest: bytes) -> bytes:
+def _check(
+    owner: str,
+    prefix: str,
+    payload: Any,
+    raw_schema: bytes,
+    digest: bytes,
+    *,
+    index: int | None = None,
+) -> bytes:
     """Check ``payload`` against the receiver's current schema; returns its digest.
 
-    :raises InputRejected: the input does not match the schema.
+    :raises InputRejected: the input does not match the schema (``index``: its place in
+        a batch).
     """
     try:
         schema: dict[str, Any] | None = codec.loads(raw_schema)
@@ -153,7 +238,7 @@ def _check(owner: str, prefix: str, payload: Any, raw_schema: bytes, digest: byt
         _SCHEMAS[(owner, prefix)] = (digest, checker)
     errors = schema_errors(schema, payload) if schema is not None else []
     if errors:
-        raise InputRejected(prefix, errors, summarize(errors))
+        raise InputRejected(prefix, errors, summarize(errors), index=index)
     return digest
 
 
@@ -263,3 +348,104 @@ async def deliver_reply(
     if target is None:
         raise NotAnswerable(origin)
     return await deliver_model(target, instance, key_prefix=key_prefix, sender=sender, key=key)
+
+
+async def deliver_models(
+    target: Mailbox,
+    items: Sequence[tuple[BaseModel, str, str | None]],
+    *,
+    sender: str | None = None,
+) -> list[str]:
+    """Append many inputs to ``target`` in one script call; returns their keys, in order.
+
+    ``items`` are ``(instance, key prefix, key or None)``. Each input is checked and stored
+    as by :func:`deliver_model`, all in one atomic step: the inputs land in the given order
+    (one stream per key prefix), a key ``target`` already has is skipped (so repeating a
+    batch stores nothing twice), and when one input does not match its receiver's schema
+    none of the batch is stored. One round trip once the process knows the receivers'
+    schemas, one more per key prefix whose schema it has not seen.
+
+    :raises InputRejected: an input does not match its receiver's schema (``.index`` is
+        its position); nothing stored.
+    """
+    if not items:
+        return []
+    bus = get_bus()
+    owner = target.id
+    is_run = target.kind == FLOW_RUN
+    from_inbox = False
+    if sender is None:
+        sender, from_inbox = default_sender()
+    # Keys, prefixes and payloads are settled before the first try, as for one input.
+    input_keys: list[str] = []
+    prefixes: list[str] = []
+    payloads: list[Any] = []
+    streams: dict[str, int] = {}  # key prefix -> number of its stream among KEYS
+    args: list[Any] = []
+    limit = bus.settings.max_payload_bytes
+    for instance, key_prefix, key in items:
+        prefix = check_key_prefix(key_prefix)
+        input_key = new_input_key(prefix) if key is None else check_input_key(key)
+        payload = instance.model_dump(mode="json")
+        data = codec.check_size(codec.dumps(payload), limit)
+        number = streams.setdefault(prefix, len(streams) + 1)
+        digest = _known_digest(owner, prefix, payload) if is_run else b""
+        args += [input_key, prefix, number, data, digest]
+        input_keys.append(input_key)
+        prefixes.append(prefix)
+        payloads.append(payload)
+    script_keys = [
+        target.marker_key,
+        keys.input_streams(owner),
+        keys.input_keys(owner),
+        keys.run_receivers(owner),
+        keys.inbox_prefixes(owner),
+        keys.input_index(owner),
+    ]
+    if is_run:
+        script_keys.append(keys.run_events(owner))
+        if bus.one_node:  # in Cluster the global stream is on a slot of its own
+            script_keys.append(keys.EVENTS)
+    nevents = len(script_keys) - 6
+    script_keys += [keys.input_stream(owner, prefix) for prefix in streams]
+    inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
+    head: list[Any] = [
+        sender, 0 if is_run else inbox_ttl_ms, bus.settings.events_maxlen,
+        int(time.time() * 1000), owner, nevents, len(streams), 0, 0, "",
+    ]  # fmt: skip
+    if from_inbox:  # renew the sender's inbox, so replies can reach it
+        if not bus.one_node:  # in Cluster the inbox is on a slot of its own
+            await inbox.renew_if_due(bus)
+        else:
+            renew_keys, (pid, host) = inbox.renewal()
+            script_keys += renew_keys
+            head[7:10] = [inbox_ttl_ms, pid, host]
+    reply = await bus.eval(_SEND_MANY, script_keys, head + args, replicated=True)
+    while reply[0] == _CHECK:  # a receiver's schema is new to this process, or changed
+        prefix = prefixes[int(reply[1])]
+        raw_schema, digest = reply[2], reply[3]
+        for index, payload in enumerate(payloads):
+            if prefixes[index] == prefix:
+                args[5 * index + 4] = _check(
+                    owner, prefix, payload, raw_schema, digest, index=index
+                )
+        reply = await bus.eval(_SEND_MANY, script_keys, head + args, replicated=True)
+    if reply[0] == _MISSING:
+        if is_run:
+            raise FlowRunNotFound(owner)
+        raise InboxNotFound(owner)
+    if is_run and not bus.one_node:  # the global events follow, as for one input
+        given = [key for _, _, key in items]
+        async with bus.client.pipeline(transaction=False) as pipe:
+            for index, entry_id in enumerate(reply[1:]):
+                if entry_id or given[index] is None:  # stored now, or by a lost first try
+                    event = {"key": input_keys[index], "key_prefix": prefixes[index],
+                             "sender": sender}  # fmt: skip
+                    pipe.xadd(
+                        keys.EVENTS,
+                        event_fields("input.received", owner, event),
+                        maxlen=bus.settings.events_maxlen,
+                        approximate=True,
+                    )
+            await pipe.execute()
+    return input_keys

@@ -34,6 +34,7 @@ from hitl_bus import (
     aresume_flow_run,
     arun_deployment,
     asend_input,
+    asend_inputs,
     asuspend_flow_run,
     errors,
     execute_flow_run,
@@ -47,6 +48,7 @@ from hitl_bus import (
     resume_flow_run,
     run_deployment,
     send_input,
+    send_inputs,
     serve,
     start_flow_run,
     suspend_flow_run,
@@ -151,6 +153,8 @@ def sync_flow(run_id: str) -> int:
     resume_flow_run(uuid.uuid4())
     send_input(user, flow_run_id=run_id, key="order-1")
     send_input(3, run_id, sender=None, key_prefix="numbers")
+    sent: list[str] = send_inputs([1, user], flow_run_id=run_id, keys=[None, "u-1"])
+    print(sent)
     user.send_to(run_id)
     user.respond("thanks")
     ctx: FlowRunContext = get_run_context()
@@ -258,6 +262,9 @@ async def async_flow(run_id: str) -> int:
     await aresume_flow_run(run_id, None)
     await send_input(user, flow_run_id=run_id)
     await asend_input("hi", run_id, key="greeting-1")
+    batch: list[str] = await send_inputs(["a", "b"], flow_run_id=run_id, key_prefix="words")
+    twin_batch: list[str] = await asend_inputs([user], run_id, sender=None)
+    print(batch, twin_batch)
     await user.send_to(run_id, key_prefix="users")
     await user.respond({"ok": True}, key="reply-1")
     async for word in receive_input(str, timeout=None):
