@@ -3,7 +3,8 @@
     python examples/monitoring.py
 
 Each check the flow takes whatever ``ThresholdUpdate`` inputs have arrived
-(``receive_input(..., timeout=0)`` never waits), applies them, then compares
+(``receive_input(..., timeout=0)`` never waits), applies them (one out of range is
+not taken: ``reject_input`` tells the sender why), then compares
 the readings with the thresholds and logs an alert for each one above. The
 readings are simulated: smooth waves that stay under the default thresholds,
 so an alert shows that an update took effect.
@@ -26,6 +27,7 @@ from hitl_bus import HitlClient, InputReceiver, flow, start_flow_run  # all but 
 from hitl_bus.client.orchestration import get_client
 from hitl_bus.input import RunInput
 from hitl_bus.input.run_input import receive_input, send_input
+from hitl_bus.inputs import reject_input  # hitl_bus only
 from hitl_bus.logging import get_run_logger
 
 Metric = Literal["cpu", "memory", "latency"]
@@ -75,7 +77,9 @@ async def apply_updates(
         except TimeoutError:  # nothing (more) has arrived; the receiver keeps its position
             return
         except ValidationError as exc:  # e.g. from a send box; it is skipped from now on
-            logger.warning("Ignored a threshold update: %s", exc.errors()[0]["msg"])
+            why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            logger.warning("Ignored a threshold update: %s", why)
+            await reject_input(updates, why)  # the sender sees "Not taken: <why>"
             continue
         previous = thresholds[update.metric]
         thresholds[update.metric] = update.threshold
