@@ -7,14 +7,17 @@ Resume, reloading) and reads what the page says.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from typing import Annotated
 
 from playwright.async_api import Locator, Page, Route, expect
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from examples.monitoring import monitor
 from hitl_bus import RunInput, flow, get_client, start_flow_run
 from hitl_bus.input.run_input import receive_input
+from tests.browser.test_resume_form import error_beside, group, open_form, resume
 from tests.helpers import eventually
 
 
@@ -172,3 +175,101 @@ async def test_model_inputs_and_replies_are_shown_as_their_fields(page: Page) ->
     await expect(bubbles(page)).to_have_text(
         [re.compile(r"^You\s+name: Ada · age: 3"), re.compile(r"^Run\s+name: ADA · age: 4$")]
     )
+
+
+# -- errors that find no field --------------------------------------------------------------
+
+
+class Visits(RunInput):
+    visits: dict[str, int] = Field(title="Visits", description="Visitors per city.")
+
+
+async def test_a_server_error_inside_a_dict_value_marks_that_row(page: Page) -> None:
+    received, _ = await open_form(page, Visits)
+
+    async def lots(route: Route) -> None:  # what reaches the server is not what was typed
+        await route.continue_(post_data=json.dumps({"input": {"visits": {"berlin": "lots"}}}))
+
+    await page.route(re.compile(r".*/resume$"), lots)
+    visits = group(page, "Visits")
+    await visits.get_by_role("button", name="Add an entry").click()
+    await visits.get_by_label("Visits key", exact=True).fill("berlin")
+    await page.get_by_label('Visits "berlin"').fill("12")
+    await resume(page)
+    field = page.get_by_label('Visits "berlin"')
+    await expect(field).to_have_attribute("aria-invalid", "true")
+    await expect(error_beside(page, 'Visits "berlin" *')).to_have_text(
+        "berlin: must be a whole number"
+    )
+    await expect(page.locator("#summary")).to_contain_text("berlin: must be a whole number")
+    await expect(field).to_be_focused()
+    assert received == []
+
+
+class Stock(RunInput):
+    stock: dict[
+        Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="Three capital letters.")], int
+    ] = Field(title="Stock", description="Units per warehouse code.")
+    shelves: dict[Annotated[str, Field(min_length=2)], int] = Field(
+        default_factory=dict, title="Shelves"
+    )
+
+
+async def test_a_dict_with_key_rules_has_rows_and_checks_the_keys(page: Page) -> None:
+    received, posts = await open_form(page, Stock)
+    await expect(page.get_by_text("Any JSON value")).to_have_count(0)
+    stock = group(page, "Stock")
+    await stock.get_by_role("button", name="Add an entry").click()
+    key = stock.get_by_label("Stock key", exact=True)
+    await key.fill("lon")
+    await page.get_by_label('Stock "lon"').fill("4")
+    await resume(page)
+    assert posts == []
+    await expect(page.locator("#summary")).to_contain_text(
+        'Stock key "lon" does not have the expected form'
+    )
+    await expect(key).to_be_focused()
+    await expect(page.locator("#summary")).not_to_contain_text("[A-Z]")
+    await key.fill("LON")
+    shelves = group(page, "Shelves")
+    await shelves.get_by_role("button", name="Add an entry").click()
+    await shelves.get_by_label("Shelves key", exact=True).fill("a")
+    await page.get_by_label('Shelves "a"').fill("1")
+    await resume(page)
+    await expect(page.locator("#summary")).to_contain_text(
+        'Shelves key "a" needs at least 2 characters'
+    )
+    assert posts == []
+    await shelves.get_by_label("Shelves key", exact=True).fill("a1")
+    await resume(page)
+    await expect(page.locator("#notice")).to_contain_text("The flow has your input")
+    assert [r.model_dump() for r in received] == [{"stock": {"LON": 4}, "shelves": {"a1": 1}}]
+
+
+async def test_a_send_box_error_inside_a_dict_value_marks_that_row(page: Page) -> None:
+    @flow(name="city-counts")
+    async def counts() -> None:
+        async for _ in receive_input(dict[str, int], timeout=60):
+            return
+
+    run = await start_flow_run(counts)
+    prefix = "dict-auto"
+    await receiving(run.id, prefix)
+
+    async def lots(route: Route) -> None:
+        body = {"value": {"berlin": "lots"}, "key_prefix": prefix}
+        await route.continue_(post_data=json.dumps(body))
+
+    await page.route(re.compile(r".*/input$"), lots)
+    await page.goto(f"/runs/{run.id}")
+    box = page.locator(f'form.send-form[data-prefix="{prefix}"]')
+    await box.get_by_role("button", name="Add an entry").click()
+    await box.get_by_label("Message key", exact=True).fill("berlin")
+    field = box.get_by_label('Message "berlin"')
+    await field.fill("12")
+    await box.get_by_role("button", name="Send").click()
+    await expect(field).to_have_attribute("aria-invalid", "true")
+    await expect(
+        box.locator(".field", has=page.get_by_label('Message "berlin"')).locator(".field-error")
+    ).to_have_text("berlin: must be a whole number")
+    await expect(page.locator(".say-you")).to_have_count(0)
