@@ -23,11 +23,16 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from hitl_bus import HitlClient, InputReceiver, flow, start_flow_run  # all but flow: hitl_bus only
+from hitl_bus import (  # all but flow: hitl_bus only
+    HitlClient,
+    InputReceiver,
+    flow,
+    reject_input,
+    start_flow_run,
+)
 from hitl_bus.client.orchestration import get_client
 from hitl_bus.input import RunInput
 from hitl_bus.input.run_input import receive_input, send_input
-from hitl_bus.inputs import reject_input  # hitl_bus only
 from hitl_bus.logging import get_run_logger
 
 Metric = Literal["cpu", "memory", "latency"]

@@ -293,7 +293,7 @@ class HitlClient:
         """Input key -> what became of it: ``{"status": "taken"}``, or ``"skipped"`` with
         the flow's ``reason`` (a skip outranks a take). Inputs not listed wait unread."""
         outcomes: dict[str, dict[str, str]] = {}
-        for event in await self._events(flow_run_id, count=10_000):
+        for event in await self._events(flow_run_id):
             key = event.data.get("key")
             if not isinstance(key, str):
                 continue
