@@ -3,7 +3,8 @@
     python examples/monitoring.py
 
 Each check the flow takes whatever ``ThresholdUpdate`` inputs have arrived
-(``receive_input(..., timeout=0)`` never waits), applies them, then compares
+(``receive_input(..., timeout=0)`` never waits), applies them (one out of range is
+not taken: ``reject_input`` tells the sender why), then compares
 the readings with the thresholds and logs an alert for each one above. The
 readings are simulated: smooth waves that stay under the default thresholds,
 so an alert shows that an update took effect.
@@ -22,7 +23,13 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from hitl_bus import HitlClient, InputReceiver, flow, start_flow_run  # all but flow: hitl_bus only
+from hitl_bus import (  # all but flow: hitl_bus only
+    HitlClient,
+    InputReceiver,
+    flow,
+    reject_input,
+    start_flow_run,
+)
 from hitl_bus.client.orchestration import get_client
 from hitl_bus.input import RunInput
 from hitl_bus.input.run_input import receive_input, send_input
@@ -75,7 +82,9 @@ async def apply_updates(
         except TimeoutError:  # nothing (more) has arrived; the receiver keeps its position
             return
         except ValidationError as exc:  # e.g. from a send box; it is skipped from now on
-            logger.warning("Ignored a threshold update: %s", exc.errors()[0]["msg"])
+            why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            logger.warning("Ignored a threshold update: %s", why)
+            await reject_input(updates, why)  # the sender sees "Not taken: <why>"
             continue
         previous = thresholds[update.metric]
         thresholds[update.metric] = update.threshold

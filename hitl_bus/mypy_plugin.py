@@ -37,6 +37,7 @@ DUAL_FUNCTIONS = frozenset(
         "hitl_bus.inputs.actions.delete_flow_run_input",
         "hitl_bus.inputs.actions.filter_flow_run_input",
         "hitl_bus.inputs.actions.read_flow_run_input",
+        "hitl_bus.inputs.outcomes.reject_input",
         "hitl_bus.inputs.send_input",
         "hitl_bus.inputs.send_inputs",
     }

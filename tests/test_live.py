@@ -91,7 +91,12 @@ async def test_a_corrupt_entry_does_not_end_the_live_stream(
         "ts": "2",
     }
     assert found["pause.answered"] == {"run_id": run_id, "ts": 2, "data": {}}
-    assert found["reply"] == {"key_prefix": "str-auto", "data": {"value": "hi"}}
+    assert found["reply"] == {
+        "id": found["reply"]["id"],  # type: ignore[index]
+        "key": "str-auto-2",
+        "key_prefix": "str-auto",
+        "data": {"value": "hi"},
+    }
     for key, entry in zip(
         (keys.run_logs(run_id), keys.run_events(run_id), replies), bad, strict=True
     ):

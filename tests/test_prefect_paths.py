@@ -69,6 +69,7 @@ PREFECT_ROOT = {"flow", "task", "get_run_logger", "get_client", "pause_flow_run"
 PREFECT_ROOT |= {"resume_flow_run", "suspend_flow_run", "serve", "State", "runtime"}
 #: hitl_bus's own names, with no Prefect twin (documented in docs/migrating-from-prefect.md).
 HITL_ONLY = {"HitlClient", "InputReceiver", "start_flow_run", "execute_flow_run", "JSONBlock"}
+HITL_ONLY |= {"reject_input"}
 #: Prefect's module paths, renamed.
 PREFECT_MODULES = {
     "hitl_bus.input",

@@ -104,7 +104,7 @@ def test_public_api_names() -> None:
         "Keyset", "RunInput", "RunInputMetadata", "State", "StateType", "SyncHitlClient",
         "TERMINAL_STATES", "asend_input", "errors", "flow", "get_client", "get_run_context",
         "get_run_logger", "keyset_from_base_key", "receive_input", "send_input",
-        "send_inputs", "asend_inputs",
+        "send_inputs", "asend_inputs", "reject_input", "areject_input",
         "start_flow_run", "Task", "apause_flow_run", "aresume_flow_run", "asuspend_flow_run",
         "execute_flow_run", "pause_flow_run", "resume_flow_run", "suspend_flow_run",
         "sweep_expired", "task", "Deployment", "Worker", "arun_deployment", "run_deployment",

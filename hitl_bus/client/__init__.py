@@ -283,6 +283,26 @@ class HitlClient:
         """Key prefix -> JSON schema of each input type the run receives on."""
         return await received.read_receivers(normalize_run_id(flow_run_id))
 
+    async def read_replies(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        """What the run sent back to this process's inbox (its newest replies), oldest first."""
+        sender = Mailbox.for_run(normalize_run_id(flow_run_id)).name
+        replies = await received.read_sent_by(inbox.inbox().id, sender)
+        return [reply.as_dict() for reply in replies]
+
+    async def read_input_outcomes(self, flow_run_id: uuid.UUID | str) -> dict[str, dict[str, str]]:
+        """Input key -> what became of it: ``{"status": "taken"}``, or ``"skipped"`` with
+        the flow's ``reason`` (a skip outranks a take). Inputs not listed wait unread."""
+        outcomes: dict[str, dict[str, str]] = {}
+        for event in await self._events(flow_run_id):
+            key = event.data.get("key")
+            if not isinstance(key, str):
+                continue
+            if event.type == "input.skipped":
+                outcomes[key] = {"status": "skipped", "reason": str(event.data.get("reason", ""))}
+            elif event.type == "input.taken" and key not in outcomes:
+                outcomes[key] = {"status": "taken"}
+        return outcomes
+
 
 async def _step(items: AsyncIterator[T]) -> tuple[bool, T | None]:
     try:

@@ -15,6 +15,7 @@ from hitl_bus.inputs.actions import (
 )
 from hitl_bus.inputs.keyset import Keyset, keyset_from_base_key
 from hitl_bus.inputs.messaging import asend_input, asend_inputs, receive_input
+from hitl_bus.inputs.outcomes import areject_input, reject_input
 from hitl_bus.inputs.receiving import InputReceiver
 from hitl_bus.inputs.run_input import (
     AutomaticRunInput,
@@ -39,6 +40,7 @@ __all__ = [
     "adelete_flow_run_input",
     "afilter_flow_run_input",
     "aread_flow_run_input",
+    "areject_input",
     "asend_input",
     "asend_inputs",
     "create_flow_run_input",
@@ -48,6 +50,7 @@ __all__ = [
     "keyset_from_base_key",
     "read_flow_run_input",
     "receive_input",
+    "reject_input",
     "run_input_subclass_from_type",
     "send_input",
     "send_inputs",

@@ -99,6 +99,18 @@ async def read_received_inputs(owner_id: str, per_prefix: int = 50) -> list[dict
     return [item.as_dict() for item in await read_received(owner_id, per_prefix)]
 
 
+async def read_sent_by(owner_id: str, sender: str, per_prefix: int = 200) -> list[ReceivedInput]:
+    """What ``sender`` sent to a run or inbox (among its newest inputs), oldest first."""
+    return [item for item in await read_received(owner_id, per_prefix) if item.sender == sender]
+
+
+async def entry_id(owner_id: str, key: str) -> str | None:
+    """The stream entry id of the input stored under ``key``, if it is (still) there."""
+    raw = await get_bus().client.hget(keys.input_index(owner_id), key)
+    text = codec.text(raw) if raw is not None else None
+    return text.split(" ", 1)[0] if text else None
+
+
 def _utf8(raw: bytes) -> bool:
     try:
         raw.decode()

@@ -23,6 +23,7 @@ from hitl_bus import keys
 from hitl_bus._sync import dispatch, run_blocking, running_loop
 from hitl_bus.bus import Bus, codec, get_bus, groups
 from hitl_bus.bus.dispatcher import BATCH, Entry
+from hitl_bus.bus.events import append_event
 from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
 from hitl_bus.inputs import inbox
@@ -79,6 +80,9 @@ class InputReceiver(Generic[T]):
         self._checked = False
         self._group_ready = False
         self._acks: list[bytes] = []
+        #: The key of the input read last: handed out, or refused by the type (the
+        #: ``ValidationError`` it raised does not say which input it was).
+        self.last_key: str | None = None
 
     # -- iteration faces ---------------------------------------------------------------
 
@@ -179,7 +183,16 @@ class InputReceiver(Generic[T]):
                 return _END
             instance = self._decode(entry)
             if instance is not None:
+                self._taken()
                 return instance.value if self._unwrap else instance  # type: ignore[attr-defined]
+
+    def _taken(self) -> None:
+        """A run's receiver says it handed the input out (``input.taken``), in the background."""
+        ctx = current_run()
+        key = self.last_key
+        if self.mailbox.kind != FLOW_RUN or ctx is None or key is None:
+            return
+        ctx.state.write_later(_record_taken(self.mailbox.id, key))
 
     async def _pop(self, bus: Bus, wait: bool, deadline: float | None) -> Entry | None:
         """The next entry; ``None`` when none came by ``deadline`` (or, without ``wait``, now)."""
@@ -227,6 +240,7 @@ class InputReceiver(Generic[T]):
             return self._skip(entry_id, "its key or sender is not UTF-8 text")
         if key in self.exclude_keys:
             return None
+        self.last_key = key
         try:
             instance = self.input_cls.model_validate_json(data)
         except ValidationError as exc:
@@ -372,3 +386,10 @@ class InputReceiver(Generic[T]):
                 return await bus.dispatcher.wait(self.stream, self._position, renew_every)
             except TimeoutError:
                 continue
+
+
+async def _record_taken(run_id: str, key: str) -> None:
+    bus = get_bus()
+    async with bus.client.pipeline(transaction=False) as pipe:
+        append_event(pipe, run_id, "input.taken", {"key": key}, bus.settings.events_maxlen)
+        await pipe.execute()

@@ -46,8 +46,10 @@ from hitl_bus.errors import (
     PayloadTooLarge,
     ResumeRejected,
 )
+from hitl_bus.inputs.inbox import inbox
 from hitl_bus.inputs.keyset import Mailbox, check_key_prefix
 from hitl_bus.inputs.messaging import deliver
+from hitl_bus.inputs.received import entry_id
 from hitl_bus.inputs.run_input import RawInput
 from hitl_bus.schema_check import summarize
 from hitl_bus.settings import get_settings
@@ -243,16 +245,27 @@ async def list_runs(
 async def read_run(run_id: uuid.UUID, logs: bool = True) -> dict[str, Any]:
     """A run with its history, current pause (schema, description, defaults), inputs and logs.
 
+    Each input says whether this server sent it (``sent_here``) and what became of it
+    (``status``: delivered, taken or skipped, with the flow's ``reason``); ``replies`` are
+    what the run sent back to this server's inbox.
+
     ``logs=false`` leaves the logs out (a page following ``/live`` has them already).
     """
     run = await client.read_flow_run(run_id)  # 404 before the other reads
-    pause, history, inputs, receivers, records = await asyncio.gather(
-        client.read_pause(run_id),
-        client.read_state_history(run_id),
-        client.read_inputs(run_id),
-        client.read_receivers(run_id),
-        client.read_logs(run_id) if logs else _nothing(),
+    (pause, history, inputs, receivers, records), (replies, outcomes) = await asyncio.gather(
+        asyncio.gather(
+            client.read_pause(run_id),
+            client.read_state_history(run_id),
+            client.read_inputs(run_id),
+            client.read_receivers(run_id),
+            client.read_logs(run_id) if logs else _nothing(),
+        ),
+        asyncio.gather(client.read_replies(run_id), client.read_input_outcomes(run_id)),
     )
+    here = inbox().name
+    for item in inputs:
+        item["sent_here"] = item["sender"] == here
+        item.update(outcomes.get(item["key"], {"status": "delivered"}))
     pause_json = _dump(pause)
     if pause is not None:
         pause_json["description_html"] = render_markdown(pause.description or "")
@@ -262,6 +275,7 @@ async def read_run(run_id: uuid.UUID, logs: bool = True) -> dict[str, Any]:
         "pause": pause_json,
         "inputs": inputs,
         "receivers": receivers,
+        "replies": replies,
     }
     if logs:
         detail["logs"] = records
@@ -307,12 +321,14 @@ async def send_run_input(
     When the run receives on that key prefix, the input is checked against the
     receiver's schema (by ``deliver``, as for every sender), so a mistyped input is
     refused here (422), not in the run. It is sent from the web server's inbox: the
-    run's ``respond()`` comes back to ``GET /api/runs/{run_id}/replies``.
+    run's ``respond()`` comes back to ``GET /api/runs/{run_id}/replies``. Answers the
+    input's key and its stream entry id (where it sits among the run's inputs and replies).
     """
     value: Any = RawInput.model_validate(body.data) if body.data is not None else body.value
     # Sent from this process's inbox (the default outside a run), so replies reach it.
-    key = await deliver(Mailbox.for_run(run_id), value, key_prefix=body.key_prefix)
-    return {"key": key}
+    target = Mailbox.for_run(run_id)
+    key = await deliver(target, value, key_prefix=body.key_prefix)
+    return {"key": key, "id": await entry_id(target.id, key)}
 
 
 @router.post("/runs/{run_id}/cancel", dependencies=[Write, Depends(_no_body)], responses=_CANCEL)

@@ -67,7 +67,7 @@ def log_message(record: LogRecord) -> Message:
 
 
 def reply_message(reply: Reply) -> Message:
-    data = {"key_prefix": reply.key_prefix, "data": reply.data}
+    data = {"id": reply.id, "key": reply.key, "key_prefix": reply.key_prefix, "data": reply.data}
     return {"id": reply.id, "event": "reply", "data": codec.dumps(data).decode()}
 
 

@@ -31,6 +31,7 @@ from hitl_bus import (
     Task,
     Worker,
     apause_flow_run,
+    areject_input,
     aresume_flow_run,
     arun_deployment,
     asend_input,
@@ -45,6 +46,7 @@ from hitl_bus import (
     keyset_from_base_key,
     pause_flow_run,
     receive_input,
+    reject_input,
     resume_flow_run,
     run_deployment,
     send_input,
@@ -157,6 +159,7 @@ def sync_flow(run_id: str) -> int:
     print(sent)
     user.send_to(run_id)
     user.respond("thanks")
+    reject_input(user, "not now")
     ctx: FlowRunContext = get_run_context()
     current: str | None = flow_run.id
     params: dict[str, Any] = flow_run.parameters
@@ -267,6 +270,8 @@ async def async_flow(run_id: str) -> int:
     print(batch, twin_batch)
     await user.send_to(run_id, key_prefix="users")
     await user.respond({"ok": True}, key="reply-1")
+    await reject_input(user, "not now")
+    await areject_input("greeting-1", "twice", flow_run_id=run_id)
     async for word in receive_input(str, timeout=None):
         word.upper()
     async for order in ShirtOrder.receive(consumer="orders"):

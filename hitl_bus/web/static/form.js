@@ -82,7 +82,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     const refusal = !own && !control.removed ? control.refusal : null;
     const message = own ?? refusal;
     const visible = message && (control.touched || showAll || control.server || refusal);
-    control.errorNode.textContent = visible ? (refusal ?? `${control.label} ${message}`) : "";
+    control.errorNode.textContent = visible ? (refusal ?? (control.server && control.serverPlain ? message : `${control.label} ${message}`)) : "";
     const full = fullLabel(control);
     control.errorNode.hidden = !visible;
     for (const input of control.inputs) {
@@ -166,7 +166,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     if (type === "string") return buildString(schema, value, base);
     if (type === "array") return buildArray(schema, value, base);
     if (type === "object" && schema.properties) return buildObject(schema, value, base);
-    if (type === "object" && typeof schema.additionalProperties === "object") return buildDict(schema, value, base);
+    if (type === "object" && isDict(schema)) return buildDict(schema, value, base);
     return buildJson(value, base);
   }
 
@@ -425,8 +425,45 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     return c;
   }
 
+  // A dict: free keys (additionalProperties), keys with rules (propertyNames), or keys of
+  // a pattern (patternProperties, as pydantic writes dict[constr(pattern=...), V]).
+  function isDict(schema) {
+    if (schema.properties) return false;
+    const patterns = Object.keys(schema.patternProperties ?? {});
+    return typeof schema.additionalProperties === "object" || patterns.length > 0 || typeof schema.propertyNames === "object";
+  }
+
+  // What a key must be, as a check giving a message (or null), from the dict's schema.
+  function keyRules(schema) {
+    const names = resolve(schema.propertyNames ?? {});
+    const patterns = Object.keys(schema.patternProperties ?? {});
+    let unchecked = false;
+    const compile = (source) => {
+      try { return new RegExp(source, "u"); } catch { unchecked = true; return null; }
+    };
+    const own = names.pattern ? compile(names.pattern) : null;
+    const keyPatterns = patterns.map(compile).filter(Boolean);
+    const onlyPatterns = patterns.length > 0 && schema.additionalProperties === undefined;
+    const allowed = Array.isArray(names.enum) ? names.enum.map(String) : null;
+    const expected = names.examples?.length ? ` (for example ${names.examples[0]})` : (names.description ? `: ${String(names.description).replace(/\.$/, "")}` : "");
+    const check = (key) => {
+      const length = [...key].length;
+      if (allowed && !allowed.includes(key)) return `key "${key}" must be one of: ${allowed.join(", ")}`;
+      if (names.minLength !== undefined && length < names.minLength) return `key "${key}" needs at least ${plural(names.minLength, "character")}`;
+      if (names.maxLength !== undefined && length > names.maxLength) return `key "${key}" must be at most ${plural(names.maxLength, "character")}`;
+      if (own && !own.test(key)) return `key "${key}" does not have the expected form${expected}`;
+      if (onlyPatterns && keyPatterns.length && !keyPatterns.some((p) => p.test(key))) return `key "${key}" does not have the expected form${expected}`;
+      return null;
+    };
+    return { check, unchecked, allowed };
+  }
+
   function buildDict(schema, value, c) {
-    const valueSchema = schema.additionalProperties;
+    const patternValues = Object.values(schema.patternProperties ?? {});
+    const valueSchema = typeof schema.additionalProperties === "object" ? schema.additionalProperties : (patternValues[0] ?? {});
+    const keys = keyRules(schema);
+    if (keys.unchecked) c.hints = [...(c.hints ?? []), "The server checks the form of the keys when you send."];
+    if (keys.allowed) c.hints = [...(c.hints ?? []), `Keys: ${keys.allowed.join(", ")}.`];
     const rows = [];
     const list = el("ol", { class: "rows kv" });
     const add = (key, itemValue, focus) => {
@@ -436,6 +473,7 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       const row = {};
       const where = () => ({ segments: [...c.segments, keyInput.value], trail: c.trail });
       const control = build(valueSchema, itemValue, { label: `${c.label} "${keyInput.value}"`, where, required: true });
+      control.rowKey = () => keyInput.value; // a server error here is worded "<key>: <message>"
       keyInput.addEventListener("input", () => {
         setLabel(control, `${c.label} "${keyInput.value}"`);
         c.touched = true; update(c); options.onChange?.();
@@ -460,11 +498,14 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     };
     c.check = () => {
       const keysSeen = new Set();
+      c.badKey = null;
       for (const row of rows) {
         const key = row.keyInput.value;
-        if (key === "") return "has an entry without a key";
-        if (keysSeen.has(key)) return `has the key "${key}" twice`;
+        if (key === "") { c.badKey = row.keyInput; return "has an entry without a key"; }
+        if (keysSeen.has(key)) { c.badKey = row.keyInput; return `has the key "${key}" twice`; }
         keysSeen.add(key);
+        const wrong = keys.check(key);
+        if (wrong) { c.badKey = row.keyInput; return wrong; }
       }
       if (schema.minProperties !== undefined && rows.length < schema.minProperties) return `needs at least ${plural(schema.minProperties, "entry")}`;
       if (schema.maxProperties !== undefined && rows.length > schema.maxProperties) return `takes at most ${plural(schema.maxProperties, "entry")}`;
@@ -535,10 +576,13 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
     }
   }
 
-  const textOf = (control, message) => `${fullLabel(control)} ${message}`;
+  // A server message worded "<key>: <message>" names its place already.
+  const textOf = (control, message) => (control.server && control.serverPlain && message === control.server
+    ? [...(control.trail ?? []), message].join(" › ")
+    : `${fullLabel(control)} ${message}`);
   const FOCUSABLE = "input:not([type=hidden]), select, textarea, button";
   // A field's own input, or for a group (list, entries, nested fields) the first control in it.
-  const firstControl = (control) => control.inputs.find((i) => i.type !== "radio" || i.checked) ?? control.inputs[0] ?? control.wrapper.querySelector(FOCUSABLE) ?? control.wrapper;
+  const firstControl = (control) => (control.badKey?.isConnected ? control.badKey : null) ?? control.inputs.find((i) => i.type !== "radio" || i.checked) ?? control.inputs[0] ?? control.wrapper.querySelector(FOCUSABLE) ?? control.wrapper;
 
   const root = build(rootSchema, defaults, { where: () => ({ segments: [], trail: [] }), root: true });
   container.replaceChildren(root.wrapper);
@@ -557,12 +601,31 @@ export function createForm(container, rootSchema, defaults = {}, options = {}) {
       return { value, problems };
     },
     // Put a server's [{loc, msg}] beside the fields they name; returns those it could not place.
+    // An error inside a dict row's value reads "<key>: <message>"; one below any field
+    // drawn (a place the form has no control for) goes to the nearest enclosing field,
+    // worded with the rest of its place ("berlin: must be a whole number").
     showServerErrors(errors) {
       const unplaced = [];
       for (const err of errors) {
-        const path = (err.loc ?? []).join(".");
-        const control = controls.find((c) => !c.removed && c.path === path);
-        if (control) { control.server = err.msg; update(control); } else unplaced.push(err);
+        const loc = (err.loc ?? []).map(String);
+        const live = controls.filter((c) => !c.removed && c !== root);
+        const exact = live.find((c) => c.path === loc.join("."));
+        if (exact) {
+          exact.serverPlain = Boolean(exact.rowKey);
+          exact.server = exact.rowKey ? `${exact.rowKey()}: ${err.msg}` : err.msg;
+          update(exact);
+          continue;
+        }
+        let best = null;
+        for (const c of live) {
+          const seg = c.segments.map(String);
+          if (seg.length && seg.length < loc.length && seg.every((s, i) => s === loc[i]) && (!best || seg.length > best.segments.length)) best = c;
+        }
+        if (best) {
+          best.serverPlain = true;
+          best.server = `${loc.slice(best.segments.length).join(".")}: ${err.msg}`;
+          update(best);
+        } else unplaced.push(loc.length ? { ...err, msg: `${loc.join(".")}: ${err.msg}` } : err);
       }
       return unplaced;
     },

@@ -74,10 +74,11 @@ function render(detail) {
     el("li", {}, stateBadge(s), " ", el("time", { text: formatTime(s.timestamp) }), s.message ? ` ${s.message}` : "")));
   $("inputs").replaceChildren(...(inputs.length ? inputs.map((i) =>
     el("li", {}, el("code", { text: i.key_prefix }), " ", el("span", { class: "muted", text: senderName(i.sender) }), " ",
-      el("span", { text: short(i.data) })))
+      el("span", { text: clip(display(i.data)) })))
     : [el("li", { class: "muted", text: "None yet." })]));
   renderPause(run, pause);
   renderSenders(final ? {} : receivers);
+  rebuildConversation(inputs, detail.replies ?? []);
 }
 
 function senderName(sender) {
@@ -87,11 +88,30 @@ function senderName(sender) {
   return `from ${sender}`;
 }
 
-function short(data) {
-  const value = data && typeof data === "object" && Object.keys(data).length === 1 && "value" in data ? data.value : data;
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  return text.length > 200 ? `${text.slice(0, 199)}…` : text;
+// An input or reply as a person reads it: a plain value as itself, a model as its
+// fields ("name: Ada · age: 3"), empty fields left out.
+function display(data) {
+  if (data && typeof data === "object" && !Array.isArray(data)) {
+    const entries = Object.entries(data);
+    if (entries.length === 1 && entries[0][0] === "value") return displayValue(entries[0][1]);
+    return entries.filter(([, v]) => v !== "" && v !== null && v !== undefined)
+      .map(([k, v]) => `${k}: ${displayValue(v)}`).join(" · ");
+  }
+  return displayValue(data);
 }
+
+function displayValue(value) {
+  if (typeof value === "string") return value;
+  if (value === true) return "yes";
+  if (value === false) return "no";
+  if (Array.isArray(value)) return value.map(displayValue).join(", ");
+  if (value && typeof value === "object") {
+    return Object.entries(value).map(([k, v]) => `${k} ${displayValue(v)}`).join(", ");
+  }
+  return String(value);
+}
+
+const clip = (text) => text.length > 200 ? `${text.slice(0, 199)}…` : text;
 
 // -- Resume -----------------------------------------------------------------------------
 
@@ -293,9 +313,76 @@ $("cancel").addEventListener("click", async () => {
 
 // -- Send boxes and replies -------------------------------------------------------------
 
-function say(who, text) {
-  const item = el("li", { class: `say say-${who}` }, el("span", { class: "who", text: who === "you" ? "You" : "Run" }), " ", el("span", { class: "text", text }));
-  $("conversation").append(item);
+// The conversation: what this server sent the run and what the run sent back, in the
+// order Redis stored them (stream positions), whatever order the page heard of them.
+// Rebuilt from the run's inputs and replies on every load, so a reload keeps it.
+const chat = new Map();     // item id (input key, or reply entry id) -> {id, who, text, key}
+const outcomes = new Map(); // input key -> {status, reason} from the run's events
+
+function position(id) {
+  const [ms, seq] = String(id ?? "").split("-").map(Number);
+  return Number.isFinite(ms) ? [ms, Number.isFinite(seq) ? seq : 0] : [Infinity, 0];
+}
+
+// By time; within one millisecond a message comes before a reply (they sit in different
+// streams, so their sequence numbers do not compare).
+function chatOrder(a, b) {
+  const [am, as] = position(a.id);
+  const [bm, bs] = position(b.id);
+  if (am !== bm) return am - bm;
+  if (a.who !== b.who) return a.who === "you" ? -1 : 1;
+  return as - bs;
+}
+
+function statusText(key) {
+  const outcome = outcomes.get(key);
+  if (outcome?.status === "skipped") return outcome.reason ? `Not taken: ${outcome.reason}` : "Not taken";
+  if (outcome?.status === "taken") return "Taken by the flow";
+  return "Delivered";
+}
+
+function noteOutcome(key, status, reason = "") {
+  const known = outcomes.get(key);
+  if (known?.status === "skipped" || (known?.status === "taken" && status !== "skipped")) return;
+  outcomes.set(key, { status, reason });
+}
+
+function drawConversation() {
+  const items = [...chat.values()].sort(chatOrder);
+  $("conversation").replaceChildren(...items.map((item) => {
+    const node = el("li", { class: `say say-${item.who}`, "data-id": item.id ?? "" },
+      el("span", { class: "who", text: item.who === "you" ? "You" : "Run" }), " ",
+      el("span", { class: "text", text: clip(item.text) }));
+    if (item.who === "you") node.append(" ", el("span", { class: "status", text: statusText(item.key) }));
+    return node;
+  }));
+}
+
+function addMessage(item) {
+  const chatKey = item.who === "you" ? item.key : `reply:${item.id}`;
+  chat.set(chatKey, { ...chat.get(chatKey), ...item });
+  drawConversation();
+}
+
+function rebuildConversation(inputs, replies) {
+  for (const input of inputs) {
+    if (input.status && input.status !== "delivered") noteOutcome(input.key, input.status, input.reason ?? "");
+    if (input.sent_here) chat.set(input.key, { id: input.id, key: input.key, who: "you", text: display(input.data) });
+  }
+  for (const reply of replies) chat.set(`reply:${reply.id}`, { id: reply.id, who: "run", text: display(reply.data) });
+  drawConversation();
+}
+
+// What the send box calls an input type: "Text" for a plain string, a model's title in words.
+function typeName(schema) {
+  const props = schema.properties ?? {};
+  if (Object.keys(props).length === 1 && "value" in props) {
+    const value = props.value;
+    const type = Array.isArray(value.type) ? value.type.find((t) => t !== "null") : value.type;
+    return { string: "Text", integer: "Whole number", number: "Number", boolean: "Yes or no", array: "List", object: "Entries" }[type] ?? "Value";
+  }
+  const title = String(schema.title ?? "Input").replace(/([a-z0-9])([A-Z])/g, "$1 $2").replace(/_/g, " ");
+  return title.charAt(0).toUpperCase() + title.slice(1).toLowerCase();
 }
 
 function renderSenders(receivers) {
@@ -316,7 +403,7 @@ function renderSenders(receivers) {
     const status = el("span", { class: "muted", "aria-live": "polite" });
     const button = el("button", { type: "submit", text: "Send", disabled: !canWrite() });
     const node = el("form", { class: "send-form", novalidate: true, "data-prefix": prefix },
-      el("p", { class: "muted" }, "Input type ", el("code", { text: prefix })), fields,
+      el("p", { class: "send-type", text: typeName(schema) }), fields,
       el("div", { class: "actions" }, button, status));
     const form = createForm(fields, schema, {}, { valueLabel: "Message" });
     node.addEventListener("submit", async (event) => {
@@ -326,12 +413,14 @@ function renderSenders(receivers) {
       const body = automatic ? { value: value.value, key_prefix: prefix } : { data: value, key_prefix: prefix };
       button.disabled = true;
       status.textContent = "Sending…";
+      const first = fields.querySelector("input[type=text], textarea");
+      const typed = first?.value;
       try {
-        await api(`/api/runs/${runId}/input`, { method: "POST", body });
-        say("you", short(automatic ? value.value : value));
+        const sent = await api(`/api/runs/${runId}/input`, { method: "POST", body });
+        addMessage({ id: sent.id, key: sent.key, who: "you", text: display(automatic ? { value: value.value } : value) });
         status.textContent = "";
-        const first = fields.querySelector("input[type=text], textarea");
-        if (first && automatic) { first.value = ""; first.focus(); }
+        // Cleared for the next message, unless the person has started typing it already.
+        if (first && automatic && first.value === typed) { first.value = ""; first.focus(); }
       } catch (error) {
         if (error.status === 422) form.showServerErrors(error.errors);
         status.textContent = `${authHint(error)}${error.message}`;
@@ -359,7 +448,9 @@ listen(`/api/runs/${runId}/live`, {
     awaitingAnswer = null;
     confirmAnswer(event.data.accepted, answeredTakesInput.get(event.data.pause_key) ?? true);
   },
-  reply: (msg) => say("run", short(msg.data)),
+  "input.taken": (event) => { noteOutcome(event.data.key, "taken"); drawConversation(); },
+  "input.skipped": (event) => { noteOutcome(event.data.key, "skipped", event.data.reason ?? ""); drawConversation(); },
+  reply: (msg) => addMessage({ id: msg.id, who: "run", text: display(msg.data) }),
   log: (record) => {
     if (seenLogs.has(record.id)) return; // a reopened stream starts the logs over
     seenLogs.add(record.id);
