@@ -60,32 +60,45 @@ def on_node(port: int, *command: str) -> Any:
         return client.execute_command(*command)
 
 
+def start_cluster(
+    stack: ExitStack, masters: int, replicas: int = 0, node_timeout_ms: int = 5000
+) -> list[RedisServer]:
+    """Start ``masters * (1 + replicas)`` nodes on loopback and join them into one Cluster.
+
+    The nodes stop when ``stack`` closes. Returns them once ``redis-cli`` has created the
+    Cluster (its state may still be settling: callers wait for what they need).
+    """
+    if _tools_missing() and os.environ.get("CI") != "true":
+        pytest.skip("redis-server or redis-cli missing")
+    nodes = []
+    for _ in range(masters * (1 + replicas)):
+        port = _cluster_port()
+        server = RedisServer(
+            port=port,
+            extra_args=[
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-node-timeout", str(node_timeout_ms),
+                "--repl-diskless-sync-delay", "0",
+            ],
+        )  # fmt: skip
+        nodes.append(stack.enter_context(server))
+    subprocess.run(
+        [
+            _redis_cli(), "--cluster", "create",
+            *[f"127.0.0.1:{n.port}" for n in nodes],
+            "--cluster-replicas", str(replicas), "--cluster-yes",
+        ],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return nodes
+
+
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[list[RedisServer]]:
     """Three masters holding all 16384 slots between them."""
-    if _tools_missing() and os.environ.get("CI") != "true":
-        pytest.skip("redis-server or redis-cli missing")
     with ExitStack() as stack:
-        nodes = []
-        for _ in range(3):
-            port = _cluster_port()
-            server = RedisServer(
-                port=port,
-                extra_args=[
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", f"nodes-{port}.conf",
-                    "--cluster-node-timeout", "5000",
-                ],
-            )  # fmt: skip
-            nodes.append(stack.enter_context(server))
-        subprocess.run(
-            [
-                _redis_cli(), "--cluster", "create",
-                *[f"127.0.0.1:{n.port}" for n in nodes],
-                "--cluster-replicas", "0", "--cluster-yes",
-            ],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+        nodes = start_cluster(stack, masters=3)
         deadline = time.monotonic() + 30
         while not all(on_node(n.port, "CLUSTER INFO")["cluster_state"] == "ok" for n in nodes):
             assert time.monotonic() < deadline, "the cluster did not reach cluster_state:ok"

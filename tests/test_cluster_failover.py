@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -28,37 +27,15 @@ from hitl_bus.bus import get_bus
 from hitl_bus.errors import BusConnectionError, ReplicationTimeout
 from hitl_bus.flow_runs import pause_flow_run, resume_flow_run, wait_for_flow_run
 from hitl_bus.redis_server import RedisServer
-from tests.cluster import _cluster_port, _redis_cli, _tools_missing, on_node
+from tests.cluster import on_node, start_cluster
 
 EXIT = "__exit__"
 
 
 @pytest.fixture(scope="module")
 def replicated_cluster() -> Iterator[list[RedisServer]]:
-    if _tools_missing() and os.environ.get("CI") != "true":
-        pytest.skip("redis-server or redis-cli missing")
     with ExitStack() as stack:
-        nodes = []
-        for _ in range(6):
-            port = _cluster_port()
-            server = RedisServer(
-                port=port,
-                extra_args=[
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", f"nodes-{port}.conf",
-                    "--cluster-node-timeout", "1000",
-                    "--repl-diskless-sync-delay", "0",
-                ],
-            )  # fmt: skip
-            nodes.append(stack.enter_context(server))
-        subprocess.run(
-            [
-                _redis_cli(), "--cluster", "create",
-                *[f"127.0.0.1:{n.port}" for n in nodes],
-                "--cluster-replicas", "1", "--cluster-yes",
-            ],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+        nodes = start_cluster(stack, masters=3, replicas=1, node_timeout_ms=1000)
         _until_healthy(nodes)
         yield nodes
 
