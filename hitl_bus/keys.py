@@ -130,6 +130,18 @@ def session(session_id: str) -> str:
     return f"{PREFIX}:session:{session_id}"
 
 
+#: The people who may use the UI and API, and their tokens: one hash tag, so that adding,
+#: removing and rotating change both hashes in one transaction on Cluster too.
+PEOPLE = f"{PREFIX}:{{people}}:people"
+#: Hash of a token's SHA-256 (hex) to the person it belongs to; tokens are never stored.
+PEOPLE_TOKENS = f"{PREFIX}:{{people}}:tokens"
+
+
+def answer_link(link_id: str) -> str:
+    """A single-use answer link: the run, pause and assignee it is bound to; expires with it."""
+    return f"{PREFIX}:{{people}}:link:{link_id}"
+
+
 def inbox(inbox_id: str) -> str:
     """Hash marking a client inbox alive; expires after its last use."""
     return _owned(inbox_id, "inbox")

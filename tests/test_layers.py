@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "hitl_bus.keys": 0,
     "hitl_bus.bus": 1,
     "hitl_bus.inputs": 2,
+    "hitl_bus.people": 2,
     "hitl_bus.engine": 3,
     "hitl_bus.blocks": 3,
     "hitl_bus.client": 4,
