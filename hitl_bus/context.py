@@ -1,4 +1,4 @@
-"""The current flow run, as a context variable (no I/O, importable from any layer).
+"""The current flow run and who is acting, as context variables (no I/O, any layer may import).
 
 The engine sets it; the input layer reads it to know who is sending and whose
 inputs to receive; the sync bridge reads it to know which event loop a sync
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,3 +138,27 @@ def set_current_run(ctx: FlowRunContext | None) -> Any:
 
 def reset_current_run(token: Any) -> None:
     _current_run.reset(token)
+
+
+_acting_as: ContextVar[str | None] = ContextVar("hitl_bus_acting_as", default=None)
+
+
+def acting_as() -> str | None:
+    """Who the writes made here are made by (``hitl.user.<name>``), when someone is.
+
+    The web server sets it per request and the CLI per command, from the token that
+    came with them; resumes, sends, cancels and starts record it as their actor (a
+    flow run's own writes record the run). None: a program calling the library
+    directly, trusted as anyone with access to Redis is.
+    """
+    return _acting_as.get()
+
+
+@contextlib.contextmanager
+def acting(actor: str | None) -> Iterator[None]:
+    """Make the writes inside the block on behalf of ``actor``."""
+    token = _acting_as.set(actor)
+    try:
+        yield
+    finally:
+        _acting_as.reset(token)

@@ -76,6 +76,13 @@ class NotAnswerable(HitlBusError, RuntimeError):
         )
 
 
+class NotAllowed(HitlBusError, PermissionError):
+    """The acting person may not do this (their role, or a pause's assignees); nothing changed.
+
+    The message is the plain reason, fit to show them (the API answers 403 with it).
+    """
+
+
 class NotPausedError(HitlBusError):
     """A resume was attempted on a run that is not paused (or already resumed)."""
 
