@@ -363,7 +363,7 @@ async def role_fan_waiter(out: Any, kind: str, url: str, n: int, port: int) -> N
         out.put(
             (
                 "registered",
-                {"t0": started, "readers": len(dispatcher._readers), "name": HITL_CLIENT_NAME},
+                {"t0": started, "readers": dispatcher.connections(), "name": HITL_CLIENT_NAME},
             )
         )
         await asyncio.wait(tasks, timeout=120)

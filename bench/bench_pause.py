@@ -171,7 +171,7 @@ async def role_pause_fan(out: Any, url: str, n: int, port: int) -> None:
             {
                 "t0": t0,
                 "started_s": started_ns / 1e9,
-                "readers": len(dispatcher._readers),
+                "readers": dispatcher.connections(),
                 "name": HITL_CLIENT_NAME,
                 "targets": [str(run.id) for run in runs],
             },

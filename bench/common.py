@@ -101,20 +101,9 @@ async def sample_sockets(port: int, stop: asyncio.Event) -> int:
 
 
 async def wait_parked(dispatcher: Any, n: int) -> None:
-    """Until ``n`` receivers wait on the dispatcher and no reader has a wake-up pending,
-    so each reader's next (or current) XREAD covers all of them.
-
-    Peeks at private state, read-only, and cheaply (O(readers) per poll, then one O(n)
-    confirmation): polling ``waiting()`` often would itself slow parking.
-    """
-    readers = dispatcher._readers
-
-    def registered() -> bool:
-        return sum(len(r.streams) for r in readers.values()) >= n and not any(
-            r.poke_pending or r.task is None for r in readers.values()
-        )
-
-    while not (registered() and dispatcher.waiting() >= n):
+    """Until ``n`` receivers wait on the dispatcher and every stream is being read (no
+    wake-up or subscription in flight), so the next entry of any of them is pushed."""
+    while not (dispatcher.settled() and dispatcher.waiting() >= n):
         await asyncio.sleep(0.01)
 
 

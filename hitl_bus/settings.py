@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     #: on Cluster no one master takes every run's index writes; 0: 16 on Cluster, 1 on
     #: standalone Redis (where one bucket costs least). Every process must use the same.
     index_shards: int = Field(default=0, ge=0, le=1024)
+    #: How a process waits for stream entries: ``xread``, blocking XREADs over every watched
+    #: stream (on Cluster one connection per slot with waiters); ``bells``, one pub/sub
+    #: connection per node on the streams' keyspace notifications, then one read per entry
+    #: (it turns on ``notify-keyspace-events Kt`` on each node); ``auto``: bells on Cluster,
+    #: xread on standalone Redis.
+    wake: Literal["auto", "xread", "bells"] = "auto"
     #: The event loop of the processes hitl_bus starts itself (``hitl-bus worker``,
     #: ``serve()``, ``hitl-bus web``, ``hitl-bus dev``'s children): ``auto`` is uvloop where
     #: it is installed (the ``fast`` extra), else asyncio's; ``asyncio`` forces the standard

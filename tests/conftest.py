@@ -28,6 +28,9 @@ from tests.cluster import cluster_url, redis_cluster  # noqa: F401  (fixtures fo
 from tests.web import app  # noqa: F401  (a fixture for every test module)
 from tests.workers import start_worker  # noqa: F401  (a fixture for every test module)
 
+#: ``HITL_BUS_TEST_WAKE=bells`` (or ``xread``) runs every test with that ``HITL_BUS_WAKE``.
+_TEST_WAKE = os.environ.get("HITL_BUS_TEST_WAKE")
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,6 +38,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("HITL_BUS_") and name != "HITL_BUS_REDIS_SERVER":
             monkeypatch.delenv(name)
     monkeypatch.setenv("HITL_BUS_LOG_TO_STDERR", "false")
+    if _TEST_WAKE:
+        monkeypatch.setenv("HITL_BUS_WAKE", _TEST_WAKE)
 
 
 @pytest.fixture(scope="session")

@@ -141,17 +141,20 @@ async def test_inputs_sent_while_the_receiver_is_disconnected_arrive_once_in_ord
     # Hold the reader's reconnection until the inputs are in.
     bus = get_bus()
     gate = asyncio.Event()
-    open_reader = bus.open_reader
-
     held = 0
 
-    async def gated_open_reader(key: str) -> Any:
-        nonlocal held
-        held += 1
-        await gate.wait()
-        return await open_reader(key)
+    def gated(open_connection: Any) -> Any:
+        async def opening(where: Any) -> Any:
+            nonlocal held
+            held += 1
+            await gate.wait()
+            return await open_connection(where)
 
-    monkeypatch.setattr(bus, "open_reader", gated_open_reader)
+        return opening
+
+    # A blocking reader's connection, or (HITL_BUS_WAKE=bells) the bells' one.
+    monkeypatch.setattr(bus, "open_reader", gated(bus.open_reader))
+    monkeypatch.setattr(bus, "open_node", gated(bus.open_node))
     await asyncio.to_thread(aof_server.kill)  # kill -9: only the AOF keeps the data
     await asyncio.sleep(0.2)
     await asyncio.to_thread(aof_server.start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -204,8 +205,6 @@ async def test_an_expired_pause_reads_failed_with_no_process_left() -> None:
         await pause_flow_run(wait_for_input=int, timeout=0.5)
 
     task_ = asyncio.ensure_future(abandoned())
-    loop = asyncio.get_running_loop()
-    started = loop.time()
 
     async def run_id() -> str:
         runs = await get_client().read_flow_runs(flow_name="abandoned")
@@ -217,8 +216,11 @@ async def test_an_expired_pause_reads_failed_with_no_process_left() -> None:
     task_.cancel()  # the process is gone; the run stays Paused in Redis
     with pytest.raises(asyncio.CancelledError):
         await task_
-    assert (await get_client().read_flow_run(rid)).state.is_paused()
-    await asyncio.sleep(max(0.0, 0.6 - (loop.time() - started)))
+    paused = (await get_client().read_flow_run(rid)).state
+    assert paused.is_paused() and paused.state_details.pause_timeout is not None
+    # Until just past its deadline (by this machine's clock; Redis's is the same here).
+    deadline = paused.state_details.pause_timeout.timestamp()
+    await asyncio.sleep(max(0.0, deadline - time.time() + 0.1))
     assert await sweep_expired() == [rid]
     assert await sweep_expired() == []
     state = (await get_client().read_flow_run(rid)).state
@@ -391,7 +393,12 @@ async def test_a_pause_whose_process_was_killed_fails_at_its_deadline(real_redis
             assert (
                 await get_client().read_flow_run(ids[0])
             ).state.is_paused()  # before its deadline
-    await asyncio.sleep(1.2)
+    second = (await get_client().read_flow_run(ids[1])).state
+    assert second.state_details.pause_timeout is not None
+    # Until just past the later deadline (by this machine's clock; Redis's is the same here).
+    await asyncio.sleep(
+        max(0.0, second.state_details.pause_timeout.timestamp() - time.time() + 0.1)
+    )
     first = (await get_client().read_flow_run(ids[0])).state  # a read fails it
     assert first.is_failed() and "not resumed in time" in (first.message or "")
     assert await sweep_expired() == [ids[1]]  # the sweep fails the other

@@ -401,10 +401,13 @@ def open_command_client(url: str, max_connections: int, reconnect_timeout: float
 _NO_RETRY = Retry(NoBackoff(), 0)
 
 
-def open_reader_client(url: str, host: str | None = None, port: int | None = None) -> Any:
+def open_reader_client(
+    url: str, host: str | None = None, port: int | None = None, *, single: bool = True
+) -> Any:
     """A single-connection client for one blocking reader.
 
-    For Cluster, ``host``/``port`` name the node that owns the reader's slot.
+    For Cluster, ``host``/``port`` name the node that owns the reader's slot. ``single``
+    False: a pool client instead, whose one connection a pub/sub can take over.
     """
     scheme = urlsplit(url).scheme
     if scheme == "fakeredis":
@@ -420,7 +423,7 @@ def open_reader_client(url: str, host: str | None = None, port: int | None = Non
             password=parts.password,
             ssl=parts.scheme == "rediss",
             protocol=2,
-            single_connection_client=True,
+            single_connection_client=single,
             client_name=CLIENT_NAME,
             socket_timeout=None,
             socket_keepalive=True,
@@ -430,7 +433,7 @@ def open_reader_client(url: str, host: str | None = None, port: int | None = Non
     return aioredis.Redis.from_url(
         url,
         protocol=2,
-        single_connection_client=True,
+        single_connection_client=single,
         client_name=CLIENT_NAME,
         socket_timeout=None,
         socket_keepalive=True,

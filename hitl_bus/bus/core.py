@@ -47,6 +47,11 @@ class Bus:
         self.client: Any = open_command_client(
             self.url, settings.command_connections, settings.reconnect_timeout
         )
+        wake = settings.wake
+        #: Wait with bells (keyspace notifications), not blocking XREADs (fakeredis: never).
+        self.bells = not self.url.startswith("fakeredis:") and (
+            wake == "bells" or (wake == "auto" and self.cluster)
+        )
         self.dispatcher = Dispatcher(self)
         self.closed = False
         #: Kept here: the loop holds async generators only weakly.
@@ -118,6 +123,33 @@ class Bus:
         await cluster.initialize()
         node = cluster.get_node_from_key(key)
         return open_reader_client(self.url, node.host, node.port)
+
+    async def know_nodes(self) -> None:
+        """Read the Cluster's slot map if not read yet (cheap after the first time)."""
+        if self.cluster:
+            cluster: Any = self.client
+            await cluster.initialize()
+
+    def node_of(self, key: str) -> tuple[str, int] | None:
+        """The node that holds ``key`` (Cluster, by the slot map last read); None: standalone."""
+        if not self.cluster:
+            return None
+        cluster: Any = self.client
+        try:
+            node = cluster.get_node_from_key(key)
+        except Exception:  # noqa: BLE001 - no slot map yet: the first node will do, then move
+            return None
+        return (node.host, node.port)
+
+    async def open_node(self, node: tuple[str, int] | None) -> Any:
+        """A connection to one node for a pub/sub (the configured Redis when ``node`` is None)."""
+        if node is None and self.cluster:
+            cluster: Any = self.client
+            await cluster.initialize()
+            first = cluster.get_nodes()[0]
+            node = (first.host, first.port)
+        host, port = node if node is not None else (None, None)
+        return open_reader_client(self.url, host, port, single=False)
 
     async def refresh_topology(self) -> None:
         """Re-read the Cluster's slot map after a MOVED reply."""

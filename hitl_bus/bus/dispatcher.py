@@ -14,6 +14,17 @@ readers by hash. On Redis Cluster an XREAD may not span slots, so there is one
 reader (and connection) per slot that has waiters; a reader whose streams are
 all gone stops and closes its connection. Idle waiters cost Redis nothing: the
 readers send no command until an entry arrives or a new stream is registered.
+
+*Bells* (``HITL_BUS_WAKE``: the default on Cluster) replace the blocking XREADs with
+doorbells: one pub/sub connection per Redis node subscribes to the keyspace
+notification of each watched stream (``__keyspace@<db>__:<stream>``, enabled on the
+node with ``notify-keyspace-events Kt`` when it is not already), and an ``xadd``
+notification makes the dispatcher read that one stream from its last id with a plain
+XREAD. Connections are then bounded by nodes, not slots, and a new stream or an entry
+costs one command, whatever else is watched. The stream stays the truth: each
+subscription, when Redis confirms it (first time or after a reconnect), is followed by
+a read from the stream's last id, so an entry added before it, or a notification lost
+with a connection, is still delivered.
 """
 
 from __future__ import annotations
@@ -203,42 +214,264 @@ class _Reader:
             raise
 
     def _deliver(self, reply: list[Any], requested: dict[str, EntryId], now: float) -> None:
-        """Hand each waiter the entries after its position.
-
-        A waiter registered behind the id this reply was read from (it lowered
-        the stream's position meanwhile) is left for the next read, which
-        starts from its position: serving it now would skip entries.
-        """
         for raw_stream, entries in reply:
-            if not entries:
-                continue
             stream = raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
-            last_raw = entries[-1][0]
-            if stream == self.wake_key:
+            if stream == self.wake_key and entries:
+                last_raw = entries[-1][0]
                 self.wake_last = last_raw.decode() if isinstance(last_raw, bytes) else last_raw
+        deliver(self.streams, reply, requested, now)
+
+
+def deliver(
+    streams: dict[str, _Watch], reply: list[Any], requested: dict[str, EntryId], now: float
+) -> None:
+    """Hand each waiter the entries after its position.
+
+    A waiter registered behind the id this reply was read from (it lowered
+    the stream's position meanwhile) is left for the next read, which
+    starts from its position: serving it now would skip entries.
+    """
+    for raw_stream, entries in reply:
+        if not entries:
+            continue
+        stream = raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
+        watch = streams.get(stream)
+        if watch is None:
+            continue
+        ids = [parse_id(entry[0]) for entry in entries]
+        read_from = requested.get(stream, ids[0])
+        if watch.last >= read_from:
+            watch.last = ids[-1]
+        waiting: list[_Waiter] = []
+        for waiter in watch.waiters:
+            if waiter.future.done():
                 continue
-            watch = self.streams.get(stream)
-            if watch is None:
+            if waiter.after < read_from:
+                waiting.append(waiter)
                 continue
-            ids = [parse_id(entry[0]) for entry in entries]
-            read_from = requested.get(stream, ids[0])
-            if watch.last >= read_from:
-                watch.last = ids[-1]
-            waiting: list[_Waiter] = []
-            for waiter in watch.waiters:
-                if waiter.future.done():
+            start = next((i for i, eid in enumerate(ids) if eid > waiter.after), None)
+            if start is None:
+                waiting.append(waiter)
+            else:
+                waiter.future.set_result(entries[start:])
+        watch.waiters = waiting
+        if not waiting:
+            watch.idle_since = now
+
+
+#: Seconds between checks that a Cluster node the bells listen to is still a master.
+ROLE_CHECK = 5.0
+#: The keyspace notification classes bells need: ``K`` (keyspace channels), ``t`` (streams).
+KEYSPACE_FLAGS = "Kt"
+
+
+def keyspace_flags(current: str) -> str:
+    """``notify-keyspace-events`` with keyspace stream events added to what is set already."""
+    have = set(current)
+    if "A" in have:  # "A" is every class, streams included
+        have.discard("t")
+    wanted = {"K"} | ({"t"} if "A" not in have else set())
+    return "".join(sorted(have | wanted))
+
+
+class _Bells:
+    """One pub/sub connection to one node: a doorbell per watched stream, one read per ring."""
+
+    def __init__(self, dispatcher: Dispatcher, node: tuple[str, int] | None) -> None:
+        self.dispatcher = dispatcher
+        self.node = node
+        self.streams: dict[str, _Watch] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.pubsub: Any = None
+        self.client: Any = None
+        #: Streams whose subscription Redis has confirmed on the current connection.
+        self.confirmed: set[str] = set()
+        #: Streams to read (rung, newly confirmed, or a waiter moved back), and the task
+        #: reading them.
+        self.dirty: set[str] = set()
+        self.reading: asyncio.Task[None] | None = None
+        self.prefix = ""
+
+    def ensure_running(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"hitl-bus-bells:{self.node}"
+            )
+
+    def changed(self, stream: str, moved_back: bool) -> None:
+        """A waiter arrived on ``stream``: subscribe it, or read it again when it moved back."""
+        if self.task is None:
+            self.ensure_running()  # subscribes every watched stream as it connects
+        elif stream not in self.confirmed:
+            self._subscribe([stream])
+        elif moved_back:
+            self._mark([stream])
+
+    def settled(self) -> bool:
+        return self.task is not None and not self.dirty and self.confirmed >= set(self.streams)
+
+    def _subscribe(self, streams: list[str]) -> None:
+        if self.pubsub is None:
+            return  # not connected: the connection subscribes them all when it is
+        task = asyncio.get_running_loop().create_task(self._send_subscribe(streams))
+        self.dispatcher.track(task)
+
+    async def _send_subscribe(self, streams: list[str]) -> None:
+        pubsub = self.pubsub
+        try:
+            await pubsub.subscribe(*[self.prefix + stream for stream in streams])
+        except _RECONNECTABLE as exc:
+            log.debug("bell subscription failed (%s); the reconnect subscribes again", exc)
+
+    def _mark(self, streams: list[str]) -> None:
+        self.dirty.update(streams)
+        if self.reading is None:
+            self.reading = asyncio.get_running_loop().create_task(self._read_dirty())
+
+    async def _read_dirty(self) -> None:
+        """Read every rung stream from its last id, one XREAD each, in one pipeline."""
+        bus = self.dispatcher.bus
+        failures = 0
+        try:
+            while self.dirty:
+                batch = [s for s in self.dirty if s in self.streams]
+                self.dirty.clear()
+                requested = {stream: self.streams[stream].last for stream in batch}
+                try:
+                    async with bus.client.pipeline(transaction=False) as pipe:
+                        for stream, last in requested.items():
+                            pipe.xread({stream: format_id(last)}, count=BATCH)
+                        replies = await pipe.execute()
+                except (*_RECONNECTABLE, ResponseError) as exc:
+                    # The command client retried already; the bells reconnect reads again.
+                    failures += 1
+                    log.warning("reading rung streams failed (%s); retrying", exc)
+                    self.dirty.update(requested)
+                    await asyncio.sleep(reconnect_backoff().compute(failures))
                     continue
-                if waiter.after < read_from:
-                    waiting.append(waiter)
+                now = asyncio.get_running_loop().time()
+                for reply in replies:
+                    if reply:
+                        deliver(self.streams, reply, requested, now)
+                        for raw_stream, entries in reply:
+                            if len(entries) >= BATCH:  # more may wait behind this batch
+                                self.dirty.add(
+                                    raw_stream.decode()
+                                    if isinstance(raw_stream, bytes)
+                                    else raw_stream
+                                )
+                await asyncio.sleep(0)
+        finally:
+            self.reading = None
+
+    def _prune(self, now: float) -> list[str]:
+        gone = [
+            stream
+            for stream, watch in self.streams.items()
+            if not watch.waiters
+            and watch.idle_since is not None
+            and now - watch.idle_since >= LINGER
+        ]
+        for stream in gone:
+            del self.streams[stream]
+            self.confirmed.discard(stream)
+        return gone
+
+    async def _connect(self) -> None:
+        bus = self.dispatcher.bus
+        client = self.client = await bus.open_node(self.node)
+        flags = (await client.config_get("notify-keyspace-events")).get(
+            "notify-keyspace-events", ""
+        )
+        flags = flags.decode() if isinstance(flags, bytes) else str(flags)
+        if keyspace_flags(flags) != "".join(sorted(flags)):
+            await client.config_set("notify-keyspace-events", keyspace_flags(flags))
+        db = client.connection_pool.connection_kwargs.get("db", 0) or 0
+        self.prefix = f"__keyspace@{db}__:"
+        await self._check_role()
+        self.pubsub = client.pubsub()
+        self.confirmed.clear()
+        if self.streams:
+            await self.pubsub.subscribe(*[self.prefix + stream for stream in self.streams])
+
+    async def _check_role(self) -> None:
+        """On Cluster, a node a failover made a replica keeps its pub/sub clients but no
+        longer sees the writes: treat it as a lost connection (the streams move)."""
+        if self.dispatcher.bus.cluster:
+            role = await self.client.execute_command("ROLE")
+            if role[0] not in (b"master", "master"):
+                raise RedisConnectionError(f"{self.node} is a replica now")
+
+    async def _drop(self) -> None:
+        pubsub, client, self.pubsub, self.client = self.pubsub, self.client, None, None
+        self.confirmed.clear()
+        for closing in (pubsub, client):
+            if closing is None:
+                continue
+            try:
+                async with asyncio.timeout(0.5):
+                    await closing.aclose()
+            except Exception:  # noqa: BLE001 - the connection is already broken
+                pass
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = reconnect_backoff()
+        failures = 0
+        cluster = self.dispatcher.bus.cluster
+        checked = loop.time()
+        try:
+            while True:
+                gone = self._prune(loop.time())
+                if not self.streams:
+                    self.task = None
+                    await self._drop()
+                    return
+                try:
+                    if self.pubsub is None:
+                        if failures:
+                            await self.dispatcher.bus.refresh_topology()
+                            if self.dispatcher.replace(self):
+                                self.task = None
+                                return
+                        await self._connect()
+                        checked = loop.time()
+                    elif gone:
+                        await self.pubsub.unsubscribe(*[self.prefix + s for s in gone])
+                    if cluster and loop.time() - checked >= ROLE_CHECK:
+                        await self._check_role()
+                        checked = loop.time()
+                    message = await self.pubsub.get_message(
+                        timeout=ROLE_CHECK if cluster else LINGER
+                    )
+                except (*_RECONNECTABLE, ResponseError) as exc:
+                    failures += 1
+                    log.warning("stream bells lost their connection (%s); retrying", exc)
+                    await self._drop()
+                    await asyncio.sleep(backoff.compute(failures))
                     continue
-                start = next((i for i, eid in enumerate(ids) if eid > waiter.after), None)
-                if start is None:
-                    waiting.append(waiter)
-                else:
-                    waiter.future.set_result(entries[start:])
-            watch.waiters = waiting
-            if not waiting:
-                watch.idle_since = now
+                failures = 0
+                if message is not None:
+                    self._on_message(message)
+        except asyncio.CancelledError:
+            self.task = None
+            raise
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        channel = message.get("channel")
+        if not isinstance(channel, bytes | str):
+            return
+        name = channel.decode() if isinstance(channel, bytes) else channel
+        stream = name[len(self.prefix) :]
+        if stream not in self.streams:
+            return
+        if kind in ("subscribe", b"subscribe"):
+            # Confirmed: what was added before the subscription is read now.
+            self.confirmed.add(stream)
+            self._mark([stream])
+        elif kind in ("message", b"message") and message.get("data") in (b"xadd", "xadd"):
+            self._mark([stream])
 
 
 class ReaderSource(Protocol):
@@ -250,8 +483,16 @@ class ReaderSource(Protocol):
     reader_block_ms: int | None
     #: The command client (the readers' wake-up pokes go through it).
     client: Any
+    #: Wait with bells (keyspace notifications) rather than blocking XREADs.
+    bells: bool
 
     async def open_reader(self, key: str) -> Any: ...
+
+    async def open_node(self, node: tuple[str, int] | None) -> Any: ...
+
+    async def know_nodes(self) -> None: ...
+
+    def node_of(self, key: str) -> tuple[str, int] | None: ...
 
     async def refresh_topology(self) -> None: ...
 
@@ -262,22 +503,59 @@ class Dispatcher:
     def __init__(self, bus: ReaderSource) -> None:
         self.bus = bus
         self.id = uuid.uuid4().hex
-        self._readers: dict[Hashable, _Reader] = {}
-        self._pokes: set[asyncio.Task[None]] = set()
+        self._readers: dict[Hashable, _Reader | _Bells] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a fire-and-forget task referenced until it ends."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _place(self, stream: str) -> Hashable:
-        """Which reader a stream goes to: its slot in Cluster, else a hash bucket."""
+        """Which reader a stream goes to: with bells its node; else its slot in Cluster, or
+        a hash bucket."""
+        if self.bus.bells:
+            return ("bells", self.bus.node_of(stream))
         if self.bus.cluster:
             return keys.slot(stream)
         return zlib.crc32(stream.encode()) % self.bus.settings.reader_connections
 
-    def _reader_for(self, stream: str) -> _Reader:
+    def _reader_for(self, stream: str) -> _Reader | _Bells:
         place = self._place(stream)
         reader = self._readers.get(place)
         if reader is None:
-            tag = keys.hash_tag(stream) if self.bus.cluster else f"{self.id}-{place}"
-            reader = self._readers[place] = _Reader(self, f"{self.id}-{place}", tag)
+            if isinstance(place, tuple):
+                reader = self._readers[place] = _Bells(self, place[1])
+            else:
+                tag = keys.hash_tag(stream) if self.bus.cluster else f"{self.id}-{place}"
+                reader = self._readers[place] = _Reader(self, f"{self.id}-{place}", tag)
         return reader
+
+    def replace(self, bells: _Bells) -> bool:
+        """After a node failed: move each of ``bells``' streams to the node that has it now.
+
+        True when none is left on ``bells`` (it stops; the others carry on).
+        """
+        moved: dict[Hashable, list[str]] = {}
+        for stream in list(bells.streams):
+            place = self._place(stream)
+            if place != ("bells", bells.node):
+                moved.setdefault(place, []).append(stream)
+        for place, streams in moved.items():
+            target = self._readers.get(place)
+            if target is None:
+                target = self._readers[place] = _Bells(self, place[1])  # type: ignore[index]
+            assert isinstance(target, _Bells)
+            for stream in streams:
+                target.streams[stream] = bells.streams.pop(stream)
+            if target.task is None:
+                target.ensure_running()
+            else:
+                target._subscribe(streams)
+        if bells.streams:
+            return False
+        self._readers.pop(("bells", bells.node), None)
+        return True
 
     async def wait(self, stream: str, after: bytes | str, timeout: float | None) -> list[Entry]:
         """Wait for entries of ``stream`` newer than ``after``; they come back oldest first.
@@ -285,28 +563,30 @@ class Dispatcher:
         Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever).
         """
         loop = asyncio.get_running_loop()
+        if self.bus.bells:
+            await self.bus.know_nodes()  # bells are placed by node
         reader = self._reader_for(stream)
         after_id = parse_id(after)
         waiter = _Waiter(after_id, loop.create_future())
         watch = reader.streams.get(stream)
-        needs_wake = False
+        needs_wake = moved_back = False
         if watch is None:
             watch = reader.streams[stream] = _Watch(after_id)
             needs_wake = True
         elif after_id < watch.last:
             watch.last = after_id
-            needs_wake = True
+            needs_wake = moved_back = True
         elif not watch.waiters:
             watch.last = after_id
         watch.waiters.append(waiter)
         watch.idle_since = None
-        if reader.task is None:
+        if isinstance(reader, _Bells):
+            reader.changed(stream, moved_back)
+        elif reader.task is None:
             reader.ensure_running()
         elif needs_wake and not reader.poke_pending:
             reader.poke_pending = True
-            poke = loop.create_task(reader.poke())
-            self._pokes.add(poke)
-            poke.add_done_callback(self._pokes.discard)
+            self.track(loop.create_task(reader.poke()))
         try:
             if timeout is None:
                 return await waiter.future
@@ -321,6 +601,20 @@ class Dispatcher:
                 if not current.waiters:
                     current.idle_since = loop.time()
 
+    def settled(self) -> bool:
+        """Every watched stream is being read: no wake-up or subscription is in flight."""
+        for reader in self._readers.values():
+            if isinstance(reader, _Bells):
+                if reader.streams and not reader.settled():
+                    return False
+            elif reader.streams and (reader.poke_pending or reader.task is None):
+                return False
+        return True
+
+    def connections(self) -> int:
+        """Connections the readers hold now (for tests and metrics)."""
+        return sum(1 for r in self._readers.values() if r.task is not None)
+
     def release(self, stream: str) -> None:
         """Stop watching ``stream`` once nobody waits on it (e.g. a finished run's control).
 
@@ -333,8 +627,10 @@ class Dispatcher:
             del reader.streams[stream]
 
     def is_watching(self, stream: str) -> bool:
-        """Whether a reader has ``stream`` in its XREAD (so new entries will be pushed)."""
+        """Whether a reader has ``stream`` in its XREAD or bells (so new entries are pushed)."""
         reader = self._readers.get(self._place(stream))
+        if isinstance(reader, _Bells):
+            return reader.task is not None and stream in reader.confirmed
         return reader is not None and reader.task is not None and stream in reader.streams
 
     def waiting(self) -> int:
@@ -343,6 +639,8 @@ class Dispatcher:
 
     async def aclose(self) -> None:
         tasks = [r.task for r in self._readers.values() if r.task is not None]
+        tasks += [r.reading for r in self._readers.values() if isinstance(r, _Bells) and r.reading]
+        tasks += list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -352,5 +650,8 @@ class Dispatcher:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
         for reader in self._readers.values():
-            await reader._drop_client()
+            if isinstance(reader, _Bells):
+                await reader._drop()
+            else:
+                await reader._drop_client()
         self._readers.clear()
