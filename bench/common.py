@@ -208,6 +208,11 @@ def blocked_clients(admin: Any, name: str, cmd: str = "xread") -> int:
     )
 
 
+def subscriptions(admin: Any, name: str) -> int:
+    """Pub/sub channels the connections named ``name`` are subscribed to (CLIENT LIST)."""
+    return sum(int(c.get("sub", 0)) for c in admin.client_list() if c.get("name") == name)
+
+
 @dataclass
 class Row:
     metric: str

@@ -419,10 +419,12 @@ class _Bells:
         backoff = reconnect_backoff()
         failures = 0
         cluster = self.dispatcher.bus.cluster
-        checked = loop.time()
+        checked = pruned = loop.time()
         try:
             while True:
-                gone = self._prune(loop.time())
+                gone: list[str] = []
+                if loop.time() - pruned >= 1.0 or not self.streams:  # O(streams): not per ring
+                    gone, pruned = self._prune(loop.time()), loop.time()
                 if not self.streams:
                     self.task = None
                     await self._drop()
