@@ -169,6 +169,24 @@ async def test_a_start_records_its_actor() -> None:
     await _final(direct.id)
 
 
+async def test_a_flow_started_by_a_person_writes_as_itself() -> None:
+    target = await new_run()
+
+    @flow
+    async def sends() -> str:
+        from hitl_bus import get_run_context
+
+        await send_input("hi", flow_run_id=target.id)
+        return get_run_context().flow_run.run_id
+
+    with acting(GRACE):
+        own = await sends()
+    assert [i["sender"] for i in await get_client().read_inputs(target.id)] == [
+        f"hitl.flow-run.{own}"
+    ]
+    assert (await get_client().read_state_history(own))[0].state_details.actor == GRACE
+
+
 async def test_a_subflow_is_started_by_its_parent() -> None:
     @flow
     async def child() -> None:
