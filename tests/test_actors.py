@@ -313,3 +313,22 @@ async def test_runs_show_says_who_resumed_sent_and_cancelled(
     assert "Sent by grace at " in shown
     assert "Resumed by grace at " in shown
     assert "Cancelled by linus at " in await asyncio.to_thread(show, str(cancelled.id))
+
+
+def test_a_persons_mailbox_lives_on_one_slot() -> None:
+    from hitl_bus import keys
+
+    box = Mailbox.for_person("grace")
+    assert box.name == GRACE and box.owner == "user:grace"
+    assert Mailbox.parse(GRACE) == box
+    assert Mailbox.parse("hitl.user.Not A Name") is None
+    names = [
+        box.marker_key,
+        keys.input_stream(box.owner, "str-auto"),
+        keys.input_streams(box.owner),
+        keys.input_keys(box.owner),
+        keys.input_index(box.owner),
+        keys.inbox_prefixes(box.owner),
+    ]
+    assert names[0] == "hitl:{user:grace}:mailbox"
+    assert {keys.slot(name) for name in names} == {keys.slot(names[0])}

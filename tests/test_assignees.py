@@ -217,3 +217,20 @@ async def test_runs_waiting_for_a_person() -> None:
         await resume_flow_run(run_id, {"value": "done"})
         await _final(run_id)
     assert await ids("grace") == set()
+
+
+async def test_a_pause_released_by_a_dead_worker_keeps_its_assignees() -> None:
+    await _people()
+    run_id = await _paused(["grace"])
+    why = store.Release(
+        worker="", reason="its worker died", deployment="approval/x", count_crash=True
+    )
+    assert await store.release(run_id, why) is store.Outcome.SUSPENDED
+    state = (await get_client().read_flow_run(run_id)).state
+    assert state.is_suspended() and state.state_details.assignees == ["grace"]
+    assert (await store.read_record(run_id)).pause_assignees == ["grace"]
+    with acting("hitl.user.ada"), pytest.raises(NotAllowed):
+        await resume_flow_run(run_id, {"value": "no"})
+    with acting("hitl.user.grace"):
+        await resume_flow_run(run_id, {"value": "yes"})
+    assert (await store.read_record(run_id)).pause_assignees is None
