@@ -209,6 +209,9 @@ async def test_runs_waiting_for_a_person() -> None:
     listed = await client.read_flow_runs(waiting_for="linus")
     assert {str(r.id) for r in listed} == {for_finance, for_anyone}
     assert await client.read_flow_runs(state="COMPLETED", waiting_for="linus") == []
+    assert await client.read_flow_runs(flow_name="other", waiting_for="linus") == []
+    named = await client.read_flow_runs(flow_name="approval", waiting_for="linus")
+    assert {str(r.id) for r in named} == {for_finance, for_anyone}
     sync_listed = await asyncio.to_thread(
         lambda: get_client(sync_client=True).runs_waiting_for("grace")
     )

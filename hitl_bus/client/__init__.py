@@ -89,13 +89,9 @@ class HitlClient:
         if waiting_for is not None:
             if state is not None and StateType(state) is not StateType.PAUSED:
                 return []
-            waiting = await runs_waiting_for(waiting_for, limit=limit)
-            return [
-                run
-                for run in waiting
-                if (flow_name is None or run.flow_name == flow_name)
-                and (deployment is None or run.deployment == deployment)
-            ]
+            return await runs_waiting_for(
+                waiting_for, limit, flow_name=flow_name, deployment=deployment
+            )
         return await runs.read_flow_runs(
             state=state, flow_name=flow_name, limit=limit, deployment=deployment
         )

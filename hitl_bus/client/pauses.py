@@ -75,7 +75,13 @@ async def read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
     )
 
 
-async def runs_waiting_for(person: str, limit: int = 100) -> list[runs.FlowRun]:
+async def runs_waiting_for(
+    person: str,
+    limit: int = 100,
+    *,
+    flow_name: str | None = None,
+    deployment: str | None = None,
+) -> list[runs.FlowRun]:
     """The newest paused runs ``person`` may answer: those whose assignees name them (by
     name, role or team) or that have none. Empty for an unknown person or one without
     the responder role (``admin`` is the bootstrap admin)."""
@@ -89,4 +95,10 @@ async def runs_waiting_for(person: str, limit: int = 100) -> list[runs.FlowRun]:
     def answerable(run: runs.FlowRun) -> bool:
         return is_assignee(who.name, who.role, who.teams, run.pause_assignees)
 
-    return await runs.read_flow_runs(state=StateType.PAUSED, limit=limit, where=answerable)
+    return await runs.read_flow_runs(
+        state=StateType.PAUSED,
+        flow_name=flow_name,
+        limit=limit,
+        deployment=deployment,
+        where=answerable,
+    )
