@@ -243,7 +243,10 @@ def _rejected(headline: str, errors: Sequence[Mapping[str, Any]]) -> typer.Exit:
 @runs_app.command("show")
 def runs_show(run_id: Annotated[str, typer.Argument(help="The run to show.")]) -> None:
     """A run's state, parameters, current pause (its form fields), inputs and recent logs."""
+    from datetime import datetime
+
     from hitl_bus.client import get_client
+    from hitl_bus.client.records import RunEvent, actor_label, deed_of
     from hitl_bus.errors import FlowRunNotFound
 
     client = get_client(sync_client=True)
@@ -268,6 +271,11 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="The run to show.")]) -
         typer.echo(f"receives: {', '.join(sorted(receivers))}  (hitl-bus runs send)")
     for sent in client.read_inputs(run_id)[-10:]:
         typer.echo(f"  input {sent['key_prefix']} from {sent['sender']}: {sent['data']}")
+    for event in client.read_events(run_id):  # who did what: "Resumed by grace at 10:32"
+        deed = deed_of(RunEvent(event["id"], event["type"], "", event["ts"], event["data"]))
+        if deed is not None:
+            at = datetime.fromtimestamp(event["ts"] / 1000).strftime("%H:%M")
+            typer.echo(f"{deed[0]} by {actor_label(deed[1])} at {at}")
     for record in client.read_logs(run_id)[-20:]:
         typer.echo(f"  {record['level']:<7} {record['message']}")
 

@@ -147,6 +147,20 @@ def inbox(inbox_id: str) -> str:
     return _owned(inbox_id, "inbox")
 
 
+def user_owner(name: str) -> str:
+    """The owner id (hash tag) of a person's mailbox: ``user:<name>``.
+
+    Its keys are an inbox's (``input_stream(user_owner(name), prefix)`` and the rest),
+    under ``hitl:{user:<name>}:``, with :func:`user_mailbox` as its marker.
+    """
+    return f"user:{name}"
+
+
+def user_mailbox(name: str) -> str:
+    """Hash marking a person's mailbox, made by the first input sent to it."""
+    return _owned(user_owner(name), "mailbox")
+
+
 def inbox_prefixes(inbox_id: str) -> str:
     """Stream announcing each key prefix new to an inbox: a follower learns of new reply types."""
     return _owned(inbox_id, "prefixes")

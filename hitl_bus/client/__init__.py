@@ -21,7 +21,7 @@ from hitl_bus import keys
 from hitl_bus._sync import run_blocking
 from hitl_bus.bus import codec
 from hitl_bus.client import following
-from hitl_bus.client.pauses import PauseDetails, read_pause
+from hitl_bus.client.pauses import PauseDetails, read_pause, runs_waiting_for
 from hitl_bus.client.records import (
     LogRecord,
     Reply,
@@ -35,7 +35,7 @@ from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs import inbox, received
-from hitl_bus.inputs.keyset import CLIENT, Mailbox
+from hitl_bus.inputs.keyset import CLIENT, Mailbox, acting_person
 
 log = logging.getLogger("hitl_bus.client")
 T = TypeVar("T")
@@ -50,6 +50,7 @@ __all__ = [
     "decode_event",
     "decode_log",
     "get_client",
+    "runs_waiting_for",
 ]
 
 
@@ -77,11 +78,29 @@ class HitlClient:
         flow_name: str | None = None,
         limit: int = 100,
         deployment: str | None = None,
+        *,
+        waiting_for: str | None = None,
     ) -> list[FlowRun]:
-        """The newest runs, optionally filtered by state type, flow name and deployment."""
+        """The newest runs, optionally filtered by state type, flow name and deployment.
+
+        ``waiting_for`` (a person's name) keeps the paused runs that person may answer,
+        as :meth:`runs_waiting_for` (with any other ``state`` nothing is left).
+        """
+        if waiting_for is not None:
+            if state is not None and StateType(state) is not StateType.PAUSED:
+                return []
+            return await runs_waiting_for(
+                waiting_for, limit, flow_name=flow_name, deployment=deployment
+            )
         return await runs.read_flow_runs(
             state=state, flow_name=flow_name, limit=limit, deployment=deployment
         )
+
+    async def runs_waiting_for(self, person: str, limit: int = 100) -> list[FlowRun]:
+        """The newest paused runs ``person`` may answer ("Waiting for me"): those whose
+        assignees name them (by name, role or team) or that have none. Empty for an
+        unknown person or one without the responder role."""
+        return await runs_waiting_for(person, limit)
 
     async def wait_for_flow_run(
         self,
@@ -95,9 +114,14 @@ class HitlClient:
         """
         return await runs.wait_for_state(flow_run_id, until, timeout)
 
-    async def cancel_flow_run(self, flow_run_id: uuid.UUID | str) -> State:
-        """Cancel a run (Cancelling until its code reaches a checkpoint; Cancelled if idle)."""
-        return await acancel_flow_run(flow_run_id)
+    async def cancel_flow_run(
+        self, flow_run_id: uuid.UUID | str, *, actor: str | None = None
+    ) -> State:
+        """Cancel a run (Cancelling until its code reaches a checkpoint; Cancelled if idle).
+
+        ``actor``: who cancels (default: who is acting), recorded on the state written.
+        """
+        return await acancel_flow_run(flow_run_id, actor=actor)
 
     async def read_events(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
         """A run's state changes and input arrivals, oldest first (``RunEvent.as_dict()``)."""
@@ -205,13 +229,17 @@ class HitlClient:
         flow_run_id: uuid.UUID | str | None = None,
         *,
         inbox_id: str | None = None,
+        person: str | None = None,
         after: str | None = None,
     ) -> AsyncIterator[Reply]:
         """Inputs sent back to an inbox as they land: a run's ``respond()`` to what it was sent.
 
-        ``inbox_id`` defaults to this process's inbox (the one ``send_input`` sends from
-        outside a run). With ``flow_run_id`` only that run's replies, else every reply to
-        the inbox. ``after`` as for :meth:`follow_events` (``None``: from now on).
+        The inbox is ``person``'s mailbox (``hitl.user.<name>``: replies to what that
+        person sent), else ``inbox_id``, else the person acting here
+        (``context.acting_as()``), else this process's inbox (the one ``send_input``
+        sends from outside a run). With ``flow_run_id`` only that run's replies, else
+        every reply to the inbox. ``after`` as for :meth:`follow_events` (``None``: from
+        now on).
 
         Pushed, on any key prefix: each of the inbox's input streams is followed through
         the dispatcher. A reply on a key prefix the inbox has never had makes a new
@@ -221,26 +249,26 @@ class HitlClient:
         names the prefix it was sent on, whose reply stream is followed at once (before
         it exists), and the inbox's prefix set is read again on the run's events.
         """
-        box = inbox.inbox() if inbox_id is None else Mailbox(CLIENT, inbox_id)
+        box = _reply_box(inbox_id, person)
         run_id = normalize_run_id(flow_run_id) if flow_run_id else None
         sender = Mailbox.for_run(run_id).name if run_id else None
         signals = keys.run_events(run_id) if run_id else keys.EVENTS
         start = after if after is not None else await following.now()
         prefixes: dict[str, str] = {}  # stream -> key prefix
         contacted: set[str] = set()  # runs this inbox sent to while following (no run given)
-        announced = keys.inbox_prefixes(box.id)
+        announced = keys.inbox_prefixes(box.owner)
         streams = following.Streams()
         streams.add(signals, await following.latest(signals))
         streams.add(announced, await following.latest(announced))
 
         def follow_prefixes(names: Iterable[str]) -> None:
             for prefix in names:
-                stream = keys.input_stream(box.id, prefix)
+                stream = keys.input_stream(box.owner, prefix)
                 if stream not in prefixes:
                     prefixes[stream] = prefix
                     streams.add(stream, start)
 
-        follow_prefixes(await received.read_prefixes(box.id))
+        follow_prefixes(await received.read_prefixes(box.owner))
         try:
             while True:
                 for stream, entries in await streams.next():
@@ -257,7 +285,7 @@ class HitlClient:
                         )
                         follow_prefixes(sent)
                         if look_again:
-                            follow_prefixes(await received.read_prefixes(box.id))
+                            follow_prefixes(await received.read_prefixes(box.owner))
                         continue
                     for entry_id, fields in entries:
                         reply = received.decode_input(stream, prefixes[stream], entry_id, fields)
@@ -283,10 +311,13 @@ class HitlClient:
         """Key prefix -> JSON schema of each input type the run receives on."""
         return await received.read_receivers(normalize_run_id(flow_run_id))
 
-    async def read_replies(self, flow_run_id: uuid.UUID | str) -> list[dict[str, Any]]:
-        """What the run sent back to this process's inbox (its newest replies), oldest first."""
+    async def read_replies(
+        self, flow_run_id: uuid.UUID | str, *, person: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What the run sent back (its newest replies), oldest first: to ``person``'s
+        mailbox, else to the person acting here, else to this process's inbox."""
         sender = Mailbox.for_run(normalize_run_id(flow_run_id)).name
-        replies = await received.read_sent_by(inbox.inbox().id, sender)
+        replies = await received.read_sent_by(_reply_box(None, person).owner, sender)
         return [reply.as_dict() for reply in replies]
 
     async def read_input_outcomes(self, flow_run_id: uuid.UUID | str) -> dict[str, dict[str, str]]:
@@ -302,6 +333,15 @@ class HitlClient:
             elif event.type == "input.taken" and key not in outcomes:
                 outcomes[key] = {"status": "taken"}
         return outcomes
+
+
+def _reply_box(inbox_id: str | None, person: str | None) -> Mailbox:
+    """Where replies are read: a person's mailbox, an inbox, who acts, this process's inbox."""
+    if person is not None:
+        return Mailbox.for_person(person)
+    if inbox_id is not None:
+        return Mailbox(CLIENT, inbox_id)
+    return acting_person() or inbox.inbox()
 
 
 async def _step(items: AsyncIterator[T]) -> tuple[bool, T | None]:
@@ -352,11 +392,20 @@ class SyncHitlClient:
         flow_name: str | None = None,
         limit: int = 100,
         deployment: str | None = None,
+        *,
+        waiting_for: str | None = None,
     ) -> list[FlowRun]:
-        return run_blocking(self._client.read_flow_runs(state, flow_name, limit, deployment))
+        return run_blocking(
+            self._client.read_flow_runs(
+                state, flow_name, limit, deployment, waiting_for=waiting_for
+            )
+        )
 
-    def cancel_flow_run(self, flow_run_id: uuid.UUID | str) -> State:
-        return run_blocking(self._client.cancel_flow_run(flow_run_id))
+    def runs_waiting_for(self, person: str, limit: int = 100) -> list[FlowRun]:
+        return run_blocking(self._client.runs_waiting_for(person, limit))
+
+    def cancel_flow_run(self, flow_run_id: uuid.UUID | str, *, actor: str | None = None) -> State:
+        return run_blocking(self._client.cancel_flow_run(flow_run_id, actor=actor))
 
     def wait_for_flow_run(
         self,
@@ -395,9 +444,17 @@ class SyncHitlClient:
         flow_run_id: uuid.UUID | str | None = None,
         *,
         inbox_id: str | None = None,
+        person: str | None = None,
         after: str | None = None,
     ) -> Generator[Reply, None, None]:
-        return _blocking(self._client.follow_replies(flow_run_id, inbox_id=inbox_id, after=after))
+        return _blocking(
+            self._client.follow_replies(flow_run_id, inbox_id=inbox_id, person=person, after=after)
+        )
+
+    def read_replies(
+        self, flow_run_id: uuid.UUID | str, *, person: str | None = None
+    ) -> list[dict[str, Any]]:
+        return run_blocking(self._client.read_replies(flow_run_id, person=person))
 
     def read_inputs(
         self, flow_run_id: uuid.UUID | str, per_prefix: int = 50

@@ -12,7 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from hitl_bus import keys
 from hitl_bus.bus import codec
 from hitl_bus.engine import runs, store
+from hitl_bus.engine.states import StateType
 from hitl_bus.inputs.keyset import defaults_key
+from hitl_bus.people.roles import Action, allows, is_assignee
+from hitl_bus.people.store import PersonNotFound, get_person
 
 log = logging.getLogger("hitl_bus.client")
 
@@ -27,6 +30,8 @@ class PauseDetails(BaseModel):
     description: str | None = None
     defaults: dict[str, Any] = Field(default_factory=dict)
     deadline: datetime | None = None
+    #: Who may answer it: names and ``role:<x>`` (``None``: any responder).
+    assignees: list[str] | None = None
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -66,4 +71,34 @@ async def read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
         description=description if isinstance(description, str) else None,
         defaults=defaults if isinstance(defaults, dict) else {},
         deadline=datetime.fromtimestamp(deadline_ms / 1000, UTC) if deadline_ms else None,
+        assignees=record.pause_assignees,
+    )
+
+
+async def runs_waiting_for(
+    person: str,
+    limit: int = 100,
+    *,
+    flow_name: str | None = None,
+    deployment: str | None = None,
+) -> list[runs.FlowRun]:
+    """The newest paused runs ``person`` may answer: those whose assignees name them (by
+    name, role or team) or that have none. Empty for an unknown person or one without
+    the responder role (``admin`` is the bootstrap admin)."""
+    try:
+        who = await get_person(person)
+    except PersonNotFound:
+        return []
+    if not allows(who.role, Action.ANSWER):
+        return []
+
+    def answerable(run: runs.FlowRun) -> bool:
+        return is_assignee(who.name, who.role, who.teams, run.pause_assignees)
+
+    return await runs.read_flow_runs(
+        state=StateType.PAUSED,
+        flow_name=flow_name,
+        limit=limit,
+        deployment=deployment,
+        where=answerable,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hitl_bus.bus import codec
+from hitl_bus.inputs.keyset import CLIENT, FLOW_RUN, USER, Mailbox
 from hitl_bus.inputs.received import ReceivedInput
 
 log = logging.getLogger("hitl_bus.client")
@@ -53,6 +54,44 @@ class LogRecord:
             "message": self.message,
             "ts": str(self.ts),
         }
+
+
+def actor_label(actor: str) -> str:
+    """An actor (or sender) as people read it: ``grace``, ``flow run 1b2c3d4e``,
+    ``a program (inbox 5f6a7b8c)``; anything else as it is."""
+    box = Mailbox.parse(actor)
+    if box is None:
+        return actor
+    if box.kind == USER:
+        return box.id
+    if box.kind == FLOW_RUN:
+        return f"flow run {box.id[:8]}"
+    assert box.kind == CLIENT
+    return f"a program (inbox {box.id[:8]})"
+
+
+def deed_of(event: RunEvent) -> tuple[str, str] | None:
+    """What someone did in an event, and who: ``("Resumed", "hitl.user.grace")``.
+
+    ``Sent`` (an input arrived: its sender), ``Resumed`` (a resume's Running or
+    Resuming state), ``Cancelled`` (Cancelling or Cancelled), ``Started`` (the first
+    Scheduled or Pending state); ``None`` for an event that names no actor.
+    """
+    if event.type == "input.received":
+        sender = event.data.get("sender")
+        return ("Sent", sender) if isinstance(sender, str) and sender else None
+    actor = event.data.get("actor")
+    state = event.data.get("state")
+    if event.type != "state.changed" or not isinstance(actor, str) or not isinstance(state, dict):
+        return None
+    kind, name = state.get("type"), state.get("name")
+    if kind == "RUNNING" or (kind == "SCHEDULED" and name == "Resuming"):
+        return "Resumed", actor
+    if kind in ("CANCELLING", "CANCELLED"):
+        return "Cancelled", actor
+    if kind in ("SCHEDULED", "PENDING"):
+        return "Started", actor
+    return None
 
 
 def _skipped(stream: str, entry_id: bytes, exc: Exception) -> None:

@@ -113,12 +113,19 @@ def merge_parameters(record: DeploymentRecord, given: dict[str, Any] | None) -> 
 
 
 async def arun_deployment(
-    name: str, parameters: dict[str, Any] | None = None, timeout: float | None = None
+    name: str,
+    parameters: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    *,
+    actor: str | None = None,
 ) -> FlowRun:
     """Create a Scheduled run of a deployment and queue it for a worker.
 
     ``timeout=0`` returns the run at once; ``None`` waits for a final state; a
-    number waits that long and returns the run as it then is.
+    number waits that long and returns the run as it then is. ``actor`` (beyond
+    Prefect's signature) is who starts it: by default who is acting
+    (``context.acting_as()``), else the current flow run; recorded on the Scheduled
+    state the run is created in.
 
     :raises DeploymentNotFound: no worker has registered that deployment.
     :raises ParameterMismatch: the parameters do not fit the flow; nothing was queued.
@@ -131,6 +138,7 @@ async def arun_deployment(
         state=State(type=StateType.SCHEDULED),
         deployment=record.name,
         enqueue=True,
+        actor=actor,
     )
     if timeout == 0:
         return run

@@ -19,21 +19,27 @@ from hitl_bus._sync import dual
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.context import FlowRunContext
 from hitl_bus.engine import store
-from hitl_bus.engine.states import State, StateType
+from hitl_bus.engine.states import State, StateDetails, StateType
 from hitl_bus.errors import FlowRunNotFound
 from hitl_bus.ids import normalize_run_id
+from hitl_bus.inputs.keyset import current_actor
 
 
-async def acancel_flow_run(flow_run_id: uuid.UUID | str) -> State:
+async def acancel_flow_run(flow_run_id: uuid.UUID | str, *, actor: str | None = None) -> State:
     """Cancel a run; returns the state it moved to (Cancelling, or Cancelled with no process).
 
-    A run that already ended is left as it is and its final state returned.
+    A run that already ended is left as it is and its final state returned. ``actor``
+    is who cancels (default: who is acting, else the current flow run), recorded on
+    the state written (Cancelling or Cancelled) and its ``state.changed`` event.
 
     :raises FlowRunNotFound: no such run.
     """
     run_id = normalize_run_id(flow_run_id)
-    cancelling = State(type=StateType.CANCELLING, message="cancel requested")
-    cancelled = State(type=StateType.CANCELLED, message="cancelled before it ran again")
+    by = StateDetails(actor=current_actor(actor))
+    cancelling = State(type=StateType.CANCELLING, message="cancel requested", state_details=by)
+    cancelled = State(
+        type=StateType.CANCELLED, message="cancelled before it ran again", state_details=by
+    )
     change = await store.cancel(run_id, cancelling, cancelled)
     if change.outcome is store.Outcome.MISSING:
         raise FlowRunNotFound(run_id)

@@ -34,6 +34,7 @@ from hitl_bus.context import (
     CancelRequested,
     FlowRunContext,
     FlowRunInfo,
+    acting,
     current_run,
     reset_current_run,
     set_current_run,
@@ -326,7 +327,9 @@ async def _execute(
             raise
         main = asyncio.current_task() if flow.is_async else None
         watcher = loop.create_task(watch_for_cancel(ctx, position, main))
-        with run_logs.log_prints(flow.log_prints):
+        # The run's own writes are the run's (its sender name), not those of whoever
+        # started it in this process.
+        with run_logs.log_prints(flow.log_prints), acting(None):
             state = await _run_body(flow, ctx, parameters, main, validate=not fresh)
         return run_id, state
     finally:

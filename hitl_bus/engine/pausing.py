@@ -15,12 +15,18 @@ input. Pause keys count the pause calls of an execution (``1``, ``2``...; a ``ke
 names one instead), so replay reaches the same keys in the same order. A pause's
 input is kept under a keyset named as Prefect names it, from the state and the key:
 ``paused-1-schema``, ``suspended-2-response`` (``keyset_from_paused_state``).
+
+Beyond Prefect, ``assignees=[...]`` names who may answer a pause: people by name and
+``role:<x>`` entries (a role, or a team); they are kept on the run while it is paused
+(``pause_assignees``) and in the Paused state's details, and ``resume_flow_run``
+refuses any other person. ``None`` (the default): any responder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
 
@@ -43,6 +49,7 @@ from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs import keyset_from_base_key, run_input_subclass_from_type
 from hitl_bus.inputs.keyset import Keyset, defaults_key, pause_base_key
 from hitl_bus.inputs.run_input import RunInput, RunInputMetadata, is_automatic, schema_json
+from hitl_bus.people.roles import check_assignees
 from hitl_bus.schema_check import plain_errors, summarize
 
 T = TypeVar("T")
@@ -71,6 +78,17 @@ def _count_pause(ctx: FlowRunContext) -> int:
 
 def _keyset(pause_key: str, suspend: bool) -> Keyset:
     return keyset_from_base_key(pause_base_key("Suspended" if suspend else "Paused", pause_key))
+
+
+def checked_assignees(assignees: Sequence[str] | str | None) -> list[str] | None:
+    """A pause's assignees, each checked (a name or ``role:<x>``); empty or ``None``: none.
+
+    :raises ValueError: an entry is not a name or ``role:<x>`` (``TypeError``: not text).
+    """
+    if assignees is None:
+        return None
+    listed = check_assignees([assignees] if isinstance(assignees, str) else assignees)
+    return list(dict.fromkeys(listed)) or None
 
 
 def _defaults(input_cls: type[RunInput]) -> dict[str, Any]:
@@ -119,6 +137,7 @@ async def _pause(
     key: str | None,
     suspend: bool,
     counted: bool = True,
+    assignees: list[str] | None = None,
 ) -> Any:
     """Pause (or suspend) the current run; ``counted``: this call numbers the next pause."""
     ctx = _require_run()
@@ -151,6 +170,7 @@ async def _pause(
         pause_timeout=datetime.fromtimestamp(deadline / 1000, UTC) if deadline else None,
         pause_reschedule=suspend,
         run_input_keyset=dict(keyset) if input_cls is not None else None,
+        assignees=assignees,
     )
     state = State(
         type=StateType.PAUSED,
@@ -177,6 +197,7 @@ async def _pause(
         suspend=suspend,
         schema=schema,
         values=values,
+        assignees=assignees,
     )
     await store.pause(run_id, ctx.state.attempt, request)
     ctx.state.rejection = None
@@ -262,6 +283,8 @@ async def apause_flow_run(
     timeout: float | None = 3600,
     poll_interval: float = 10,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> None: ...
 @overload
 async def apause_flow_run(
@@ -269,6 +292,8 @@ async def apause_flow_run(
     timeout: float | None = 3600,
     poll_interval: float = 10,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> T: ...
 @overload
 async def apause_flow_run(
@@ -276,12 +301,16 @@ async def apause_flow_run(
     timeout: float | None = 3600,
     poll_interval: float = 10,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> Any: ...
 async def apause_flow_run(
     wait_for_input: Any = None,
     timeout: float | None = 3600,
     poll_interval: float = 10,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> Any:
     """Pause the current run until it is resumed; returns the input (or ``None``).
 
@@ -291,11 +320,17 @@ async def apause_flow_run(
     process stays and wakes the moment the run is resumed (``poll_interval`` is
     accepted, not needed).
 
+    ``assignees`` (beyond Prefect's signature) limits who may resume this pause:
+    people's names and ``role:<x>`` (a role or above, or a team), e.g.
+    ``["grace", "role:finance"]``; ``None``, the default, lets any responder.
+
     :raises FlowPauseTimeout: not resumed within ``timeout`` seconds; the run is Failed.
     :raises pydantic.ValidationError: the input failed the model's own validators.
+    :raises ValueError: an assignee is not a name or ``role:<x>``; nothing paused.
     """
     del poll_interval
-    return await _pause(wait_for_input, timeout, key, suspend=False)
+    listed = checked_assignees(assignees)
+    return await _pause(wait_for_input, timeout, key, suspend=False, assignees=listed)
 
 
 @overload
@@ -304,6 +339,8 @@ async def asuspend_flow_run(
     flow_run_id: uuid.UUID | str | None = None,
     timeout: float | None = 3600,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> None: ...
 @overload
 async def asuspend_flow_run(
@@ -311,6 +348,8 @@ async def asuspend_flow_run(
     flow_run_id: None = None,
     timeout: float | None = 3600,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> T: ...
 @overload
 async def asuspend_flow_run(
@@ -318,6 +357,8 @@ async def asuspend_flow_run(
     flow_run_id: uuid.UUID | str,
     timeout: float | None = 3600,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> T | None: ...
 @overload
 async def asuspend_flow_run(
@@ -325,12 +366,16 @@ async def asuspend_flow_run(
     flow_run_id: uuid.UUID | str | None = None,
     timeout: float | None = 3600,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> Any: ...
 async def asuspend_flow_run(
     wait_for_input: Any = None,
     flow_run_id: uuid.UUID | str | None = None,
     timeout: float | None = 3600,
     key: str | None = None,
+    *,
+    assignees: Sequence[str] | None = None,
 ) -> Any:
     """Suspend a run: its execution ends and resuming re-executes it from the top.
 
@@ -338,11 +383,13 @@ async def asuspend_flow_run(
     execution; once resumed, the re-executed run reaches this call again and it
     returns the input. With another run's id, that run suspends at its next task
     or pause. As in Prefect, the suspension times out after ``timeout`` seconds (an
-    hour); ``None`` waits for as long as it takes.
+    hour); ``None`` waits for as long as it takes. ``assignees`` as for
+    :func:`apause_flow_run`.
 
     :raises SubflowSuspendError: called in a subflow's run (a ``RuntimeError``, as in
         Prefect): its parent's run could not go on without it.
     """
+    listed = checked_assignees(assignees)
     ctx = current_run()
     if flow_run_id is not None and (
         ctx is None or normalize_run_id(flow_run_id) != ctx.flow_run.run_id
@@ -354,7 +401,7 @@ async def asuspend_flow_run(
             f"flow run {ctx.flow_run.run_id} is a subflow of {ctx.flow_run.parent_flow_run_id}; "
             "subflows cannot be suspended (pause it, or suspend the parent)"
         )
-    return await _pause(wait_for_input, timeout, key, suspend=True)
+    return await _pause(wait_for_input, timeout, key, suspend=True, assignees=listed)
 
 
 async def check_suspend_request(ctx: FlowRunContext) -> None:

@@ -4,6 +4,12 @@ The input is checked against the pause's saved JSON schema before anything chang
 then one run-store script re-checks the state, the pause key and the deadline, stores
 the answer, moves the run on and wakes its process (or queues a suspended run for a
 worker). The flow's own validators run in the flow, after the resume.
+
+Who resumes is the resume's actor (recorded on the state it writes and on the
+stored answer). A pause with assignees may be answered only by a person it names
+(by name, role or team); a person needs the responder role in any case. A resume
+with no actor (a program calling the library) is trusted, as anyone with access
+to Redis is.
 """
 
 from __future__ import annotations
@@ -14,15 +20,55 @@ from typing import Any
 from hitl_bus._sync import dual
 from hitl_bus.bus import codec
 from hitl_bus.engine import store
-from hitl_bus.engine.states import State, StateType
-from hitl_bus.errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, ResumeRejected
+from hitl_bus.engine.states import State, StateDetails, StateType
+from hitl_bus.errors import (
+    FlowPauseTimeout,
+    FlowRunNotFound,
+    NotAllowed,
+    NotPausedError,
+    ResumeRejected,
+)
 from hitl_bus.ids import normalize_run_id
-from hitl_bus.inputs.keyset import keyset_from_base_key
+from hitl_bus.inputs.keyset import current_actor, keyset_from_base_key
+from hitl_bus.people.roles import Action, allows, is_assignee, person_of, refusal
+from hitl_bus.people.store import PersonNotFound, get_person
 from hitl_bus.schema_check import schema_errors, summarize
 
 
+def _listed(assignees: list[str]) -> str:
+    """``grace``, ``grace and role:finance``, ``ada, grace and role:finance``."""
+    if len(assignees) == 1:
+        return assignees[0]
+    return f"{', '.join(assignees[:-1])} and {assignees[-1]}"
+
+
+async def check_may_answer(actor: str | None, assignees: list[str] | None) -> None:
+    """Refuse a person who may not answer a pause with these assignees.
+
+    An actor that is not a person (``None``, a flow run, an inbox) is trusted.
+
+    :raises NotAllowed: the person is unknown, lacks the responder role, or is not
+        among the assignees.
+    """
+    name = person_of(actor)
+    if name is None:
+        return
+    try:
+        person = await get_person(name)
+    except PersonNotFound:
+        raise NotAllowed(f"{name} is not a known person; they may not answer") from None
+    if not allows(person.role, Action.ANSWER):
+        raise NotAllowed(refusal(name, person.role, Action.ANSWER))
+    if not is_assignee(name, person.role, person.teams, assignees):
+        listed = _listed(list(assignees or ()))
+        raise NotAllowed(f"this pause is assigned to {listed}; {name} may not answer it")
+
+
 async def aresume_flow_run(
-    flow_run_id: uuid.UUID | str, run_input: dict[str, Any] | None = None
+    flow_run_id: uuid.UUID | str,
+    run_input: dict[str, Any] | None = None,
+    *,
+    actor: str | None = None,
 ) -> None:
     """Resume a paused or suspended run, with ``run_input`` when its pause asked for input.
 
@@ -30,17 +76,26 @@ async def aresume_flow_run(
     the saved JSON schema before anything changes. Returns once the resume is
     committed; the flow's own validators run in the flow afterwards.
 
+    ``actor`` (beyond Prefect's signature) is who resumes: by default who is acting
+    (``context.acting_as()``), else the current flow run, else nobody (a program).
+    It is recorded on the state the resume writes and its ``state.changed`` event.
+
     :raises FlowRunNotFound: no such run.
     :raises NotPausedError: the run is not paused (or this pause was already resumed).
     :raises FlowPauseTimeout: the pause's deadline has passed; the run is now Failed.
     :raises ResumeRejected: the input fails the schema (``.errors`` per field); no input
         counts as ``{}``, so only a pause whose fields all have defaults takes none.
+    :raises NotAllowed: (a ``PermissionError``) the actor is a person who may not
+        answer this pause (not an assignee, or not a responder); nothing changed.
     """
     run_id = normalize_run_id(flow_run_id)
+    actor = current_actor(actor)
     record = await store.read_record(run_id)
     state = record.run.state
     if not state.is_paused():
         raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
+    # The script resumes only this pause (its key), so these are its assignees.
+    await check_may_answer(actor, record.pause_assignees)
     pause_key = record.pause_key
     keyset = record.pause_keyset or keyset_from_base_key(pause_key)
     response = "null"
@@ -54,15 +109,17 @@ async def aresume_flow_run(
         response = codec.dumps(run_input).decode()
     elif run_input is not None:
         raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])
+    by = StateDetails(actor=actor)
     request = store.ResumeRequest(
         pause_key=pause_key,
         response=response,
         response_field=keyset["response"],
-        running=State(type=StateType.RUNNING, message=None),
-        resuming=State(type=StateType.SCHEDULED, name="Resuming"),
+        running=State(type=StateType.RUNNING, message=None, state_details=by),
+        resuming=State(type=StateType.SCHEDULED, name="Resuming", state_details=by),
         failed=State(type=StateType.FAILED, message="The pause was not resumed in time"),
         request_id=store.new_request_id(),
         deployment=record.run.deployment,
+        actor=actor,
     )
     change = await store.resume(run_id, request)
     if change.outcome is store.Outcome.MISSING:

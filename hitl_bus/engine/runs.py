@@ -22,6 +22,7 @@ from hitl_bus.engine.states import State, StateType
 from hitl_bus.engine.store import FlowRun
 from hitl_bus.errors import FlowRunNotFound, FlowRunWaitTimeout
 from hitl_bus.ids import normalize_run_id
+from hitl_bus.inputs.keyset import current_actor
 
 log = logging.getLogger("hitl_bus.runs")
 
@@ -48,18 +49,25 @@ async def create_flow_run(
     state: State | None = None,
     deployment: str | None = None,
     enqueue: bool = False,
+    actor: str | None = None,
 ) -> FlowRun:
     """Create a run (Pending unless ``state`` says otherwise) and index it.
 
     With ``enqueue`` the run also goes on its deployment's queue, in the same
-    transaction on standalone Redis.
+    transaction on standalone Redis. ``actor`` is who starts it (default: who is
+    acting, else the current flow run, so a subflow names its parent), recorded on
+    the first state unless that state names one.
     """
+    first = state or State(type=StateType.PENDING)
+    if first.state_details.actor is None:
+        details = first.state_details.model_copy(update={"actor": current_actor(actor)})
+        first = first.model_copy(update={"state_details": details})
     run = FlowRun(
         id=uuid.uuid4(),
         name=name or new_run_name(),
         flow_name=flow_name,
         parameters=parameters or {},
-        state=state or State(type=StateType.PENDING),
+        state=first,
         created=datetime.now(UTC),
         deployment=deployment,
     )
@@ -135,8 +143,10 @@ async def read_flow_runs(
     flow_name: str | None = None,
     limit: int = 100,
     deployment: str | None = None,
+    where: Callable[[FlowRun], bool] | None = None,
 ) -> list[FlowRun]:
-    """The newest runs, optionally only those in one state type, of one flow or deployment."""
+    """The newest runs, optionally only those in one state type, of one flow or deployment,
+    and for which ``where(run)`` holds."""
     bus = get_bus()
     shards = bus.index_shards
     indexes = [
@@ -164,6 +174,8 @@ async def read_flow_runs(
                 if flow_name is not None and run.flow_name != flow_name:
                     continue
                 if deployment is not None and run.deployment != deployment:
+                    continue
+                if where is not None and not where(run):
                     continue
                 runs.append(run)
     return runs[:limit]

@@ -43,6 +43,11 @@ class StateDetails(BaseModel):
     A pause fills ``pause_key``, ``pause_timeout`` (its deadline), ``pause_reschedule``
     (true when suspended: the execution ends and resuming runs it again) and
     ``run_input_keyset`` (where its input's schema and response are kept).
+
+    Beyond Prefect: ``actor`` names who made the change (``hitl.user.<name>``, a
+    ``hitl.flow-run.<id>`` or ``hitl.client.<id>``; ``None``: a program calling the
+    library), on the states written by a start, a resume and a cancel; ``assignees``
+    are who may answer a pause (``None``: any responder).
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -61,6 +66,8 @@ class StateDetails(BaseModel):
     refresh_cache: bool | None = None
     retriable: bool | None = None
     transition_id: uuid.UUID | None = None
+    actor: str | None = None
+    assignees: list[str] | None = None
 
 
 class State(BaseModel):

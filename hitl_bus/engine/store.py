@@ -77,6 +77,11 @@ class FlowRun(BaseModel):
     def state_type(self) -> StateType:
         return self.state.type
 
+    @property
+    def pause_assignees(self) -> list[str] | None:
+        """Who may answer the run's current pause (``None``: any responder, or not paused)."""
+        return self.state.state_details.assignees if self.state.is_paused() else None
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -97,6 +102,16 @@ class RunRecord:
     worker: str
     #: Worker deaths counted against the deployment's retries.
     crashes: int
+    #: Who may answer the current pause (names and ``role:<x>``); ``None``: any responder.
+    pause_assignees: list[str] | None = None
+
+
+def state_event(state: State) -> dict[str, Any]:
+    """The data of a ``state.changed`` event: the state, and its actor when it has one."""
+    data: dict[str, Any] = {"state": state.model_dump(mode="json")}
+    if state.state_details.actor is not None:
+        data["actor"] = state.state_details.actor
+    return data
 
 
 def decode_run(raw: dict[bytes, bytes]) -> FlowRun:
@@ -132,7 +147,23 @@ def decode_record(raw: dict[bytes, bytes]) -> RunRecord:
         attempt=int(raw.get(b"attempt") or 0),
         worker=codec.text(raw.get(b"worker")) or "",
         crashes=int(raw.get(b"crashes") or 0),
+        pause_assignees=_assignees(raw.get(b"pause_assignees"), run.id),
     )
+
+
+def _assignees(raw: bytes | None, run_id: uuid.UUID) -> list[str] | None:
+    """The ``pause_assignees`` field: a JSON list of strings (``None``: none, or corrupt)."""
+    if not raw:
+        return None
+    try:
+        value = codec.loads(raw)
+    except ValueError as exc:
+        value = exc
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        # Unreadable: the pause is left unassigned rather than unanswerable; say so.
+        log.warning("skipping field pause_assignees of run %s: not a list of names", run_id)
+        return None
+    return value or None
 
 
 async def read_raw(run_id: str) -> dict[bytes, bytes]:
@@ -216,11 +247,7 @@ async def create(run: FlowRun, *, enqueue: bool = False) -> None:
             {run_id: _ms(run.state.timestamp)},
         )
         append_event(
-            pipe,
-            run_id,
-            "state.changed",
-            {"state": run.state.model_dump(mode="json")},
-            bus.settings.events_maxlen,
+            pipe, run_id, "state.changed", state_event(run.state), bus.settings.events_maxlen
         )
         pipe.zadd(keys.runs(shard, shards), {run_id: _ms(run.created)})
         if run.deployment and enqueue:
@@ -365,6 +392,8 @@ class PauseRequest:
     schema: bytes
     #: field/JSON pairs for the run's values hash (schema, defaults, description).
     values: list[Any]
+    #: Who may answer it (``pause_assignees``); ``None``: any responder.
+    assignees: list[str] | None = None
 
 
 async def pause(run_id: str, attempt: int, request: PauseRequest) -> None:
@@ -378,7 +407,8 @@ async def pause(run_id: str, attempt: int, request: PauseRequest) -> None:
         [
             request.state.model_dump_json(), str(request.state.id), attempt, request.pause_key,
             request.deadline_ms, codec.dumps(request.keyset), "1" if request.suspend else "0",
-            request.schema, *request.values,
+            request.schema,
+            codec.dumps(request.assignees) if request.assignees else "", *request.values,
         ],
     )  # fmt: skip
     _raise_for(run_id, change, StateType.PAUSED)
@@ -399,6 +429,8 @@ class ResumeRequest:
     failed: State
     request_id: str
     deployment: str | None
+    #: Who resumes (stamped as the response's sender); ``None``: a program.
+    actor: str | None = None
 
 
 async def resume(run_id: str, request: ResumeRequest) -> Change:
@@ -414,7 +446,7 @@ async def resume(run_id: str, request: ResumeRequest) -> Change:
         [
             request.pause_key, request.response, request.response_field,
             request.running.model_dump_json(), request.resuming.model_dump_json(),
-            request.failed.model_dump_json(), request.request_id,
+            request.failed.model_dump_json(), request.request_id, request.actor or "",
         ],
         queue=queue,
     )  # fmt: skip
@@ -538,7 +570,7 @@ async def index_state(
             pipe.zadd(keys.runs_expiring(*at), {run_id: local_ms() + retention_ms(bus)})
         pipe.xadd(
             keys.EVENTS,
-            event_fields("state.changed", run_id, {"state": state.model_dump(mode="json")}),
+            event_fields("state.changed", run_id, state_event(state)),
             maxlen=bus.settings.events_maxlen,
             approximate=True,
         )

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict
 
 from hitl_bus import keys
+from hitl_bus.context import acting_as, current_run_id
 from hitl_bus.ids import normalize_run_id
+from hitl_bus.people.roles import USER_PREFIX, check_name, person_of
 
 _PREFIX_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 FLOW_RUN: Literal["flow-run"] = "flow-run"
 CLIENT: Literal["client"] = "client"
+USER: Literal["user"] = "user"
 
 
 class Keyset(TypedDict):
@@ -83,9 +86,14 @@ def keyset_from_paused_state(state: _PausedState) -> Keyset:
 
 @dataclass(frozen=True)
 class Mailbox:
-    """Where inputs can be delivered: a flow run, or a client inbox outside any run."""
+    """Where inputs can be delivered: a flow run, a client inbox outside any run, or a person.
 
-    kind: Literal["flow-run", "client"]
+    A person's mailbox (``hitl.user.<name>``, id: the name) needs no making: the first
+    input sent to it makes it, so a reply to what a person sent always has somewhere
+    to go. Its keys carry the tag ``{user:<name>}`` (:attr:`owner`).
+    """
+
+    kind: Literal["flow-run", "client", "user"]
     id: str
 
     @property
@@ -94,19 +102,39 @@ class Mailbox:
         return f"hitl.{self.kind}.{self.id}"
 
     @property
+    def owner(self) -> str:
+        """The hash tag of this mailbox's keys: the run or inbox id, ``user:<name>``."""
+        return keys.user_owner(self.id) if self.kind == USER else self.id
+
+    @property
     def marker_key(self) -> str:
-        """The key whose existence says this mailbox exists."""
-        return keys.run(self.id) if self.kind == FLOW_RUN else keys.inbox(self.id)
+        """The key whose existence says this mailbox exists (a person's: made on first use)."""
+        if self.kind == FLOW_RUN:
+            return keys.run(self.id)
+        return keys.user_mailbox(self.id) if self.kind == USER else keys.inbox(self.id)
 
     @classmethod
     def for_run(cls, flow_run_id: uuid.UUID | str) -> Mailbox:
         return cls(FLOW_RUN, normalize_run_id(flow_run_id))
 
     @classmethod
+    def for_person(cls, name: str) -> Mailbox:
+        """A person's mailbox, where replies to what they sent land.
+
+        :raises ValueError: not a person's name.
+        """
+        return cls(USER, check_name(name))
+
+    @classmethod
     def parse(cls, name: str | None) -> Mailbox | None:
         """The mailbox a sender name points to, or ``None`` when it is not answerable."""
         if not name or not name.startswith("hitl."):
             return None
+        if name.startswith(USER_PREFIX):
+            try:
+                return cls.for_person(name[len(USER_PREFIX) :])
+            except ValueError:
+                return None
         for kind in (FLOW_RUN, CLIENT):
             head = f"hitl.{kind}."
             if name.startswith(head):
@@ -114,6 +142,30 @@ class Mailbox:
                     return cls(kind, str(uuid.UUID(name[len(head) :])))
                 except ValueError:
                     return None
+        return None
+
+
+def current_actor(actor: str | None = None) -> str | None:
+    """Who a resume, cancel or start is made by: ``actor`` when given, else who is acting
+    (:func:`hitl_bus.context.acting_as`), else the current flow run, else ``None`` (a
+    program calling the library)."""
+    if actor is not None:
+        return actor
+    acting = acting_as()
+    if acting is not None:
+        return acting
+    run_id = current_run_id()
+    return Mailbox(FLOW_RUN, run_id).name if run_id is not None else None
+
+
+def acting_person() -> Mailbox | None:
+    """The mailbox of the person acting here (``acting_as()`` names one), if any."""
+    name = person_of(acting_as())
+    if name is None:
+        return None
+    try:
+        return Mailbox.for_person(name)
+    except ValueError:
         return None
 
 

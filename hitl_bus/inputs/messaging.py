@@ -61,8 +61,9 @@ async def asend_input(
     """Send ``run_input`` to a flow run; returns once Redis has acknowledged it.
 
     ``run_input`` is a ``RunInput``/``BaseModel`` instance or a plain value (sent as an
-    automatic input with one field ``value``). ``sender`` defaults to the current run,
-    or outside a run to this process's inbox, so the receiver can ``respond()``.
+    automatic input with one field ``value``). ``sender`` defaults to the person acting
+    (``hitl.user.<name>``: ``context.acting(...)``), else the current run, else this
+    process's inbox, so the receiver can ``respond()`` (to a person, into their mailbox).
 
     ``key`` is the input's key (lowercase letters, digits, single dashes), else one is
     drawn as ``{key_prefix}-{uuid4}``. A run stores each key once: sending again with a

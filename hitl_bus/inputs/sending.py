@@ -41,7 +41,9 @@ from hitl_bus.errors import FlowRunNotFound, InboxNotFound, InputRejected, NotAn
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import (
     FLOW_RUN,
+    USER,
     Mailbox,
+    acting_person,
     check_input_key,
     check_key_prefix,
     new_input_key,
@@ -57,7 +59,10 @@ log = logging.getLogger("hitl_bus.inputs")
 #       set and key set.
 # ARGV: key, sender, data, prefix, target ttl ms (0: none), events maxlen, ts ms,
 #       owner id, number of event streams, sender inbox ttl ms (0: none), digest of the
-#       receiver schema the input was checked against ('': none), pid, host.
+#       receiver schema the input was checked against ('': none), pid, host (''
+#       when not renewed), '1' when the target is a person's mailbox (made here when
+#       missing; its streams are trimmed to ARGV[15] entries and expire ARGV[5] ms after
+#       their last input, 0: kept), its streams' MAXLEN.
 # A key already accepted answers "already there" before the schema is looked at: a retry
 # of a send that was stored must not be refused because the schema changed since.
 # fakeredis (tests only) has no redis.sha1hex: there the schema is its own digest.
@@ -69,7 +74,11 @@ if renew > 0 then
   redis.call('HSET', KEYS[first], 'pid', ARGV[12], 'host', ARGV[13])
   for i = first, first + 2 do redis.call('PEXPIRE', KEYS[i], renew) end
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local person = ARGV[14] == '1'
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if not person then return {0, ''} end
+  redis.call('HSET', KEYS[1], 'owner', ARGV[8])
+end
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return {2, ''} end
 local schema = redis.call('HGET', KEYS[5], ARGV[4])
 if schema then
@@ -78,15 +87,22 @@ if schema then
   if digest ~= ARGV[11] then return {3, schema, digest} end
 end
 redis.call('SADD', KEYS[4], ARGV[1])
-local id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
+local id
+if person then
+  id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[15], '*',
+                  'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
+else
+  id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
+end
 redis.call('HSET', KEYS[7], ARGV[1], id .. ' ' .. ARGV[4])
 local new_prefix = redis.call('SADD', KEYS[3], ARGV[4]) == 1
 local ttl = tonumber(ARGV[5])
-if new_prefix and ttl > 0 then  -- an inbox's first input of this type: say so
+if new_prefix and (ttl > 0 or person) then  -- an inbox's first input of this type: say so
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100, '*', 'prefix', ARGV[4])
-  redis.call('PEXPIRE', KEYS[6], ttl)
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
 end
-if ttl == 0 then  -- a run: once finished its keys expire, and what this send made with them
+if ttl == 0 and not person then
+  -- a run: once finished its keys expire, and what this send made with them
   local left = redis.call('PTTL', KEYS[1])
   if left > 0 then ttl = left end
 end
@@ -242,8 +258,16 @@ def _check(
     return digest
 
 
+#: Entries kept per key prefix in a person's mailbox (approximately: ``MAXLEN ~``).
+PERSON_MAILBOX_MAXLEN = 1000
+
+
 def default_sender() -> tuple[str, bool]:
-    """Who sends: the current run, else this process's inbox (and whether it is the inbox)."""
+    """Who sends: the person acting (``hitl.user.<name>``), else the current run, else this
+    process's inbox (and whether it is the inbox)."""
+    person = acting_person()
+    if person is not None:
+        return person.name, False
     run_id = current_run_id()
     if run_id is not None:
         return Mailbox(FLOW_RUN, run_id).name, False
@@ -277,7 +301,8 @@ async def deliver_model(
         sender, from_inbox = default_sender()
     payload = instance.model_dump(mode="json")
     data = codec.check_size(codec.dumps(payload), bus.settings.max_payload_bytes)
-    owner = target.id
+    owner = target.owner
+    person = target.kind == USER
     script_keys = [
         target.marker_key,
         keys.input_stream(owner, prefix),
@@ -293,11 +318,15 @@ async def deliver_model(
         if bus.one_node:  # in Cluster the global stream is on a slot of its own
             script_keys.append(keys.EVENTS)
     inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
+    target_ttl_ms = 0 if is_run else inbox_ttl_ms
+    if person:  # a person's replies are kept as long as runs are
+        target_ttl_ms = int(bus.settings.run_retention * 1000)
     now_ms = int(time.time() * 1000)
     args: list[Any] = [
-        input_key, sender, data, prefix, 0 if is_run else inbox_ttl_ms,
+        input_key, sender, data, prefix, target_ttl_ms,
         bus.settings.events_maxlen, now_ms, owner, len(script_keys) - 7, 0,
-        _known_digest(owner, prefix, payload) if is_run else b"",
+        _known_digest(owner, prefix, payload) if is_run else b"", "", "",
+        "1" if person else "0", PERSON_MAILBOX_MAXLEN,
     ]  # fmt: skip
     if from_inbox:  # renew the sender's inbox, so replies can reach it
         if not bus.one_node:  # in Cluster the inbox is on a slot of its own
@@ -306,7 +335,7 @@ async def deliver_model(
             renew_keys, renew_args = inbox.renewal()
             script_keys += renew_keys
             args[9] = inbox_ttl_ms
-            args += renew_args
+            args[11:13] = renew_args
     reply = await bus.eval(_SEND, script_keys, args, replicated=True)
     while reply[0] == _CHECK:  # the receiver's schema is new to this process, or changed
         args[10] = _check(owner, prefix, payload, reply[1], reply[2])
@@ -342,7 +371,7 @@ async def deliver_reply(
 ) -> str:
     """Deliver ``instance`` to ``origin``, the sender named on a received input.
 
-    :raises NotAnswerable: ``origin`` is not a flow run or a client inbox.
+    :raises NotAnswerable: ``origin`` is not a flow run, a client inbox or a person.
     """
     target = Mailbox.parse(origin)
     if target is None:
@@ -371,7 +400,7 @@ async def deliver_models(
     if not items:
         return []
     bus = get_bus()
-    owner = target.id
+    owner = target.owner
     is_run = target.kind == FLOW_RUN
     from_inbox = False
     if sender is None:

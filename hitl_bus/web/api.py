@@ -41,13 +41,14 @@ from hitl_bus.errors import (
     FlowPauseTimeout,
     FlowRunNotFound,
     InputRejected,
+    NotAllowed,
     NotPausedError,
     ParameterMismatch,
     PayloadTooLarge,
     ResumeRejected,
 )
 from hitl_bus.inputs.inbox import inbox
-from hitl_bus.inputs.keyset import Mailbox, check_key_prefix
+from hitl_bus.inputs.keyset import Mailbox, acting_person, check_key_prefix
 from hitl_bus.inputs.messaging import deliver
 from hitl_bus.inputs.received import entry_id
 from hitl_bus.inputs.run_input import RawInput
@@ -262,7 +263,7 @@ async def read_run(run_id: uuid.UUID, logs: bool = True) -> dict[str, Any]:
         ),
         asyncio.gather(client.read_replies(run_id), client.read_input_outcomes(run_id)),
     )
-    here = inbox().name
+    here = (acting_person() or inbox()).name  # who sends from this page: a person, or us
     for item in inputs:
         item["sent_here"] = item["sender"] == here
         item.update(outcomes.get(item["key"], {"status": "delivered"}))
@@ -320,12 +321,13 @@ async def send_run_input(
 
     When the run receives on that key prefix, the input is checked against the
     receiver's schema (by ``deliver``, as for every sender), so a mistyped input is
-    refused here (422), not in the run. It is sent from the web server's inbox: the
-    run's ``respond()`` comes back to ``GET /api/runs/{run_id}/replies``. Answers the
+    refused here (422), not in the run. It is sent as the person the request acts for
+    (``hitl.user.<name>``), else from the web server's inbox: the run's ``respond()``
+    comes back to ``GET /api/runs/{run_id}/replies``. Answers the
     input's key and its stream entry id (where it sits among the run's inputs and replies).
     """
     value: Any = RawInput.model_validate(body.data) if body.data is not None else body.value
-    # Sent from this process's inbox (the default outside a run), so replies reach it.
+    # Sent as the person acting, else from this process's inbox, so replies reach them.
     target = Mailbox.for_run(run_id)
     key = await deliver(target, value, key_prefix=body.key_prefix)
     return {"key": key, "id": await entry_id(target.id, key)}
@@ -420,6 +422,7 @@ async def run_live(request: Request, run_id: uuid.UUID, last: LastEventId) -> Ev
 _STATUS: list[tuple[type[Exception], int]] = [
     (FlowRunNotFound, 404),
     (DeploymentNotFound, 404),
+    (NotAllowed, 403),  # a person the role or the pause's assignees leave out
     (NotPausedError, 409),
     (FlowPauseTimeout, 409),
     (PayloadTooLarge, 413),

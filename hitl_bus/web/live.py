@@ -34,7 +34,9 @@ from starlette.requests import Request
 
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.client import HitlClient, LogRecord, Reply, RunEvent
+from hitl_bus.context import acting_as
 from hitl_bus.errors import BusConnectionError
+from hitl_bus.people.roles import person_of
 
 Message = dict[str, str]
 QUIET = 15.0
@@ -101,11 +103,15 @@ def logs(run_id: str) -> Feed:
 
 
 def replies(run_id: str) -> Feed:
-    """What the run sends back, from now on, to inputs this server sent from its inbox."""
+    """What the run sends back, from now on, to inputs sent from here: to the person the
+    request acts for (their mailbox), else to this server's inbox."""
+    person = person_of(acting_as())  # taken now: the stream outlives the request's handler
     return Feed(
         "replies",
         client.reply_position,
-        lambda after: _as_messages(client.follow_replies(run_id, after=after), reply_message),
+        lambda after: _as_messages(
+            client.follow_replies(run_id, person=person, after=after), reply_message
+        ),
     )
 
 

@@ -27,18 +27,30 @@ local function expire_all()
     redis.call('PEXPIRE', input_base .. prefix, retention)
   end
 end
+-- A state's actor (state_details.actor) is repeated at the top of the event's data; a
+-- state other than Paused ends the pause, and with it the pause's assignees.
 local function write_state(state_json, fields)
+  local state = cjson.decode(state_json)
   redis.call('HSET', RUN, 'state', state_json)
   if fields and #fields > 0 then redis.call('HSET', RUN, unpack(fields)) end
+  if state['type'] ~= 'PAUSED' then redis.call('HDEL', RUN, 'pause_assignees') end
+  local data = '{"state":' .. state_json .. '}'
+  local details = state['state_details']
+  if type(details) == 'table' and type(details['actor']) == 'string' then
+    data = '{"state":' .. state_json .. ',"actor":' .. cjson.encode(details['actor']) .. '}'
+  end
   redis.call('XADD', EVENTS, 'MAXLEN', '~', maxlen, '*', 'type', 'state.changed',
-             'run_id', run_id, 'ts', tostring(now_ms()), 'data', '{"state":' .. state_json .. '}')
-  if TERMINAL[cjson.decode(state_json)['type']] then expire_all() end
+             'run_id', run_id, 'ts', tostring(now_ms()), 'data', data)
+  if TERMINAL[state['type']] then expire_all() end
 end
 -- Values-hash fields written by a script are stamped with their creation time (Redis
--- clock, as stream entry ids), so Prefect's filter_flow_run_input orders them with inputs.
-local function stamp_values(fields)
+-- clock, as stream entry ids), so Prefect's filter_flow_run_input orders them with inputs,
+-- and with who wrote them when known (``sender``: a resume's actor).
+local function stamp_values(fields, sender)
   if #fields == 0 then return end
-  local meta = cjson.encode({created = now_ms()})
+  local stamp = {created = now_ms()}
+  if sender and sender ~= '' then stamp['sender'] = sender end
+  local meta = cjson.encode(stamp)
   local stamps = {}
   for _, field in ipairs(fields) do
     stamps[#stamps + 1] = field

@@ -71,7 +71,7 @@ function render(detail) {
   $("cancel").hidden = final || !canWrite() || run.state.type === "CANCELLING";
   $("parameters").textContent = JSON.stringify(run.parameters ?? {}, null, 2);
   $("history").replaceChildren(...history.map((s) =>
-    el("li", {}, stateBadge(s), " ", el("time", { text: formatTime(s.timestamp) }), s.message ? ` ${s.message}` : "")));
+    el("li", {}, stateBadge(s), " ", deed(s), el("time", { text: formatTime(s.timestamp) }), s.message ? ` ${s.message}` : "")));
   $("inputs").replaceChildren(...(inputs.length ? inputs.map((i) =>
     el("li", {}, el("code", { text: i.key_prefix }), " ", el("span", { class: "muted", text: senderName(i.sender) }), " ",
       el("span", { text: clip(display(i.data)) })))
@@ -83,9 +83,20 @@ function render(detail) {
 
 function senderName(sender) {
   if (!sender) return "";
+  if (sender.startsWith("hitl.user.")) return `Sent by ${sender.slice(10)}`;
   if (sender.startsWith("hitl.flow-run.")) return `from run ${sender.slice(14, 22)}…`;
   if (sender.startsWith("hitl.client.")) return "from a client";
   return `from ${sender}`;
+}
+
+// Who made a state change, as the history shows it: "Resumed by grace at <time>".
+function deed(s) {
+  const actor = s.state_details?.actor;
+  if (!actor) return "";
+  const verb = s.type === "RUNNING" || s.name === "Resuming" ? "Resumed"
+    : s.type.startsWith("CANCEL") ? "Cancelled" : "Started";
+  const who = actor.startsWith("hitl.user.") ? actor.slice(10) : senderName(actor).replace(/^from /, "");
+  return `${verb} by ${who} at `;
 }
 
 // An input or reply as a person reads it: a plain value as itself, a model as its
