@@ -72,7 +72,7 @@ def _check(pause: PauseDetails, run_input: dict[str, Any] | None) -> None:
         raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])
 
 
-@router.get("/api/answer/{token}", responses=_errors(410))
+@router.get("/api/answer/{token}", responses=_errors(410, 422))
 async def read_answer_link(token: str, response: Response) -> dict[str, Any]:
     """The pause an answer link opens: its run's name, the form's schema, description and
     defaults, and who the link was sent to. Nothing else is readable with the link."""
