@@ -142,14 +142,18 @@ def exposure_warnings(host: str, port: int, settings: Settings) -> list[str]:
     if _loopback(host):
         if settings.api_token:
             return []
-        return ["HITL_BUS_API_TOKEN is not set: the UI and API are read-only"]
+        return [
+            "HITL_BUS_API_TOKEN is not set: reads are open, and only people added with "
+            "hitl-bus users add can write"
+        ]
     where = f"{host or '*'}:{port}"
     lines = []
     if not settings.api_token:
         lines.append(
             f"warning: {where} is reachable from other machines and HITL_BUS_API_TOKEN is "
             "not set: anyone who reaches it can read every run, its inputs and its logs "
-            "(nobody can write). Set HITL_BUS_API_TOKEN, or bind --host 127.0.0.1."
+            "(only people added with hitl-bus users add can write). Set HITL_BUS_API_TOKEN, "
+            "or bind --host 127.0.0.1."
         )
     elif settings.public_reads:
         lines.append(
