@@ -360,3 +360,36 @@ async def test_an_answer_link_ends_with_its_pause(web: httpx.AsyncClient) -> Non
     await get_client().wait_for_flow_run(run_id, timeout=10)
     late = await web.post(f"/api/answer/{token}", json=ORDER)
     assert late.status_code == 410 and "already used, or it has expired" in late.json()["detail"]
+
+
+# --- people ----------------------------------------------------------------------------------
+
+
+async def test_an_admin_manages_people_through_the_api(web: httpx.AsyncClient) -> None:
+    root = await person("root", Role.ADMIN)
+    linus = await person("linus", Role.OPERATOR)
+    new = {"name": "grace", "role": "responder", "email": "g@example.com", "teams": ["finance"]}
+    refused = await web.post("/api/people", json=new, headers=linus)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        "linus is an operator; to manage people you need the admin role or above"
+    )
+    assert (await web.get("/api/people", headers=linus)).status_code == 403
+    made = await web.post("/api/people", json=new, headers=root)
+    assert made.status_code == 200, made.text
+    token = made.json()["token"]
+    assert made.json()["person"]["teams"] == ["finance"]
+    me = await web.get("/api/me", headers=bearer(token))
+    assert me.json() == {"name": "grace", "role": "responder", "teams": ["finance"]}
+    listed = (await web.get("/api/people", headers=bearer(TOKEN))).json()
+    assert [p["name"] for p in listed] == ["grace", "linus", "root"]
+    assert token not in str(listed) and "token_digest" not in listed[0]
+    taken = await web.post("/api/people", json=new, headers=root)
+    assert taken.status_code == 409
+    bad = await web.post("/api/people", json={**new, "name": "Grace Hopper"}, headers=root)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "name"]
+    assert (await web.delete("/api/people/grace", headers=linus)).status_code == 403
+    assert (await web.delete("/api/people/grace", headers=root)).status_code == 200
+    assert (await web.get("/api/me", headers=bearer(token))).status_code == 401
+    assert (await web.delete("/api/people/grace", headers=root)).status_code == 404
+    assert (await web.delete("/api/people/admin", headers=root)).status_code == 409

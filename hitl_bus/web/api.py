@@ -97,8 +97,9 @@ _WHY = {
     401: "No valid token (or session).",
     403: "The person's role (or the pause's assignees) does not allow it, writes are off "
     "(no token), or a cross-site write; ``detail`` says which.",
-    404: "No such run or deployment.",
-    409: "The run is not paused, was resumed already, or its pause expired.",
+    404: "No such run, deployment or person.",
+    409: "The run is not paused, was resumed already, or its pause expired (or, for people, "
+    "the name is taken or is the bootstrap admin's).",
     410: "The answer link was used already, or it has expired.",
     413: "The body is over HITL_BUS_MAX_PAYLOAD_BYTES.",
     415: "The body is not sent as JSON.",
