@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import orjson
@@ -20,6 +21,7 @@ from hitl_bus.people.roles import Role
 from hitl_bus.people.store import add_person
 from tests.browser.conftest import REPORT_CSP_VIOLATIONS
 from tests.browser.test_axe import serious
+from tests.browser.test_pages_person import PHONE, _check_fits
 from tests.helpers import start_paused
 
 GONE = "This link was already used, or it has expired."
@@ -96,7 +98,7 @@ async def post(page: Page, path: str, body: Any, bearer: str | None = None) -> d
 
 
 async def test_a_person_signs_in_with_their_token_and_sees_what_waits_for_them(
-    fresh_page: OpenPage, admin: aioredis.Redis
+    fresh_page: OpenPage, admin: aioredis.Redis, tmp_path: Path
 ) -> None:
     _, token = await add_person("grace", Role.RESPONDER, teams=["finance"])
     for_grace = await start_paused(expense)
@@ -105,6 +107,7 @@ async def test_a_person_signs_in_with_their_token_and_sees_what_waits_for_them(
     page = await fresh_page()
     await log_in(page, token)
     await expect(page.locator("header .who")).to_contain_text("Signed in as grace · responder")
+    await page.screenshot(path=tmp_path / "runs-signed-in.png")
     await expect(page.get_by_role("button", name="Log out")).to_be_visible()
     both = page.locator(f'tr[data-run-id="{for_grace}"], tr[data-run-id="{for_linus}"]')
     await expect(both).to_have_count(2)
@@ -174,7 +177,7 @@ async def mint(run_id: str, assignee: str) -> str:
 
 
 async def test_an_answer_link_opens_the_form_without_login_and_works_once(
-    fresh_page: OpenPage,
+    fresh_page: OpenPage, tmp_path: Path
 ) -> None:
     run_id = await start_paused(expense)
     other = await start_paused(expense)
@@ -186,6 +189,8 @@ async def test_an_answer_link_opens_the_form_without_login_and_works_once(
     await expect(page.locator("header nav")).to_have_count(0)  # no way into the rest
     await expect(page.get_by_role("link")).to_have_count(0)
     assert await serious(page) == []
+    await page.set_viewport_size(PHONE)
+    await _check_fits(page, tmp_path, "answer-360")  # a link opened on a phone
 
     await page.get_by_label("Amount").fill("900")
     await page.get_by_role("button", name="Send answer").click()
