@@ -204,6 +204,8 @@ def runs_ls(
             runs = run_blocking(mine())
         except Refused as exc:
             raise _fail(f"--waiting-for-me: {exc}", REFUSED) from None
+        if not runs:
+            typer.echo("nothing is waiting for you", err=True)
     else:
         runs = get_client(sync_client=True).read_flow_runs(
             state=state.upper() if state else None, deployment=deployment, limit=limit
