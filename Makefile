@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-cluster lint format typecheck bench ci clean
+.PHONY: help venv run test test-cluster lint format typecheck bench ci clean assets
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,12 +28,15 @@ test-cluster: $(STAMP) ## Run every bus test against the local Redis Cluster ins
 	HITL_BUS_TEST_CLUSTER=1 $(PYTHON) -m pytest $(PYTEST_ARGS) -m cluster
 
 lint: $(STAMP) ## ruff check and format check
-	$(VENV)/bin/ruff check hitl_bus tests examples bench workers
-	$(VENV)/bin/ruff format --check hitl_bus tests examples bench workers
+	$(VENV)/bin/ruff check hitl_bus tests examples bench workers scripts
+	$(VENV)/bin/ruff format --check hitl_bus tests examples bench workers scripts
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix hitl_bus tests examples bench workers
-	$(VENV)/bin/ruff format hitl_bus tests examples bench workers
+	$(VENV)/bin/ruff check --fix hitl_bus tests examples bench workers scripts
+	$(VENV)/bin/ruff format hitl_bus tests examples bench workers scripts
+
+assets: $(STAMP) ## Rebuild the UI's bundles (hitl_bus/web/static/built/; needs npx) after editing static/
+	$(PYTHON) scripts/build_assets.py
 
 typecheck: $(STAMP) ## mypy --strict on the package
 	$(VENV)/bin/mypy

@@ -28,11 +28,13 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,12 +167,13 @@ async def browser_rounds(base: str, rounds: int, chromium: str | None) -> list[f
 
 
 async def page_weight(base: str) -> dict[str, tuple[int, int]]:
-    """Bytes of each asset the run page loads: as served (gzip) and uncompressed."""
+    """Bytes of each script and stylesheet a run page loads: as sent (gzip) and uncompressed."""
     sizes = {}
     async with httpx.AsyncClient(base_url=base, headers=AUTH) as http:
-        for path in ["/static/common.js", "/static/form.js", "/static/run.js", "/static/app.css"]:
+        page = (await http.get(f"/runs/{uuid.uuid4()}")).text
+        for path in re.findall(r'(?:src|href)="(/static/[^"]+)"', page):
             response = await http.get(path, headers={"Accept-Encoding": "gzip"})
-            sizes[path] = (response.num_bytes_downloaded, len(response.content))
+            sizes[path.split("?")[0]] = (response.num_bytes_downloaded, len(response.content))
     return sizes
 
 

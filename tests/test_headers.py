@@ -24,6 +24,7 @@ async def test_every_page_asset_and_api_response_carries_the_security_headers(
         "/docs",
         "/static/app.css",
         "/static/run.js",
+        "/static/built/run.js",
         "/docs/assets/swagger-ui-bundle.js",
         "/api/runs",
         "/openapi.json",

@@ -7,7 +7,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from hitl_bus.version import __version__
-from hitl_bus.web import answer, pages, people_api
+from hitl_bus.web import answer, assets, pages, people_api
 from hitl_bus.web.api import InternalErrors, install_error_handlers, router
 from hitl_bus.web.headers import SECURITY_HEADERS, SecureASGIMiddleware
 
@@ -25,6 +25,7 @@ def create_app() -> FastAPI:
     app.include_router(people_api.router)
     app.include_router(answer.router)  # the link is its own credential: no read rule
     app.include_router(pages.router)
+    app.router.routes.append(assets.route)  # before the mount, which would answer first
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
     app.mount(
         "/docs/assets", StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets"

@@ -23,10 +23,11 @@ from fastapi.templating import Jinja2Templates
 
 from hitl_bus.people.roles import Action, allows
 from hitl_bus.version import __version__
-from hitl_bus.web import auth
+from hitl_bus.web import assets, auth
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals["asset"] = assets.asset_url
 router = APIRouter(include_in_schema=False)
 
 
