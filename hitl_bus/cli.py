@@ -1,8 +1,11 @@
 """``hitl-bus``: the command line.
 
 Commands are thin: ``dev`` hands over to ``devstack`` (the local stack), the
-``runs``/``deploy`` commands call the client and engine. Progress goes to
-stderr; results go to stdout, so output stays parseable.
+``runs``/``deploy`` commands call the client and engine, ``users`` lives in
+``cli_users``. Progress goes to stderr; results go to stdout, so output stays
+parseable. Write commands act as the person whose token is given (``--token`` or
+``HITL_BUS_TOKEN``), refused with exit code 3 when their role does not allow it;
+with no token, as the machine's local operator (see ``cli_users``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from hitl_bus.cli_users import REFUSED, TokenOption, run_as, users_app
+from hitl_bus.people.roles import Action
 from hitl_bus.version import __version__
 
 if TYPE_CHECKING:
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
     from hitl_bus.settings import Settings
 
 app = typer.Typer(help="Human-in-the-loop flows over Redis streams.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 @app.command()
@@ -136,14 +142,18 @@ def exposure_warnings(host: str, port: int, settings: Settings) -> list[str]:
     if _loopback(host):
         if settings.api_token:
             return []
-        return ["HITL_BUS_API_TOKEN is not set: the UI and API are read-only"]
+        return [
+            "HITL_BUS_API_TOKEN is not set: reads are open, and only people added with "
+            "hitl-bus users add can write"
+        ]
     where = f"{host or '*'}:{port}"
     lines = []
     if not settings.api_token:
         lines.append(
             f"warning: {where} is reachable from other machines and HITL_BUS_API_TOKEN is "
             "not set: anyone who reaches it can read every run, its inputs and its logs "
-            "(nobody can write). Set HITL_BUS_API_TOKEN, or bind --host 127.0.0.1."
+            "(only people added with hitl-bus users add can write). Set HITL_BUS_API_TOKEN, "
+            "or bind --host 127.0.0.1."
         )
     elif settings.public_reads:
         lines.append(
@@ -169,26 +179,52 @@ def runs_ls(
     state: Annotated[str | None, typer.Option(help="Only runs in this state type.")] = None,
     deployment: Annotated[str | None, typer.Option(help="Only runs of this deployment.")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    waiting_for_me: Annotated[
+        bool,
+        typer.Option(
+            "--waiting-for-me",
+            help="Only the paused runs you may answer (needs your token: --token or "
+            "HITL_BUS_TOKEN).",
+        ),
+    ] = False,
+    token: TokenOption = None,
 ) -> None:
     """List runs, newest first."""
+    from hitl_bus._sync import run_blocking
+    from hitl_bus.cli_users import Refused, me
     from hitl_bus.client import get_client
 
-    client = get_client(sync_client=True)
-    for run in client.read_flow_runs(
-        state=state.upper() if state else None, deployment=deployment, limit=limit
-    ):
+    async def mine() -> list[FlowRun]:
+        from hitl_bus.web.waiting import waiting_for
+
+        return await waiting_for(await me(token), limit=limit, deployment=deployment)
+
+    if waiting_for_me:
+        try:
+            runs = run_blocking(mine())
+        except Refused as exc:
+            raise _fail(f"--waiting-for-me: {exc}", REFUSED) from None
+        if not runs:
+            typer.echo("nothing is waiting for you", err=True)
+    else:
+        runs = get_client(sync_client=True).read_flow_runs(
+            state=state.upper() if state else None, deployment=deployment, limit=limit
+        )
+    for run in runs:
         where = f" [{run.deployment}]" if run.deployment else ""
         typer.echo(f"{run.id}  {run.state.name:<10}  {run.name}  {run.flow_name}{where}")
 
 
 @runs_app.command("cancel")
-def runs_cancel(run_id: Annotated[str, typer.Argument(help="The run to cancel.")]) -> None:
-    """Cancel a run: it stops at its next task, pause, receive or log call."""
-    from hitl_bus.client import get_client
+def runs_cancel(
+    run_id: Annotated[str, typer.Argument(help="The run to cancel.")], token: TokenOption = None
+) -> None:
+    """Cancel a run: it stops at its next task, pause, receive or log call (an operator's)."""
+    from hitl_bus.client import HitlClient
     from hitl_bus.errors import FlowRunNotFound
 
     try:
-        state = get_client(sync_client=True).cancel_flow_run(run_id)
+        state = run_as(token, Action.OPERATE, HitlClient().cancel_flow_run(run_id))
     except FlowRunNotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -287,12 +323,13 @@ def runs_resume(
         list[str] | None,
         typer.Argument(help="One JSON object, key=value pairs, or - to read JSON from stdin."),
     ] = None,
+    token: TokenOption = None,
 ) -> None:
     """Resume a paused run; the input is checked against the pause's form first.
 
-    Exit code 2 when the input does not fit the form (each failing field is named).
+    Exit code 2 when the input does not fit the form (each failing field is named); 3
+    when your role, or the pause's assignees, do not let you answer it.
     """
-    from hitl_bus._sync import run_blocking
     from hitl_bus.engine.resuming import aresume_flow_run
     from hitl_bus.errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, ResumeRejected
 
@@ -303,7 +340,7 @@ def runs_resume(
     else:
         run_input = parse_pairs(values) if values else None
     try:
-        run_blocking(aresume_flow_run(run_id, run_input))
+        run_as(token, Action.ANSWER, aresume_flow_run(run_id, run_input))
     except ResumeRejected as exc:
         raise _rejected(f"{run_id}: input rejected (nothing changed)", exc.errors) from None
     except (FlowRunNotFound, NotPausedError, FlowPauseTimeout) as exc:
@@ -321,6 +358,7 @@ def runs_send(
     key_prefix: Annotated[
         str | None, typer.Option(help="The receiver's stream (needed for objects).")
     ] = None,
+    token: TokenOption = None,
 ) -> None:
     """Send an input: a plain value (``str-auto`` etc.), or an object with ``--key-prefix``.
 
@@ -329,7 +367,7 @@ def runs_send(
     """
     import json
 
-    from hitl_bus._sync import run_blocking
+    from hitl_bus.context import acting_as
     from hitl_bus.errors import FlowRunNotFound, InputRejected, PayloadTooLarge
     from hitl_bus.inputs import asend_input
     from hitl_bus.inputs.run_input import RawInput
@@ -350,10 +388,14 @@ def runs_send(
         value: Any = RawInput(**data)
     else:
         value = data
+
+    async def send() -> None:
+        # Sent as the person acting (hitl.user.<name>), or as the CLI for the local operator.
+        sender = acting_as() or "hitl.cli"
+        await asend_input(value, flow_run_id=run_id, sender=sender, key_prefix=key_prefix)
+
     try:
-        run_blocking(
-            asend_input(value, flow_run_id=run_id, sender="hitl.cli", key_prefix=key_prefix)
-        )
+        run_as(token, Action.ANSWER, send())
     except InputRejected as exc:
         headline = f"{run_id}: input rejected by its {exc.key_prefix} receiver (nothing sent)"
         raise _rejected(headline, exc.errors) from None
@@ -403,15 +445,15 @@ def deploy_run(
     wait: Annotated[
         bool, typer.Option(help="Wait for the run to end (exit 1 unless it completes).")
     ] = False,
+    token: TokenOption = None,
 ) -> None:
     """Queue a run of a deployment (a worker must serve it); print ``ID  STATE  NAME``."""
-    from hitl_bus._sync import run_blocking
     from hitl_bus.deployments import arun_deployment
     from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
 
     parameters = parse_pairs(params) if params else {}
     try:
-        run = run_blocking(arun_deployment(name, parameters, 0))
+        run = run_as(token, Action.OPERATE, arun_deployment(name, parameters, 0))
     except (DeploymentNotFound, ParameterMismatch) as exc:
         raise _fail(str(exc)) from None
     if wait:

@@ -43,9 +43,17 @@ class Settings(BaseSettings):
     logs_maxlen: int = Field(default=10_000, ge=100)
     #: Copy run logs to stderr as well as the run's log stream.
     log_to_stderr: bool = True
-    #: Token the HTTP API requires for writes (resume, send, cancel, start); unset: no writes.
-    #: The web UI logs in with it and keeps a session (a cookie naming a record in Redis).
+    #: The bootstrap admin's token (the person ``admin``): the HTTP API and the web UI accept
+    #: it as they accept a person's token. Unset: reads are open, and only people added with
+    #: ``hitl-bus users add`` can write.
     api_token: str | None = None
+    #: The token the CLI acts with (a person's, made by ``hitl-bus users add``, or the
+    #: bootstrap ``api_token``): its role decides what the CLI's writes may do. Unset:
+    #: the CLI acts as the machine's local operator, with every right.
+    token: str | None = None
+    #: Where people reach the web UI from outside: answer links are
+    #: ``<public_url>/answer/<token>``.
+    public_url: str = "http://127.0.0.1:8000"
     #: Let anyone who reaches the server read runs, logs and events without the token.
     #: (With no token configured, reads are always open and writes are off.)
     public_reads: bool = False

@@ -417,7 +417,7 @@ def test_web_on_an_outside_address_warns_who_can_read_and_write(
     assert no_token.exit_code == 0 and served == ["0.0.0.0"]
     assert "warning: 0.0.0.0:8123 is reachable from other machines" in no_token.stderr
     assert "anyone who reaches it can read every run" in no_token.stderr
-    assert "nobody can write" in no_token.stderr
+    assert "only people added with hitl-bus users add can write" in no_token.stderr
     assert "Set HITL_BUS_API_TOKEN, or bind --host 127.0.0.1" in no_token.stderr
 
     monkeypatch.setenv("HITL_BUS_API_TOKEN", "s3cret")
@@ -443,7 +443,7 @@ def test_web_on_loopback_stays_quiet_about_exposure(
 ) -> None:
     no_token = runner.invoke(app, ["web", "--host", "127.0.0.1"])
     assert "warning" not in no_token.stderr
-    assert "HITL_BUS_API_TOKEN is not set: the UI and API are read-only" in no_token.stderr
+    assert "HITL_BUS_API_TOKEN is not set: reads are open" in no_token.stderr
     monkeypatch.setenv("HITL_BUS_API_TOKEN", "s3cret")
     monkeypatch.setenv("HITL_BUS_PUBLIC_READS", "1")
     for host in ("localhost", "::1", "127.0.0.2"):

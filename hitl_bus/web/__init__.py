@@ -7,7 +7,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from hitl_bus.version import __version__
-from hitl_bus.web import assets, pages
+from hitl_bus.web import answer, assets, pages, people_api
 from hitl_bus.web.api import InternalErrors, install_error_handlers, router
 from hitl_bus.web.headers import SECURITY_HEADERS, SecureASGIMiddleware
 
@@ -22,6 +22,8 @@ def create_app() -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # SSE streams are left alone
     app.add_middleware(SecureASGIMiddleware, secure=SECURITY_HEADERS)  # every response
     app.include_router(router)
+    app.include_router(people_api.router)
+    app.include_router(answer.router)  # the link is its own credential: no read rule
     app.include_router(pages.router)
     app.router.routes.append(assets.route)  # before the mount, which would answer first
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
@@ -37,4 +39,6 @@ def create_app() -> FastAPI:
     return app
 
 
-__all__ = ["create_app"]
+answer_url = answer.answer_url
+
+__all__ = ["answer_url", "create_app"]

@@ -11,7 +11,10 @@ the published OpenAPI schema is true.
 Request bodies are read by :func:`json_body`: size first, then strict JSON (no
 NaN, no numbers that lose their value, no invalid Unicode), then the model; a
 refused body changes nothing. Writes need the token (see ``auth``); so do reads
-unless ``HITL_BUS_PUBLIC_READS`` opens them.
+unless ``HITL_BUS_PUBLIC_READS`` opens them. Each write needs a role that
+allows it (``auth.may``): answering (resume, send) a responder, starting and
+cancelling an operator; the write is made as that person (``context.acting``), so
+the run records who did it and a pause's assignees are held to it.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -31,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hitl_bus.bus import codec
 from hitl_bus.client import HitlClient
+from hitl_bus.context import acting
 from hitl_bus.deployments import arun_deployment
 from hitl_bus.deployments.registry import read_deployments
 from hitl_bus.engine.resuming import aresume_flow_run
@@ -52,11 +56,13 @@ from hitl_bus.inputs.keyset import Mailbox, acting_person, check_key_prefix
 from hitl_bus.inputs.messaging import deliver
 from hitl_bus.inputs.received import entry_id
 from hitl_bus.inputs.run_input import RawInput
+from hitl_bus.people.store import Person
 from hitl_bus.schema_check import summarize
 from hitl_bus.settings import get_settings
-from hitl_bus.web import live
-from hitl_bus.web.auth import Read, Write
+from hitl_bus.web import auth, live
+from hitl_bus.web.auth import Answerer, Operator, Read
 from hitl_bus.web.markdown import render_markdown
+from hitl_bus.web.waiting import waiting_for
 
 log = logging.getLogger("hitl_bus.web")
 router = APIRouter(prefix="/api", dependencies=[Read])
@@ -89,9 +95,12 @@ class InternalErrorBody(BaseModel):
 
 _WHY = {
     401: "No valid token (or session).",
-    403: "Writes are off (no token configured), or a cross-site write.",
-    404: "No such run or deployment.",
-    409: "The run is not paused, was resumed already, or its pause expired.",
+    403: "The person's role (or the pause's assignees) does not allow it, writes are off "
+    "(no token), or a cross-site write; ``detail`` says which.",
+    404: "No such run, deployment or person.",
+    409: "The run is not paused, was resumed already, or its pause expired (or, for people, "
+    "the name is taken or is the bootstrap admin's).",
+    410: "The answer link was used already, or it has expired.",
     413: "The body is over HITL_BUS_MAX_PAYLOAD_BYTES.",
     415: "The body is not sent as JSON.",
     422: "The request or its input is not valid; ``errors`` names the fields.",
@@ -227,8 +236,25 @@ async def list_runs(
     deployment: str | None = None,
     flow_name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    waiting_for_: Annotated[
+        Literal["me"] | None,
+        Query(
+            alias="waiting_for",
+            description="me: only the paused runs the person asking may answer.",
+        ),
+    ] = None,
+    person: Annotated[Person | None, Depends(auth.current_person)] = None,
 ) -> list[dict[str, Any]]:
-    """The newest runs, filtered by state type, deployment and flow name."""
+    """The newest runs, filtered by state type, deployment and flow name.
+
+    ``waiting_for=me`` lists only the paused runs the person asking may answer (their
+    role, and each pause's assignees); it needs a token or a session (401).
+    """
+    if waiting_for_ is not None:
+        if person is None:
+            raise HTTPException(401, "log in (or send a token) to see what waits for you")
+        mine = await waiting_for(person, limit=limit, deployment=deployment, flow_name=flow_name)
+        return [_dump(r) for r in mine]
     if state and state.upper() not in StateType.__members__:
         raise RequestValidationError(
             [{"loc": ("query", "state"), "msg": f"must be one of: {_STATES}", "type": "enum"}]
@@ -287,6 +313,22 @@ async def _nothing() -> None:
     return None
 
 
+class Me(BaseModel):
+    """Who the request is made by."""
+
+    name: str
+    role: str
+    teams: list[str]
+
+
+@router.get("/me", responses=_errors())
+async def me(person: Annotated[Person | None, Depends(auth.current_person)]) -> Me:
+    """The person the token or session belongs to: name, role and teams."""
+    if person is None:
+        raise HTTPException(401, "log in, or send Authorization: Bearer <token>")
+    return Me(name=person.name, role=person.role.value, teams=person.teams)
+
+
 @router.get("/deployments", responses=_errors())
 async def list_deployments() -> list[dict[str, Any]]:
     """Registered deployments: name, flow, default parameters, required parameters."""
@@ -295,27 +337,31 @@ async def list_deployments() -> list[dict[str, Any]]:
 
 @router.post(
     "/runs/{run_id}/resume",
-    dependencies=[Write],
     responses=_errors(403, 404, 409, 413, 415, 422),
     openapi_extra=_request_body(ResumeBody),
 )
 async def resume_run(
-    run_id: uuid.UUID, body: Annotated[ResumeBody, json_body(ResumeBody)]
+    person: Annotated[Person, Answerer],
+    run_id: uuid.UUID,
+    body: Annotated[ResumeBody, json_body(ResumeBody)],
 ) -> dict[str, Any]:
-    """Resume a paused run with input checked against its saved schema."""
+    """Resume a paused run with input checked against its saved schema (a responder or
+    above, and one of the pause's assignees when it names some)."""
     _check_stored_size(body.input)
-    await aresume_flow_run(run_id, body.input)
+    with acting(person.actor):
+        await aresume_flow_run(run_id, body.input)
     return {"run": _dump(await client.read_flow_run(run_id))}
 
 
 @router.post(
     "/runs/{run_id}/input",
-    dependencies=[Write],
     responses=_WRITE,
     openapi_extra=_request_body(SendBody),
 )
 async def send_run_input(
-    run_id: uuid.UUID, body: Annotated[SendBody, json_body(SendBody)]
+    person: Annotated[Person, Answerer],
+    run_id: uuid.UUID,
+    body: Annotated[SendBody, json_body(SendBody)],
 ) -> dict[str, Any]:
     """Send an input to a run (a plain ``value``, or a JSON object as ``data``).
 
@@ -329,28 +375,34 @@ async def send_run_input(
     value: Any = RawInput.model_validate(body.data) if body.data is not None else body.value
     # Sent as the person acting, else from this process's inbox, so replies reach them.
     target = Mailbox.for_run(run_id)
-    key = await deliver(target, value, key_prefix=body.key_prefix)
+    with acting(person.actor):
+        key = await deliver(target, value, key_prefix=body.key_prefix)
     return {"key": key, "id": await entry_id(target.id, key)}
 
 
-@router.post("/runs/{run_id}/cancel", dependencies=[Write, Depends(_no_body)], responses=_CANCEL)
-async def cancel_run(run_id: uuid.UUID) -> dict[str, Any]:
-    """Cancel a run; it stops at its next checkpoint."""
-    return {"state": _dump(await client.cancel_flow_run(run_id))}
+@router.post("/runs/{run_id}/cancel", dependencies=[Operator, Depends(_no_body)], responses=_CANCEL)
+async def cancel_run(person: Annotated[Person, Operator], run_id: uuid.UUID) -> dict[str, Any]:
+    """Cancel a run (an operator or above); it stops at its next checkpoint."""
+    with acting(person.actor):
+        return {"state": _dump(await client.cancel_flow_run(run_id))}
 
 
 @router.post(
     "/deployments/{flow_name}/{deployment_name}/runs",
-    dependencies=[Write],
     responses=_WRITE,
     openapi_extra=_request_body(StartBody),
 )
 async def start_run(
-    flow_name: str, deployment_name: str, body: Annotated[StartBody, json_body(StartBody)]
+    person: Annotated[Person, Operator],
+    flow_name: str,
+    deployment_name: str,
+    body: Annotated[StartBody, json_body(StartBody)],
 ) -> dict[str, Any]:
-    """Queue a run of a deployment for its workers."""
+    """Queue a run of a deployment for its workers (an operator or above)."""
     _check_stored_size(body.parameters)
-    run = await arun_deployment(f"{flow_name}/{deployment_name}", body.parameters, timeout=0)
+    with acting(person.actor):
+        name = f"{flow_name}/{deployment_name}"
+        run = await arun_deployment(name, body.parameters, timeout=0)
     return {"run": _dump(run)}
 
 
@@ -422,7 +474,7 @@ async def run_live(request: Request, run_id: uuid.UUID, last: LastEventId) -> Ev
 _STATUS: list[tuple[type[Exception], int]] = [
     (FlowRunNotFound, 404),
     (DeploymentNotFound, 404),
-    (NotAllowed, 403),  # a person the role or the pause's assignees leave out
+    (NotAllowed, 403),  # a role or a pause's assignees leave the person out: says why
     (NotPausedError, 409),
     (FlowPauseTimeout, 409),
     (PayloadTooLarge, 413),

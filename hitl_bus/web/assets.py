@@ -27,7 +27,7 @@ STATIC: Final = Path(__file__).parent / "static"
 BUILT: Final = STATIC / "built"
 MANIFEST: Final = BUILT / "manifest.json"
 #: The page scripts bundled (each with what it imports) and the stylesheet.
-ENTRIES: Final = ("run.js", "runs.js", "app.css")
+ENTRIES: Final = ("run.js", "runs.js", "answer.js", "app.css")
 _TYPES: Final = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from hitl_bus.settings import get_settings
+from hitl_bus.people.roles import Action, allows
 from hitl_bus.version import __version__
 from hitl_bus.web import assets, auth
 
@@ -32,12 +32,16 @@ router = APIRouter(include_in_schema=False)
 
 
 async def _context(request: Request, **extra: Any) -> dict[str, Any]:
-    settings = get_settings()
+    """What every page's header and scripts need: who is logged in and what they may do."""
+    session = await auth.current_session(request)
+    person = session.person if session else None
     return {
         "version": __version__,
-        "csrf_token": await auth.csrf_token(request),
-        "logged_in": await auth.logged_in(request),
-        "writes_enabled": bool(settings.api_token),
+        "csrf_token": session.csrf if session else "",
+        "logged_in": person is not None,
+        "person": person,
+        "can_answer": person is not None and allows(person.role, Action.ANSWER),
+        "can_operate": person is not None and allows(person.role, Action.OPERATE),
         **extra,
     }
 
@@ -59,13 +63,11 @@ async def login_page(
     request: Request, token: str | None = None, next: str | None = None
 ) -> Response:
     """The login form; ``?token=`` (the link ``hitl-bus dev`` prints) logs in directly."""
-    if token is not None and auth.token_is_valid(token):
+    if token is not None:
         response = RedirectResponse(_safe_next(next), status_code=303)
-        await auth.log_in(request, response)
-        return response
+        if await auth.log_in(request, response, token) is not None:
+            return response
     error = "That token is not valid." if token is not None else None
-    if not get_settings().api_token:
-        error = "No token is configured (HITL_BUS_API_TOKEN): the UI is read-only."
     return templates.TemplateResponse(
         request,
         "login.html",
@@ -78,15 +80,14 @@ async def login_page(
 async def login(request: Request, token: str = Form(...), next: str = Form("/")) -> Response:
     if not auth.same_origin(request):
         raise HTTPException(403, "cross-site request refused")
-    if not auth.token_is_valid(token):
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    if await auth.log_in(request, response, token) is None:
         return templates.TemplateResponse(
             request,
             "login.html",
             await _context(request, error="That token is not valid.", next=_safe_next(next)),
             status_code=401,
         )
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    await auth.log_in(request, response)
     return response
 
 

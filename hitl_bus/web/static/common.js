@@ -18,7 +18,9 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content ?? "";
-export const canWrite = () => meta("can-write") === "yes";
+export const canWrite = () => meta("can-write") === "yes"; // may answer: resume, send
+export const canOperate = () => meta("can-operate") === "yes"; // may start, cancel
+export const role = () => meta("role"); // "" when nobody is signed in
 
 export class ApiError extends Error {
   constructor(status, body) {

@@ -1,5 +1,5 @@
 // The run page: state, Resume form, send boxes and chat, inputs, live logs.
-import { api, ApiError, canWrite, debounce, el, formatDuration, formatTime, listen, stateBadge } from "./common.js";
+import { api, ApiError, canOperate, canWrite, debounce, el, formatDuration, formatTime, listen, role, stateBadge } from "./common.js";
 import { createForm } from "./form.js";
 
 const root = document.getElementById("run");
@@ -68,7 +68,7 @@ function render(detail) {
   const message = run.state.message && run.state.type !== "PAUSED" ? run.state.message : "";
   $("state-message").textContent = message;
   $("state-message").hidden = !message;
-  $("cancel").hidden = final || !canWrite() || run.state.type === "CANCELLING";
+  $("cancel").hidden = final || !canOperate() || run.state.type === "CANCELLING";
   $("parameters").textContent = JSON.stringify(run.parameters ?? {}, null, 2);
   $("history").replaceChildren(...history.map((s) =>
     el("li", {}, stateBadge(s), " ", deed(s), el("time", { text: formatTime(s.timestamp) }), s.message ? ` ${s.message}` : "")));
@@ -169,7 +169,7 @@ function renderPause(run, pause) {
     pauseForm = { key: pause.pause_key, form: null };
   }
   pauseForm.deadline = pause.deadline;
-  $("resume-button").hidden = false;
+  $("resume-button").hidden = !canWrite() && Boolean(role()); // a viewer: nothing to press
   $("summary").hidden = true;
   $("resume-status").textContent = "";
   $("resume-button").disabled = !canWrite();
@@ -179,7 +179,8 @@ function renderPause(run, pause) {
     $("rejection").scrollIntoView({ block: "start" });
     $("rejection").focus({ preventScroll: true });
   }
-  if (!canWrite()) $("resume-status").replaceChildren("Log in to resume: ", el("a", { href: `/login?next=/runs/${runId}`, text: "log in" }));
+  if (!canWrite()) $("resume-status").replaceChildren(...(role() ? [`As a ${role()} you can read this run; answering needs the responder role.`]
+    : ["Log in to resume: ", el("a", { href: `/login?next=/runs/${runId}`, text: "log in" })]));
 }
 
 function timedOut(run) {

@@ -1,17 +1,27 @@
 // The runs page: every run, newest first, refreshed whenever an event says something changed.
-import { api, canWrite, debounce, el, formatTime, listen, stateBadge } from "./common.js";
+import { api, canOperate, canWrite, debounce, el, formatTime, listen, role, stateBadge } from "./common.js";
 import { createForm } from "./form.js";
 
 const $ = (id) => document.getElementById(id);
 const stateFilter = $("state-filter");
 const deploymentFilter = $("deployment-filter");
+const mine = $("mine"); // "Waiting for me": a toggle button, shown to a signed-in person
 
 const params = new URLSearchParams(location.search);
 stateFilter.value = params.get("state") ?? "";
+const waitingForMe = () => mine?.getAttribute("aria-pressed") === "true";
+function setMine(on) {
+  if (!mine) return;
+  mine.setAttribute("aria-pressed", String(on));
+  mine.classList.toggle("secondary", !on);
+  stateFilter.disabled = on; // the view is of paused runs
+}
+setMine(params.get("waiting_for") === "me");
 
 async function loadRuns() {
   const query = new URLSearchParams();
-  if (stateFilter.value) query.set("state", stateFilter.value);
+  if (waitingForMe()) query.set("waiting_for", "me");
+  else if (stateFilter.value) query.set("state", stateFilter.value);
   if (deploymentFilter.value) query.set("deployment", deploymentFilter.value);
   let runs;
   try {
@@ -26,8 +36,8 @@ async function loadRuns() {
     el("td", { class: "run-detail", "data-label": "Deployment", text: run.deployment ?? "" }),
     el("td", { class: "run-state" }, stateBadge(run.state)),
     el("td", { class: "run-detail", "data-label": "Started", text: formatTime(run.created) }),
-    el("td", { class: "run-action" }, run.state.type === "PAUSED" ? el("a", { class: "button", href: `/runs/${run.id}#resume`, text: "Resume" }) : "")));
-  $("runs").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No runs yet." }))]));
+    el("td", { class: "run-action" }, run.state.type === "PAUSED" && (canWrite() || !role()) ? el("a", { class: "button", href: `/runs/${run.id}#resume`, text: "Resume" }) : "")));
+  $("runs").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6, class: "muted", text: waitingForMe() ? "Nothing is waiting for you." : "No runs yet." }))]));
 }
 
 async function loadDeployments() {
@@ -49,7 +59,7 @@ async function loadDeployments() {
 // the deployment's defaults; one without starts at a click.
 function deploymentItem(d) {
   const item = el("li", { "data-deployment": d.name }, el("strong", { text: d.name }), " ");
-  if (!canWrite()) return item;
+  if (!canOperate()) return item;
   const schema = d.parameter_schema;
   const takesParameters = Object.keys(schema?.properties ?? {}).length > 0;
   const status = el("span", { class: "muted", "aria-live": "polite" });
@@ -111,6 +121,13 @@ stateFilter.addEventListener("change", () => {
   loadRuns();
 });
 deploymentFilter.addEventListener("change", loadRuns);
+mine?.addEventListener("click", () => {
+  setMine(!waitingForMe());
+  const url = new URL(location.href);
+  if (waitingForMe()) url.searchParams.set("waiting_for", "me"); else url.searchParams.delete("waiting_for");
+  history.replaceState(null, "", url);
+  loadRuns();
+});
 
 const refresh = debounce(loadRuns, 150);
 // Read the list each time the stream (re)opens: nothing changed before it listened is lost.
