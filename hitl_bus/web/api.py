@@ -268,8 +268,14 @@ async def list_runs(
     return [_dump(r) for r in runs]
 
 
+async def _reader(request: Request) -> str | None:
+    """The actor name of the person reading (their replies and sends are theirs); or None."""
+    person = await auth.current_person(request)
+    return person.actor if person is not None else None
+
+
 @router.get("/runs/{run_id}", responses=_READ_RUN)
-async def read_run(run_id: uuid.UUID, logs: bool = True) -> dict[str, Any]:
+async def read_run(request: Request, run_id: uuid.UUID, logs: bool = True) -> dict[str, Any]:
     """A run with its history, current pause (schema, description, defaults), inputs and logs.
 
     Each input says whether this server sent it (``sent_here``) and what became of it
@@ -279,17 +285,18 @@ async def read_run(run_id: uuid.UUID, logs: bool = True) -> dict[str, Any]:
     ``logs=false`` leaves the logs out (a page following ``/live`` has them already).
     """
     run = await client.read_flow_run(run_id)  # 404 before the other reads
-    (pause, history, inputs, receivers, records), (replies, outcomes) = await asyncio.gather(
-        asyncio.gather(
-            client.read_pause(run_id),
-            client.read_state_history(run_id),
-            client.read_inputs(run_id),
-            client.read_receivers(run_id),
-            client.read_logs(run_id) if logs else _nothing(),
-        ),
-        asyncio.gather(client.read_replies(run_id), client.read_input_outcomes(run_id)),
-    )
-    here = (acting_person() or inbox()).name  # who sends from this page: a person, or us
+    with acting(await _reader(request)):
+        (pause, history, inputs, receivers, records), (replies, outcomes) = await asyncio.gather(
+            asyncio.gather(
+                client.read_pause(run_id),
+                client.read_state_history(run_id),
+                client.read_inputs(run_id),
+                client.read_receivers(run_id),
+                client.read_logs(run_id) if logs else _nothing(),
+            ),
+            asyncio.gather(client.read_replies(run_id), client.read_input_outcomes(run_id)),
+        )
+        here = (acting_person() or inbox()).name  # who sends from this page: a person, or us
     for item in inputs:
         item["sent_here"] = item["sender"] == here
         item.update(outcomes.get(item["key"], {"status": "delivered"}))
@@ -455,7 +462,9 @@ async def run_replies(
 ) -> EventSourceResponse:
     """What the run sends back (``respond()``) to inputs sent from this server (SSE)."""
     await client.read_flow_run(run_id)
-    return await _stream(request, last, live.replies(str(run_id)))
+    with acting(await _reader(request)):
+        feed = live.replies(str(run_id))
+    return await _stream(request, last, feed)
 
 
 @router.get("/runs/{run_id}/live", responses=_READ_RUN)
@@ -467,7 +476,9 @@ async def run_live(request: Request, run_id: uuid.UUID, last: LastEventId) -> Ev
     """
     await client.read_flow_run(run_id)
     run = str(run_id)
-    return await _stream(request, last, live.events(run), live.logs(run), live.replies(run))
+    with acting(await _reader(request)):
+        replies = live.replies(run)
+    return await _stream(request, last, live.events(run), live.logs(run), replies)
 
 
 # The project's own client errors; anything else reaching a handler is a bug (500).

@@ -3,6 +3,7 @@ and answering through a single-use link without logging in."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from hitl_bus import RunInput, flow, get_client, pause_flow_run
 from hitl_bus import keys as key_names
 from hitl_bus.people import links
 from hitl_bus.people.roles import Role
-from hitl_bus.people.store import add_person
+from hitl_bus.people.store import PersonExists, add_person
 from tests.browser.conftest import REPORT_CSP_VIOLATIONS
 from tests.browser.test_axe import serious
 from tests.browser.test_pages_person import PHONE, _check_fits
@@ -171,6 +172,9 @@ async def test_a_viewer_sees_no_resume_or_cancel_and_the_api_refuses(
 
 
 async def mint(run_id: str, assignee: str) -> str:
+    """A link sent to ``assignee``, a responder (made here the first time)."""
+    with contextlib.suppress(PersonExists):
+        await add_person(assignee, Role.RESPONDER)
     pause = await get_client().read_pause(run_id)
     assert pause is not None
     return await links.mint(links.AnswerLink(run_id, pause.pause_key, assignee), 600)
