@@ -393,3 +393,33 @@ async def test_an_admin_manages_people_through_the_api(web: httpx.AsyncClient) -
     assert (await web.get("/api/me", headers=bearer(token))).status_code == 401
     assert (await web.delete("/api/people/grace", headers=root)).status_code == 404
     assert (await web.delete("/api/people/admin", headers=root)).status_code == 409
+
+
+@flow(name="assigned-order")
+async def assigned() -> str:
+    order = await pause_flow_run(
+        wait_for_input=ShirtOrder, timeout=120, assignees=["grace", "role:finance"]
+    )
+    return f"{order.size} {order.color}"
+
+
+async def test_only_the_assignees_may_answer_and_the_run_says_who_did(
+    web: httpx.AsyncClient,
+) -> None:
+    run_id = await start_paused(assigned)
+    ada = await person("ada", Role.RESPONDER)
+    bob = await person("bob", Role.RESPONDER, teams=("finance",))
+    grace = await person("grace", Role.RESPONDER)
+    refused = await web.post(f"/api/runs/{run_id}/resume", json=ORDER, headers=ada)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        "this pause is assigned to grace and role:finance; ada may not answer it"
+    )
+    assert (await get_client().read_flow_run(run_id)).state.is_paused()
+    mine = await web.get("/api/runs", params={"waiting_for": "me"}, headers=bob)
+    assert [r["id"] for r in mine.json()] == [run_id]
+    assert (await web.get("/api/runs", params={"waiting_for": "me"}, headers=ada)).json() == []
+    answered = await web.post(f"/api/runs/{run_id}/resume", json=ORDER, headers=grace)
+    assert answered.status_code == 200
+    history = await get_client().read_state_history(run_id)
+    assert any(state.state_details.actor == "hitl.user.grace" for state in history)
