@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisClusterException
 
 from hitl_bus._sync import on_portal_exit
 from hitl_bus.bus.connection import (
@@ -131,14 +131,16 @@ class Bus:
             await cluster.initialize()
 
     def node_of(self, key: str) -> tuple[str, int] | None:
-        """The node that holds ``key`` (Cluster, by the slot map last read); None: standalone."""
+        """The node that holds ``key`` (Cluster, by the slot map last read); None: standalone.
+
+        :raises RedisClusterException: the map has no node for its slot (mid-failover).
+        """
         if not self.cluster:
             return None
         cluster: Any = self.client
-        try:
-            node = cluster.get_node_from_key(key)
-        except Exception:  # noqa: BLE001 - no slot map yet: the first node will do, then move
-            return None
+        node = cluster.get_node_from_key(key)
+        if node is None:
+            raise RedisClusterException(f"no node serves the slot of {key}")
         return (node.host, node.port)
 
     async def open_node(self, node: tuple[str, int] | None) -> Any:

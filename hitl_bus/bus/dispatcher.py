@@ -391,6 +391,7 @@ class _Bells:
         await self._check_role()
         self.pubsub = client.pubsub()
         self.confirmed.clear()
+        log.info("stream bells on %s subscribe %d streams", self.node, len(self.streams))
         if self.streams:
             await self.pubsub.subscribe(*[self.prefix + stream for stream in self.streams])
 
@@ -443,6 +444,10 @@ class _Bells:
                     if cluster and loop.time() - checked >= ROLE_CHECK:
                         await self._check_role()
                         checked = loop.time()
+                        if self.dispatcher.replace(self):  # by the map the commands keep
+                            self.task = None
+                            await self._drop()
+                            return
                     message = await self.pubsub.get_message(
                         timeout=ROLE_CHECK if cluster else LINGER
                     )
@@ -522,6 +527,12 @@ class Dispatcher:
             return keys.slot(stream)
         return zlib.crc32(stream.encode()) % self.bus.settings.reader_connections
 
+    def _place_or_none(self, stream: str) -> Hashable:
+        try:
+            return self._place(stream)
+        except RedisClusterException:
+            return None  # no reader sits there
+
     def _reader_for(self, stream: str) -> _Reader | _Bells:
         place = self._place(stream)
         reader = self._readers.get(place)
@@ -533,6 +544,22 @@ class Dispatcher:
                 reader = self._readers[place] = _Reader(self, f"{self.id}-{place}", tag)
         return reader
 
+    async def _placed(self, stream: str) -> _Reader | _Bells:
+        """The bells of the node that serves ``stream``; mid-failover, once a node does."""
+        backoff = reconnect_backoff()
+        deadline = asyncio.get_running_loop().time() + self.bus.settings.reconnect_timeout
+        failures = 0
+        while True:
+            try:
+                await self.bus.know_nodes()
+                return self._reader_for(stream)
+            except RedisClusterException:
+                failures += 1
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(backoff.compute(failures))
+                await self.bus.refresh_topology()
+
     def replace(self, bells: _Bells) -> bool:
         """After a node failed: move each of ``bells``' streams to the node that has it now.
 
@@ -540,10 +567,15 @@ class Dispatcher:
         """
         moved: dict[Hashable, list[str]] = {}
         for stream in list(bells.streams):
-            place = self._place(stream)
+            try:
+                place = self._place(stream)
+            except RedisClusterException:
+                continue  # no node serves its slot yet: it stays, and is placed next time
             if place != ("bells", bells.node):
                 moved.setdefault(place, []).append(stream)
+                bells.confirmed.discard(stream)
         for place, streams in moved.items():
+            log.info("moving %d watched streams from %s to %s", len(streams), bells.node, place)
             target = self._readers.get(place)
             if target is None:
                 target = self._readers[place] = _Bells(self, place[1])  # type: ignore[index]
@@ -565,9 +597,7 @@ class Dispatcher:
         Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever).
         """
         loop = asyncio.get_running_loop()
-        if self.bus.bells:
-            await self.bus.know_nodes()  # bells are placed by node
-        reader = self._reader_for(stream)
+        reader = await self._placed(stream) if self.bus.bells else self._reader_for(stream)
         after_id = parse_id(after)
         waiter = _Waiter(after_id, loop.create_future())
         watch = reader.streams.get(stream)
@@ -623,14 +653,14 @@ class Dispatcher:
         Saves it lingering in a reader's XREAD; no wake-up is needed, the reader
         drops it from its next request.
         """
-        reader = self._readers.get(self._place(stream))
+        reader = self._readers.get(self._place_or_none(stream))
         watch = reader.streams.get(stream) if reader is not None else None
         if reader is not None and watch is not None and not watch.waiters:
             del reader.streams[stream]
 
     def is_watching(self, stream: str) -> bool:
         """Whether a reader has ``stream`` in its XREAD or bells (so new entries are pushed)."""
-        reader = self._readers.get(self._place(stream))
+        reader = self._readers.get(self._place_or_none(stream))
         if isinstance(reader, _Bells):
             return reader.task is not None and stream in reader.confirmed
         return reader is not None and reader.task is not None and stream in reader.streams
