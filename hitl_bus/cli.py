@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from hitl_bus.cli_notify import notify_app
 from hitl_bus.version import __version__
 
 if TYPE_CHECKING:
@@ -448,6 +449,9 @@ def _watch(run: FlowRun) -> FlowRun:
     except KeyboardInterrupt:
         raise _fail(f"stopped waiting; {run.id} goes on ({run.state.name})", 130) from None
     return run
+
+
+app.add_typer(notify_app, name="notify")  # hitl_bus/cli_notify.py
 
 
 @app.command()

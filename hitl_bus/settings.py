@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     #: it is installed (the ``fast`` extra), else asyncio's; ``asyncio`` forces the standard
     #: loop; ``uvloop`` requires uvloop. The library itself runs on any loop it is called on.
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    #: The address people reach the web UI at: the links the notifier sends
+    #: (``/answer/<token>``, ``/runs/<id>``) start with it.
+    public_url: str = "http://127.0.0.1:8000"
+    #: SMTP server the notifier sends email through, e.g.
+    #: ``smtp://user:pass@host:587?starttls=1`` or ``smtps://host:465``; unset: no email.
+    smtp_url: str | None = None
+    #: The ``From`` address of the notifier's email.
+    smtp_from: str = "hitl-bus@localhost"
 
 
 def get_settings() -> Settings:
