@@ -2,7 +2,7 @@
 
 A failure that another try may cure (a network error, a timeout, an HTTP 408,
 429 or 5xx, an SMTP 4xx) is tried again after ``backoff`` seconds, doubling up
-to ``max_backoff``, with jitter so notifiers retrying together spread out; any
+to ``max_backoff``, plus up to ``backoff`` at random so notifiers retrying together spread out; any
 other failure is final at once. After ``attempts`` tries the delivery is parked
 as a dead letter.
 """
@@ -15,7 +15,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 
@@ -41,7 +42,8 @@ def retrying(policy: RetryPolicy) -> AsyncRetrying:
     the last failure is raised as is."""
     return AsyncRetrying(
         stop=stop_after_attempt(max(1, policy.attempts)),
-        wait=wait_exponential_jitter(initial=policy.backoff, max=policy.max_backoff),
+        wait=wait_exponential(multiplier=policy.backoff, max=policy.max_backoff)
+        + wait_random(0, policy.backoff),
         retry=retry_if_exception_type(TryAgain),
         reraise=True,
     )
