@@ -4,16 +4,16 @@ when they keep failing and resent from there, and email to the assignees."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 import standardwebhooks
+from click.testing import Result
+from typer.testing import CliRunner
 
 from hitl_bus import flow, get_client, keys, resume_flow_run
 from hitl_bus.bus import get_bus
+from hitl_bus.cli import app
 from hitl_bus.notify import deadletters, sinks
 from hitl_bus.notify.mail import SmtpServer, render_description
 from hitl_bus.people import Role, links
@@ -157,14 +157,12 @@ async def test_two_notifiers_tell_each_pause_once(bus_url: str, receiver: Receiv
     assert sorted(told) == sorted(runs)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hitl_bus.cli", "notify", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "HITL_BUS_LOG_TO_STDERR": "false"},
-    )
+runner = CliRunner()
+
+
+def _cli(*args: str) -> Result:
+    """``hitl-bus notify ARGS`` in this process (off the test's loop: the CLI blocks)."""
+    return runner.invoke(app, ["notify", *args])
 
 
 async def test_what_keeps_failing_is_parked_listed_and_resent(
@@ -185,12 +183,12 @@ async def test_what_keeps_failing_is_parked_listed_and_resent(
     assert letter.error.startswith("500")
 
     listed = await asyncio.to_thread(_cli, "failed")
-    assert listed.returncode == 0, listed.stderr
+    assert listed.exit_code == 0, listed.stderr
     assert letter.id in listed.stdout and receiver.url in listed.stdout
     assert "500" in listed.stdout
 
     resent = await asyncio.to_thread(_cli, "retry", letter.id)
-    assert resent.returncode == 0, resent.stderr
+    assert resent.exit_code == 0, resent.stderr
     last = receiver.requests[-1]
     assert last.answered == 200
     body = standardwebhooks.Webhook(hook.secret).verify(last.body, last.headers)
@@ -213,12 +211,12 @@ async def test_retry_all_keeps_what_fails_again(bus_url: str, receiver: Receiver
         await eventually(parked, timeout=10)
     receiver.statuses.extend([410])  # final at once
     failed = await asyncio.to_thread(_cli, "retry", "--all", "--backoff", "0.01")
-    assert failed.returncode == 1
+    assert failed.exit_code == 1
     assert "failed again: 410" in failed.stderr
     [letter] = await deadletters.list_letters()
     assert letter.error.startswith("410")
     resent = await asyncio.to_thread(_cli, "retry", "--all")
-    assert resent.returncode == 0, resent.stderr
+    assert resent.exit_code == 0, resent.stderr
     assert await deadletters.list_letters() == []
 
 
@@ -226,7 +224,7 @@ async def test_webhooks_are_added_listed_and_removed_from_the_cli(bus_url: str) 
     added = await asyncio.to_thread(
         _cli, "add-webhook", "http://127.0.0.1:9/hook", "--events", "paused,completed"
     )
-    assert added.returncode == 0, added.stderr
+    assert added.exit_code == 0, added.stderr
     first, secret = added.stdout.splitlines()
     hook_id = first.split("\t")[0]
     assert secret.startswith("whsec_")
@@ -235,12 +233,12 @@ async def test_webhooks_are_added_listed_and_removed_from_the_cli(bus_url: str) 
     listed = await asyncio.to_thread(_cli, "ls")
     assert hook_id in listed.stdout and secret not in listed.stdout
     bad = await asyncio.to_thread(_cli, "add-webhook", "http://x/", "--events", "nope")
-    assert bad.returncode != 0 and "unknown event nope" in bad.stderr
+    assert bad.exit_code != 0 and "unknown event nope" in bad.stderr
     removed = await asyncio.to_thread(_cli, "rm", hook_id)
-    assert removed.returncode == 0
+    assert removed.exit_code == 0
     assert await sinks.list_webhooks() == []
     gone = await asyncio.to_thread(_cli, "rm", hook_id)
-    assert gone.returncode == 1 and "no webhook" in gone.stderr
+    assert gone.exit_code == 1 and "no webhook" in gone.stderr
 
 
 async def test_assignees_with_an_address_get_an_email_each_with_their_own_link(
@@ -265,7 +263,9 @@ async def test_assignees_with_an_address_get_an_email_each_with_their_own_link(
             await asyncio.sleep(0.3)
     run = await get_client().read_flow_run(run_id)
     pause_key = run.state.state_details.pause_key
-    by_rcpt = {rcpts[0]: m for (_, rcpts), m in zip(mailbox.envelopes, mailbox.messages)}
+    by_rcpt = {
+        rcpts[0]: m for (_, rcpts), m in zip(mailbox.envelopes, mailbox.messages, strict=True)
+    }
     assert sorted(by_rcpt) == ["finn@example.test", "grace@example.test"]
     for name, message in (
         ("grace", by_rcpt["grace@example.test"]),

@@ -96,6 +96,8 @@ class Notifier:
             await asyncio.wait(tasks, timeout=5)
             if self._working:
                 await asyncio.wait(self._working, timeout=10)
+            for task in list(self._working):  # left pending: another notifier takes it
+                task.cancel()
             log.info("notifier %s stopped", self.name)
 
     async def _read(self) -> None:

@@ -60,20 +60,25 @@ async def lease(sink: str, delivery: str, holder: str, ttl: float) -> AsyncItera
     if not await bus.client.set(key, holder, nx=True, px=ttl_ms):
         yield False
         return
-    keeper = asyncio.create_task(_keep(key, holder, ttl_ms))
+    done = asyncio.Event()
+    keeper = asyncio.create_task(_keep(key, holder, ttl_ms, done))
     try:
         # Done between the caller's look and the lease: its holder marked it, then let go.
         yield not await is_done(sink, delivery)
     finally:
+        # Told by an event, not only cancelled: a Redis client can swallow a
+        # cancellation that lands mid-command.
+        done.set()
+        await asyncio.wait([keeper], timeout=2)
         keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
         with contextlib.suppress(Exception):
             await bus.eval(_RELEASE, [key], [holder])
 
 
-async def _keep(key: str, holder: str, ttl_ms: int) -> None:
-    while True:
-        await asyncio.sleep(ttl_ms / 3000)
+async def _keep(key: str, holder: str, ttl_ms: int, done: asyncio.Event) -> None:
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), ttl_ms / 3000)
+            return
         with contextlib.suppress(Exception):  # a blip: the next renewal may still make it
             await get_bus().eval(_RENEW, [key], [holder, ttl_ms])
