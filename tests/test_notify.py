@@ -14,13 +14,16 @@ from typer.testing import CliRunner
 from hitl_bus import flow, get_client, keys, resume_flow_run
 from hitl_bus.bus import get_bus
 from hitl_bus.cli import app
-from hitl_bus.notify import deadletters, sinks
+from hitl_bus.client.records import decode_event
+from hitl_bus.notify import Notifier, deadletters, sinks
 from hitl_bus.notify.mail import SmtpServer, render_description
+from hitl_bus.notify.notice import event_name
 from hitl_bus.people import Role, links
 from hitl_bus.people.store import add_person
 from tests.helpers import eventually
 from tests.notify_support import (
     DESCRIPTION,
+    FAST,
     Receiver,
     paused_run,
     running_notifier,
@@ -307,3 +310,20 @@ def test_smtp_urls() -> None:
     assert SmtpServer.from_url("smtp://mail.test").port == 25
     with pytest.raises(ValueError):
         SmtpServer.from_url("http://mail.test")
+
+
+async def test_an_event_handled_again_after_its_delivery_sends_nothing(
+    bus_url: str, receiver: Receiver
+) -> None:
+    """A notifier that died after sending, before its XACK: whoever takes the entry over
+    finds the delivery marked done."""
+    await sinks.add_webhook(receiver.url)
+    async with running_notifier():
+        run_id = await paused_run(["grace"])
+        await _count(receiver, 1)
+    entries = await get_bus().client.xrange(keys.EVENTS)
+    events = [decode_event(keys.EVENTS, entry_id, fields) for entry_id, fields in entries]
+    [paused] = [e for e in events if e and e.run_id == run_id and event_name(e) == "paused"]
+    assert await Notifier(FAST).handle(paused) is True
+    await asyncio.sleep(0.2)
+    assert len(receiver.requests) == 1
