@@ -156,3 +156,52 @@ def retry(
         return code
 
     raise typer.Exit(_run(resend()))
+
+
+@notify_app.command("listen")
+def listen(
+    secret: Annotated[
+        str | None, typer.Option(help="The webhook's secret (whsec_...): check each signature.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+) -> None:
+    """A webhook receiver to try the notifier locally: prints each delivery's text.
+
+    hitl-bus notify add-webhook http://127.0.0.1:8765/ prints a secret; pass it here.
+    """
+    import json
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import standardwebhooks
+
+    checker = standardwebhooks.Webhook(secret) if secret else None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                if checker is not None:
+                    checker.verify(body, headers)
+                message = json.loads(body)
+            except (standardwebhooks.webhooks.WebhookVerificationError, ValueError) as exc:
+                typer.echo(f"refused {headers.get('webhook-id')}: {exc}", err=True)
+                self.send_response(400)
+            else:
+                mark = "signature ok" if checker else "signature not checked"
+                typer.echo(f"{headers.get('webhook-id')} ({mark}): {message.get('text')}")
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = HTTPServer((host, port), Handler)
+    typer.echo(f"Listening on http://{host}:{server.server_address[1]}/ (Ctrl-C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
