@@ -4,8 +4,11 @@ when they keep failing and resent from there, and email to the assignees."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import standardwebhooks
 from click.testing import Result
@@ -20,6 +23,7 @@ from hitl_bus.notify.mail import SmtpServer, render_description
 from hitl_bus.notify.notice import event_name
 from hitl_bus.people import Role, links
 from hitl_bus.people.store import add_person
+from hitl_bus.redis_server import free_port
 from tests.helpers import eventually
 from tests.notify_support import (
     DESCRIPTION,
@@ -327,3 +331,32 @@ async def test_an_event_handled_again_after_its_delivery_sends_nothing(
     assert await Notifier(FAST).handle(paused) is True
     await asyncio.sleep(0.2)
     assert len(receiver.requests) == 1
+
+
+async def test_notify_listen_prints_each_delivery_and_refuses_a_bad_signature(
+    bus_url: str,
+) -> None:
+    port = free_port()
+    hook = await sinks.add_webhook(f"http://127.0.0.1:{port}/")
+    argv = [sys.executable, "-m", "hitl_bus.cli", "notify", "listen", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*argv, "--secret", hook.secret], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        listening = await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 30)
+        assert f"Listening on http://127.0.0.1:{port}/" in listening
+        async with running_notifier():
+            await paused_run(["grace"])
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 15)
+        assert "(signature ok): Flow run " in line and f"answer: {PUBLIC}/runs/" in line
+        forged = await asyncio.to_thread(
+            httpx.post,
+            f"http://127.0.0.1:{port}/",
+            content=b'{"text": "hi"}',
+            headers={"webhook-id": "msg_x", "webhook-timestamp": "1", "webhook-signature": "v1,x"},
+        )
+        assert forged.status_code == 400
+    finally:
+        proc.terminate()
+        proc.wait(10)
