@@ -162,6 +162,8 @@ async def test_two_notifiers_tell_each_pause_once(bus_url: str, receiver: Receiv
         await asyncio.sleep(1.5)  # past claim_after: nothing is told again
     told = [r.json["run"]["id"] for r in receiver.requests]
     assert sorted(told) == sorted(runs)
+    # Stopped with nothing pending, they leave no consumer behind in the group.
+    assert await get_bus().client.xinfo_consumers(keys.EVENTS, keys.NOTIFIERS_GROUP) == []
 
 
 runner = CliRunner()

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from hitl_bus import keys
-from hitl_bus.bus import get_bus, groups
+from hitl_bus.bus import codec, get_bus, groups
 from hitl_bus.client.records import RunEvent, decode_event
 from hitl_bus.notify import deadletters, ledger, mail, webhook
 from hitl_bus.notify.notice import Notice, event_name, notice_for
@@ -98,7 +98,17 @@ class Notifier:
                 await asyncio.wait(self._working, timeout=10)
             for task in list(self._working):  # left pending: another notifier takes it
                 task.cancel()
+            with contextlib.suppress(Exception):  # nothing pending: no one needs its name
+                await self._forget_self()
             log.info("notifier %s stopped", self.name)
+
+    async def _forget_self(self) -> None:
+        client = get_bus().client
+        pending = await client.xpending_range(
+            keys.EVENTS, keys.NOTIFIERS_GROUP, "-", "+", 1, consumername=self.name
+        )
+        if not pending:
+            await client.xgroup_delconsumer(keys.EVENTS, keys.NOTIFIERS_GROUP, self.name)
 
     async def _read(self) -> None:
         bus = get_bus()
@@ -156,9 +166,22 @@ class Notifier:
                             await self._start(entry_id, fields)
                     if start in (b"0-0", "0-0"):
                         break
+                await self._forget_idle_consumers()
             except Exception as exc:  # noqa: BLE001 - the next round tries again
                 if not isinstance(exc, groups.GroupMissing):
                     log.warning("claiming idle entries failed: %s", exc)
+
+    async def _forget_idle_consumers(self) -> None:
+        """Drop consumers with nothing pending and idle ten ``claim_after``s (notifiers that
+        stopped): each process reads as a new consumer, and the group would keep them all.
+        Dropping one loses nothing; a live one that was dropped is made again by its next
+        read."""
+        client = get_bus().client
+        idle_ms = 10 * self.options.claim_after * 1000
+        for consumer in await client.xinfo_consumers(keys.EVENTS, keys.NOTIFIERS_GROUP):
+            name = codec.text(consumer["name"])
+            if name != self.name and not consumer["pending"] and consumer["idle"] > idle_ms:
+                await client.xgroup_delconsumer(keys.EVENTS, keys.NOTIFIERS_GROUP, name)
 
     async def _start(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         await self._slots.acquire()
