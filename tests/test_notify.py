@@ -18,7 +18,7 @@ from hitl_bus import flow, get_client, keys, resume_flow_run
 from hitl_bus.bus import get_bus
 from hitl_bus.cli import app
 from hitl_bus.client.records import decode_event
-from hitl_bus.notify import Notifier, deadletters, sinks
+from hitl_bus.notify import Notifier, NotifierOptions, deadletters, sinks
 from hitl_bus.notify.mail import SmtpServer, render_description
 from hitl_bus.notify.notice import event_name
 from hitl_bus.people import Role, links
@@ -362,3 +362,34 @@ async def test_notify_listen_prints_each_delivery_and_refuses_a_bad_signature(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def test_an_idle_notifier_sends_redis_next_to_nothing(bus_url: str) -> None:
+    """A blocking XREADGROUP, not a poll: idle for 3 s, a notifier with the default options
+    sends a handful of commands."""
+    client = get_bus().client
+
+    async def calls() -> dict[str, int]:
+        stats = await client.info("commandstats")
+        return {k: int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info"}
+
+    async with running_notifier(NotifierOptions()):
+        before = await calls()
+        await asyncio.sleep(3)
+        after = await calls()
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    assert sum(spent.values()) <= 3, spent
+
+
+async def test_what_happens_while_no_notifier_runs_is_told_when_one_starts(
+    bus_url: str, receiver: Receiver
+) -> None:
+    await sinks.add_webhook(receiver.url)
+    async with running_notifier():
+        pass  # the group is made, and stays
+    run_id = await paused_run()
+    await asyncio.sleep(0.2)
+    assert receiver.requests == []
+    async with running_notifier():
+        await _count(receiver, 1)
+    assert receiver.requests[0].json["run"]["id"] == run_id
