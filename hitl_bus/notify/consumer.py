@@ -88,9 +88,15 @@ class Notifier:
             log.info("HITL_BUS_SMTP_URL is not set: no email, webhooks only")
         log.info("notifier %s reading %s", self.name, keys.EVENTS)
         tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._claim())]
+        stopping = asyncio.create_task(self._stopping.wait())
         try:
-            await self._stopping.wait()
+            # Either loop ending by itself is a bug: the notifier stops, and says why.
+            await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception():
+                    raise RuntimeError("a notifier loop failed") from task.exception()
         finally:
+            stopping.cancel()
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks, timeout=5)
@@ -127,18 +133,17 @@ class Notifier:
                         count=1,
                         block=block_ms,
                     )
+                    for _stream, entries in reply or []:
+                        for entry_id, fields in entries:
+                            await self._start(entry_id, fields)
                 except groups.GroupMissing:  # a flushed Redis: make the group again
-                    await groups.ensure_group(
-                        bus.client, keys.EVENTS, keys.NOTIFIERS_GROUP, start="$"
-                    )
-                    continue
+                    with contextlib.suppress(Exception):  # if not now, at the next read
+                        await groups.ensure_group(
+                            bus.client, keys.EVENTS, keys.NOTIFIERS_GROUP, start="$"
+                        )
                 except Exception as exc:  # noqa: BLE001 - reconnects on the next read
                     log.warning("reading %s failed: %s", keys.EVENTS, exc)
                     await asyncio.sleep(0.5)
-                    continue
-                for _stream, entries in reply or []:
-                    for entry_id, fields in entries:
-                        await self._start(entry_id, fields)
         finally:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 async with asyncio.timeout(1):
