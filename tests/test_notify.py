@@ -85,7 +85,7 @@ async def test_a_pause_is_posted_signed_with_a_link_per_person_named(
     assert url.startswith(f"{PUBLIC}/answer/")
     assert body["text"] == (
         f"Flow run {run.name} is waiting for input: **Approve** the invoice of "
-        f"<script>alert(1)</script> ACME — answer: {url}"
+        f"&lt;script&gt;alert(1)&lt;/script&gt; ACME — answer: {url}"
     )
     link = await links.peek(url.rsplit("/", 1)[1])
     assert link == links.AnswerLink(run_id, run.state.state_details.pause_key or "", "grace")

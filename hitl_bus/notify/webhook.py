@@ -35,6 +35,12 @@ def message_id(sink: str, delivery: str) -> str:
     return "msg_" + hashlib.sha256(f"{sink}\n{delivery}".encode()).hexdigest()[:32]
 
 
+def _slack(text: str) -> str:
+    """Text as a Slack message's ``text`` takes it: ``&``, ``<`` and ``>`` escaped, since
+    ``<...>`` is its link syntax (https://api.slack.com/reference/surfaces/formatting)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _link_text(links: dict[str, str], run_url: str) -> str:
     if not links:
         return run_url
@@ -49,9 +55,9 @@ async def body_for(notice: Notice) -> bytes:
     if notice.pause is not None:
         links = {p.name: await notice.answer_link(p.name) for p in notice.named_people}
         body["links"] = links
-        body["text"] = f"{notice.headline()} — answer: {_link_text(links, notice.run_url)}"
+        body["text"] = f"{_slack(notice.headline())} — answer: {_link_text(links, notice.run_url)}"
     else:
-        body["text"] = f"{notice.headline()} — {notice.run_url}"
+        body["text"] = f"{_slack(notice.headline())} — {notice.run_url}"
     return codec.dumps(body)
 
 
