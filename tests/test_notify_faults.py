@@ -15,8 +15,15 @@ from pathlib import Path
 import pytest
 
 from hitl_bus.notify import sinks
+from tests.faults import kill_clients_every
 from tests.helpers import eventually
-from tests.notify_support import Receiver, group_ready, paused_run, webhook_receiver
+from tests.notify_support import (
+    Receiver,
+    group_ready,
+    paused_run,
+    running_notifier,
+    webhook_receiver,
+)
 
 pytestmark = pytest.mark.realredis
 
@@ -112,3 +119,22 @@ def _assert_each_told_once(receiver: Receiver, runs: list[str]) -> None:
     for run_id in runs:
         ids = {r.headers["webhook-id"] for r in receiver.requests if r.json["run"]["id"] == run_id}
         assert len(ids) == 1  # a delivery tried again keeps its id
+
+
+async def test_cut_connections_lose_no_pause_and_double_none(bus_url: str) -> None:
+    port = int(bus_url.rsplit(":", 1)[1].split("/")[0])
+    with webhook_receiver() as receiver:
+        await sinks.add_webhook(receiver.url)
+        async with running_notifier():
+            cutting = asyncio.create_task(kill_clients_every(port, 0.25, 2.5))
+            runs = [await paused_run(["grace"]) for _ in range(4)]
+            await cutting
+
+            async def all_told() -> bool:
+                told = {r.json["run"]["id"] for r in receiver.answered()}
+                return told >= set(runs)
+
+            await eventually(all_told, timeout=30)
+            await asyncio.sleep(1.5)  # past claim_after: nothing more comes
+    told = sorted(r.json["run"]["id"] for r in receiver.requests)
+    assert told == sorted(runs)
