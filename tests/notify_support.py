@@ -136,8 +136,12 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        #: Replies given instead of accepting, in turn (e.g. ``451 try later``).
+        self.refusals: deque[str] = deque()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refusals:
+            return self.refusals.popleft()
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)

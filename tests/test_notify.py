@@ -393,3 +393,36 @@ async def test_what_happens_while_no_notifier_runs_is_told_when_one_starts(
     async with running_notifier():
         await _count(receiver, 1)
     assert receiver.requests[0].json["run"]["id"] == run_id
+
+
+async def test_an_email_the_server_keeps_refusing_is_parked_and_resent(
+    bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_person("grace", Role.RESPONDER, email="grace@example.test")
+    with smtp_server() as (mailbox, url):
+        monkeypatch.setenv("HITL_BUS_SMTP_URL", url)
+        mailbox.refusals.extend(["451 4.3.0 try again later"] * 3)
+        async with running_notifier():
+            run_id = await paused_run(["grace"])
+
+            async def parked() -> bool:
+                return len(await deadletters.list_letters()) == 1
+
+            await eventually(parked, timeout=10)
+        [letter] = await deadletters.list_letters()
+        assert (letter.sink, letter.target) == ("email:grace", "grace@example.test")
+        assert letter.error.startswith("SMTP 451")
+        assert mailbox.messages == []
+        resent = await asyncio.to_thread(_cli, "retry", letter.id)
+        assert resent.exit_code == 0, resent.stderr
+    [message] = mailbox.messages
+    assert message["To"] == "grace <grace@example.test>"
+    text = message.get_body(("plain",))
+    assert text is not None
+    token = text.get_content().split("/answer/", 1)[1].split()[0]
+    link = await links.peek(token)
+    assert link is not None and (link.run_id, link.assignee) == (run_id, "grace")
+    # The link lives until the pause's deadline (600 s), not longer.
+    ttl = await get_bus().client.pttl(keys.answer_link(token.split(".")[0]))
+    assert 590_000 < ttl <= 600_000
+    assert await deadletters.list_letters() == []
