@@ -190,7 +190,8 @@ def listen(
                 self.send_response(400)
             else:
                 mark = "signature ok" if checker else "signature not checked"
-                typer.echo(f"{headers.get('webhook-id')} ({mark}): {message.get('text')}")
+                text = message.get("text") if isinstance(message, dict) else None
+                typer.echo(f"{headers.get('webhook-id')} ({mark}): {text or body.decode()}")
                 self.send_response(204)
             self.end_headers()
 
