@@ -189,7 +189,7 @@ async def test_what_keeps_failing_is_parked_listed_and_resent(
     assert [r.answered for r in receiver.requests] == [500, 500, 500]
     [letter] = await deadletters.list_letters()
     assert letter.sink == hook.sink and letter.target == receiver.url
-    assert letter.error.startswith("500")
+    assert letter.error.startswith("500") and letter.attempts == 3
 
     listed = await asyncio.to_thread(_cli, "failed")
     assert listed.exit_code == 0, listed.stderr
@@ -223,7 +223,7 @@ async def test_retry_all_keeps_what_fails_again(bus_url: str, receiver: Receiver
     assert failed.exit_code == 1
     assert "failed again: 410" in failed.stderr
     [letter] = await deadletters.list_letters()
-    assert letter.error.startswith("410")
+    assert letter.error.startswith("410") and letter.attempts == 4  # 3, then 1 (final at once)
     resent = await asyncio.to_thread(_cli, "retry", "--all")
     assert resent.exit_code == 0, resent.stderr
     assert await deadletters.list_letters() == []

@@ -247,7 +247,7 @@ class Notifier:
                         subject=notice.headline(),
                         payload=delivery.payload(),
                         error=str(exc),
-                        attempts=self.options.retry.attempts,
+                        attempts=exc.tries,
                         failed_at=datetime.now(UTC),
                     )
                 )

@@ -82,7 +82,7 @@ async def resend(letter: DeadLetter, policy: RetryPolicy) -> None:
         failed = letter.model_copy(
             update={
                 "error": str(exc),
-                "attempts": letter.attempts + policy.attempts,
+                "attempts": letter.attempts + exc.tries,
                 "failed_at": datetime.now(UTC),
             }
         )

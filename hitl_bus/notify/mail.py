@@ -155,16 +155,20 @@ async def send_with_retries(server: SmtpServer, message: EmailMessage, policy: R
     :raises DeliveryFailed: every try failed, or the server refused for good.
     """
     tries = 0
-    async for attempt in retrying(policy):
-        with attempt:
-            tries += 1
-            try:
-                await send(server, message)
-            except aiosmtplib.SMTPResponseException as exc:
-                failure = f"SMTP {exc.code} {exc.message}"
-                if 400 <= exc.code < 500:
-                    raise TryAgain(failure) from exc
-                raise DeliveryFailed(failure) from exc
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                raise TryAgain(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        async for attempt in retrying(policy):
+            with attempt:
+                tries += 1
+                try:
+                    await send(server, message)
+                except aiosmtplib.SMTPResponseException as exc:
+                    failure = f"SMTP {exc.code} {exc.message}"
+                    if 400 <= exc.code < 500:
+                        raise TryAgain(failure) from exc
+                    raise DeliveryFailed(failure) from exc
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    raise TryAgain(f"{type(exc).__name__}: {exc}") from exc
+    except DeliveryFailed as exc:
+        exc.tries = tries
+        raise
     return tries

@@ -32,6 +32,9 @@ class RetryPolicy:
 class DeliveryFailed(Exception):
     """A delivery failed for good (this try, or after every try)."""
 
+    #: The tries made before it was given up.
+    tries: int = 1
+
 
 class TryAgain(DeliveryFailed):
     """A try failed in a way another try may cure."""

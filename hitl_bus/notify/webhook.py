@@ -95,14 +95,18 @@ async def post(
     """
     tries = 0
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT, follow_redirects=False) as http:
-        async for attempt in retrying(policy):
-            with attempt:
-                tries += 1
-                try:
-                    # Signed at each try: the timestamp is the try's, the id the delivery's.
-                    headers = signed_headers(webhook, msg_id, body)
-                    response = await http.post(webhook.url, content=body, headers=headers)
-                except httpx.HTTPError as exc:
-                    raise TryAgain(f"{type(exc).__name__}: {exc}") from exc
-                _judge(response)
+        try:
+            async for attempt in retrying(policy):
+                with attempt:
+                    tries += 1
+                    try:
+                        # Signed at each try: the timestamp is the try's, the id the delivery's.
+                        headers = signed_headers(webhook, msg_id, body)
+                        response = await http.post(webhook.url, content=body, headers=headers)
+                    except httpx.HTTPError as exc:
+                        raise TryAgain(f"{type(exc).__name__}: {exc}") from exc
+                    _judge(response)
+        except DeliveryFailed as exc:
+            exc.tries = tries
+            raise
     return tries
