@@ -253,6 +253,8 @@ class Notifier:
                 )
                 await ledger.mark_done(delivery.sink, key, ledger.Outcome.PARKED)
                 return ledger.Outcome.PARKED
+            # A letter parked by a notifier that died before its done mark is moot now.
+            await deadletters.drop(deadletters.letter_id(delivery.sink, key))
             await ledger.mark_done(delivery.sink, key, ledger.Outcome.SENT)
             log.info("%s sent to %s", key, delivery.target)
             return ledger.Outcome.SENT

@@ -88,8 +88,13 @@ async def resend(letter: DeadLetter, policy: RetryPolicy) -> None:
         )
         await park(failed)
         raise
+    await drop(letter.id)
     await ledger.mark_done(letter.sink, letter.delivery, ledger.Outcome.SENT)
-    await get_bus().client.hdel(keys.NOTIFY_FAILED, letter.id)
+
+
+async def drop(letter_id: str) -> None:
+    """Forget a dead letter (it went through); no error when there is none."""
+    await get_bus().client.hdel(keys.NOTIFY_FAILED, letter_id)
 
 
 async def _send(letter: DeadLetter, policy: RetryPolicy) -> int:
