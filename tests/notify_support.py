@@ -204,12 +204,12 @@ async def group_ready(readers: int = 1) -> None:
         groups = await client.xinfo_groups(keys.EVENTS) if await client.exists(keys.EVENTS) else []
         if not any(g["name"] == keys.NOTIFIERS_GROUP.encode() for g in groups):
             return False
-        return await _readers() >= readers
+        return await blocked_readers() >= readers
 
     await eventually(ready, timeout=20)
 
 
-async def _readers() -> int:
+async def blocked_readers() -> int:
     listed = await get_bus().client.execute_command("CLIENT", "LIST")
     text = listed.decode() if isinstance(listed, bytes) else str(listed)
     return text.count("cmd=xreadgroup")
@@ -223,7 +223,7 @@ async def running_notifier(
     notifier = Notifier(options, name=name)
     task = asyncio.create_task(notifier.run())
     try:
-        before = await _readers()
+        before = await blocked_readers()
         await group_ready(before + 1)
         yield notifier
     finally:

@@ -19,6 +19,7 @@ from tests.faults import kill_clients_every
 from tests.helpers import eventually
 from tests.notify_support import (
     Receiver,
+    blocked_readers,
     group_ready,
     paused_run,
     running_notifier,
@@ -77,10 +78,11 @@ def notifier_processes(n: int, tmp_path: Path) -> Iterator[list[subprocess.Popen
 async def test_a_notifier_killed_mid_delivery_leaves_no_pause_untold_or_told_twice(
     bus_url: str, tmp_path: Path
 ) -> None:
+    reading = await blocked_readers()  # other tests' leftovers, if any
     with webhook_receiver() as receiver, notifier_processes(2, tmp_path) as procs:
         await sinks.add_webhook(receiver.url)
         receiver.hold.clear()  # every delivery waits in the receiver until let go
-        await group_ready(readers=2)
+        await group_ready(readers=reading + 2)
         runs = await asyncio.gather(*(paused_run(["grace"]) for _ in range(6)))
         pids = [p.pid for p in procs]
 
