@@ -43,8 +43,8 @@ MASTER_BOUND = 2  # the target: at most this many connections per master besides
 
 async def role_waiter(out: Any, receivers: int, paused: int) -> None:
     from hitl_bus import flow, pause_flow_run, receive_input, start_flow_run
-    from hitl_bus.engine import create_flow_run
     from hitl_bus.bus import get_bus
+    from hitl_bus.engine import create_flow_run
 
     latencies: list[int] = []
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from hitl_bus.cli_notify import notify_app
 from hitl_bus.cli_users import REFUSED, TokenOption, run_as, users_app
 from hitl_bus.people.roles import Action
 from hitl_bus.version import __version__
@@ -498,6 +499,9 @@ def _watch(run: FlowRun) -> FlowRun:
     except KeyboardInterrupt:
         raise _fail(f"stopped waiting; {run.id} goes on ({run.state.name})", 130) from None
     return run
+
+
+app.add_typer(notify_app, name="notify")  # hitl_bus/cli_notify.py
 
 
 @app.command()

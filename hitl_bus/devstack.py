@@ -1,8 +1,9 @@
-"""The local stack behind ``hitl-bus dev``: Redis, the workers and the web server.
+"""The local stack behind ``hitl-bus dev``: Redis, the workers, the web server, a notifier.
 
 One process tree: Redis (an embedded redis-server on a loopback port when
-``HITL_BUS_REDIS_URL`` is unset), the ``workers/`` processes and the web
-server, sharing one API token (generated unless ``HITL_BUS_API_TOKEN`` is set).
+``HITL_BUS_REDIS_URL`` is unset), the ``workers/`` processes, the web server and
+one notifier (``hitl-bus notify``), sharing one API token (generated unless
+``HITL_BUS_API_TOKEN`` is set).
 Each child runs in a process group of its own, so a terminal's Ctrl-C reaches
 only ``dev``, which then stops the workers (they drain) before Redis.
 """
@@ -310,6 +311,12 @@ def _hint(deployments: list[str], command: list[str] | None) -> str:
     return f"  Start a run of {example}{then}.{stop}"
 
 
+_NOTIFIER_HINT = (
+    "  A notifier tells of each pause: add a webhook with `hitl-bus notify add-webhook URL`"
+    ' (see README, "Telling people a flow is waiting").'
+)
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(message, err=True)
     return typer.Exit(code)
@@ -328,6 +335,8 @@ def run(host: str, port: int, command: list[str] | None) -> int:
     # Like Jupyter: a token per session, unless one is configured; every child inherits it.
     token = os.environ.get("HITL_BUS_API_TOKEN") or secrets.token_urlsafe(24)
     os.environ["HITL_BUS_API_TOKEN"] = token
+    # The notifier's answer links lead to this server unless another address is configured.
+    os.environ.setdefault("HITL_BUS_PUBLIC_URL", base_url)
     children = _Children()
     code = 0
     with _stop_on_signals(), local_redis() as url:
@@ -339,9 +348,11 @@ def run(host: str, port: int, command: list[str] | None) -> int:
                 children.start("workers.examples", [sys.executable, "-m", "workers.examples"])
             web_argv = ["web", "--host", host, "--port", str(port)]
             children.start("the web server", [sys.executable, "-m", "hitl_bus.cli", *web_argv])
+            children.start("the notifier", [sys.executable, "-m", "hitl_bus.cli", "notify"])
             _wait_until_up(children, base_url, deployments)
             typer.echo(f"hitl_bus is up: open {base_url}/login?token={quote(token, safe='')}")
             typer.echo(_hint(deployments, command))
+            typer.echo(_NOTIFIER_HINT, err=True)
             code = _run_command(command, children) if command else _wait_for_stop(children)
         except (KeyboardInterrupt, _Stopped):
             code = 130 if command else 0

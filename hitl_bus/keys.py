@@ -142,6 +142,24 @@ def answer_link(link_id: str) -> str:
     return f"{PREFIX}:{{people}}:link:{link_id}"
 
 
+#: Consumer group the notifiers read ``EVENTS`` through: each event is handled by one.
+NOTIFIERS_GROUP = "notifiers"
+#: Hash of the notifier's webhooks: id -> JSON (URL, events, signing secret).
+NOTIFY_WEBHOOKS = f"{PREFIX}:notify:webhooks"
+#: Hash of the notifier's dead letters: id -> JSON (the delivery that kept failing, and why).
+NOTIFY_FAILED = f"{PREFIX}:notify:failed"
+
+
+def notify_done(sink: str, delivery: str) -> str:
+    """Marks one delivery to one sink done (sent, or parked as a dead letter); expires."""
+    return f"{PREFIX}:notify:done:{sink}:{delivery}"
+
+
+def notify_lease(sink: str, delivery: str) -> str:
+    """Held by the notifier delivering it now (kept alive while it works, PX)."""
+    return f"{PREFIX}:notify:lease:{sink}:{delivery}"
+
+
 def inbox(inbox_id: str) -> str:
     """Hash marking a client inbox alive; expires after its last use."""
     return _owned(inbox_id, "inbox")

@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     #: bootstrap ``api_token``): its role decides what the CLI's writes may do. Unset:
     #: the CLI acts as the machine's local operator, with every right.
     token: str | None = None
-    #: Where people reach the web UI from outside: answer links are
-    #: ``<public_url>/answer/<token>``.
+    #: Where people reach the web UI from outside: the links the notifier sends
+    #: (``<public_url>/answer/<token>``, ``<public_url>/runs/<id>``) start with it.
     public_url: str = "http://127.0.0.1:8000"
     #: Let anyone who reaches the server read runs, logs and events without the token.
     #: (With no token configured, reads are always open and writes are off.)
@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     #: it is installed (the ``fast`` extra), else asyncio's; ``asyncio`` forces the standard
     #: loop; ``uvloop`` requires uvloop. The library itself runs on any loop it is called on.
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    #: SMTP server the notifier sends email through, e.g.
+    #: ``smtp://user:pass@host:587?starttls=1`` or ``smtps://host:465``; unset: no email.
+    smtp_url: str | None = None
+    #: The ``From`` address of the notifier's email.
+    smtp_from: str = "hitl-bus@localhost"
 
 
 def get_settings() -> Settings:

@@ -233,6 +233,8 @@ def test_dev_uses_configured_redis_and_token_and_stops_on_sigterm(
     admin = redis.Redis.from_url(real_redis_url)
     try:
         assert admin.hexists(key_names.DEPLOYMENTS, "greeter/send-receive")
+        members = session_members(proc.pid).values()
+        assert any("hitl_bus.cli notify" in cmd for cmd in members)  # the stack's notifier
     finally:
         admin.close()
     proc.send_signal(signal.SIGTERM)  # to dev alone, as a service manager would

@@ -26,9 +26,11 @@ LAYERS: dict[str, int] = {
     "hitl_bus.client": 4,
     "hitl_bus.runtime": 4,
     "hitl_bus.deployments": 5,
+    "hitl_bus.notify": 5,
     "hitl_bus.web": 6,
     "hitl_bus.cli": 7,
     "hitl_bus.cli_users": 7,
+    "hitl_bus.cli_notify": 7,
     "hitl_bus.devstack": 7,
     "hitl_bus": 8,  # the package's face imports everything it exports
     # Prefect's module paths: faces too, re-exporting what the layers define

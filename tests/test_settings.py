@@ -13,6 +13,8 @@ def test_defaults() -> None:
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.run_retention == 7 * 24 * 3600
     assert settings.reconnect_timeout == 30
+    assert settings.public_url == "http://127.0.0.1:8000"
+    assert settings.smtp_url is None
 
 
 def test_the_environment_is_read_at_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
