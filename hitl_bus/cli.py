@@ -196,9 +196,10 @@ def runs_ls(
     from hitl_bus.client import get_client
 
     async def mine() -> list[FlowRun]:
-        from hitl_bus.web.waiting import waiting_for
-
-        return await waiting_for(await me(token), limit=limit, deployment=deployment)
+        person = await me(token)
+        return await get_client().read_flow_runs(
+            waiting_for=person.name, limit=limit, deployment=deployment
+        )
 
     if waiting_for_me:
         try:

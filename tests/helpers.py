@@ -52,3 +52,16 @@ async def greeter() -> None:
         if msg.value == "exit":
             return
         await msg.respond(f"Hello, {msg.value}!")
+
+
+def shirt_order_for(assignees: list[str] | None) -> Any:
+    """A flow pausing for a ``ShirtOrder`` that only ``assignees`` may answer."""
+    from hitl_bus import pause_flow_run
+    from tests.models import ShirtOrder
+
+    @flow(name="assigned-shirt")
+    async def assigned_shirt() -> str:
+        order = await pause_flow_run(wait_for_input=ShirtOrder, timeout=120, assignees=assignees)
+        return f"{order.size} {order.color}"
+
+    return assigned_shirt

@@ -23,7 +23,6 @@ from hitl_bus import RunInput, flow, keys, pause_flow_run
 from hitl_bus.bus import get_bus
 from hitl_bus.notify import Notifier, NotifierOptions, RetryPolicy
 from hitl_bus.redis_server import free_port
-from hitl_bus.runtime import flow_run
 from tests.helpers import eventually, start_paused
 
 DESCRIPTION = "**Approve** the invoice of <script>alert(1)</script> ACME\n\nIt is *due* Friday."
@@ -167,16 +166,14 @@ class Approval(RunInput):
 
 
 def approval_flow(assignees: list[str] | None, description: str = DESCRIPTION) -> Any:
-    """A flow that names its pause's assignees (the run's ``pause_assignees``), then pauses."""
+    """A flow that pauses for an approval by ``assignees`` (None: any responder)."""
 
     @flow(name="invoice-approval")
     async def approve() -> bool:
-        if assignees is not None:
-            await get_bus().client.hset(
-                keys.run(flow_run.id), "pause_assignees", orjson.dumps(assignees)
-            )
         answer = await pause_flow_run(
-            wait_for_input=Approval.with_initial_data(description=description), timeout=600
+            wait_for_input=Approval.with_initial_data(description=description),
+            timeout=600,
+            assignees=assignees,
         )
         return answer.approved
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
 import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
 from hitl_bus import flow, get_client, pause_flow_run
-from hitl_bus import keys as key_names
 from hitl_bus.cli import app
 from hitl_bus.context import acting_as
 from hitl_bus.deployments import register
@@ -23,7 +21,7 @@ from hitl_bus.errors import NotAllowed
 from hitl_bus.people.roles import Role
 from hitl_bus.people.store import add_person, list_people, person_for_token
 from tests import worker_flows
-from tests.helpers import start_paused
+from tests.helpers import shirt_order_for, start_paused
 from tests.models import ShirtOrder
 
 pytestmark = pytest.mark.usefixtures("real_redis_url")
@@ -169,9 +167,8 @@ async def test_runs_ls_waiting_for_me(
 ) -> None:
     _, grace = await add_person("grace", Role.RESPONDER)
     _, bob = await add_person("bob", Role.RESPONDER, teams=["finance"])
-    for_finance = await start_paused(shirt)
+    for_finance = await start_paused(shirt_order_for(["role:finance"]))
     for_anyone = await start_paused(shirt)
-    await admin.hset(key_names.run(for_finance), "pause_assignees", orjson.dumps(["role:finance"]))
     no_token = runner.invoke(app, ["runs", "ls", "--waiting-for-me"])
     assert no_token.exit_code == 3 and "HITL_BUS_TOKEN" in no_token.stderr
     monkeypatch.setenv("HITL_BUS_TOKEN", grace)

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -23,7 +22,7 @@ from hitl_bus.people import links
 from hitl_bus.people.roles import Role
 from hitl_bus.people.store import add_person, remove_person, rotate_token
 from hitl_bus.web import answer_url, create_app
-from tests.helpers import start_paused
+from tests.helpers import shirt_order_for, start_paused
 from tests.models import ShirtOrder
 from tests.web import TOKEN
 
@@ -222,10 +221,6 @@ async def test_people_log_in_without_a_bootstrap_token(
 # --- waiting for me --------------------------------------------------------------------------
 
 
-async def assign(admin: aioredis.Redis, run_id: str, assignees: list[str]) -> None:
-    await admin.hset(key_names.run(run_id), "pause_assignees", orjson.dumps(assignees))
-
-
 async def test_waiting_for_me_lists_the_pauses_a_person_may_answer(
     web: httpx.AsyncClient, admin: aioredis.Redis
 ) -> None:
@@ -233,10 +228,10 @@ async def test_waiting_for_me_lists_the_pauses_a_person_may_answer(
     bob = await person("bob", Role.RESPONDER, teams=("finance",))
     ada = await person("ada", Role.VIEWER)
     linus = await person("linus", Role.OPERATOR)
-    for_grace, for_finance, for_anyone, for_operators = [await start_paused(shirt) for _ in "1234"]
-    await assign(admin, for_grace, ["grace"])
-    await assign(admin, for_finance, ["role:finance"])
-    await assign(admin, for_operators, ["role:operator"])
+    for_grace = await start_paused(shirt_order_for(["grace"]))
+    for_finance = await start_paused(shirt_order_for(["role:finance"]))
+    for_anyone = await start_paused(shirt)
+    for_operators = await start_paused(shirt_order_for(["role:operator"]))
     running = await create_flow_run("busy", state=State(type=StateType.RUNNING))
 
     async def mine(headers: dict[str, str]) -> set[str]:

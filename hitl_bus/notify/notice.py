@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hitl_bus.bus import codec
 from hitl_bus.client.pauses import PauseDetails, read_pause
 from hitl_bus.client.records import RunEvent
 from hitl_bus.engine import store
@@ -121,20 +120,6 @@ def public_url() -> str:
     return get_settings().public_url.rstrip("/")
 
 
-def _assignees(raw: dict[bytes, bytes], run_id: str) -> list[str]:
-    value = raw.get(b"pause_assignees")
-    if not value:
-        return []
-    try:
-        listed = codec.loads(value)
-    except ValueError as exc:
-        log.warning("run %s: pause_assignees is not JSON (%s); no assignees", run_id, exc)
-        return []
-    if not isinstance(listed, list):
-        return []
-    return [a for a in listed if isinstance(a, str)]
-
-
 def resolve(assignees: list[str], people: list[Person]) -> list[Person]:
     """The people ``assignees`` name: each person named, and those a role or team names."""
     if not assignees:
@@ -158,7 +143,7 @@ async def notice_for(event: RunEvent, name: str) -> Notice | None:
     if pause is None or (wanted is not None and wanted != pause.pause_key):
         log.info("the pause of event %s is over; nothing to tell", event.id)
         return None
-    assignees = _assignees(raw, event.run_id)
+    assignees = store.decode_record(raw).pause_assignees or []
     people = resolve(assignees, await list_people()) if assignees else []
     return Notice(event, name, store.decode_run(raw), pause, assignees, people)
 

@@ -62,7 +62,6 @@ from hitl_bus.settings import get_settings
 from hitl_bus.web import auth, live
 from hitl_bus.web.auth import Answerer, Operator, Read
 from hitl_bus.web.markdown import render_markdown
-from hitl_bus.web.waiting import waiting_for
 
 log = logging.getLogger("hitl_bus.web")
 router = APIRouter(prefix="/api", dependencies=[Read])
@@ -253,7 +252,9 @@ async def list_runs(
     if waiting_for_ is not None:
         if person is None:
             raise HTTPException(401, "log in (or send a token) to see what waits for you")
-        mine = await waiting_for(person, limit=limit, deployment=deployment, flow_name=flow_name)
+        mine = await client.read_flow_runs(
+            waiting_for=person.name, limit=limit, deployment=deployment, flow_name=flow_name
+        )
         return [_dump(r) for r in mine]
     if state and state.upper() not in StateType.__members__:
         raise RequestValidationError(
