@@ -7,6 +7,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from hitl_bus.cli_users import TokenOption, run_as
+
 T = TypeVar("T")
 
 notify_app = typer.Typer(
@@ -18,6 +20,13 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     from hitl_bus._sync import run_blocking
 
     return run_blocking(coro)
+
+
+def _configure(token: str | None, coro: Coroutine[Any, Any, T]) -> T:
+    """A change to the notifier's set-up: an admin's when a token is given (else refused)."""
+    from hitl_bus.people.roles import Action
+
+    return run_as(token, Action.CONFIGURE, coro)
 
 
 @notify_app.callback(invoke_without_command=True)
@@ -69,12 +78,13 @@ def add_webhook(
     events: Annotated[
         str, typer.Option(help="Comma-separated: paused, completed, failed, input.received, ...")
     ] = "paused",
+    token: TokenOption = None,
 ) -> None:
     """Add a webhook; prints its id and its signing secret (shown this once)."""
     from hitl_bus.notify import sinks
 
     try:
-        hook = _run(sinks.add_webhook(url, events.split(",")))
+        hook = _configure(token, sinks.add_webhook(url, events.split(",")))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"{hook.id}\t{hook.url}\t{','.join(hook.events)}")
@@ -92,12 +102,15 @@ def ls() -> None:
 
 
 @notify_app.command("rm")
-def rm(webhook_id: Annotated[str, typer.Argument(help="The webhook's id (notify ls).")]) -> None:
+def rm(
+    webhook_id: Annotated[str, typer.Argument(help="The webhook's id (notify ls).")],
+    token: TokenOption = None,
+) -> None:
     """Remove a webhook."""
     from hitl_bus.notify import sinks
 
     try:
-        _run(sinks.remove_webhook(webhook_id))
+        _configure(token, sinks.remove_webhook(webhook_id))
     except sinks.WebhookNotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -125,6 +138,7 @@ def retry(
     all_: Annotated[bool, typer.Option("--all", help="Resend every failed delivery.")] = False,
     attempts: Annotated[int, typer.Option(help="Tries of each before it stays failed.")] = 3,
     backoff: Annotated[float, typer.Option(help="Seconds before the second try.")] = 1.0,
+    token: TokenOption = None,
 ) -> None:
     """Send failed deliveries again; each that goes through leaves the list."""
     from hitl_bus.notify import deadletters
@@ -155,7 +169,7 @@ def retry(
                 typer.echo(f"{letter.id}\tsent to {letter.target}")
         return code
 
-    raise typer.Exit(_run(resend()))
+    raise typer.Exit(_configure(token, resend()))
 
 
 @notify_app.command("listen")
@@ -206,3 +220,27 @@ def listen(
         pass
     finally:
         server.server_close()
+
+
+@notify_app.command("page")
+def page_sink(
+    on: Annotated[
+        bool, typer.Option("--on/--off", help="Post to the UI's Notifications page, or stop.")
+    ] = True,
+    events: Annotated[
+        str, typer.Option(help="Comma-separated: paused, completed, failed, input.received, ...")
+    ] = "paused",
+    token: TokenOption = None,
+) -> None:
+    """Post what a webhook would be sent to the UI's Notifications page (admins see it)."""
+    from hitl_bus.notify import page
+
+    if not on:
+        _configure(token, page.turn_off())
+        typer.echo("the Notifications page gets nothing now")
+        return
+    try:
+        wanted = _configure(token, page.turn_on(events.split(",")))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"the Notifications page gets: {', '.join(wanted)}")

@@ -245,14 +245,20 @@ def _wait_until_up(children: _Children, base_url: str, deployments: list[str]) -
 
 
 def _check_redis(url: str) -> None:
-    """Fail with one clear line, before any process starts, when Redis cannot be reached."""
+    """Fail with one clear line, before any process starts, when Redis cannot be reached;
+    then turn on the notifier's Notifications page."""
     from hitl_bus._sync import run_blocking
     from hitl_bus.bus import close_bus, get_bus
     from hitl_bus.errors import BusConnectionError
 
     async def ping() -> None:
+        from hitl_bus.notify import page
+
         try:
             await get_bus().client.ping()
+            # The notifier also posts to the UI's Notifications page, so what it would
+            # send is seen without any outside service.
+            await page.turn_on()
         finally:
             await close_bus()
 
@@ -312,8 +318,8 @@ def _hint(deployments: list[str], command: list[str] | None) -> str:
 
 
 _NOTIFIER_HINT = (
-    "  A notifier tells of each pause: add a webhook with `hitl-bus notify add-webhook URL`"
-    ' (see README, "Telling people a flow is waiting").'
+    "  A notifier tells of each pause on the Notifications page; add a webhook with"
+    ' `hitl-bus notify add-webhook URL` (see README, "Telling people a flow is waiting").'
 )
 
 

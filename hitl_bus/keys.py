@@ -148,6 +148,10 @@ NOTIFIERS_GROUP = "notifiers"
 NOTIFY_WEBHOOKS = f"{PREFIX}:notify:webhooks"
 #: Hash of the notifier's dead letters: id -> JSON (the delivery that kept failing, and why).
 NOTIFY_FAILED = f"{PREFIX}:notify:failed"
+#: Whether the notifier also posts to the UI's Notifications page, and for which events.
+NOTIFY_PAGE = f"{PREFIX}:notify:page"
+#: Stream of what the notifier posted to the UI's Notifications page, newest last (capped).
+NOTIFICATIONS = f"{PREFIX}:notifications"
 
 
 def notify_done(sink: str, delivery: str) -> str:

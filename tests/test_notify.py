@@ -426,3 +426,47 @@ async def test_an_email_the_server_keeps_refusing_is_parked_and_resent(
     ttl = await get_bus().client.pttl(keys.answer_link(token.split(".")[0]))
     assert 590_000 < ttl <= 600_000
     assert await deadletters.list_letters() == []
+
+
+async def test_the_notifications_page_shows_what_a_webhook_would_get_to_admins_only(
+    bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from hitl_bus.notify import page
+    from hitl_bus.web import create_app
+    from tests.web import AUTH, TOKEN
+
+    _, grace_token = await add_person("grace", Role.RESPONDER)
+    refused = _cli("page", "--on", "--token", grace_token)
+    assert refused.exit_code == 3
+    assert "grace is a responder; to configure the notifier you need the admin role" in (
+        refused.stderr
+    )
+    assert await page.events_wanted() == []
+    assert _cli("page", "--on").exit_code == 0  # the local operator
+    async with running_notifier():
+        run_id = await paused_run(["grace"])
+
+        async def posted() -> bool:
+            return bool(await page.recent())
+
+        await eventually(posted)
+    [item] = await page.recent()
+    assert item.run_id == run_id and item.event == "paused"
+    assert item.text.startswith("Flow run") and "waiting for input" in item.text
+    assert set(item.links) == {"grace"}
+    assert await links.peek(item.links["grace"].rsplit("/", 1)[1]) is not None
+
+    monkeypatch.setenv("HITL_BUS_API_TOKEN", TOKEN)
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as web:
+        shown = await web.get("/notifications", headers=AUTH)
+        assert shown.status_code == 200
+        assert item.links["grace"] in shown.text and "Answer as grace" in shown.text
+        grace = {"Authorization": f"Bearer {grace_token}"}
+        hidden = await web.get("/notifications", headers=grace)
+        assert hidden.status_code == 403
+        assert item.links["grace"] not in hidden.text
+    assert _cli("page", "--off").exit_code == 0
+    assert await page.events_wanted() == []

@@ -30,7 +30,7 @@ from email.message import EmailMessage
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus, groups
 from hitl_bus.client.records import RunEvent, decode_event
-from hitl_bus.notify import deadletters, ledger, mail, webhook
+from hitl_bus.notify import deadletters, ledger, mail, page, webhook
 from hitl_bus.notify.notice import Notice, event_name, notice_for
 from hitl_bus.notify.retry import DeliveryFailed, RetryPolicy
 from hitl_bus.notify.sinks import Webhook, list_webhooks
@@ -214,12 +214,15 @@ class Notifier:
         name = event_name(event)
         hooks = [w for w in await list_webhooks() if name in w.events]
         email_on = name == "paused" and bool(get_settings().smtp_url)
-        if not hooks and not email_on:
+        page_on = name in await page.events_wanted()
+        if not hooks and not email_on and not page_on:
             return True
         notice = await notice_for(event, name)
         if notice is None:
             return True
         deliveries = [self._webhook(notice, hook) for hook in hooks]
+        if page_on:
+            deliveries.append(self._page(notice))
         if email_on:
             deliveries += self._emails(notice)
         outcomes = [await self._once(notice, d) for d in deliveries]
@@ -268,6 +271,12 @@ class Notifier:
             await webhook.post(hook, msg_id, body, self.options.retry)
 
         return _Delivery(hook.sink, hook.url, send, lambda: made.get("body", b"").decode())
+
+    def _page(self, notice: Notice) -> _Delivery:
+        async def send() -> None:
+            await page.post(notice.name, notice.run_id, await webhook.body_for(notice))
+
+        return _Delivery(page.SINK, "the Notifications page", send, lambda: "")
 
     def _emails(self, notice: Notice) -> list[_Delivery]:
         settings = get_settings()

@@ -40,6 +40,7 @@ class Action(StrEnum):
     ANSWER = "answer"  # resume a pause, send input
     OPERATE = "operate"  # start and cancel runs
     MANAGE_PEOPLE = "manage people"
+    CONFIGURE = "configure the notifier"
 
     @property
     def least_role(self) -> Role:
@@ -51,6 +52,7 @@ _LEAST = {
     Action.ANSWER: Role.RESPONDER,
     Action.OPERATE: Role.OPERATOR,
     Action.MANAGE_PEOPLE: Role.ADMIN,
+    Action.CONFIGURE: Role.ADMIN,
 }
 
 

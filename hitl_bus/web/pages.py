@@ -21,6 +21,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from hitl_bus.notify import page
 from hitl_bus.people.roles import Action, allows
 from hitl_bus.version import __version__
 from hitl_bus.web import assets, auth
@@ -113,6 +114,19 @@ async def run_page(request: Request, run_id: uuid.UUID) -> Response:
         return _login_redirect(request)
     context = await _context(request, run_id=str(run_id))
     return templates.TemplateResponse(request, "run.html", context)
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+async def notifications_page(request: Request) -> Response:
+    """What the notifier posted to this page (admins only: the entries hold answer links)."""
+    if not await auth.can_read(request):
+        return _login_redirect(request)
+    context = await _context(request)
+    person = await auth.current_person(request)  # a session's, or a Bearer token's
+    if person is None or not allows(person.role, Action.CONFIGURE):
+        raise HTTPException(403, "Only admins see the notifications: they hold answer links.")
+    context.update(enabled=await page.events_wanted(), posted=await page.recent(100))
+    return templates.TemplateResponse(request, "notifications.html", context)
 
 
 @router.get("/docs", response_class=HTMLResponse)
