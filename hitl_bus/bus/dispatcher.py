@@ -350,6 +350,7 @@ class _Bells:
                     await asyncio.sleep(reconnect_backoff().compute(failures))
                     continue
                 now = asyncio.get_running_loop().time()
+                log.debug("bells on %s read %s: %s", self.node, requested, [bool(r) for r in replies])
                 for reply in replies:
                     if reply:
                         deliver(self.streams, reply, requested, now)
@@ -466,6 +467,7 @@ class _Bells:
 
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        log.debug("bells on %s: %s %s", self.node, kind, message.get("channel"))
         channel = message.get("channel")
         if not isinstance(channel, bytes | str):
             return

@@ -254,3 +254,50 @@ async def test_an_answer_refused_by_the_server_keeps_the_link_and_what_was_typed
     await page.get_by_label("Your answer").fill("kept, and sent")  # the server's mark goes
     await page.get_by_role("button", name="Send answer").click()
     await expect(page.locator("#notice")).to_contain_text("Your answer was sent")
+
+
+async def test_the_link_in_the_email_answers_the_pause_once(
+    fresh_page: OpenPage, web_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole way: a pause for grace, the notifier's email to her, the link in it."""
+    from tests.helpers import eventually, shirt_order_for
+    from tests.notify_support import running_notifier, smtp_server
+
+    await add_person("grace", Role.RESPONDER, email="grace@example.test")
+    monkeypatch.setenv("HITL_BUS_PUBLIC_URL", web_url)
+    with smtp_server() as (mailbox, smtp_url):
+        monkeypatch.setenv("HITL_BUS_SMTP_URL", smtp_url)
+        async with running_notifier():
+            run_id = await start_paused(shirt_order_for(["grace"]))
+            other = await start_paused(shirt_order_for(["grace"]))
+
+            async def mailed() -> bool:
+                return len(mailbox.messages) == 2
+
+            await eventually(mailed, timeout=20)
+    by_run = {}
+    for message in mailbox.messages:
+        text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        [link] = re.findall(re.escape(web_url) + r"/answer/\S+", text)
+        [run] = [r for r in (run_id, other) if r in text]
+        by_run[run] = link
+    page = await fresh_page()
+    await page.goto(by_run[run_id])
+    await page.get_by_label("Size").select_option("large")
+    await page.get_by_label("Color").select_option("red")
+    await page.get_by_role("button", name="Send answer").click()
+    await expect(page.locator("#notice")).to_contain_text("Your answer was sent")
+    done = await get_client().wait_for_flow_run(run_id, timeout=10)
+    assert done.state.is_completed()
+    history = await get_client().read_state_history(run_id)
+    assert any(state.state_details.actor == "hitl.user.grace" for state in history)
+
+    await page.goto(by_run[run_id])  # the second use
+    await expect(page.get_by_role("alert")).to_have_text(GONE)
+    # The other run's link answers only that run: used on this run's API it opens nothing.
+    token = by_run[other].rsplit("/", 1)[1]
+    elsewhere = await post(
+        page, f"/api/runs/{run_id}/resume", {"input": {"size": "small"}}, bearer=token
+    )
+    assert elsewhere["status"] == 401
+    assert (await get_client().read_flow_run(other)).state.is_paused()
