@@ -350,7 +350,7 @@ class _Bells:
                     await asyncio.sleep(reconnect_backoff().compute(failures))
                     continue
                 now = asyncio.get_running_loop().time()
-                log.debug("bells on %s read %s: %s", self.node, requested, [bool(r) for r in replies])
+                log.debug("bells on %s read %d streams", self.node, len(requested))
                 for reply in replies:
                     if reply:
                         deliver(self.streams, reply, requested, now)
@@ -583,7 +583,15 @@ class Dispatcher:
                 target = self._readers[place] = _Bells(self, place[1])  # type: ignore[index]
             assert isinstance(target, _Bells)
             for stream in streams:
-                target.streams[stream] = bells.streams.pop(stream)
+                moving = bells.streams.pop(stream)
+                there = target.streams.get(stream)
+                if there is None:
+                    target.streams[stream] = moving
+                else:  # a waiter came back meanwhile and was placed there: keep both
+                    there.waiters += moving.waiters
+                    there.last = min(there.last, moving.last)
+                    if there.waiters:
+                        there.idle_since = None
             if target.task is None:
                 target.ensure_running()
             else:
