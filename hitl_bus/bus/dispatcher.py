@@ -290,6 +290,9 @@ class _Bells:
         #: reading them.
         self.dirty: set[str] = set()
         self.reading: asyncio.Task[None] | None = None
+        #: Streams to subscribe at the next ``SUBSCRIBE``, and the task sending it.
+        self.to_subscribe: set[str] = set()
+        self.subscribing: asyncio.Task[None] | None = None
         self.prefix = ""
 
     def ensure_running(self) -> None:
@@ -311,17 +314,25 @@ class _Bells:
         return self.task is not None and not self.dirty and self.confirmed >= set(self.streams)
 
     def _subscribe(self, streams: list[str]) -> None:
+        """Subscribe ``streams``: coalesced, so many new waiters cost one ``SUBSCRIBE``."""
         if self.pubsub is None:
             return  # not connected: the connection subscribes them all when it is
-        task = asyncio.get_running_loop().create_task(self._send_subscribe(streams))
-        self.dispatcher.track(task)
+        self.to_subscribe.update(streams)
+        if self.subscribing is None:
+            self.subscribing = asyncio.get_running_loop().create_task(self._send_subscribe())
 
-    async def _send_subscribe(self, streams: list[str]) -> None:
-        pubsub = self.pubsub
+    async def _send_subscribe(self) -> None:
         try:
-            await pubsub.subscribe(*[self.prefix + stream for stream in streams])
-        except _RECONNECTABLE as exc:
-            log.debug("bell subscription failed (%s); the reconnect subscribes again", exc)
+            await asyncio.sleep(0)  # let the waiters of this loop turn register first
+            while self.to_subscribe and self.pubsub is not None:
+                streams, self.to_subscribe = self.to_subscribe, set()
+                try:
+                    await self.pubsub.subscribe(*[self.prefix + stream for stream in streams])
+                except _RECONNECTABLE as exc:
+                    log.debug("bell subscription failed (%s); the reconnect subscribes again", exc)
+                    return
+        finally:
+            self.subscribing = None
 
     def _mark(self, streams: list[str]) -> None:
         self.dirty.update(streams)
@@ -392,6 +403,7 @@ class _Bells:
         await self._check_role()
         self.pubsub = client.pubsub()
         self.confirmed.clear()
+        self.to_subscribe.clear()  # this subscribes every watched stream
         log.info("stream bells on %s subscribe %d streams", self.node, len(self.streams))
         if self.streams:
             await self.pubsub.subscribe(*[self.prefix + stream for stream in self.streams])
@@ -681,7 +693,9 @@ class Dispatcher:
 
     async def aclose(self) -> None:
         tasks = [r.task for r in self._readers.values() if r.task is not None]
-        tasks += [r.reading for r in self._readers.values() if isinstance(r, _Bells) and r.reading]
+        for r in self._readers.values():
+            if isinstance(r, _Bells):
+                tasks += [t for t in (r.reading, r.subscribing) if t is not None]
         tasks += list(self._tasks)
         for task in tasks:
             task.cancel()
