@@ -60,8 +60,17 @@ async def role_waiter(out: Any, receivers: int, paused: int) -> None:
         batch = min(500, paused - start)
         runs = await asyncio.gather(*(start_flow_run(held) for _ in range(batch)))
         held_ids += [str(run.id) for run in runs]
-    while dispatcher.waiting() < paused or not dispatcher.settled():
-        await asyncio.sleep(0.05)
+    from hitl_bus import get_client
+    from hitl_bus.engine.states import StateType
+
+    async def all_paused() -> bool:
+        found = await get_client().read_flow_runs(
+            state=StateType.PAUSED, flow_name="bench-held", limit=paused
+        )
+        return len(found) >= paused and dispatcher.settled()
+
+    while not await all_paused():
+        await asyncio.sleep(0.5)
     paused_s = time.perf_counter() - started
     out.put(("paused", {"paused_s": paused_s}))
 
@@ -77,8 +86,9 @@ async def role_waiter(out: Any, receivers: int, paused: int) -> None:
         targets += [str(run.id) for run in runs]
     created_s = time.perf_counter() - started
     started = time.perf_counter()
+    base = dispatcher.waiting()  # a paused run may wait on more than one stream
     waiting = [asyncio.create_task(one(run_id)) for run_id in targets]
-    while dispatcher.waiting() < paused + receivers or not dispatcher.settled():
+    while dispatcher.waiting() < base + receivers or not dispatcher.settled():
         await asyncio.sleep(0.05)
     parked_s = time.perf_counter() - started
     out.put(
