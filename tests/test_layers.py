@@ -49,6 +49,7 @@ LEAVES = {
     "hitl_bus.redis_server",
     "hitl_bus.ids",
     "hitl_bus.schema_check",
+    "hitl_bus.markdown",
     "hitl_bus.version",
     "hitl_bus.mypy_plugin",  # loaded by mypy, never at run time
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hitl_bus.web.markdown import render_markdown
+from hitl_bus.markdown import render_markdown
 
 
 def test_markdown_becomes_html() -> None:

@@ -18,8 +18,9 @@ from hitl_bus import flow, get_client, keys, resume_flow_run
 from hitl_bus.bus import get_bus
 from hitl_bus.cli import app
 from hitl_bus.client.records import decode_event
+from hitl_bus.markdown import render_markdown
 from hitl_bus.notify import Notifier, NotifierOptions, deadletters, sinks
-from hitl_bus.notify.mail import SmtpServer, render_description
+from hitl_bus.notify.mail import SmtpServer
 from hitl_bus.notify.notice import event_name
 from hitl_bus.people import Role, links
 from hitl_bus.people.store import add_person
@@ -298,7 +299,7 @@ async def test_assignees_with_an_address_get_an_email_each_with_their_own_link(
 
 
 def test_the_description_is_rendered_safely() -> None:
-    html = render_description(
+    html = render_markdown(
         "# Title\n[ok](https://a.test) [bad](javascript:alert(1)) ![px](https://t.test/p.gif)"
         "\n\n<img src=x onerror=alert(1)>"
     )

@@ -17,50 +17,17 @@ import html
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
-import nh3
-from markdown_it import MarkdownIt
-from markdown_it.common.utils import escapeHtml
 
+from hitl_bus.markdown import render_markdown
 from hitl_bus.notify.notice import Notice
 from hitl_bus.notify.retry import DeliveryFailed, RetryPolicy, TryAgain, retrying
 from hitl_bus.people.store import Person
 
-_TAGS = {
-    "a", "p", "br", "hr", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li",
-    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "del",
-}  # fmt: skip
-_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
-_SCHEMES = {"http", "https", "mailto"}
 #: Seconds one SMTP conversation may take.
 SMTP_TIMEOUT = 30.0
-
-
-def _image_as_link(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
-    # A remote image in a mail tells its sender who opened it: show a link instead.
-    token = tokens[idx]
-    src = str(token.attrGet("src") or "")
-    return f'<a href="{escapeHtml(src)}">{escapeHtml(token.content or src)}</a>'
-
-
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
-    "table"
-)
-_md.add_render_rule("image", _image_as_link)
-
-
-def render_description(text: str) -> str:
-    """Safe HTML for a Markdown description."""
-    return nh3.clean(
-        _md.render(text),
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
-        url_schemes=_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
-    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +82,7 @@ def compose(notice: Notice, person: Person, link: str, sender: str) -> EmailMess
         f"The run: {notice.run_url}",
     ]
     message.set_content("\n".join(text))
-    described = f"<div>{render_description(description)}</div>" if description else ""
+    described = f"<div>{render_markdown(description)}</div>" if description else ""
     esc = html.escape
     message.add_alternative(
         "<!doctype html><html><body>"

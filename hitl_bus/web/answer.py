@@ -28,6 +28,7 @@ from hitl_bus.client.pauses import PauseDetails
 from hitl_bus.context import acting
 from hitl_bus.engine.resuming import aresume_flow_run
 from hitl_bus.errors import ResumeRejected
+from hitl_bus.markdown import render_markdown
 from hitl_bus.people import links
 from hitl_bus.people.roles import actor_name
 from hitl_bus.schema_check import schema_errors, summarize
@@ -35,7 +36,6 @@ from hitl_bus.settings import get_settings
 from hitl_bus.version import __version__
 from hitl_bus.web import auth, pages
 from hitl_bus.web.api import ResumeBody, _check_stored_size, _errors, _request_body, json_body
-from hitl_bus.web.markdown import render_markdown
 
 router = APIRouter()
 client = HitlClient()

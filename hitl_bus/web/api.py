@@ -56,12 +56,12 @@ from hitl_bus.inputs.keyset import Mailbox, acting_person, check_key_prefix
 from hitl_bus.inputs.messaging import deliver
 from hitl_bus.inputs.received import entry_id
 from hitl_bus.inputs.run_input import RawInput
+from hitl_bus.markdown import render_markdown
 from hitl_bus.people.store import Person
 from hitl_bus.schema_check import summarize
 from hitl_bus.settings import get_settings
 from hitl_bus.web import auth, live
 from hitl_bus.web.auth import Answerer, Operator, Read
-from hitl_bus.web.markdown import render_markdown
 
 log = logging.getLogger("hitl_bus.web")
 router = APIRouter(prefix="/api", dependencies=[Read])

@@ -1,10 +1,11 @@
-"""Pause descriptions: Markdown rendered to HTML a page can insert as is.
+"""Pause descriptions: Markdown rendered to HTML a page or an email can insert as is.
 
 Two layers. markdown-it-py renders with raw HTML off, so ``<script>`` or
 ``<img onerror=...>`` written in a description shows as text; nh3 then keeps
 only an allow-list of tags and attributes and only http(s) and mailto links.
 Images become links to the image (their alt text as the label): a form is no
-place for remote pixels, and a dead image leaves nothing broken behind.
+place for remote pixels (in an email they would tell who opened it), and a dead image
+leaves nothing broken behind.
 """
 
 from __future__ import annotations
