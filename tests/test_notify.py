@@ -303,7 +303,7 @@ def test_the_description_is_rendered_safely() -> None:
         "# Title\n[ok](https://a.test) [bad](javascript:alert(1)) ![px](https://t.test/p.gif)"
         "\n\n<img src=x onerror=alert(1)>"
     )
-    assert "<h1>Title</h1>" in html
+    assert "<h3>Title</h3>" in html  # below the message's own headings, as on a page
     assert 'href="https://a.test"' in html
     assert 'href="javascript' not in html
     assert "<img" not in html and 'href="https://t.test/p.gif"' in html
