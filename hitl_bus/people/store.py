@@ -40,15 +40,23 @@ class PersonExists(HitlBusError, ValueError):
         self.name = name
 
 
-class Person(BaseModel):
-    """Who someone is to hitl_bus; ``token_digest`` says which token is theirs now."""
+class PersonInfo(BaseModel):
+    """Who someone is to hitl_bus, as others may see it (never anything of their token)."""
 
     name: str
     role: Role
     email: str | None = None
     teams: list[str] = Field(default_factory=list)
     created: datetime
+
+
+class Person(PersonInfo):
+    """A person as stored: ``token_digest`` says which token is theirs now."""
+
     token_digest: str = ""
+
+    def info(self) -> PersonInfo:
+        return PersonInfo.model_validate(self.model_dump(exclude={"token_digest"}))
 
     @property
     def actor(self) -> str:

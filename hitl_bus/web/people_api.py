@@ -6,7 +6,6 @@ and never again; listings carry no token or digest.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException
@@ -17,6 +16,7 @@ from hitl_bus.people.roles import Role, check_name
 from hitl_bus.people.store import (
     Person,
     PersonExists,
+    PersonInfo,
     PersonNotFound,
     add_person,
     list_people,
@@ -26,20 +26,6 @@ from hitl_bus.web.api import _errors, _request_body, json_body
 from hitl_bus.web.auth import PeopleAdmin, Read
 
 router = APIRouter(prefix="/api", dependencies=[Read])
-
-
-class PersonOut(BaseModel):
-    """A person as others see them: never their token."""
-
-    name: str
-    role: Role
-    email: str | None = None
-    teams: list[str] = Field(default_factory=list)
-    created: datetime
-
-    @classmethod
-    def of(cls, person: Person) -> PersonOut:
-        return cls.model_validate(person.model_dump(exclude={"token_digest"}))
 
 
 class NewPerson(BaseModel):
@@ -60,9 +46,9 @@ class NewPerson(BaseModel):
 
 
 @router.get("/people", responses=_errors(403))
-async def read_people(admin: Annotated[Person, PeopleAdmin]) -> list[PersonOut]:
+async def read_people(admin: Annotated[Person, PeopleAdmin]) -> list[PersonInfo]:
     """Everyone added (an admin's read: it holds their addresses)."""
-    return [PersonOut.of(person) for person in await list_people()]
+    return [person.info() for person in await list_people()]
 
 
 @router.post(
@@ -83,7 +69,7 @@ async def create_person(
         raise HTTPException(409, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"person": PersonOut.of(person).model_dump(mode="json"), "token": token}
+    return {"person": person.info().model_dump(mode="json"), "token": token}
 
 
 @router.delete("/people/{name}", responses=_errors(403, 404, 409, 422))
