@@ -16,14 +16,13 @@ from playwright.async_api import Browser, Page, expect
 from pydantic import Field
 
 from hitl_bus import RunInput, flow, get_client, pause_flow_run
-from hitl_bus import keys as key_names
 from hitl_bus.people import links
 from hitl_bus.people.roles import Role
 from hitl_bus.people.store import PersonExists, add_person
 from tests.browser.conftest import REPORT_CSP_VIOLATIONS
 from tests.browser.test_axe import serious
 from tests.browser.test_pages_person import PHONE, _check_fits
-from tests.helpers import start_paused
+from tests.helpers import shirt_order_for, start_paused
 
 GONE = "This link was already used, or it has expired."
 
@@ -103,8 +102,7 @@ async def test_a_person_signs_in_with_their_token_and_sees_what_waits_for_them(
 ) -> None:
     _, token = await add_person("grace", Role.RESPONDER, teams=["finance"])
     for_grace = await start_paused(expense)
-    for_linus = await start_paused(expense)
-    await admin.hset(key_names.run(for_linus), "pause_assignees", orjson.dumps(["linus"]))
+    for_linus = await start_paused(shirt_order_for(["linus"]))
     page = await fresh_page()
     await log_in(page, token)
     await expect(page.locator("header .who")).to_contain_text("Signed in as grace · responder")
