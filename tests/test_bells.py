@@ -147,3 +147,32 @@ def test_unknown_wake_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HITL_BUS_WAKE", f"bell-{uuid.uuid4().hex[:4]}")
     with pytest.raises(ValidationError, match="wake"):
         get_settings()
+
+
+async def test_without_config_rights_the_bells_give_way_to_blocking_reads(
+    bells: str,
+    admin: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A managed Redis may refuse ``CONFIG``: the waiters are still woken, by XREAD."""
+    await admin.config_set("notify-keyspace-events", "")
+    await admin.execute_command(
+        "ACL", "SETUSER", "noconfig", "on", ">pw", "~*", "&*", "+@all", "-config"
+    )
+    try:
+        monkeypatch.setenv("HITL_BUS_REDIS_URL", bells.replace("redis://", "redis://noconfig:pw@"))
+        run = await new_run()
+        first = asyncio.create_task(receive_input(int, flow_run_id=run.id, timeout=None).next())
+        dispatcher = get_bus().dispatcher
+
+        async def fell_back() -> bool:
+            return not dispatcher.bells and dispatcher.settled() and dispatcher.waiting() == 1
+
+        await eventually(fell_back, timeout=10)
+        await send_input(5, flow_run_id=run.id)
+        async with asyncio.timeout(5):
+            assert await first == 5
+        assert "keyspace notifications cannot be turned on" in caplog.text
+    finally:
+        await admin.execute_command("ACL", "DELUSER", "noconfig")

@@ -259,6 +259,10 @@ def deliver(
             watch.idle_since = now
 
 
+class _NoNotifications(Exception):
+    """A node's keyspace notifications are off and cannot be turned on from here."""
+
+
 #: Seconds between checks that a Cluster node the bells listen to is still a master.
 ROLE_CHECK = 5.0
 #: The keyspace notification classes bells need: ``K`` (keyspace channels), ``t`` (streams).
@@ -392,12 +396,15 @@ class _Bells:
     async def _connect(self) -> None:
         bus = self.dispatcher.bus
         client = self.client = await bus.open_node(self.node)
-        flags = (await client.config_get("notify-keyspace-events")).get(
-            "notify-keyspace-events", ""
-        )
-        flags = flags.decode() if isinstance(flags, bytes) else str(flags)
-        if keyspace_flags(flags) != "".join(sorted(flags)):
-            await client.config_set("notify-keyspace-events", keyspace_flags(flags))
+        try:
+            flags = (await client.config_get("notify-keyspace-events")).get(
+                "notify-keyspace-events", ""
+            )
+            flags = flags.decode() if isinstance(flags, bytes) else str(flags)
+            if keyspace_flags(flags) != "".join(sorted(flags)):
+                await client.config_set("notify-keyspace-events", keyspace_flags(flags))
+        except ResponseError as exc:  # CONFIG disabled or not permitted (managed Redis)
+            raise _NoNotifications(str(exc)) from exc
         db = client.connection_pool.connection_kwargs.get("db", 0) or 0
         self.prefix = f"__keyspace@{db}__:"
         await self._check_role()
@@ -464,6 +471,11 @@ class _Bells:
                     message = await self.pubsub.get_message(
                         timeout=ROLE_CHECK if cluster else LINGER
                     )
+                except _NoNotifications as exc:
+                    await self._drop()
+                    self.task = None
+                    self.dispatcher.fall_back_to_xread(str(exc))
+                    return
                 except (*_RECONNECTABLE, ResponseError) as exc:
                     failures += 1
                     log.warning("stream bells lost their connection (%s); retrying", exc)
@@ -525,6 +537,8 @@ class Dispatcher:
         self.bus = bus
         self.id = uuid.uuid4().hex
         self._readers: dict[Hashable, _Reader | _Bells] = {}
+        #: Waiting with bells (``HITL_BUS_WAKE``); off for good if a node refuses them.
+        self.bells = bus.bells
         self._tasks: set[asyncio.Task[None]] = set()
 
     def track(self, task: asyncio.Task[None]) -> None:
@@ -532,10 +546,45 @@ class Dispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def fall_back_to_xread(self, reason: str) -> None:
+        """Wait with blocking XREADs from now on: the bells cannot ring (notifications are
+        off and ``CONFIG SET`` is refused). Every watched stream moves, waiters and all."""
+        if not self.bells:
+            return
+        self.bells = False
+        log.error(
+            "keyspace notifications cannot be turned on (%s): waiting with blocking XREADs"
+            " instead; set notify-keyspace-events to include Kt on the server, or"
+            " HITL_BUS_WAKE=xread",
+            reason,
+        )
+        current = asyncio.current_task()
+        for place, reader in list(self._readers.items()):
+            if not isinstance(reader, _Bells):
+                continue
+            del self._readers[place]
+            if reader.task is not None and reader.task is not current:
+                reader.task.cancel()
+            moved, reader.streams = reader.streams, {}
+            for stream, watch in moved.items():
+                target = self._reader_for(stream)
+                assert isinstance(target, _Reader)
+                there = target.streams.get(stream)
+                if there is None:
+                    target.streams[stream] = watch
+                else:
+                    there.waiters += watch.waiters
+                    there.last = min(there.last, watch.last)
+                if target.task is None:
+                    target.ensure_running()
+                elif not target.poke_pending:
+                    target.poke_pending = True
+                    self.track(asyncio.get_running_loop().create_task(target.poke()))
+
     def _place(self, stream: str) -> Hashable:
         """Which reader a stream goes to: with bells its node; else its slot in Cluster, or
         a hash bucket."""
-        if self.bus.bells:
+        if self.bells:
             return ("bells", self.bus.node_of(stream))
         if self.bus.cluster:
             return keys.slot(stream)
@@ -619,7 +668,7 @@ class Dispatcher:
         Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever).
         """
         loop = asyncio.get_running_loop()
-        reader = await self._placed(stream) if self.bus.bells else self._reader_for(stream)
+        reader = await self._placed(stream) if self.bells else self._reader_for(stream)
         after_id = parse_id(after)
         waiter = _Waiter(after_id, loop.create_future())
         watch = reader.streams.get(stream)
