@@ -176,3 +176,29 @@ async def test_without_config_rights_the_bells_give_way_to_blocking_reads(
         assert "keyspace notifications cannot be turned on" in caplog.text
     finally:
         await admin.execute_command("ACL", "DELUSER", "noconfig")
+
+
+async def test_on_standalone_auto_waits_with_xreads_then_bells_past_the_threshold(
+    real_redis_url: str,
+) -> None:
+    """Few streams: blocking XREADs (quicker per wake-up). Past ``bells_past``: bells, so no
+    wake-up re-sends a long key list."""
+    dispatcher = get_bus().dispatcher
+    assert not dispatcher.bells and dispatcher.bells_past is not None
+    dispatcher.bells_past = 5  # the default is 256
+    runs = [await new_run() for _ in range(12)]
+    tasks = []
+    for run in runs:  # one at a time, so the threshold is crossed in order
+        tasks.append(asyncio.create_task(receive_input(str, flow_run_id=run.id).next()))
+        await _parked(len(tasks))
+    on_bells = [
+        stream
+        for place, reader in dispatcher._readers.items()
+        if place == ("bells", None)
+        for stream in reader.streams
+    ]
+    assert len(on_bells) == 12 - 5
+    for i, run in enumerate(runs):
+        await send_input(f"v{i}", flow_run_id=run.id)
+    async with asyncio.timeout(5):
+        assert await asyncio.gather(*tasks) == [f"v{i}" for i in range(12)]

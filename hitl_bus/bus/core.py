@@ -25,7 +25,7 @@ from hitl_bus.bus.connection import (
     open_reader_client,
     retry_window,
 )
-from hitl_bus.bus.dispatcher import Dispatcher
+from hitl_bus.bus.dispatcher import CROWDED, Dispatcher
 from hitl_bus.errors import ReplicationTimeout
 from hitl_bus.settings import Settings, get_settings
 
@@ -49,8 +49,12 @@ class Bus:
         )
         wake = settings.wake
         #: Wait with bells (keyspace notifications), not blocking XREADs (fakeredis: never).
-        self.bells = not self.url.startswith("fakeredis:") and (
-            wake == "bells" or (wake == "auto" and self.cluster)
+        real = not self.url.startswith("fakeredis:")
+        self.bells = real and (wake == "bells" or (wake == "auto" and self.cluster))
+        #: ``auto`` on standalone Redis: blocking XREADs, and bells for the streams beyond
+        #: this many (XREADs are quicker per wake-up, bells do not re-send the key list).
+        self.bells_past: int | None = (
+            CROWDED if real and wake == "auto" and not self.cluster else None
         )
         self.dispatcher = Dispatcher(self)
         self.closed = False

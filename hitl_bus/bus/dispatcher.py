@@ -259,6 +259,10 @@ def deliver(
             watch.idle_since = now
 
 
+#: Where the bells of a standalone Redis sit among the readers.
+_STANDALONE_BELLS = ("bells", None)
+
+
 class _NoNotifications(Exception):
     """A node's keyspace notifications are off and cannot be turned on from here."""
 
@@ -518,6 +522,8 @@ class ReaderSource(Protocol):
     client: Any
     #: Wait with bells (keyspace notifications) rather than blocking XREADs.
     bells: bool
+    #: Standalone: bells only for the streams beyond this many; None: never.
+    bells_past: int | None
 
     async def open_reader(self, key: str) -> Any: ...
 
@@ -539,6 +545,8 @@ class Dispatcher:
         self._readers: dict[Hashable, _Reader | _Bells] = {}
         #: Waiting with bells (``HITL_BUS_WAKE``); off for good if a node refuses them.
         self.bells = bus.bells
+        #: Standalone ``auto``: bells for the streams beyond this many; None: never.
+        self.bells_past = bus.bells_past
         self._tasks: set[asyncio.Task[None]] = set()
 
     def track(self, task: asyncio.Task[None]) -> None:
@@ -549,9 +557,9 @@ class Dispatcher:
     def fall_back_to_xread(self, reason: str) -> None:
         """Wait with blocking XREADs from now on: the bells cannot ring (notifications are
         off and ``CONFIG SET`` is refused). Every watched stream moves, waiters and all."""
-        if not self.bells:
+        if not self.bells and self.bells_past is None:
             return
-        self.bells = False
+        self.bells, self.bells_past = False, None
         log.error(
             "keyspace notifications cannot be turned on (%s): waiting with blocking XREADs"
             " instead; set notify-keyspace-events to include Kt on the server, or"
@@ -583,12 +591,23 @@ class Dispatcher:
 
     def _place(self, stream: str) -> Hashable:
         """Which reader a stream goes to: with bells its node; else its slot in Cluster, or
-        a hash bucket."""
+        a hash bucket; on standalone ``auto``, bells once the XREADs hold ``bells_past``
+        streams (a stream stays where it is watched)."""
         if self.bells:
             return ("bells", self.bus.node_of(stream))
         if self.bus.cluster:
             return keys.slot(stream)
-        return zlib.crc32(stream.encode()) % self.bus.settings.reader_connections
+        bucket = zlib.crc32(stream.encode()) % self.bus.settings.reader_connections
+        if self.bells_past is None:
+            return bucket
+        reader = self._readers.get(bucket)
+        if reader is not None and stream in reader.streams:
+            return bucket
+        bells = self._readers.get(_STANDALONE_BELLS)
+        if bells is not None and stream in bells.streams:
+            return _STANDALONE_BELLS
+        watched = sum(len(r.streams) for r in self._readers.values() if isinstance(r, _Reader))
+        return _STANDALONE_BELLS if watched >= self.bells_past else bucket
 
     def _place_or_none(self, stream: str) -> Hashable:
         try:
