@@ -368,9 +368,9 @@ async def role_fan_waiter(out: Any, kind: str, url: str, n: int, port: int) -> N
                 "registered",
                 {
                     "t0": started,
-                    "readers": dispatcher.connections(),
+                    "readers": dispatcher.blocking_readers(),
                     "name": HITL_CLIENT_NAME,
-                    "subscriptions": n if kind == "bells" else 0,
+                    "subscriptions": dispatcher.rung_streams(),
                 },
             )
         )
@@ -646,12 +646,10 @@ def scenario_fanout(
         waiter = Child(ctx, "fan_waiter", kind=kind, url=url, n=n, port=port)
         ready = waiter.get("ready", timeout=300)
         registered = waiter.get("registered", timeout=300)
-        if registered.get("subscriptions"):  # bells: every stream's subscription is in
-            while common.subscriptions(admin, registered["name"]) < registered["subscriptions"]:
-                time.sleep(0.001)
-        while common.blocked_clients(admin, registered["name"]) < registered["readers"] and not (
-            registered.get("subscriptions")
-        ):
+        # Parked in Redis: every bells subscription is in, every XREAD reader blocks.
+        while common.subscriptions(admin, registered["name"]) < registered.get("subscriptions", 0):
+            time.sleep(0.001)
+        while common.blocked_clients(admin, registered["name"]) < registered["readers"]:
             time.sleep(0.001)
         parked_ns = now_ns() - registered["t0"]
         # Only the waiting process is connected now (besides this admin connection).

@@ -733,6 +733,14 @@ class Dispatcher:
                 return False
         return True
 
+    def blocking_readers(self) -> int:
+        """Readers blocked (or about to block) in an XREAD now: one connection each."""
+        return sum(1 for r in self._readers.values() if isinstance(r, _Reader) and r.task)
+
+    def rung_streams(self) -> int:
+        """Streams waited on through bells now (one subscription each)."""
+        return sum(len(r.streams) for r in self._readers.values() if isinstance(r, _Bells))
+
     def connections(self) -> int:
         """Connections the readers hold now (for tests and metrics)."""
         return sum(1 for r in self._readers.values() if r.task is not None)
