@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     #: stream (on Cluster one connection per slot with waiters); ``bells``, one pub/sub
     #: connection per node on the streams' keyspace notifications, then one read per entry
     #: (it turns on ``notify-keyspace-events Kt`` on each node); ``auto``: bells on Cluster,
-    #: xread on standalone Redis.
+    #: and on standalone Redis xread for the first 256 watched streams, bells beyond.
     wake: Literal["auto", "xread", "bells"] = "auto"
     #: The event loop of the processes hitl_bus starts itself (``hitl-bus worker``,
     #: ``serve()``, ``hitl-bus web``, ``hitl-bus dev``'s children): ``auto`` is uvloop where
