@@ -161,15 +161,27 @@ async def start(feeds: Sequence[Feed], last_event_id: str | None) -> dict[str, s
 
 async def store_reachable() -> bool:
     """Whether Redis answers a PING within ``PROBE_TIMEOUT``; why not goes to the log."""
-    try:
-        await asyncio.wait_for(get_bus().client.ping(), PROBE_TIMEOUT)
-    except TimeoutError:
+    # Not ``wait_for``: a cancellation the retrying client swallows would make it wait out
+    # the whole reconnect window. The answer is awaited, and given up on, from outside.
+    ping = asyncio.ensure_future(get_bus().client.ping())
+    done, _ = await asyncio.wait({ping}, timeout=PROBE_TIMEOUT)
+    if not done:
+        ping.cancel()
+        _abandoned.add(ping)
+        ping.add_done_callback(_abandoned.discard)
         log.warning("live streams: Redis did not answer a PING within %.1f s", PROBE_TIMEOUT)
         return False
-    except (BusConnectionError, OSError) as exc:
-        log.warning("live streams: Redis cannot be reached: %s", exc)
+    error = ping.exception()
+    if isinstance(error, BusConnectionError | OSError):
+        log.warning("live streams: Redis cannot be reached: %s", error)
         return False
+    if error is not None:
+        raise error
     return True
+
+
+#: Probes given up on, kept until they end (a task nobody references may vanish mid-run).
+_abandoned: set[asyncio.Future[object]] = set()
 
 
 def _store_message(reachable: bool) -> Message:
