@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from hitl_bus import keys as key_names
 from hitl_bus import receive_input, send_input
 from hitl_bus.bus import get_bus
+from hitl_bus.bus.bells import keyspace_flags
 from hitl_bus.bus.connection import CLIENT_NAME
-from hitl_bus.bus.dispatcher import keyspace_flags
 from hitl_bus.redis_server import RedisServer
 from tests.cluster import on_node
 from tests.helpers import eventually, new_run

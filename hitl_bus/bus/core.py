@@ -25,7 +25,8 @@ from hitl_bus.bus.connection import (
     open_reader_client,
     retry_window,
 )
-from hitl_bus.bus.dispatcher import CROWDED, Dispatcher
+from hitl_bus.bus.dispatcher import Dispatcher
+from hitl_bus.bus.watching import CROWDED
 from hitl_bus.errors import ReplicationTimeout
 from hitl_bus.settings import Settings, get_settings
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from hitl_bus.bus import get_bus
-from hitl_bus.bus.dispatcher import Entry
+from hitl_bus.bus.watching import Entry
 from hitl_bus.client.records import RunEvent, decode_event
 from hitl_bus.engine.states import State
 from hitl_bus.inputs.keyset import check_key_prefix

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ValidationError
 from hitl_bus import keys
 from hitl_bus._sync import dispatch, run_blocking, running_loop
 from hitl_bus.bus import Bus, codec, get_bus, groups
-from hitl_bus.bus.dispatcher import BATCH, Entry
 from hitl_bus.bus.events import append_event
+from hitl_bus.bus.watching import BATCH, Entry
 from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
 from hitl_bus.inputs import inbox
