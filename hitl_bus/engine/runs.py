@@ -16,10 +16,10 @@ from typing import Any
 from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import get_bus
-from hitl_bus.engine import store
+from hitl_bus.engine import records, store
 from hitl_bus.engine.naming import new_run_name
+from hitl_bus.engine.records import FlowRun
 from hitl_bus.engine.states import State, StateType
-from hitl_bus.engine.store import FlowRun
 from hitl_bus.errors import FlowRunNotFound, FlowRunWaitTimeout
 from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs.keyset import current_actor
@@ -96,7 +96,7 @@ async def read_flow_run(flow_run_id: uuid.UUID | str) -> FlowRun:
     return (await read_run_record(flow_run_id)).run
 
 
-async def read_run_record(flow_run_id: uuid.UUID | str) -> store.RunRecord:
+async def read_run_record(flow_run_id: uuid.UUID | str) -> records.RunRecord:
     """The run's whole record, its pause deadline enforced first (see :func:`read_flow_run`)."""
     run_id = normalize_run_id(flow_run_id)
     raw = await store.read_raw(run_id)
@@ -104,7 +104,7 @@ async def read_run_record(flow_run_id: uuid.UUID | str) -> store.RunRecord:
         raise FlowRunNotFound(run_id)
     if int(raw.get(b"pause_deadline", b"0") or 0) and await expire_pause(run_id):
         raw = await store.read_raw(run_id)
-    return store.decode_record(raw)
+    return records.decode_record(raw)
 
 
 def pause_timeout_state(message: str = "The pause was not resumed in time") -> State:
@@ -133,7 +133,7 @@ async def sweep_expired() -> list[str]:
                 expired.append(run_id)
             else:  # resumed, or not paused any more: drop the stale hint
                 raw = await store.read_raw(run_id)
-                if not raw or store.decode_record(raw).pause_deadline_ms == 0:
+                if not raw or records.decode_record(raw).pause_deadline_ms == 0:
                     await bus.client.zrem(deadlines, run_id)
     return expired
 
@@ -167,7 +167,7 @@ async def read_flow_runs(
         wanted = StateType(state) if state else None
         for raw in raws:
             if raw:
-                run = store.decode_run(raw)
+                run = records.decode_run(raw)
                 # The by-state index is a hint written after the run's own hash.
                 if wanted is not None and run.state.type is not wanted:
                     continue

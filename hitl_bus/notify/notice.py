@@ -18,7 +18,7 @@ from typing import Any
 
 from hitl_bus.client.pauses import PauseDetails, read_pause
 from hitl_bus.client.records import RunEvent
-from hitl_bus.engine import store
+from hitl_bus.engine import records, store
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.errors import FlowRunNotFound
 from hitl_bus.people import links
@@ -131,7 +131,7 @@ async def notice_for(event: RunEvent, name: str) -> Notice | None:
     """The notice of ``event`` (named ``name``), or None when there is nothing to say."""
     try:
         if name != "paused":
-            return Notice(event, name, store.decode_run(await store.read_raw(event.run_id)))
+            return Notice(event, name, records.decode_run(await store.read_raw(event.run_id)))
         pause = await read_pause(event.run_id)
         raw = await store.read_raw(event.run_id)
     except (FlowRunNotFound, KeyError):
@@ -143,9 +143,9 @@ async def notice_for(event: RunEvent, name: str) -> Notice | None:
     if pause is None or (wanted is not None and wanted != pause.pause_key):
         log.info("the pause of event %s is over; nothing to tell", event.id)
         return None
-    assignees = store.decode_record(raw).pause_assignees or []
+    assignees = records.decode_record(raw).pause_assignees or []
     people = resolve(assignees, await list_people()) if assignees else []
-    return Notice(event, name, store.decode_run(raw), pause, assignees, people)
+    return Notice(event, name, records.decode_run(raw), pause, assignees, people)
 
 
 def summary(notice: Notice) -> dict[str, Any]:
