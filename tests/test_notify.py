@@ -471,3 +471,10 @@ async def test_the_notifications_page_shows_what_a_webhook_would_get_to_admins_o
         assert item.links["grace"] not in hidden.text
     assert _cli("page", "--off").exit_code == 0
     assert await page.events_wanted() == []
+
+
+def test_the_page_refuses_an_unknown_event_and_stays_off(bus_url: str) -> None:
+    refused = _cli("page", "--on", "--events", "paused,lunch")
+    assert refused.exit_code == 2
+    assert "unknown event lunch" in refused.output
+    assert _cli("page", "--off").exit_code == 0
