@@ -1,18 +1,22 @@
 """``receive_input``: iterate the inputs of one type sent to a run or an inbox.
 
-Reading is push, not poll: the receiver reads what is already there with one
-XRANGE, then parks on the loop's dispatcher, which wakes it the moment an
-entry lands (``poll_interval`` is accepted for Prefect compatibility and not
-needed). With ``consumer=`` the position lives on the server in a consumer
-group: a restarted or re-run flow continues where it stopped, and an input is
-acknowledged once the iterator moves past it (at-least-once).
+Reading is push, not poll: the receiver checks its run exists (the receivers a
+loop turn starts share one pipeline for that), then parks on the loop's
+dispatcher, whose first read of the stream hands it what is already there and
+which wakes it the moment an entry lands (``poll_interval`` is accepted for
+Prefect compatibility and not needed). With ``consumer=`` the position lives on
+the server in a consumer group: a restarted or re-run flow continues where it
+stopped, and an input is acknowledged once the iterator moves past it
+(at-least-once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
@@ -266,11 +270,11 @@ class InputReceiver(Generic[T]):
             await self._fill_from_group(bus, wait)
             return
         if not self._checked:
-            entries = await self._first_read(bus)
-        elif wait and bus.dispatcher.is_watching(self.stream):
-            # A reader already reads this stream (we were just served from it):
-            # whatever lands past our position is pushed; a read would only repeat it.
-            entries = []
+            # Waiting, no XRANGE: the dispatcher reads the stream from our position
+            # when it places it (or already pushes what lands past it).
+            entries = await self._first_read(bus, read=not wait)
+        elif wait:
+            entries = []  # the same: the wait below reads or pushes it
         else:
             entries = await bus.client.xrange(self.stream, min=f"({self._position}", count=BATCH)
         while not entries:
@@ -280,46 +284,51 @@ class InputReceiver(Generic[T]):
         self._buffer.extend(entries)
         self._position = entries[-1][0].decode()
 
-    async def _first_read(self, bus: Bus) -> list[Entry]:
-        """What is already there, checking in the same round trip that the run exists."""
+    async def _first_read(self, bus: Bus, read: bool) -> list[Entry]:
+        """Check the run exists; with ``read``, also take what is already there.
+
+        A run's check shares one pipeline with the other receivers this loop turn starts.
+        """
         if self.mailbox.kind != FLOW_RUN:
             await self._check_mailbox(bus)
+            if not read:
+                return []
             return await bus.client.xrange(self.stream, min=f"({self._position}", count=BATCH)  # type: ignore[no-any-return]
-        async with bus.client.pipeline(transaction=False) as pipe:
-            pipe.exists(self.mailbox.marker_key)
-            pipe.xrange(self.stream, min=f"({self._position}", count=BATCH)
-            self._announce(pipe)
-            exists, entries, *_ = await pipe.execute()
+        check = _FirstCheck(
+            self.mailbox.marker_key,
+            self.stream if read else None,
+            self._position,
+            self._announcement(),
+            asyncio.get_running_loop().create_future(),
+        )
+        _first_checks(bus).add(check)
+        exists, entries = await check.future
         if not exists:
             raise FlowRunNotFound(self.mailbox.id)
         self._checked = True
-        return entries  # type: ignore[no-any-return]
+        return entries
 
-    def _announce(self, pipe: Any) -> None:
+    def _announcement(self) -> tuple[str, str, bytes] | None:
         """A run receiving on its own mailbox says so: a UI offers a send box of this type.
 
-        Once per execution and key prefix: a flow making a receiver per loop writes it once.
+        The ``HSET`` (key, field, schema) that says it, once per execution and key prefix:
+        a flow making a receiver per loop writes it once.
         """
         ctx = current_run()
         if self.mailbox.kind != FLOW_RUN or ctx is None or ctx.flow_run.run_id != self.mailbox.id:
-            return
+            return None
         announced = ctx.state.receivers_announced
-        if self.key_prefix not in announced:
-            announced.add(self.key_prefix)
-            schema = schema_json(self.input_cls)
-            pipe.hset(keys.run_receivers(self.mailbox.id), self.key_prefix, schema)
+        if self.key_prefix in announced:
+            return None
+        announced.add(self.key_prefix)
+        return keys.run_receivers(self.mailbox.id), self.key_prefix, schema_json(self.input_cls)
 
     async def _check_mailbox(self, bus: Bus) -> None:
         if self.mailbox.kind == FLOW_RUN:
-            async with bus.client.pipeline(transaction=False) as pipe:
-                pipe.exists(self.mailbox.marker_key)
-                self._announce(pipe)
-                exists, *_ = await pipe.execute()
-            if not exists:
-                raise FlowRunNotFound(self.mailbox.id)
+            await self._first_read(bus, read=False)
         else:
             await inbox.touch(bus)
-        self._checked = True
+            self._checked = True
 
     async def _fill_from_group(self, bus: Bus, wait: bool) -> None:
         if not self._checked:
@@ -386,6 +395,104 @@ class InputReceiver(Generic[T]):
                 return await bus.dispatcher.wait(self.stream, self._position, renew_every)
             except TimeoutError:
                 continue
+
+
+#: Receivers' first checks sent in one pipeline at most; more go in several, side by side.
+_CHECKS_PER_PIPELINE = 500
+
+
+class _FirstCheck:
+    """One receiver's first round trip: does its run exist, and (``stream`` set) what is
+    in the stream after ``after``; ``announce`` is its receiver's ``HSET``, if any."""
+
+    __slots__ = ("after", "announce", "future", "marker_key", "stream")
+
+    def __init__(
+        self,
+        marker_key: str,
+        stream: str | None,
+        after: str,
+        announce: tuple[str, str, bytes] | None,
+        future: asyncio.Future[tuple[bool, list[Entry]]],
+    ) -> None:
+        self.marker_key = marker_key
+        self.stream = stream
+        self.after = after
+        self.announce = announce
+        self.future = future
+
+
+class _FirstChecks:
+    """The first checks of the receivers one loop turn starts, sent together.
+
+    10,000 receivers started at once cost a few pipelines, not 10,000 round trips: the
+    checks queued during a turn go out at the start of the next one.
+    """
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.queued: list[_FirstCheck] = []
+
+    def add(self, check: _FirstCheck) -> None:
+        if not self.queued:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.queued.append(check)
+
+    def _flush(self) -> None:
+        queued, self.queued = self.queued, []
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(queued), _CHECKS_PER_PIPELINE):
+            batch = queued[start : start + _CHECKS_PER_PIPELINE]
+            task = loop.create_task(self._send(batch))
+            # Cancelled (the bus closing), even before it ran: its receivers are not left hanging.
+            task.add_done_callback(functools.partial(_abandon, batch))
+            self.bus.dispatcher.track(task)
+
+    async def _send(self, checks: list[_FirstCheck]) -> None:
+        """One pipeline for ``checks``; each receiver gets its replies, or its error."""
+        try:
+            async with self.bus.client.pipeline(transaction=False) as pipe:
+                for check in checks:
+                    pipe.exists(check.marker_key)
+                    if check.stream is not None:
+                        pipe.xrange(check.stream, min=f"({check.after}", count=BATCH)
+                    if check.announce is not None:
+                        pipe.hset(*check.announce)
+                replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # noqa: BLE001 - each receiver raises it
+            for check in checks:
+                if not check.future.done():
+                    check.future.set_exception(exc)
+            return
+        position = 0
+        for check in checks:
+            size = 1 + (check.stream is not None) + (check.announce is not None)
+            mine = replies[position : position + size]
+            position += size
+            if check.future.done():
+                continue  # its receiver gave up meanwhile (cancelled, timed out)
+            failed = next((reply for reply in mine if isinstance(reply, Exception)), None)
+            if failed is not None:
+                check.future.set_exception(failed)
+            else:
+                check.future.set_result((bool(mine[0]), mine[1] if check.stream else []))
+
+
+def _abandon(checks: list[_FirstCheck], _: object) -> None:
+    for check in checks:
+        if not check.future.done():
+            check.future.cancel()
+
+
+_checks: weakref.WeakKeyDictionary[Bus, _FirstChecks] = weakref.WeakKeyDictionary()
+
+
+def _first_checks(bus: Bus) -> _FirstChecks:
+    """The loop's gatherer of first checks (one per bus, so per loop)."""
+    checks = _checks.get(bus)
+    if checks is None:
+        checks = _checks[bus] = _FirstChecks(bus)
+    return checks
 
 
 async def _record_taken(run_id: str, key: str) -> None:
