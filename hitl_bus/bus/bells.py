@@ -19,11 +19,13 @@ from typing import Any, Protocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from hitl_bus import keys
 from hitl_bus.bus.connection import reconnect_backoff
 from hitl_bus.bus.watching import (
     BATCH,
     LINGER,
     RECONNECTABLE,
+    EntryId,
     ReaderOwner,
     Watch,
     deliver,
@@ -50,6 +52,25 @@ def keyspace_flags(current: str) -> str:
         have.discard("t")
     wanted = {"K"} | ({"t"} if "A" not in have else set())
     return "".join(sorted(have | wanted))
+
+
+#: Streams read by one XREAD at most after rings (one reply lists only those with entries).
+STREAMS_PER_READ = 1000
+
+
+def _xread_groups(requested: dict[str, EntryId], cluster: bool) -> list[dict[str, str]]:
+    """``requested`` as XREAD arguments: a few big reads instead of one per stream. On
+    Cluster the streams of one hash tag (one slot) go together."""
+    groups: dict[str, dict[str, str]] = {}
+    reads: list[dict[str, str]] = []
+    for stream, last in requested.items():
+        tag = keys.hash_tag(stream) if cluster else ""
+        group = groups.get(tag)
+        if group is None or len(group) >= STREAMS_PER_READ:
+            group = groups[tag] = {}
+            reads.append(group)
+        group[stream] = format_id(last)
+    return reads
 
 
 class BellsOwner(ReaderOwner, Protocol):
@@ -126,7 +147,8 @@ class Bells:
             self.reading = asyncio.get_running_loop().create_task(self._read_dirty())
 
     async def _read_dirty(self) -> None:
-        """Read every rung stream from its last id, one XREAD each, in one pipeline."""
+        """Read every rung stream from its last id: one XREAD over many streams (per hash
+        tag on Cluster, where an XREAD may not span slots), all in one pipeline."""
         bus = self.dispatcher.bus
         failures = 0
         try:
@@ -136,8 +158,8 @@ class Bells:
                 requested = {stream: self.streams[stream].last for stream in batch}
                 try:
                     async with bus.client.pipeline(transaction=False) as pipe:
-                        for stream, last in requested.items():
-                            pipe.xread({stream: format_id(last)}, count=BATCH)
+                        for group in _xread_groups(requested, bus.cluster):
+                            pipe.xread(group, count=BATCH)
                         replies = await pipe.execute()
                 except (*RECONNECTABLE, ResponseError) as exc:
                     # The command client retried already; the bells reconnect reads again.

@@ -7,6 +7,7 @@ and turn it into the ``RunInput`` that travels, then hand it to the mechanics be
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
@@ -134,6 +135,13 @@ async def arespond(
     await received.arespond(run_input, sender=sender, key_prefix=key_prefix, key=key)
 
 
+@functools.lru_cache(maxsize=1024)
+def _receiving_as(input_cls: type[RunInput]) -> tuple[bool, str]:
+    """Whether receivers of ``input_cls`` hand out ``.value``, and its default key prefix:
+    worked out once per class, not per receiver (10,000 receivers started at once)."""
+    return is_automatic(input_cls), input_cls.default_key_prefix()
+
+
 # Typed by what the iterator yields: an instance of a model class, a plain value of a
 # built-in type, or that value's automatic input (``.value``, ``.metadata``, ``.respond``)
 # with ``with_metadata=True``. A model class matches before the plain-type overloads.
@@ -221,10 +229,11 @@ def receive_input(
     """
     del poll_interval
     input_cls = run_input_subclass_from_type(input_type)
+    unwrap, default_prefix = _receiving_as(input_cls)
     return InputReceiver(
         input_cls,
-        unwrap=is_automatic(input_cls),
-        key_prefix=key_prefix or input_cls.default_key_prefix(),
+        unwrap=unwrap,
+        key_prefix=key_prefix or default_prefix,
         timeout=timeout,
         raise_timeout_error=raise_timeout_error,
         exclude_keys=exclude_keys,

@@ -202,11 +202,13 @@ class InputReceiver(Generic[T]):
         """The next entry; ``None`` when none came by ``deadline`` (or, without ``wait``, now)."""
         if not self._buffer:
             try:
-                if wait:
+                if not wait:
+                    await self._fill(bus, wait=False)
+                elif deadline is None:
+                    await self._fill(bus)
+                else:
                     async with asyncio.timeout_at(deadline):
                         await self._fill(bus)
-                else:
-                    await self._fill(bus, wait=False)
             except TimeoutError:
                 return None
         entry = self._buffer.popleft()
