@@ -468,29 +468,36 @@ def _round_kinds(args: argparse.Namespace) -> list[str]:
     return kinds
 
 
-def scenario_latency(ctx: Any, url: str, args: argparse.Namespace, res: Results) -> None:
-    samples: dict[str, list[int]] = {"raw": [], "hitl": [], "raw-to-hitl": []}
+def _one_way_rounds(
+    ctx: Any, url: str, args: argparse.Namespace, senders: dict[str, str]
+) -> dict[str, list[int]]:
+    """One-way latency samples per receiver kind, in alternating rounds; ``senders`` names
+    the sender role's kind for each receiver kind."""
+    samples: dict[str, list[int]] = {"raw": [], "hitl": []}
     per_round = max(1, args.messages // args.rounds)
     for kind in _round_kinds(args):
-        # Each hitl round also times a plain XADD into a hitl_bus receiver: the receive
-        # side's share of the difference, with the send script and its client left out.
-        for sending in ("hitl", "raw-to-hitl") if kind == "hitl" else ("raw",):
-            total = per_round + args.warmup
-            receiver = Child(ctx, "latency_receiver", kind=kind, url=url, total=total)
-            target = receiver.get("ready")
-            sender = Child(
-                ctx,
-                "latency_sender",
-                kind=sending,
-                url=url,
-                target=target,
-                total=total,
-                interval=args.interval,
-            )
-            sender.get("done")
-            samples[sending] += receiver.get("result")[args.warmup :]
-            receiver.join()
-            sender.join()
+        total = per_round + args.warmup
+        receiver = Child(ctx, "latency_receiver", kind=kind, url=url, total=total)
+        target = receiver.get("ready")
+        sender = Child(
+            ctx,
+            "latency_sender",
+            kind=senders[kind],
+            url=url,
+            target=target,
+            total=total,
+            interval=args.interval,
+        )
+        sender.get("done")
+        samples[kind] += receiver.get("result")[args.warmup :]
+        receiver.join()
+        sender.join()
+    return samples
+
+
+def scenario_latency(ctx: Any, url: str, args: argparse.Namespace, res: Results) -> None:
+    samples = _one_way_rounds(ctx, url, args, {"raw": "raw", "hitl": "hitl"})
+    per_round = max(1, args.messages // args.rounds)
     for pct in (50, 99):
         raw, hitl = percentile(samples["raw"], pct), percentile(samples["hitl"], pct)
         res.add(
@@ -500,7 +507,10 @@ def scenario_latency(ctx: Any, url: str, args: argparse.Namespace, res: Results)
             f"{hitl / raw:.2f}x" + (" (target ≤ 2x)" if pct == 50 else ""),
             hitl <= 2 * raw if pct == 50 else None,
         )
-    raw, plain = percentile(samples["raw"], 50), percentile(samples["raw-to-hitl"], 50)
+    # Then a plain XADD into a hitl_bus receiver, in rounds of their own against raw again:
+    # the receive side's share of the difference, the send script and its client left out.
+    alone = _one_way_rounds(ctx, url, args, {"raw": "raw", "hitl": "raw-to-hitl"})
+    raw, plain = percentile(alone["raw"], 50), percentile(alone["hitl"], 50)
     res.add(
         "one-way latency p50, plain XADD → hitl_bus receiver (the receive side alone)",
         ms(raw),
@@ -512,7 +522,7 @@ def scenario_latency(ctx: Any, url: str, args: argparse.Namespace, res: Results)
         f"alternating rounds (each after {args.warmup} warm-up), one every "
         f"{args.interval * 1000:g} ms; timestamp taken before the send call. The plain XADD "
         "row sends hitl_bus's entry (key, sender, data) with raw redis-py into the same kind "
-        "of receiver, in the hitl_bus rounds."
+        "of receiver, in as many rounds of its own, alternating with raw ones again."
     )
 
 
