@@ -207,7 +207,11 @@ async def group_ready(readers: int = 1) -> None:
 
 
 async def blocked_readers() -> int:
-    listed = await get_bus().client.execute_command("CLIENT", "LIST")
+    bus = get_bus()
+    if bus.cluster:  # every master's clients
+        clients = await bus.client.client_list(target_nodes="primaries")
+        return sum(c["cmd"] == "xreadgroup" for node in clients.values() for c in node)
+    listed = await bus.client.execute_command("CLIENT", "LIST")
     text = listed.decode() if isinstance(listed, bytes) else str(listed)
     return text.count("cmd=xreadgroup")
 

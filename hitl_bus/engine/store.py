@@ -132,9 +132,7 @@ async def create(run: FlowRun, *, enqueue: bool = False) -> None:
             keys.runs_by_state(run.state.type.value, shard, shards),
             {run_id: _ms(run.state.timestamp)},
         )
-        append_event(
-            pipe, run_id, "state.changed", state_event(run.state), bus.settings.events_maxlen
-        )
+        append_event(pipe, bus, run_id, "state.changed", state_event(run.state))
         pipe.zadd(keys.runs(shard, shards), {run_id: _ms(run.created)})
         if run.deployment and enqueue:
             pipe.xadd(keys.deployment_queue(run.deployment), {"run_id": run_id})
@@ -455,7 +453,7 @@ async def index_state(
         if state.is_final() and retention_ms(bus) > 0:
             pipe.zadd(keys.runs_expiring(*at), {run_id: local_ms() + retention_ms(bus)})
         pipe.xadd(
-            keys.EVENTS,
+            keys.events(*at),
             event_fields("state.changed", run_id, state_event(state)),
             maxlen=bus.settings.events_maxlen,
             approximate=True,

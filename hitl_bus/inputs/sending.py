@@ -316,7 +316,7 @@ async def deliver_model(
     if is_run:
         script_keys.append(keys.run_events(owner))
         if bus.one_node:  # in Cluster the global stream is on a slot of its own
-            script_keys.append(keys.EVENTS)
+            script_keys.append(keys.events_of(owner, bus.index_shards))
     inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
     target_ttl_ms = 0 if is_run else inbox_ttl_ms
     if person:  # a person's replies are kept as long as runs are
@@ -353,7 +353,7 @@ async def deliver_model(
     if stored_now and is_run and not bus.one_node:
         event = {"key": input_key, "key_prefix": prefix, "sender": sender}
         await bus.client.xadd(
-            keys.EVENTS,
+            keys.events_of(owner, bus.index_shards),
             event_fields("input.received", owner, event),
             maxlen=bus.settings.events_maxlen,
             approximate=True,
@@ -434,7 +434,7 @@ async def deliver_models(
     if is_run:
         script_keys.append(keys.run_events(owner))
         if bus.one_node:  # in Cluster the global stream is on a slot of its own
-            script_keys.append(keys.EVENTS)
+            script_keys.append(keys.events_of(owner, bus.index_shards))
     nevents = len(script_keys) - 6
     script_keys += [keys.input_stream(owner, prefix) for prefix in streams]
     inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
@@ -471,7 +471,7 @@ async def deliver_models(
                     event = {"key": input_keys[index], "key_prefix": prefixes[index],
                              "sender": sender}  # fmt: skip
                     pipe.xadd(
-                        keys.EVENTS,
+                        keys.events_of(owner, bus.index_shards),
                         event_fields("input.received", owner, event),
                         maxlen=bus.settings.events_maxlen,
                         approximate=True,
