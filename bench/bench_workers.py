@@ -32,9 +32,18 @@ client XADDs ``{t0, key}`` to a stream; as many consumer processes read it with
 the latency), then XADD to a "done" stream (what the parent follows, as the
 Completed event for hitl_bus) and XACK.
 
+3. MONITOR: ``INFO commandstats`` counts the commands scripts run inside EVALSHA too,
+   so after the burst ``--monitor`` more runs (200) go under ``MONITOR``: the commands
+   per run that clients send (a script call is one), by process (client, workers) and
+   by name, and apart, those their scripts ran (``[0 lua]``), for raw, hitl_bus and saq
+   alike. ``--ledger FILE``: one run of each kind, command by command, with its sender
+   and key.
+
 The table is printed and written to ``docs/benchmarks.md`` (``--no-write`` to skip).
-``--profile DIR`` runs the workers and the hitl_bus client under cProfile. With
-``--check`` the exit status is 1 when a run was lost, failed or ran twice.
+``--profile DIR`` runs the hitl_bus workers under cProfile for the burst only and sums
+them per run, by function and by area (``DIR/workers<N>-burst.txt``), and the hitl_bus
+client under cProfile for its life. With ``--check`` the exit status is 1 when a run was
+lost, failed or ran twice.
 """
 
 from __future__ import annotations
@@ -621,24 +630,43 @@ def profiled_worker(out_file: str, timer: str, argv: list[str]) -> None:
     runpy.run_module("hitl_bus.cli", run_name="__main__", alter_sys=True)
 
 
+_POOL_FUNCTIONS = {"get_connection", "release", "can_get_connection", "_maybe_pool_lock"}
+
+
 def profile_area(file: str, func: str) -> str:
-    """Which part of the stack a profiled function belongs to."""
+    """Which part of the stack a profiled function belongs to (a built-in: ``None``, it
+    is charged to its callers' areas)."""
     path = file.replace("\\", "/")
     if "/hitl_bus/" in path:
         module = path.split("/hitl_bus/", 1)[1]
         if module in ("engine/logger.py", "logging.py"):
             return "logging: hitl_bus run logs (engine/logger.py)"
+        if module.startswith("bus/connection"):
+            return "hitl_bus: bus/connection.py (retry window, client wrappers)"
         return f"hitl_bus: {module.split('/')[0].removesuffix('.py')}"
     if "/redis/" in path:
+        if "/observability/" in path or func in ("get_pool_name", "record_operation_duration"):
+            return "redis-py: telemetry hooks (off, still called per command)"
+        if ("/_parsers/" in path and "encoders" in path) or func == "pack_command":
+            return "redis-py: command packing (pack_command, encode)"
         if "/_parsers/" in path:
             return "redis-py: reply parsing"
+        if path.endswith("/connection.py") and func in _POOL_FUNCTIONS:
+            return "redis-py: connection pool (BlockingConnectionPool)"
         if path.endswith("/connection.py"):
-            return "redis-py: connection, command packing, socket"
+            return "redis-py: connection: send, read, socket timeouts"
         return "redis-py: client, pipeline, retry"
     if "pydantic" in path:
         return "pydantic (Python side)"
+    if path.endswith(("/asyncio/timeouts.py", "/asyncio/locks.py")) or func in (
+        "wait_for",
+        "shield",
+        "ensure_future",
+        "_ensure_future",
+    ):
+        return "asyncio: timeouts, wait_for, locks (per command)"
     if "/asyncio/" in path or "uvloop" in path:
-        return "asyncio / event loop"
+        return "asyncio: event loop, streams, tasks"
     if "/logging/" in path:
         return "logging: stdlib"
     if "/json/" in path:
@@ -647,14 +675,12 @@ def profile_area(file: str, func: str) -> str:
         for part, area in (
             ("pydantic", "pydantic (Rust core: validate, dump)"),
             ("hiredis", "redis-py: reply parsing"),
-            ("uvloop", "asyncio / event loop"),
-            ("_asyncio", "asyncio / event loop"),
-            ("json", "json"),
-            ("socket", "asyncio / event loop"),
+            ("uvloop", "asyncio: event loop, streams, tasks"),
+            ("_asyncio", "asyncio: event loop, streams, tasks"),
         ):
             if part in func:
                 return area
-        return "built-ins (other)"
+        return "~"  # charged to its callers
     if "site-packages" in path:
         return f"other package: {path.split('site-packages/', 1)[1].split('/')[0]}"
     return "stdlib (other)"
@@ -689,8 +715,18 @@ def profile_summary(paths: list[Path], runs: int, timer: str, top: int = 25) -> 
         return lines
 
     areas: collections.Counter[str] = collections.Counter()
-    for (file, _, func), (_, _, own, _, _) in entries.items():
-        areas[profile_area(file, func)] += own
+    for (file, _, func), (_, _, own, _, callers) in entries.items():
+        area = profile_area(file, func)
+        if area != "~":
+            areas[area] += own
+            continue
+        # A built-in (isinstance, len, str.encode, ...): its own time goes to the areas of
+        # its callers, by the time it spent for each of them.
+        by_caller = {c: v[2] for c, v in callers.items()} or {("~", 0, func): own}
+        spent = sum(by_caller.values()) or 1.0
+        for (c_file, _, c_func), t in by_caller.items():
+            c_area = profile_area(c_file, c_func)
+            areas["built-ins called from elsewhere" if c_area == "~" else c_area] += own * t / spent
     lines = [
         f"Workers under cProfile over the burst: {len(paths)} profile(s), {runs:,} runs, "
         f"{own_total * 1e6 / runs:,.0f} µs per run of the event loop thread, clock {timer} "
@@ -702,7 +738,7 @@ def profile_summary(paths: list[Path], runs: int, timer: str, top: int = 25) -> 
         + "; cProfile's own overhead included: compare areas and functions with each "
         "other, not with the CPU row).",
         "",
-        "Own time by area (µs per run, share):",
+        "Own time by area (µs per run, share; a built-in's time is charged to its callers):",
     ]
     for area, own in areas.most_common():
         lines.append(f"{own * 1e6 / runs:11.1f}  {own / own_total:6.1%}  {area}")
@@ -917,18 +953,34 @@ def run_monitored(
     return Monitored(total, sent, script_names() if kind == "hitl" else {}, go_t)
 
 
-def ledger(kind: str, one: Monitored) -> str:
+_IDS = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}(-\d+)?"
+)
+
+
+def _shape(s: Sent, scripts: dict[str, str]) -> tuple[str, str, str]:
+    """A command with the run's (job's, list's) ids taken out of its key: what recurs."""
+    return s.sender, s.label(scripts), _IDS.sub("*", s.key())
+
+
+def ledger(kind: str, one: Monitored, bulk: Monitored | None = None) -> str:
     """One run's commands in order, as Markdown: who sent each, the key, the script's own
-    commands folded into its line, and the µs since the previous line of the same sender
-    (a few µs: the same pipeline or transaction; more: another round trip)."""
+    commands folded into its line, the µs since the previous command on the same
+    connection (tens of µs: the same pipeline or MULTI/EXEC; more: another round trip),
+    and how often the same command (same sender, name, key but for ids) came per run in
+    ``bulk``, the many-run pass: about 1 per run, or periodic upkeep that fell in."""
     who = {
         "hitl": {"client": "run_deployment", "worker": "worker"},
         "raw": {"client": "client (XADD)", "worker": "consumer"},
         "saq": {"client": "client (enqueue)", "worker": "saq worker"},
     }[kind]
+    often: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    if bulk is not None:
+        often.update(_shape(s, bulk.scripts) for s in bulk.sent if not s.lua)
+    per_run = f"per run over {bulk.n}" if bulk is not None else "per run"
     rows = [
-        "| # | µs | sender | command | key | script's own commands |",
-        "|---|---:|---|---|---|---|",
+        f"| # | µs | sender | command | key | script's own commands | {per_run} |",
+        "|---|---:|---|---|---|---|---:|",
     ]
     waiting = {}  # each worker connection's last read before the start: it gets the run
     for i, s in enumerate(one.sent):
@@ -937,6 +989,7 @@ def ledger(kind: str, one: Monitored) -> str:
     shown = [i for i, s in enumerate(one.sent) if s.t >= one.go or waiting.get(s.conn) == i]
     last: dict[str, float] = {}
     number = 0
+    periodic = 0
     for i in shown:
         s = one.sent[i]
         if s.lua:
@@ -956,20 +1009,31 @@ def ledger(kind: str, one: Monitored) -> str:
         number += 1
         label = s.label(one.scripts)
         command = label.upper() if ":" not in label else "EVALSHA " + label.split(":", 1)[1]
+        freq = ""
+        if bulk is not None:
+            each = often[_shape(s, one.scripts)] / bulk.n
+            freq = f"{each:.2f}"
+            if each < 0.5 and s.t >= one.go:
+                periodic += 1
+                freq += " (upkeep)"
         rows.append(
             f"| {number} | {gap} | {who.get(s.sender, s.sender)} | {command} | "
-            f"`{s.key()}` | {inside} |"
+            f"`{s.key()}` | {inside} | {freq} |"
         )
     client_n = sum(1 for s in one.sent if not s.lua and s.t >= one.go)
     lua_n = sum(1 for s in one.sent if s.lua and s.t >= one.go)
+    upkeep = f" ({periodic} of them periodic upkeep)" if periodic else ""
     head = (
-        f"### {kind}: one run, {client_n} commands sent by clients, {lua_n} run by scripts\n\n"
+        f"### {kind}: one run, {client_n} commands sent by clients{upkeep}, {lua_n} run by "
+        "scripts\n\n"
         "µs: since the previous command on the same connection (Redis's clock, slowed by "
         "MONITOR; tens of µs: the same pipeline or MULTI/EXEC; hundreds or more: another "
         "round trip). 'before': the blocking read that gets the run, sent before the call "
         "and not counted; the worker's next read (re-armed as it takes the run) is counted "
         "instead. A read blocked since before MONITOR started (saq's BLMOVE, no timeout) "
-        "is not seen.\n"
+        "is not seen. Per run: how often the same command (sender, name, key but for ids) "
+        "came per run in the many-run MONITOR pass; under 0.5: upkeep that fell in the "
+        "window.\n"
     )
     return head + "\n" + "\n".join(rows) + "\n"
 
@@ -1048,7 +1112,7 @@ def scenario(
                 )
             if args.ledger:
                 one = run_monitored(ctx, url, kind, consumers, args, admin, 1, redis_port, 1.2)
-                ledgers[kind] = ledger(kind, one)
+                ledgers[kind] = ledger(kind, one, monitored.get(kind))
         finally:
             consumers.stop()
         print(f"  {label}, {kind}: done in {time.perf_counter() - t:.1f} s", file=sys.stderr)
@@ -1068,8 +1132,6 @@ def scenario(
             fh.write(f"## {label}: one run's commands (MONITOR)\n\n")
             fh.write("\n".join(ledgers[k] for k in ("hitl", "saq", "raw") if k in ledgers))
         print(f"  ledger of one run: {args.ledger}", file=sys.stderr)
-    if monitored:
-        monitor_rows(res, label, monitored)
 
     if seq:
         raw, hitl = seq["raw"], seq["hitl"]
@@ -1167,6 +1229,8 @@ def scenario(
             commands(hitl),
             ", ".join(f"{name} {c / hitl['n']:.1f} / {u / hitl['n']:.0f}" for name, (c, u) in top),
         )
+    if monitored:
+        monitor_rows(res, label, monitored)
 
 
 def main() -> int:
@@ -1265,6 +1329,15 @@ def main() -> int:
         "raw handler does; the client enqueues with `Queue.enqueue` back to back; a job "
         "counts as completed when saq's `after_process` hook (after saq recorded it "
         "complete) XADDs it to a done stream, which the parent follows.",
+        *[
+            f"MONITOR rows: {args.monitor} more runs after the burst (out of the timed part: "
+            "MONITOR slows Redis), started the same way, under `MONITOR` from after the client's "
+            "warm-up until 0.3 s after the last final state. Commands sent by clients count a "
+            "script call once (and MULTI, EXEC and each command of a pipeline once each); "
+            "commands MONITOR shows as `[0 lua]` are those scripts ran. Each is attributed by "
+            "its connection's local port to the client process or a worker; the parent's own "
+            "and saq's done entries are left out. Idle upkeep in that window is included."
+        ][: 1 if "monitor" in args.only and args.monitor else 0],
         f"{os.cpu_count()} cores shared by redis-server, the client, the worker processes "
         "and other work on the machine: with 2 workers there are more busy processes than "
         "cores.",
