@@ -2,8 +2,8 @@
 
 Run from the repo root::
 
-    .venv/bin/python -m bench.bench_workers            # full run, about 40 s
-    .venv/bin/python -m bench.bench_workers --quick    # smaller counts, about 15 s
+    .venv/bin/python -m bench.bench_workers            # full run, about 3 minutes
+    .venv/bin/python -m bench.bench_workers --quick    # smaller counts, about 1.5 minutes
 
 Written like ``bench_bus.py`` (whose helpers it imports). The workers are real
 worker processes, ``python -m hitl_bus.cli worker bench/noop_flow.py`` (cwd =
@@ -1240,7 +1240,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="smaller counts (about 15 s)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts (about 1.5 minutes)")
     parser.add_argument("--workers", default="1,2", help="worker process counts (default 1,2)")
     parser.add_argument("--concurrency", type=int, default=4, help="runs at once per worker")
     parser.add_argument("--seq", type=int, help="sequential runs measured")
