@@ -39,6 +39,12 @@ def _index_prefix(shard: int, shards: int) -> str:
     return f"{PREFIX}:{{{PREFIX}-index-{shard}-{salt}}}"
 
 
+def index_prefix(run_id: str, shards: int) -> str:
+    """The key prefix of a run's bucket of the global indexes and event stream, for the
+    scripts that keep them on standalone Redis (``<prefix>:runs``, ``<prefix>:events``...)."""
+    return _index_prefix(index_shard(run_id, shards), shards)
+
+
 def events(shard: int = 0, shards: int = 1) -> str:
     """One bucket of the global event stream: the events of the runs whose index entries
     are in that bucket (bucket 0 is ``hitl:events``)."""

@@ -111,7 +111,8 @@ def _ms(moment: datetime) -> int:
 async def create(run: FlowRun, *, enqueue: bool = False) -> None:
     """Store a new run and index it; with ``enqueue`` also queue it for its deployment.
 
-    On standalone Redis all of it is one transaction, so a queued run is never lost.
+    On standalone Redis all of it is one script, so a queued run is never lost and a
+    retried call stores it once.
     """
     bus = get_bus()
     run_id = str(run.id)
@@ -121,21 +122,26 @@ async def create(run: FlowRun, *, enqueue: bool = False) -> None:
         "flow_name": run.flow_name,
         "parameters": codec.dumps(run.parameters),
         "created": run.created.isoformat(),
-        "state": run.state.model_dump_json().encode(),
     }
     if run.deployment:
         fields["deployment"] = run.deployment
+    queue = keys.deployment_queue(run.deployment) if run.deployment and enqueue else None
+    state_json = run.state.model_dump_json()
+    if bus.one_node:
+        flat = [part for pair in fields.items() for part in pair]
+        await _run("create", run_id, [state_json, _ms(run.created), *flat], queue=queue)
+        return
     shard, shards = keys.index_shard(run_id, bus.index_shards), bus.index_shards
     async with bus.transaction() as pipe:
-        pipe.hset(keys.run(run_id), mapping=fields)
+        pipe.hset(keys.run(run_id), mapping={**fields, "state": state_json.encode()})
         pipe.zadd(
             keys.runs_by_state(run.state.type.value, shard, shards),
             {run_id: _ms(run.state.timestamp)},
         )
         append_event(pipe, bus, run_id, "state.changed", state_event(run.state))
         pipe.zadd(keys.runs(shard, shards), {run_id: _ms(run.created)})
-        if run.deployment and enqueue:
-            pipe.xadd(keys.deployment_queue(run.deployment), {"run_id": run_id})
+        if queue is not None:
+            pipe.xadd(queue, {"run_id": run_id})
         await pipe.execute()
 
 
@@ -148,7 +154,7 @@ async def enqueue(deployment: str, run_id: str) -> None:
 #: whose header says which KEYS and ARGV they share.
 SCRIPTS: dict[str, str] = {
     name: _lua("prelude") + _lua(name)
-    for name in ("set_state", "begin", "pause", "resume", "expire", "cancel", "release")
+    for name in ("create", "set_state", "begin", "pause", "resume", "expire", "cancel", "release")
 }
 
 
@@ -180,6 +186,9 @@ class Change:
     detail: str = ""
     #: The run was queued inside the script (standalone Redis).
     queued: bool = False
+    #: The script kept the global indexes and event stream too (standalone Redis); else
+    #: the caller follows with :func:`index_state`.
+    indexed: bool = False
 
 
 def _keys(run_id: str, queue: str | None = None) -> list[str]:
@@ -206,6 +215,7 @@ async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None =
         bus.settings.events_maxlen,
         retention_ms(bus),
         keys.input_stream(run_id, ""),
+        keys.index_prefix(run_id, bus.index_shards) if bus.one_node else "",
     ]
     reply = await bus.eval(
         SCRIPTS[script],
@@ -221,7 +231,8 @@ async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None =
     if queue is not None and not in_script and requeued:
         await bus.client.xadd(queue, {"run_id": run_id})  # Cluster: the queue is on its own slot
         detail = "1"
-    return Change(outcome, previous, detail, queued=detail == "1" and queue is not None)
+    queued = detail == "1" and queue is not None
+    return Change(outcome, previous, detail, queued=queued, indexed=bus.one_node)
 
 
 def _raise_for(run_id: str, change: Change, wanted: StateType) -> None:
@@ -249,7 +260,7 @@ async def set_state(
         [state.model_dump_json(), str(state.id), allowed, "" if attempt is None else attempt],
     )
     _raise_for(run_id, change, state.type)
-    await index_state(run_id, state, previous=change.previous)
+    await _follow(change, run_id, state)
     return change.previous
 
 
@@ -260,7 +271,7 @@ async def begin(run_id: str, running: State, worker: str = "") -> int:
     """
     change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker])
     _raise_for(run_id, change, StateType.RUNNING)
-    await index_state(run_id, running, previous=change.previous)
+    await _follow(change, run_id, running)
     return int(change.detail or 0)
 
 
@@ -296,9 +307,7 @@ async def pause(run_id: str, attempt: int, request: PauseRequest) -> None:
         ],
     )  # fmt: skip
     _raise_for(run_id, change, StateType.PAUSED)
-    await index_state(
-        run_id, request.state, previous=change.previous, pause_deadline_ms=request.deadline_ms
-    )
+    await _follow(change, run_id, request.state, pause_deadline_ms=request.deadline_ms)
 
 
 @dataclass(frozen=True)
@@ -335,11 +344,11 @@ async def resume(run_id: str, request: ResumeRequest) -> Change:
         queue=queue,
     )  # fmt: skip
     if change.outcome is Outcome.EXPIRED:
-        await index_state(run_id, request.failed, previous=StateType.PAUSED)
+        await _follow(change, run_id, request.failed, previous=StateType.PAUSED)
     elif change.outcome is Outcome.OK:
-        await index_state(run_id, request.running, previous=StateType.PAUSED)
+        await _follow(change, run_id, request.running, previous=StateType.PAUSED)
     elif change.outcome is Outcome.SUSPENDED_RESUMED:
-        await index_state(run_id, request.resuming, previous=StateType.PAUSED)
+        await _follow(change, run_id, request.resuming, previous=StateType.PAUSED)
     return change
 
 
@@ -347,7 +356,7 @@ async def expire(run_id: str, failed: State, pause_key: str = "") -> bool:
     """Fail the run if its pause (``pause_key``, or any) is past its deadline; True if it did."""
     change = await _run("expire", run_id, [pause_key, failed.model_dump_json()])
     if change.outcome is Outcome.OK:
-        await index_state(run_id, failed, previous=StateType.PAUSED)
+        await _follow(change, run_id, failed, previous=StateType.PAUSED)
         return True
     return False
 
@@ -358,9 +367,9 @@ async def cancel(run_id: str, cancelling: State, cancelled: State) -> Change:
         "cancel", run_id, [cancelling.model_dump_json(), cancelled.model_dump_json()]
     )
     if change.outcome is Outcome.OK and change.previous is not StateType.CANCELLING:
-        await index_state(run_id, cancelling, previous=change.previous)
+        await _follow(change, run_id, cancelling)
     elif change.outcome is Outcome.SUSPENDED_RESUMED:
-        await index_state(run_id, cancelled, previous=change.previous)
+        await _follow(change, run_id, cancelled)
     return change
 
 
@@ -406,10 +415,10 @@ async def release(run_id: str, why: Release) -> Outcome:
         queue=keys.deployment_queue(why.deployment),
     )  # fmt: skip
     if change.outcome is Outcome.SUSPENDED:
-        await index_state(run_id, suspended, previous=change.previous)
+        await _follow(change, run_id, suspended)
     elif change.outcome in states and change.previous is not StateType.SCHEDULED:
         # A re-run reads as Resuming or Scheduled; either way it is in the SCHEDULED index.
-        await index_state(run_id, states[change.outcome], previous=change.previous)
+        await _follow(change, run_id, states[change.outcome])
     return change.outcome
 
 
@@ -424,6 +433,25 @@ async def request_suspend(run_id: str) -> None:
 async def take_suspend_request(run_id: str) -> bool:
     """True (once) if another run asked this one to suspend."""
     return bool(await get_bus().client.hdel(keys.run(run_id), "suspend_requested"))
+
+
+async def _follow(
+    change: Change,
+    run_id: str,
+    state: State,
+    *,
+    previous: StateType | None = None,
+    pause_deadline_ms: int | None = None,
+) -> None:
+    """In Cluster, follow a script's state change in the global indexes and event stream
+    (on standalone Redis the script kept them itself)."""
+    if not change.indexed:
+        await index_state(
+            run_id,
+            state,
+            previous=previous or change.previous,
+            pause_deadline_ms=pause_deadline_ms,
+        )
 
 
 async def index_state(
