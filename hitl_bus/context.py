@@ -40,6 +40,17 @@ class FlowRunInfo:
 
 
 @dataclass
+class QueueEntry:
+    """The deployment-queue entry a worker took a run from: on standalone Redis the run's
+    final state acknowledges it in the same step (``acknowledged``), else the worker does."""
+
+    queue: str
+    group: str
+    entry_id: bytes
+    acknowledged: bool = False
+
+
+@dataclass
 class RunState:
     """What one execution of a run keeps while it runs; the engine starts it with the run.
 
@@ -64,6 +75,8 @@ class RunState:
     in_flight: set[concurrent.futures.Future[Any]] = field(default_factory=set)
     #: Writes running in the background; the engine waits for them before the run ends.
     pending_writes: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Where a worker took the run from, acknowledged with its final state.
+    queue_entry: QueueEntry | None = None
 
     def write_later(self, write: Coroutine[Any, Any, None]) -> None:
         """Run a Redis write in the background: the run goes on, and ends after it."""

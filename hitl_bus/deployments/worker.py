@@ -25,12 +25,12 @@ from typing import Any
 
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus, groups
+from hitl_bus.context import QueueEntry
 from hitl_bus.deployments.deployment import Deployment
 from hitl_bus.deployments.registry import register
 from hitl_bus.engine import store
 from hitl_bus.engine.flows import HAND_BACK, execute_flow_run
-from hitl_bus.engine.runs import read_flow_run, sweep_expired
-from hitl_bus.engine.states import StateType
+from hitl_bus.engine.runs import sweep_expired
 from hitl_bus.errors import FlowRunCancelled, FlowRunNotFound, FlowRunSuspended, StateConflict
 from hitl_bus.settings import get_settings, run_on_configured_loop
 
@@ -181,10 +181,9 @@ class Worker:
         assert self._slots is not None
         queue = keys.deployment_queue(deployment.full_name)
         bus = get_bus()
+        entry = QueueEntry(queue, keys.WORKERS_GROUP, entry_id)
         try:
-            run = await read_flow_run(run_id)
-            if run.state.type is StateType.SCHEDULED:
-                await execute_flow_run(deployment.flow, run_id, run=run, worker=self.id)
+            await execute_flow_run(deployment.flow, run_id, worker=self.id, entry=entry)
         except StateConflict:
             log.info("run %s was started elsewhere; this queue entry is done", run_id)
         except FlowRunSuspended:
@@ -201,7 +200,7 @@ class Worker:
             self._freed.set()
             if run_id in self._handing_back:  # acknowledged once released (see _drain)
                 self._handing_back.discard(run_id)
-            else:
+            elif not entry.acknowledged:  # (the final state acknowledged it on one node)
                 await asyncio.shield(bus.client.xack(queue, keys.WORKERS_GROUP, entry_id))
 
     async def _drain(self, grace: float) -> None:

@@ -51,10 +51,19 @@ async def acancel_flow_run(flow_run_id: uuid.UUID | str, *, actor: str | None = 
 cancel_flow_run = dual(acancel_flow_run)
 
 
+#: Seconds a run runs before its execution starts watching for a cancel. A run that ends
+#: sooner never takes a place in the dispatcher; a cancel that lands meanwhile is not
+#: missed, only seen this much later: the watch reads the control stream from the
+#: position taken when the execution began.
+WATCH_AFTER = 0.05
+
+
 async def watch_for_cancel(
     ctx: FlowRunContext, position: str, main: asyncio.Task[Any] | None
 ) -> None:
-    """Flag the run and interrupt its code when ``cancel`` lands on its control stream."""
+    """Flag the run and interrupt its code when ``cancel`` lands on its control stream
+    after ``position``."""
+    await asyncio.sleep(WATCH_AFTER)
     bus = get_bus()
     control = keys.run_control(ctx.flow_run.run_id)
     while True:

@@ -39,10 +39,12 @@ from typing import Any
 from hitl_bus import keys
 from hitl_bus.bus import Bus, codec, get_bus
 from hitl_bus.bus.events import append_event, event_fields
+from hitl_bus.context import QueueEntry
 from hitl_bus.engine.records import (
     FlowRun,
     RunRecord,
     decode_record,
+    decode_run,
     state_event,
 )
 from hitl_bus.engine.states import State, StateType
@@ -189,6 +191,8 @@ class Change:
     #: The script kept the global indexes and event stream too (standalone Redis); else
     #: the caller follows with :func:`index_state`.
     indexed: bool = False
+    #: What the script read in the same step (``begin``'s starting point), as Redis answered.
+    reads: Any = None
 
 
 def _keys(run_id: str, queue: str | None = None) -> list[str]:
@@ -232,7 +236,8 @@ async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None =
         await bus.client.xadd(queue, {"run_id": run_id})  # Cluster: the queue is on its own slot
         detail = "1"
     queued = detail == "1" and queue is not None
-    return Change(outcome, previous, detail, queued=queued, indexed=bus.one_node)
+    reads = reply[3] if len(reply) > 3 else None
+    return Change(outcome, previous, detail, queued=queued, indexed=bus.one_node, reads=reads)
 
 
 def _raise_for(run_id: str, change: Change, wanted: StateType) -> None:
@@ -244,22 +249,36 @@ def _raise_for(run_id: str, change: Change, wanted: StateType) -> None:
 
 
 async def set_state(
-    run_id: str, state: State, *, expect: tuple[StateType, ...] = (), attempt: int | None = None
+    run_id: str,
+    state: State,
+    *,
+    expect: tuple[StateType, ...] = (),
+    attempt: int | None = None,
+    entry: QueueEntry | None = None,
 ) -> StateType | None:
     """Move a run to ``state`` if it is in one of ``expect`` (any when empty).
 
-    ``attempt`` fences the write to one execution. Returns the previous state type.
+    ``attempt`` fences the write to one execution. With ``entry`` (a worker's queue
+    entry) the write acknowledges it too on standalone Redis, and says so on it.
+    Returns the previous state type.
 
     :raises FlowRunNotFound: no such run.
     :raises StateConflict: the run is in another state, or another execution owns it.
     """
     allowed = "".join(f",{t.value}," for t in expect)
+    ack = entry is not None and get_bus().one_node
     change = await _run(
         "set_state",
         run_id,
-        [state.model_dump_json(), str(state.id), allowed, "" if attempt is None else attempt],
-    )
+        [
+            state.model_dump_json(), str(state.id), allowed, "" if attempt is None else attempt,
+            entry.group if entry and ack else "", entry.entry_id if entry and ack else "",
+        ],
+        queue=entry.queue if entry and ack else None,
+    )  # fmt: skip
     _raise_for(run_id, change, state.type)
+    if entry is not None and ack:
+        entry.acknowledged = True
     await _follow(change, run_id, state)
     return change.previous
 
@@ -269,10 +288,46 @@ async def begin(run_id: str, running: State, worker: str = "") -> int:
 
     :raises StateConflict: the run is not waiting to start (another execution has it).
     """
-    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker])
+    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker, "0"])
     _raise_for(run_id, change, StateType.RUNNING)
     await _follow(change, run_id, running)
     return int(change.detail or 0)
+
+
+@dataclass(frozen=True)
+class Start:
+    """An execution begun, with what it starts from, all read in the step that began it."""
+
+    attempt: int
+    run: FlowRun
+    #: The control stream's newest id when it began: a cancel after it is for this execution.
+    control_position: str
+    #: The run's stored task results, as stored (``hitl:{<run>}:tasks``).
+    task_results: dict[bytes, bytes]
+
+
+async def begin_reading(run_id: str, running: State, worker: str = "") -> Start:
+    """:func:`begin`, answering in the same round trip the run as it now stands, its
+    control stream's position and its task results: how a worker starts a queued run.
+
+    :raises FlowRunNotFound: no such run.
+    :raises StateConflict: the run is not waiting to start (another execution has it).
+    """
+    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker, "1"])
+    _raise_for(run_id, change, StateType.RUNNING)
+    await _follow(change, run_id, running)
+    raw_run, position, raw_tasks = change.reads
+    return Start(
+        attempt=int(change.detail or 0),
+        run=decode_run(_pairs(raw_run)),
+        control_position=codec.text(position) or "0-0",
+        task_results=_pairs(raw_tasks),
+    )
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A hash as a script answers it (field, value, field, value...) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 -- Shared by every run-store script (hitl_bus/engine/store.py).
 -- KEYS: 1 run hash, 2 events, 3 control, 4 values, 5 logs, 6 receivers, 7 tasks,
 -- 8 input prefix set, 9 input-key set, 10 values metadata, 11 input index, and 12 the
--- deployment queue when the script may queue the run (standalone Redis only: in Cluster
--- the queue lives on another slot).
+-- deployment queue when the script may queue the run or acknowledge its queue entry
+-- (standalone Redis only: in Cluster the queue lives on another slot).
 -- ARGV 1-5: run id, events maxlen, retention ms (0: keep), input stream key base
 -- ("hitl:{<run>}:input:"), and the key prefix of the run's bucket of the global indexes
 -- and event stream ("hitl", or "hitl:{hitl-index-<i>-<salt>}"), given on standalone Redis

@@ -1,10 +1,16 @@
--- ARGV 6 state JSON, 7 state id, 8 allowed current types (",A,B,"; "" any), 9 attempt ("" any)
+-- ARGV 6 state JSON, 7 state id, 8 allowed current types (",A,B,"; "" any), 9 attempt ("" any),
+-- 10 the worker group and 11 the queue entry to acknowledge with the state (KEYS[12] the
+-- queue; "" none): a worker's run ends and leaves its queue in one step.
+local function acknowledge()
+  if KEYS[12] and ARGV[11] ~= '' then redis.call('XACK', KEYS[12], ARGV[10], ARGV[11]) end
+end
 local cur = current()
 if not cur then return {0, ''} end
-if cur['id'] == ARGV[7] then return {1, ''} end
+if cur['id'] == ARGV[7] then acknowledge(); return {1, ''} end
 if superseded(ARGV[9]) then return {6, cur['type']} end
 if ARGV[8] ~= '' and not string.find(ARGV[8], ',' .. cur['type'] .. ',', 1, true) then
   return {2, cur['type']}
 end
 write_state(ARGV[6], {'pause_deadline', '0'})
+acknowledge()
 return {1, cur['type']}
