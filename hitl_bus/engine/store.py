@@ -110,11 +110,27 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-async def create(run: FlowRun, *, enqueue: bool = False) -> None:
+class DeploymentChanged(Exception):
+    """The deployment's record is not the one the caller read (``record``: as it is now,
+    and its ``digest``; ``None`` when it is gone); nothing was stored."""
+
+    def __init__(self, record: bytes | None, digest: str) -> None:
+        super().__init__("the deployment's record changed")
+        self.record = record
+        self.digest = digest
+
+
+async def create(
+    run: FlowRun, *, enqueue: bool = False, deployment_digest: str | None = None
+) -> None:
     """Store a new run and index it; with ``enqueue`` also queue it for its deployment.
 
     On standalone Redis all of it is one script, so a queued run is never lost and a
-    retried call stores it once.
+    retried call stores it once; there ``deployment_digest`` (the SHA-1 of the record
+    the caller checked the parameters against) makes it store nothing unless the
+    record is still that one.
+
+    :raises DeploymentChanged: the record changed; check against it and call again.
     """
     bus = get_bus()
     run_id = str(run.id)
@@ -131,7 +147,13 @@ async def create(run: FlowRun, *, enqueue: bool = False) -> None:
     state_json = run.state.model_dump_json()
     if bus.one_node:
         flat = [part for pair in fields.items() for part in pair]
-        await _run("create", run_id, [state_json, _ms(run.created), *flat], queue=queue)
+        check = deployment_digest if queue is not None and deployment_digest else ""
+        args = [state_json, _ms(run.created), run.deployment or "", check, *flat]
+        extra = [keys.DEPLOYMENTS] if check else []
+        change = await _run("create", run_id, args, queue=queue, extra_keys=extra)
+        if change.outcome is Outcome.STALE:
+            record, digest = change.reads or (None, b"")
+            raise DeploymentChanged(record, codec.text(digest) or "")
         return
     shard, shards = keys.index_shard(run_id, bus.index_shards), bus.index_shards
     async with bus.transaction() as pipe:
@@ -170,6 +192,7 @@ class Outcome(IntEnum):
     OTHER_PAUSE = 4  #: a resume named a pause the run is not in
     SUSPENDED_RESUMED = 5  #: a suspended run was resumed (or cancelled at once)
     SUPERSEDED = 6  #: the write came from an execution that no longer owns the run
+    STALE = 7  #: a create found the deployment's record changed since the caller read it
     #: release outcomes
     NOTHING = 10  #: the run needs nothing (final, or already suspended)
     REQUEUED = 11  #: the run is Scheduled again and queued
@@ -211,7 +234,14 @@ def retention_ms(bus: Bus) -> int:
     return int(bus.settings.run_retention * 1000)
 
 
-async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None = None) -> Change:
+async def _run(
+    script: str,
+    run_id: str,
+    args: list[Any],
+    *,
+    queue: str | None = None,
+    extra_keys: list[str] | None = None,
+) -> Change:
     bus = get_bus()
     in_script = queue is not None and bus.one_node
     common = [
@@ -223,7 +253,7 @@ async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None =
     ]
     reply = await bus.eval(
         SCRIPTS[script],
-        _keys(run_id, queue if in_script else None),
+        _keys(run_id, queue if in_script else None) + (extra_keys or []),
         [*common, *args],
         replicated=True,
     )
