@@ -21,8 +21,9 @@ Three rules hold in every script:
   forget the run in :func:`forget_expired`.
 
 The by-state indexes, the pause-deadline index and the global event stream
-live on other slots; they follow each change in a pipeline and are hints that
-readers re-check against the run's own hash.
+live on other slots. On standalone Redis each script keeps them too, in the same
+step; in Cluster they follow each change in a pipeline. Either way they are hints
+that readers re-check against the run's own hash.
 """
 
 from __future__ import annotations
