@@ -55,25 +55,44 @@ def inbox() -> Mailbox:
         return Mailbox(CLIENT, _inbox_id)
 
 
-def renewal() -> tuple[list[str], list[Any]]:
-    """Keys (marker, prefix set, key set) and ``pid``/``host`` args that renew the inbox."""
+def renewal(due: bool = True) -> tuple[list[str], list[Any]]:
+    """Keys and ``pid``/``host`` args that renew the inbox in a send script.
+
+    Due: the marker, prefix set and key set, all renewed. Not due: the marker alone, which
+    the script only remakes when it is gone (a flushed or restarted Redis), one ``EXISTS``.
+    """
     box = inbox()
-    return (
-        [keys.inbox(box.id), keys.input_streams(box.id), keys.input_keys(box.id)],
-        [os.getpid(), _HOST],
-    )
+    if due:
+        renew_keys = [keys.inbox(box.id), keys.input_streams(box.id), keys.input_keys(box.id)]
+    else:
+        renew_keys = [keys.inbox(box.id)]
+    return renew_keys, [os.getpid(), _HOST]
 
 
 async def touch(bus: Bus) -> None:
     """Create or renew this process's inbox now."""
     renew_keys, (pid, host) = renewal()
     await bus.eval(_TOUCH, renew_keys, [int(bus.settings.inbox_ttl * 1000), pid, host])
-    _touched[bus] = asyncio.get_running_loop().time()
+    renewed(bus)
+
+
+def is_due(bus: Bus) -> bool:
+    """Whether the inbox was last renewed on this loop more than a tenth of its TTL ago.
+
+    Renewing at most that often keeps an inbox in use alive (it expires no sooner than
+    nine tenths of its TTL after the last send) for a fraction of the writes.
+    """
+    return asyncio.get_running_loop().time() - touched_at(bus) > bus.settings.inbox_ttl / 10
+
+
+def renewed(bus: Bus, when: float | None = None) -> None:
+    """Note that the inbox was renewed (at loop time ``when``, default now)."""
+    _touched[bus] = asyncio.get_running_loop().time() if when is None else when
 
 
 async def renew_if_due(bus: Bus) -> None:
     """Renew the inbox unless that was done within the last tenth of its TTL."""
-    if asyncio.get_running_loop().time() - touched_at(bus) > bus.settings.inbox_ttl / 10:
+    if is_due(bus):
         await touch(bus)
 
 
