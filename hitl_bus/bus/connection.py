@@ -23,8 +23,8 @@ import asyncio
 import contextvars
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -137,22 +137,28 @@ _window: contextvars.ContextVar[_Window | None] = contextvars.ContextVar(
 )
 
 
-@contextmanager
-def retry_window() -> Iterator[None]:
+class _RetryWindow:
+    """The context manager :func:`retry_window` returns (a class: it is entered on every
+    command, where a generator-based one costs several times more)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _window.set(_Window()) if _window.get() is None else None
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _window.reset(self._token)
+
+
+def retry_window() -> _RetryWindow:
     """Make everything retried inside one operation share one window.
 
     redis-py nests retry loops (taking a pooled connection connects it; a retried command
     reconnects its socket), and ``Bus.eval`` may send EVALSHA, SCRIPT LOAD, EVALSHA: inside
     this block they all count against the same ``HITL_BUS_RECONNECT_TIMEOUT``.
     """
-    if _window.get() is not None:
-        yield
-        return
-    token = _window.set(_Window())
-    try:
-        yield
-    finally:
-        _window.reset(token)
+    return _RetryWindow()
 
 
 async def _nothing(error: Exception, failures: int = 0) -> None:
@@ -235,20 +241,28 @@ def _unreachable(exc: Exception) -> BusConnectionError:
     return BusConnectionError(f"Redis is unreachable ({exc}); check HITL_BUS_REDIS_URL")
 
 
-@contextmanager
-def _bus_errors() -> Iterator[None]:
+class _BusErrors:
     """Redis's "cannot reach" errors, once retries are over, become ``BusConnectionError``.
 
     A Cluster client reports "no node reachable" as a ``RedisClusterException`` (also used
     for usage errors such as cross-slot commands), so only one caused by a connection
-    failure is translated; every other error passes through as redis-py raised it.
+    failure is translated; every other error passes through as redis-py raised it. A class,
+    not a generator: it is entered on every command.
     """
-    try:
-        yield
-    except (RedisError, RedisClusterException) as exc:  # the latter is no RedisError
-        if isinstance(exc, _UNREACHABLE) or is_transient(exc):
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, (RedisError, RedisClusterException)) and (
+            isinstance(exc, _UNREACHABLE) or is_transient(exc)
+        ):
             raise _unreachable(exc) from exc
-        raise
+
+
+_bus_errors = _BusErrors
 
 
 # -- clients -------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from hitl_bus.inputs.keyset import CLIENT, Mailbox
 _lock = threading.Lock()
 _inbox_id: str | None = None
 _HOST = socket.gethostname()
+#: The inbox id and its marker, prefix set and key set, made once per inbox.
+_renewal_keys: tuple[str, str, str, str] | None = None
 #: When each loop's bus last created or renewed the inbox (loop time).
 _touched: weakref.WeakKeyDictionary[Bus, float] = weakref.WeakKeyDictionary()
 
@@ -61,11 +63,13 @@ def renewal(due: bool = True) -> tuple[list[str], list[Any]]:
     Due: the marker, prefix set and key set, all renewed. Not due: the marker alone, which
     the script only remakes when it is gone (a flushed or restarted Redis), one ``EXISTS``.
     """
-    box = inbox()
-    if due:
-        renew_keys = [keys.inbox(box.id), keys.input_streams(box.id), keys.input_keys(box.id)]
-    else:
-        renew_keys = [keys.inbox(box.id)]
+    global _renewal_keys
+    box_id = _inbox_id if _inbox_id is not None else inbox().id
+    made = _renewal_keys
+    if made is None or made[0] != box_id:  # first use, or a new inbox after a fork
+        made = (box_id, keys.inbox(box_id), keys.input_streams(box_id), keys.input_keys(box_id))
+        _renewal_keys = made
+    renew_keys = list(made[1:]) if due else [made[1]]
     return renew_keys, [os.getpid(), _HOST]
 
 

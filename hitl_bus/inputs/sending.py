@@ -28,6 +28,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -308,6 +309,42 @@ def _check(
     return digest
 
 
+#: Each bus's send script keys (without the sender inbox's) by receiver kind, owner and key
+#: prefix: made once, not on every send. Only names: nothing about Redis's contents.
+_KEYS_OF_SENDS: weakref.WeakKeyDictionary[Bus, dict[tuple[str, str, str], tuple[str, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+_KEYS_OF_SENDS_MAX = 1024
+
+
+def _send_keys(bus: Bus, target: Mailbox, prefix: str) -> tuple[str, ...]:
+    """The keys ``_SEND`` takes for an input of ``prefix`` to ``target``, up to its events."""
+    known = _KEYS_OF_SENDS.get(bus)
+    if known is None:
+        known = _KEYS_OF_SENDS.setdefault(bus, {})
+    found = known.get((target.kind, target.id, prefix))
+    if found is not None:
+        return found
+    owner = target.owner
+    script_keys = [
+        target.marker_key,
+        keys.input_stream(owner, prefix),
+        keys.input_streams(owner),
+        keys.input_keys(owner),
+        keys.run_receivers(owner),
+        keys.inbox_prefixes(owner),
+        keys.input_index(owner),
+    ]
+    if target.kind == FLOW_RUN:
+        script_keys.append(keys.run_events(owner))
+        if bus.one_node:  # in Cluster the global stream is on a slot of its own
+            script_keys.append(keys.EVENTS)
+    if len(known) >= _KEYS_OF_SENDS_MAX:
+        del known[next(iter(known))]  # the oldest; a bus is used from its own loop only
+    found = known[(target.kind, target.id, prefix)] = tuple(script_keys)
+    return found
+
+
 def _renewal_due_at(bus: Bus) -> float | None:
     """The loop time now when the sender's inbox is due for renewal, else None.
 
@@ -363,20 +400,8 @@ async def deliver_model(
     data = codec.check_size(codec.dumps(payload), bus.settings.max_payload_bytes)
     owner = target.owner
     person = target.kind == USER
-    script_keys = [
-        target.marker_key,
-        keys.input_stream(owner, prefix),
-        keys.input_streams(owner),
-        keys.input_keys(owner),
-        keys.run_receivers(owner),
-        keys.inbox_prefixes(owner),
-        keys.input_index(owner),
-    ]
+    script_keys = list(_send_keys(bus, target, prefix))
     is_run = target.kind == FLOW_RUN
-    if is_run:
-        script_keys.append(keys.run_events(owner))
-        if bus.one_node:  # in Cluster the global stream is on a slot of its own
-            script_keys.append(keys.EVENTS)
     inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
     target_ttl_ms = 0 if is_run else inbox_ttl_ms
     if person:  # a person's replies are kept as long as runs are
