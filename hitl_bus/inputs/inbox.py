@@ -1,9 +1,10 @@
 """The client inbox: the mailbox of code that sends from outside any flow run.
 
 One inbox per process, named ``hitl.client.<id>``. It exists in Redis as a
-marker hash that expires ``inbox_ttl`` seconds after its last use; every send
-from it and every wait on it renews the marker and the inbox's streams, and
-recreates them after a Redis flush or restart.
+marker hash that expires ``inbox_ttl`` seconds after it was last renewed. Sends
+from it renew the marker and the inbox's sets at most every tenth of that TTL
+(and in between remake a marker that is gone, after a Redis flush or restart);
+waits on it renew them every third.
 """
 
 from __future__ import annotations

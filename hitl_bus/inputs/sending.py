@@ -3,9 +3,10 @@
 The script checks that the receiving run (or inbox) exists, refuses a key it
 has already accepted, appends the entry, records the stream's key prefix, and,
 for a run, appends the ``input.received`` event: one round trip, atomic on the
-run's slot. A send from outside any run also renews the sender's inbox in the
-same script on standalone Redis (in Cluster the inbox is on another slot, so it
-is renewed separately, at most every tenth of its TTL).
+run's slot. A send from outside any run also renews the sender's inbox, at most
+every tenth of its TTL: in the same script on standalone Redis (which otherwise
+only remakes a marker that is gone), separately in Cluster, where the inbox is on
+another slot.
 
 Safe to repeat: the input key is fixed before the first try (drawn once per
 call, or the caller's ``key=``), so when the bus retries a send whose reply was
