@@ -22,9 +22,10 @@ from hitl_bus import get_client, send_input, send_inputs
 from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
 from hitl_bus.bus.connection import _lean, open_command_client
-from hitl_bus.errors import InputRejected
+from hitl_bus.errors import BusConnectionError, InputRejected
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.run_input import RawInput, run_input_subclass_from_type, schema_json
+from hitl_bus.redis_server import free_port
 from tests.helpers import new_run
 from tests.models import ShirtOrder
 
@@ -192,5 +193,20 @@ async def test_callers_queue_for_the_command_connections(
         assert await asyncio.gather(*waits) == [None] * 6
         assert await named() - before == 2
         assert len(await asyncio.gather(*(client.ping() for _ in range(50)))) == 50
+    finally:
+        await client.aclose()
+
+
+async def test_a_failed_connect_gives_its_permit_back_once() -> None:
+    """redis-py releases a connection it could not connect; the permit is not doubled."""
+    client = open_command_client(f"redis://127.0.0.1:{free_port()}/0", max_connections=1)
+    try:
+        for _ in range(3):
+            with pytest.raises(BusConnectionError):
+                await client.ping()
+        permits = client.connection_pool._free
+        await permits.acquire()
+        assert permits.locked()  # the one permit there is, and no more
+        permits.release()
     finally:
         await client.aclose()

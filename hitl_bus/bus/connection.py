@@ -425,12 +425,15 @@ class _QueueingPool(aioredis.ConnectionPool):
 
     What ``BlockingConnectionPool`` promises, for less per command: its condition, timeout
     and lock cost about 30 µs a command on Python 3.11; a semaphore in front of the plain
-    pool costs one uncontended acquire and release.
+    pool costs one uncontended acquire and release. Each connection handed out carries its
+    permit back on release, once: redis-py releases a connection itself when connecting it
+    fails, before it was ever handed out, and that must not give a permit back twice.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._free = asyncio.Semaphore(self.max_connections)
+        self._lent: set[AbstractConnection] = set()
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
         await self._free.acquire()
@@ -441,13 +444,16 @@ class _QueueingPool(aioredis.ConnectionPool):
         except BaseException:
             self._free.release()
             raise
+        self._lent.add(connection)
         return connection
 
     async def release(self, connection: AbstractConnection) -> None:
         try:
             await super().release(connection)
         finally:
-            self._free.release()
+            if connection in self._lent:
+                self._lent.discard(connection)
+                self._free.release()
 
 
 class _CommandClient(aioredis.Redis):
