@@ -183,15 +183,15 @@ def test_commands_are_packed_to_the_same_bytes_with_the_same_errors() -> None:
 async def test_callers_queue_for_the_command_connections(
     real_redis_url: str, admin: aioredis.Redis
 ) -> None:
-    async def named() -> int:
-        return sum(1 for c in await admin.client_list() if c.get("name") == "hitl-bus")
+    async def waited() -> int:
+        """Connections whose last command was the BLPOP (no other test sends one)."""
+        return sum(1 for c in await admin.client_list() if c.get("cmd") == "blpop")
 
-    before = await named()
     client = open_command_client(real_redis_url, max_connections=2)
     try:
         waits = (client.execute_command("BLPOP", "nothing-here", 0.05) for _ in range(6))
         assert await asyncio.gather(*waits) == [None] * 6
-        assert await named() - before == 2
+        assert await waited() == 2
         assert len(await asyncio.gather(*(client.ping() for _ in range(50)))) == 50
     finally:
         await client.aclose()
