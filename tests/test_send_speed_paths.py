@@ -41,7 +41,8 @@ async def received_events(run_id: Any) -> list[dict[str, Any]]:
 async def global_received(run_id: Any) -> list[dict[str, Any]]:
     """The ``data`` of the run's ``input.received`` events on the global stream."""
     found = []
-    for _, fields in await get_bus().client.xrange(key_names.EVENTS):
+    bucket = key_names.events_of(str(run_id), get_bus().index_shards)  # the run's bucket
+    for _, fields in await get_bus().client.xrange(bucket):
         if fields[b"type"] == b"input.received" and fields[b"run_id"].decode() == str(run_id):
             found.append(json.loads(fields[b"data"]))
     return found
