@@ -43,7 +43,7 @@ from hitl_bus.context import (
 )
 from hitl_bus.engine import logger as run_logs
 from hitl_bus.engine import store
-from hitl_bus.engine.cancelling import watch_for_cancel
+from hitl_bus.engine.cancelling import CancelWatch
 from hitl_bus.engine.parameters import parameters_model, validate_parameters
 from hitl_bus.engine.pausing import SuspendExecution
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, wait_for_state
@@ -380,20 +380,18 @@ async def _execute(flow: Flow[Any, Any], begun: _Begun | tuple[str, State]) -> t
     ctx.state.queue_entry = begun.entry
     token = set_current_run(ctx)
     run_logs.start_shipping(run_id)
-    watcher: asyncio.Task[None] | None = None
+    watch: CancelWatch | None = None
     try:
         main = asyncio.current_task() if flow.is_async else None
-        watcher = loop.create_task(watch_for_cancel(ctx, begun.position, main))
+        watch = CancelWatch(ctx, begun.position, main)
         # The run's own writes are the run's (its sender name), not those of whoever
         # started it in this process.
         with run_logs.log_prints(flow.log_prints), acting(None):
             state = await _run_body(flow, ctx, begun.parameters, main, validate=begun.validate)
         return run_id, state
     finally:
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.wait([watcher])  # its waiter gone, the stream can be let go
-            get_bus().dispatcher.release(keys.run_control(run_id))
+        if watch is not None:
+            await watch.stop()
         await run_logs.stop_shipping(run_id)
         reset_current_run(token)
 
