@@ -251,7 +251,10 @@ class Worker:
         summary: dict[str, Any] = await bus.client.xpending(queue, keys.WORKERS_GROUP)
         for consumer in summary.get("consumers") or []:
             name = codec.text(consumer["name"]) or ""
-            if name == self.id or await bus.client.exists(keys.worker(name)):
+            if name == self.id:
+                await self._take_back_lost(deployment)
+                continue
+            if await bus.client.exists(keys.worker(name)):
                 continue  # alive: its runs, even long or paused ones, stay with it
             pending = await bus.client.xpending_range(
                 queue, keys.WORKERS_GROUP, min="-", max="+", count=100, consumername=name
@@ -269,6 +272,44 @@ class Worker:
                 # under it and the next live worker releases the run again.
                 await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
         return summary  # as read before the claims: trimming by it keeps a little more
+
+    async def _take_back_lost(self, deployment: Deployment) -> None:
+        """Release the runs of entries pending under this worker that it never started.
+
+        A read whose reply was lost with its connection leaves its entry delivered to this
+        worker, which never saw it; while the worker lives no one else takes it. An entry
+        idle longer than ``dead_after`` that no execution here holds is such a one: its run
+        is released (a Scheduled run is queued again, fenced like any release) and the
+        entry acknowledged.
+        """
+        if self._stopping is not None and self._stopping.is_set():
+            return  # draining: its own hand-backs release what it held
+        bus = get_bus()
+        queue = keys.deployment_queue(deployment.full_name)
+        pending = await bus.client.xpending_range(
+            queue, keys.WORKERS_GROUP, min="-", max="+", count=100,
+            consumername=self.id, idle=int(self.dead_after * 1000),
+        )  # fmt: skip
+        held = set(self._entry_of.values())
+        lost = [p["message_id"] for p in pending if p["message_id"] not in held]
+        if not lost:
+            return
+        found = dict(await bus.client.xrange(queue, min=lost[0], max=lost[-1]))
+        for entry_id in lost:
+            if entry_id in self._entry_of.values():
+                continue  # started meanwhile
+            fields = found.get(entry_id)
+            run_id = codec.text(fields.get(b"run_id")) if fields else None
+            if run_id:
+                why = store.Release(
+                    worker=self.id,
+                    reason="its queue entry was read but never seen",
+                    deployment=deployment.full_name,
+                    count_crash=False,
+                )
+                outcome = await store.release(run_id, why)
+                log.warning("run %s: queue entry lost in transit; %s", run_id, outcome.name.lower())
+            await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
 
     async def _release_orphan(self, deployment: Deployment, run_id: str, dead: str) -> None:
         """Release a run whose queue entry was pending under the dead worker ``dead``.
