@@ -42,12 +42,19 @@ class FlowRunInfo:
 @dataclass
 class QueueEntry:
     """The deployment-queue entry a worker took a run from: on standalone Redis the run's
-    final state acknowledges it in the same step (``acknowledged``), else the worker does."""
+    final state acknowledges it in the same step (``acknowledged``), else the worker does.
+
+    With ``consumer`` set (the worker's name, while it keeps taking runs), the same step
+    also takes the queue's next entry for that consumer (``next``: its id and fields), which
+    the worker starts in the slot the run leaves.
+    """
 
     queue: str
     group: str
     entry_id: bytes
     acknowledged: bool = False
+    consumer: str = ""
+    next: tuple[bytes, dict[bytes, bytes]] | None = None
 
 
 @dataclass

@@ -60,6 +60,8 @@ class Worker:
         self.running: dict[str, asyncio.Task[None]] = {}
         self._deployment_of: dict[str, Deployment] = {}
         self._entry_of: dict[str, bytes] = {}
+        #: The queue entry of each run executing here (its final state may take the next).
+        self._queue_entries: dict[str, QueueEntry] = {}
         #: Runs being handed back: their queue entries are acknowledged after the release.
         self._handing_back: set[str] = set()
         self._stopping: asyncio.Event | None = None
@@ -72,6 +74,8 @@ class Worker:
         """Stop taking runs; ``run()`` then drains and returns."""
         if self._stopping is not None:
             self._stopping.set()
+        for entry in self._queue_entries.values():  # their final states take no next run
+            entry.consumer = ""
 
     async def run(self, grace: float = 10.0) -> None:
         """Serve until :meth:`stop` (or SIGTERM under :func:`serve`), then drain.
@@ -181,7 +185,9 @@ class Worker:
         assert self._slots is not None
         queue = keys.deployment_queue(deployment.full_name)
         bus = get_bus()
-        entry = QueueEntry(queue, keys.WORKERS_GROUP, entry_id)
+        # While the worker takes runs, the run's final state takes the next one for its slot.
+        entry = QueueEntry(queue, keys.WORKERS_GROUP, entry_id, consumer=self._consumer())
+        self._queue_entries[run_id] = entry
         try:
             await execute_flow_run(deployment.flow, run_id, worker=self.id, entry=entry)
         except StateConflict:
@@ -196,12 +202,22 @@ class Worker:
             self.running.pop(run_id, None)
             self._deployment_of.pop(run_id, None)
             self._entry_of.pop(run_id, None)
-            self._slots.release()
-            self._freed.set()
+            self._queue_entries.pop(run_id, None)
+            if entry.next is not None:  # taken with the final state: it keeps the slot
+                next_id, fields = entry.next
+                self._start(deployment, next_id, codec.text(fields.get(b"run_id")) or "")
+            else:
+                self._slots.release()
+                self._freed.set()
             if run_id in self._handing_back:  # acknowledged once released (see _drain)
                 self._handing_back.discard(run_id)
             elif not entry.acknowledged:  # (the final state acknowledged it on one node)
                 await asyncio.shield(bus.client.xack(queue, keys.WORKERS_GROUP, entry_id))
+
+    def _consumer(self) -> str:
+        """This worker's consumer name while it takes runs; "" once it stops."""
+        stopping = self._stopping is not None and self._stopping.is_set()
+        return "" if stopping else self.id
 
     async def _drain(self, grace: float) -> None:
         """Wait ``grace`` seconds for running executions, then hand the rest back.

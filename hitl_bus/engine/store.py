@@ -290,7 +290,8 @@ async def set_state(
     """Move a run to ``state`` if it is in one of ``expect`` (any when empty).
 
     ``attempt`` fences the write to one execution. With ``entry`` (a worker's queue
-    entry) the write acknowledges it too on standalone Redis, and says so on it.
+    entry) the write acknowledges it too on standalone Redis, and says so on it; a final
+    state also takes the queue's next entry for ``entry.consumer`` when it is set.
     Returns the previous state type.
 
     :raises FlowRunNotFound: no such run.
@@ -304,12 +305,16 @@ async def set_state(
         [
             state.model_dump_json(), str(state.id), allowed, "" if attempt is None else attempt,
             entry.group if entry and ack else "", entry.entry_id if entry and ack else "",
+            entry.consumer if entry and ack and state.is_final() else "",
         ],
         queue=entry.queue if entry and ack else None,
     )  # fmt: skip
     _raise_for(run_id, change, state.type)
     if entry is not None and ack:
         entry.acknowledged = True
+        if change.reads:  # the queue's next entry, taken for the worker in the same step
+            next_id, flat = change.reads
+            entry.next = (next_id, _pairs(flat))
     await _follow(change, run_id, state)
     return change.previous
 
