@@ -2,8 +2,8 @@
 
 Run from the repo root::
 
-    .venv/bin/python -m bench.bench_workers            # full run, about 40 s
-    .venv/bin/python -m bench.bench_workers --quick    # smaller counts, about 15 s
+    .venv/bin/python -m bench.bench_workers            # full run, about 3 minutes
+    .venv/bin/python -m bench.bench_workers --quick    # smaller counts, about 1.5 minutes
 
 Written like ``bench_bus.py`` (whose helpers it imports). The workers are real
 worker processes, ``python -m hitl_bus.cli worker bench/noop_flow.py`` (cwd =
@@ -32,9 +32,18 @@ client XADDs ``{t0, key}`` to a stream; as many consumer processes read it with
 the latency), then XADD to a "done" stream (what the parent follows, as the
 Completed event for hitl_bus) and XACK.
 
+3. MONITOR: ``INFO commandstats`` counts the commands scripts run inside EVALSHA too,
+   so after the burst ``--monitor`` more runs (200) go under ``MONITOR``: the commands
+   per run that clients send (a script call is one), by process (client, workers) and
+   by name, and apart, those their scripts ran (``[0 lua]``), for raw, hitl_bus and saq
+   alike. ``--ledger FILE``: one run of each kind, command by command, with its sender
+   and key.
+
 The table is printed and written to ``docs/benchmarks.md`` (``--no-write`` to skip).
-``--profile DIR`` runs the workers and the hitl_bus client under cProfile. With
-``--check`` the exit status is 1 when a run was lost, failed or ran twice.
+``--profile DIR`` runs the hitl_bus workers under cProfile for the burst only and sums
+them per run, by function and by area (``DIR/workers<N>-burst.txt``), and the hitl_bus
+client under cProfile for its life. With ``--check`` the exit status is 1 when a run was
+lost, failed or ran twice.
 """
 
 from __future__ import annotations
@@ -42,16 +51,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import importlib.util
 import json
 import multiprocessing as mp
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench import common
@@ -74,6 +89,9 @@ FLOWS_MODULE = "bench/noop_flow.py"
 RAW_GROUP = "workers"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: ``python -m bench.bench_workers --profiled-worker OUT wall|cpu worker MODULE ...``: a
+#: worker (``hitl_bus.cli``) whose cProfile SIGUSR1 turns on and SIGUSR2 off, writing OUT.
+PROFILED_WORKER = "--profiled-worker"
 
 # ---------------------------------------------------------------------------------------
 # Child processes (roles), as in bench_bus: an async function per role, reporting
@@ -288,6 +306,8 @@ class Consumers:
         self.n = n
         self.procs: list[subprocess.Popen[bytes]] = []
         self.children: list[Child] = []
+        #: hitl_bus workers under --profile: where each writes its burst's profile.
+        self.profiles: list[Path] = []
         self.queue_key = f"bench:rawq:{uuid.uuid4().hex}"
         self.done_stream = f"bench:rawdone:{uuid.uuid4().hex}"
         for i in range(n):
@@ -308,13 +328,31 @@ class Consumers:
                 "HITL_BUS_REDIS_URL": url,
                 "HITL_BUS_LOG_TO_STDERR": "0",
             }
-            cmd = [sys.executable]
-            if args.profile:
-                out_file = args.profile.resolve() / f"worker{n}-{i}.prof"
-                cmd += ["-m", "cProfile", "-o", str(out_file)]
-            cmd += ["-m", "hitl_bus.cli", "worker", FLOWS_MODULE]
-            cmd += ["--concurrency", str(args.concurrency)]
+            cmd = [sys.executable, "-m"]
+            if args.profile:  # cProfile on for the burst only (SIGUSR1 ... SIGUSR2)
+                out_file = args.profile.resolve() / f"worker{n}-{i}-burst.prof"
+                out_file.unlink(missing_ok=True)
+                self.profiles.append(out_file)
+                cmd += ["bench.bench_workers", PROFILED_WORKER, str(out_file), args.profile_timer]
+            else:
+                cmd += ["hitl_bus.cli"]
+            cmd += ["worker", FLOWS_MODULE, "--concurrency", str(args.concurrency)]
             self.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
+
+    def profile(self, on: bool) -> None:
+        """Turn the hitl_bus workers' cProfile on, or off and written (--profile)."""
+        if not on:
+            before = {p: p.stat().st_mtime_ns if p.exists() else 0 for p in self.profiles}
+        for proc in self.procs:
+            proc.send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
+        if on:
+            return
+        deadline = time.monotonic() + 30
+        while any(not p.exists() or p.stat().st_mtime_ns == before[p] for p in self.profiles):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the workers did not write their profiles")
+            time.sleep(0.05)
+        time.sleep(0.2)  # written whole
 
     @property
     def pids(self) -> list[int]:
@@ -504,13 +542,16 @@ def run_burst(
     pids = {"workers": consumers.pids, "redis": [redis_pid]}
     cpu_before = {role: sum(cpu_ticks(p) for p in ps) for role, ps in pids.items()}
     stats_before = admin.info("commandstats")
+    profiled = bool(consumers.profiles)
+    if profiled:
+        consumers.profile(True)
     go.set()
     result, finals, reads = follow(admin, kind, stream, position, client, consumers)
     stats_after = admin.info("commandstats")
-    cpu = {
-        role: (sum(cpu_ticks(p) for p in ps) - cpu_before[role]) / CLK_TCK
-        for role, ps in pids.items()
-    }
+    ticks_after = {role: sum(cpu_ticks(p) for p in ps) for role, ps in pids.items()}
+    if profiled:  # after the counters: writing the profile is not the runs' CPU
+        consumers.profile(False)
+    cpu = {role: (ticks_after[role] - cpu_before[role]) / CLK_TCK for role in pids}
     client.join()
     commands = _command_diff(stats_before, stats_after)
     calls, usec = commands.get("xread", (0, 0))  # less the parent's XREADs of the stream
@@ -536,6 +577,7 @@ def run_burst(
         "cpu": cpu,
         "client_cpu": result["cpu"],
         "commands": {k: v for k, v in commands.items() if v[0] > 0},
+        "profiled": profiled,
     }
 
 
@@ -556,6 +598,488 @@ def _spread(counter: collections.Counter[int], n: int) -> str:
     return " / ".join(f"{c:,}" for c in counts)
 
 
+# ---------------------------------------------------------------------------------------
+# --profile: the workers' CPU over the burst, per run, by function and by area.
+# ---------------------------------------------------------------------------------------
+
+
+def profiled_worker(out_file: str, timer: str, argv: list[str]) -> None:
+    """Run ``hitl_bus.cli`` with ``argv`` (``worker MODULE ...``) in this process, with
+    cProfile (the main thread's CPU time, where the event loop runs every async flow)
+    turned on by SIGUSR1 and off by SIGUSR2, which writes ``out_file``: the profile
+    covers the burst only, not start-up, warm-up or the other measurements."""
+    import cProfile
+    import runpy
+
+    # "wall": cProfile's own clock (cheap to read); on a shared 2-core machine it also
+    # counts the time the worker waits for a CPU, mostly in its socket writes, which wake
+    # redis-server. "cpu": the thread's CPU time, without that wait, but each reading is a
+    # system call, which inflates functions called very often (isinstance, len, encode).
+    profiler = cProfile.Profile(time.thread_time) if timer == "cpu" else cProfile.Profile()
+
+    def on(signum: int, frame: Any) -> None:
+        profiler.enable()
+
+    def off(signum: int, frame: Any) -> None:
+        profiler.disable()
+        profiler.dump_stats(out_file)
+
+    signal.signal(signal.SIGUSR1, on)
+    signal.signal(signal.SIGUSR2, off)
+    sys.argv = ["hitl_bus.cli", *argv]
+    runpy.run_module("hitl_bus.cli", run_name="__main__", alter_sys=True)
+
+
+_POOL_FUNCTIONS = {"get_connection", "release", "can_get_connection", "_maybe_pool_lock"}
+
+
+def profile_area(file: str, func: str) -> str:
+    """Which part of the stack a profiled function belongs to (a built-in: ``None``, it
+    is charged to its callers' areas)."""
+    path = file.replace("\\", "/")
+    if "/hitl_bus/" in path:
+        module = path.split("/hitl_bus/", 1)[1]
+        if module in ("engine/logger.py", "logging.py"):
+            return "logging: hitl_bus run logs (engine/logger.py)"
+        if module.startswith("bus/connection"):
+            return "hitl_bus: bus/connection.py (retry window, client wrappers)"
+        return f"hitl_bus: {module.split('/')[0].removesuffix('.py')}"
+    if "/redis/" in path:
+        if "/observability/" in path or func in ("get_pool_name", "record_operation_duration"):
+            return "redis-py: telemetry hooks (off, still called per command)"
+        if ("/_parsers/" in path and "encoders" in path) or func == "pack_command":
+            return "redis-py: command packing (pack_command, encode)"
+        if "/_parsers/" in path:
+            return "redis-py: reply parsing"
+        if path.endswith("/connection.py") and func in _POOL_FUNCTIONS:
+            return "redis-py: connection pool (BlockingConnectionPool)"
+        if path.endswith("/connection.py"):
+            return "redis-py: connection: send, read, socket timeouts"
+        return "redis-py: client, pipeline, retry"
+    if "pydantic" in path:
+        return "pydantic (Python side)"
+    if path.endswith(("/asyncio/timeouts.py", "/asyncio/locks.py")) or func in (
+        "wait_for",
+        "shield",
+        "ensure_future",
+        "_ensure_future",
+    ):
+        return "asyncio: timeouts, wait_for, locks (per command)"
+    if "/asyncio/" in path or "uvloop" in path:
+        return "asyncio: event loop, streams, tasks"
+    if "/logging/" in path:
+        return "logging: stdlib"
+    if "/json/" in path:
+        return "json"
+    if file == "~":  # built-ins and C extensions: named by the function's repr
+        for part, area in (
+            ("pydantic", "pydantic (Rust core: validate, dump)"),
+            ("hiredis", "redis-py: reply parsing"),
+            ("uvloop", "asyncio: event loop, streams, tasks"),
+            ("_asyncio", "asyncio: event loop, streams, tasks"),
+        ):
+            if part in func:
+                return area
+        return "~"  # charged to its callers
+    if "site-packages" in path:
+        return f"other package: {path.split('site-packages/', 1)[1].split('/')[0]}"
+    return "stdlib (other)"
+
+
+def profile_summary(paths: list[Path], runs: int, timer: str, top: int = 25) -> str:
+    """The workers' burst profiles added up, in µs per run: the top functions by
+    cumulative and by own time, and own time by area (which adds up, unlike cumulative)."""
+    import pstats
+
+    if not paths:
+        return "no worker profile written"
+    stats: Any = pstats.Stats(*(str(p) for p in paths))
+    entries = stats.stats  # {(file, line, func): (primitive calls, calls, own, cumulative, _)}
+    own_total = sum(v[2] for v in entries.values())
+
+    def name(key: tuple[str, int, str]) -> str:
+        file, line, func = key
+        if file == "~":
+            return func
+        short = file.split("site-packages/", 1)[-1]
+        short = short.split("/hitl_bus/", 1)[1] if "/hitl_bus/" in short else short
+        short = short.split("/lib/python3", 1)[-1].split("/", 1)[-1]
+        return f"{func} ({short}:{line})"
+
+    def table(order: int, title: str) -> list[str]:
+        lines = [title, f"{'cum µs/run':>11} {'own µs/run':>11} {'calls/run':>9}  function"]
+        ranked = sorted(entries.items(), key=lambda kv: -kv[1][order])[:top]
+        for key, (_, calls, own, cum, _) in ranked:
+            each = f"{cum * 1e6 / runs:11.1f} {own * 1e6 / runs:11.1f} {calls / runs:9.2f}"
+            lines.append(f"{each}  {name(key)}")
+        return lines
+
+    areas: collections.Counter[str] = collections.Counter()
+    for (file, _, func), (_, _, own, _, callers) in entries.items():
+        area = profile_area(file, func)
+        if area != "~":
+            areas[area] += own
+            continue
+        # A built-in (isinstance, len, str.encode, ...): its own time goes to the areas of
+        # its callers, by the time it spent for each of them.
+        by_caller = {c: v[2] for c, v in callers.items()} or {("~", 0, func): own}
+        spent = sum(by_caller.values()) or 1.0
+        for (c_file, _, c_func), t in by_caller.items():
+            c_area = profile_area(c_file, c_func)
+            areas["built-ins called from elsewhere" if c_area == "~" else c_area] += own * t / spent
+    lines = [
+        f"Workers under cProfile over the burst: {len(paths)} profile(s), {runs:,} runs, "
+        f"{own_total * 1e6 / runs:,.0f} µs per run of the event loop thread, clock {timer} "
+        + (
+            "(thread CPU time"
+            if timer == "cpu"
+            else "(wall: socket writes include waiting for a CPU"
+        )
+        + "; cProfile's own overhead included: compare areas and functions with each "
+        "other, not with the CPU row).",
+        "",
+        "Own time by area (µs per run, share; a built-in's time is charged to its callers):",
+    ]
+    for area, own in areas.most_common():
+        lines.append(f"{own * 1e6 / runs:11.1f}  {own / own_total:6.1%}  {area}")
+    lines += ["", *table(3, "Top by cumulative time:"), ""]
+    lines += table(2, "Top by own time:")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# MONITOR: the commands clients send, apart from those their scripts run.
+# ---------------------------------------------------------------------------------------
+
+_MONITOR_LINE = re.compile(r"^(\d+\.\d+) \[\d+ (\S*)\] (.*)$")
+_MONITOR_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_BLOCKING_READS = {"xread", "xreadgroup", "blmove", "brpoplpush", "blpop", "brpop", "bzpopmin"}
+_SCRIPT_CALLS = {"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"}
+
+
+@dataclass
+class Sent:
+    """One command as MONITOR showed it."""
+
+    t: float  #: Redis's clock, s
+    sender: str  #: "client", "worker", "parent" (this process: excluded)
+    conn: str  #: the connection's address
+    args: list[str]
+    lua: bool = False  #: run by a script (MONITOR's ``[0 lua]``), attributed to its caller
+
+    @property
+    def name(self) -> str:
+        return self.args[0].lower() if self.args else "?"
+
+    def label(self, scripts: dict[str, str]) -> str:
+        """The command's name; a script call as ``evalsha:<script>``."""
+        if self.name in ("evalsha", "evalsha_ro") and len(self.args) > 1:
+            return f"evalsha:{scripts.get(self.args[1], self.args[1][:7])}"
+        return self.name
+
+    def key(self) -> str:
+        """The first key the command names ('' for none)."""
+        args, name = self.args, self.name
+        if name in _SCRIPT_CALLS:
+            return args[3] if len(args) > 3 and args[2].isdigit() and int(args[2]) > 0 else ""
+        if name in ("xread", "xreadgroup"):
+            upper = [a.upper() for a in args]
+            return args[upper.index("STREAMS") + 1] if "STREAMS" in upper else ""
+        if name in ("multi", "exec", "discard", "ping", "echo", "info", "client", "hello"):
+            return ""
+        if name in ("script", "config", "command", "object", "xinfo", "xgroup"):
+            return " ".join(args[1:3])
+        return args[1] if len(args) > 1 else ""
+
+
+def script_names() -> dict[str, str]:
+    """SHA1 → name of hitl_bus's run-store scripts (``engine/store.py`` ``SCRIPTS``) and of
+    the other module-level Lua sources of the package, for the ledger's EVALSHA lines."""
+    import hashlib
+    import importlib
+
+    names: dict[str, str] = {}
+    for module_name in (
+        "hitl_bus.engine.store",
+        "hitl_bus.inputs.sending",
+        "hitl_bus.inputs.values",
+        "hitl_bus.inputs.inbox",
+        "hitl_bus.inputs.actions",
+        "hitl_bus.notify.ledger",
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # noqa: BLE001 - the engine is being changed: names are a nicety
+            continue
+        sources = dict(getattr(module, "SCRIPTS", {}))
+        for attr, value in vars(module).items():
+            lua = isinstance(value, str) and "redis.call" in value
+            if lua and attr.startswith("_") and attr.isupper():
+                sources[attr.strip("_").lower()] = value
+        for name, source in sources.items():
+            names[hashlib.sha1(source.encode()).hexdigest()] = name
+    return names
+
+
+class Monitor:
+    """MONITOR on a connection of its own, read by a thread until a marker ``ECHO``."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        client: Any = redis.Redis.from_url(url, protocol=2, client_name=ADMIN_CLIENT_NAME)
+        self.client = client
+        self.monitor: Any = client.monitor()
+        self.monitor.__enter__()  # MONITOR, checked OK: every command from now on is seen
+        self.marker = f"bench-monitor-end-{uuid.uuid4().hex}"
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        connection = self.monitor.connection
+        while True:
+            line = connection.read_response()
+            text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
+            if self.marker in text:
+                return
+            self.lines.append(text)
+
+    def stop(self, admin: Any, senders: dict[int, str]) -> list[Sent]:
+        """Stop reading; the commands seen, each attributed by its connection's local port
+        (``senders``: port → who; any other port is the client's, the parent's own
+        connections excluded by the caller)."""
+        admin.echo(self.marker)
+        self.thread.join(60)
+        with contextlib.suppress(Exception):
+            self.monitor.__exit__(None, None, None)
+        self.client.close()
+        sent: list[Sent] = []
+        caller: Sent | None = None
+        for text in self.lines:
+            match = _MONITOR_LINE.match(text)
+            if match is None:
+                continue
+            t, addr, rest = match.groups()
+            args = _MONITOR_ARG.findall(rest)
+            if addr == "lua":
+                sender, conn = (caller.sender, caller.conn) if caller else ("client", "?")
+                sent.append(Sent(float(t), sender, conn, args, lua=True))
+                continue
+            port = int(addr.rsplit(":", 1)[1]) if ":" in addr else -1
+            entry = Sent(float(t), senders.get(port, "client"), addr, args)
+            sent.append(entry)
+            if entry.name in _SCRIPT_CALLS:
+                caller = entry
+        return sent
+
+
+@dataclass
+class Monitored:
+    """The commands of ``n`` runs under MONITOR, the parent's own excluded."""
+
+    n: int
+    sent: list[Sent]
+    scripts: dict[str, str]
+    go: float  #: when the parent let the client start (Redis's clock)
+
+    def per_run(self, lua: bool, sender: str | None = None) -> float:
+        return sum(1 for s in self.sent if s.lua == lua and sender in (None, s.sender)) / self.n
+
+    def by_name(self, lua: bool) -> collections.Counter[str]:
+        return collections.Counter(s.label(self.scripts) for s in self.sent if s.lua == lua)
+
+    def top(self, lua: bool, count: int = 16) -> str:
+        return ", ".join(
+            f"{name} {calls / self.n:.1f}" for name, calls in self.by_name(lua).most_common(count)
+        )
+
+
+def run_monitored(
+    ctx: Any,
+    url: str,
+    kind: str,
+    consumers: Consumers,
+    args: argparse.Namespace,
+    admin: Any,
+    total: int,
+    redis_port: int,
+    idle: float = 0.0,
+) -> Monitored:
+    """``total`` more runs started back to back under MONITOR (out of any timed part: it
+    slows Redis), after the client's warm-up; until the last one finished, and 0.3 s more
+    for what follows its final state (the worker's XACK). ``idle`` s under MONITOR before
+    the start, so that the blocking read waiting for the first run is seen too (a blocked
+    read shows when it is sent; the workers' reads time out every second)."""
+    from hitl_bus import keys
+
+    key = f"bench:workers:monitor:{uuid.uuid4().hex}"
+    stream = keys.EVENTS if kind == "hitl" else consumers.done_stream
+    go = ctx.Event()
+    client = _client(
+        ctx, url, kind, consumers, args, mode="burst", total=total, key=key, lanes=args.lanes, go=go
+    )
+    client.get("warm", timeout=120)
+    time.sleep(0.1)  # the warm-up runs end
+    position = _stream_end(admin, stream)
+    worker_ports = {p for pid in consumers.pids for p in common.redis_local_ports(redis_port, pid)}
+    monitor = Monitor(url)
+    time.sleep(idle)
+    go_marker = f"bench-monitor-go-{uuid.uuid4().hex}"
+    admin.echo(go_marker)
+    go.set()
+    result, finals, _ = follow(admin, kind, stream, position, client, consumers)
+    time.sleep(0.3)
+    worker_ports |= {p for pid in consumers.pids for p in common.redis_local_ports(redis_port, pid)}
+    senders = {p: "worker" for p in worker_ports}
+    senders.update((p, "parent") for p in common.redis_local_ports(redis_port))
+    seen = monitor.stop(admin, senders)
+    go_t = next((s.t for s in seen if s.name == "echo" and go_marker in s.args), 0.0)
+    sent = [s for s in seen if s.sender != "parent"]
+    if kind == "saq":  # nor the done entries the bench's hook adds, as in run_burst
+        sent = [s for s in sent if s.key() != consumers.done_stream or s.lua]
+    if not idle:  # only what the runs cost: nothing sent before the start
+        sent = [s for s in sent if s.t >= go_t]
+    client.join()
+    if args.monitor_log is not None:
+        with open(args.monitor_log, "a") as fh:
+            fh.write(f"# {kind}, {total} run(s), {len(consumers.pids)} worker(s)\n")
+            for s in sent:
+                where = "lua" if s.lua else s.conn
+                fh.write(f"{s.t:.6f}\t{s.sender}\t{where}\t{' '.join(s.args)}\n")
+    states = collections.Counter(finals[i][0] for i in result["ids"])
+    if len(result["ids"]) != total or (kind == "hitl" and states != {"COMPLETED": total}):
+        raise RuntimeError(f"{kind}: monitored runs ended {dict(states)}")
+    return Monitored(total, sent, script_names() if kind == "hitl" else {}, go_t)
+
+
+_IDS = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}(-\d+)?"
+)
+
+
+def _shape(s: Sent, scripts: dict[str, str]) -> tuple[str, str, str]:
+    """A command with the run's (job's, list's) ids taken out of its key: what recurs."""
+    return s.sender, s.label(scripts), _IDS.sub("*", s.key())
+
+
+def ledger(kind: str, one: Monitored, bulk: Monitored | None = None) -> str:
+    """One run's commands in order, as Markdown: who sent each, the key, the script's own
+    commands folded into its line, the µs since the previous command on the same
+    connection (tens of µs: the same pipeline or MULTI/EXEC; more: another round trip),
+    and how often the same command (same sender, name, key but for ids) came per run in
+    ``bulk``, the many-run pass: about 1 per run, or periodic upkeep that fell in."""
+    who = {
+        "hitl": {"client": "run_deployment", "worker": "worker"},
+        "raw": {"client": "client (XADD)", "worker": "consumer"},
+        "saq": {"client": "client (enqueue)", "worker": "saq worker"},
+    }[kind]
+    often: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    if bulk is not None:
+        often.update(_shape(s, bulk.scripts) for s in bulk.sent if not s.lua)
+    per_run = f"per run over {bulk.n}" if bulk is not None else "per run"
+    rows = [
+        f"| # | µs | sender | command | key | script's own commands | {per_run} |",
+        "|---|---:|---|---|---|---|---:|",
+    ]
+    waiting = {}  # each worker connection's last read before the start: it gets the run
+    for i, s in enumerate(one.sent):
+        if s.t < one.go and s.sender == "worker" and s.name in _BLOCKING_READS:
+            waiting[s.conn] = i
+    shown = [i for i, s in enumerate(one.sent) if s.t >= one.go or waiting.get(s.conn) == i]
+    last: dict[str, float] = {}
+    number = 0
+    periodic = 0
+    for i in shown:
+        s = one.sent[i]
+        if s.lua:
+            continue
+        inner = []
+        for t in one.sent[i + 1 :]:
+            if not t.lua:
+                break
+            inner.append(t.name.upper())
+        folded = collections.Counter(inner)
+        inside = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in folded.items())
+        if s.t < one.go:
+            gap = "before"
+        else:
+            gap = f"+{(s.t - last[s.conn]) * 1e6:,.0f}" if s.conn in last else ""
+        last[s.conn] = s.t
+        number += 1
+        label = s.label(one.scripts)
+        command = label.upper() if ":" not in label else "EVALSHA " + label.split(":", 1)[1]
+        freq = ""
+        if bulk is not None:
+            each = often[_shape(s, one.scripts)] / bulk.n
+            freq = f"{each:.2f}"
+            if each < 0.5 and s.t >= one.go:
+                periodic += 1
+                freq += " (upkeep)"
+        rows.append(
+            f"| {number} | {gap} | {who.get(s.sender, s.sender)} | {command} | "
+            f"`{s.key()}` | {inside} | {freq} |"
+        )
+    client_n = sum(1 for s in one.sent if not s.lua and s.t >= one.go)
+    lua_n = sum(1 for s in one.sent if s.lua and s.t >= one.go)
+    upkeep = f" ({periodic} of them periodic upkeep)" if periodic else ""
+    head = (
+        f"### {kind}: one run, {client_n} commands sent by clients{upkeep}, {lua_n} run by "
+        "scripts\n\n"
+        "µs: since the previous command on the same connection (Redis's clock, slowed by "
+        "MONITOR; tens of µs: the same pipeline or MULTI/EXEC; hundreds or more: another "
+        "round trip). 'before': the blocking read that gets the run, sent before the call "
+        "and not counted; the worker's next read (re-armed as it takes the run) is counted "
+        "instead. A read blocked since before MONITOR started (saq's BLMOVE, no timeout) "
+        "is not seen. Per run: how often the same command (sender, name, key but for ids) "
+        "came per run in the many-run MONITOR pass; under 0.5: upkeep that fell in the "
+        "window.\n"
+    )
+    return head + "\n" + "\n".join(rows) + "\n"
+
+
+def monitor_rows(res: Results, label: str, monitored: dict[str, Monitored]) -> None:
+    """The MONITOR rows: commands per run as clients send them (a script call is one), by
+    name, and the commands scripts run, for raw, hitl_bus and saq alike."""
+    raw, hitl, saq = monitored["raw"], monitored["hitl"], monitored.get("saq")
+    m = f"{label}, {hitl.n} more runs under MONITOR (after the burst)"
+
+    def sent(side: Monitored) -> str:
+        return (
+            f"{side.per_run(False):.1f} ({side.per_run(False, 'client'):.1f} / "
+            f"{side.per_run(False, 'worker'):.1f})"
+        )
+
+    def scripts(side: Monitored) -> str:
+        inside, total = side.per_run(True), side.per_run(True) + side.per_run(False)
+        top = f" ({side.top(True, 6)})" if inside else ""
+        return f"{inside:.1f}{top}; {total:.1f}"
+
+    r, h = raw.per_run(False), hitl.per_run(False)
+    ratio = f"{h / r:.2f}x"
+    if saq is not None:
+        ratio += f"; saq {sent(saq)}: {h / saq.per_run(False):.2f}x of saq"
+    res.add(
+        f"{m}: Redis commands per run sent by clients (script = 1), client process / workers",
+        sent(raw),
+        sent(hitl),
+        ratio,
+    )
+    res.add(
+        f"{m}: top client-sent commands per run (ratio column: saq)",
+        raw.top(False),
+        hitl.top(False),
+        f"saq: {saq.top(False)}" if saq is not None else "",
+    )
+    res.add(
+        f"{m}: commands run by scripts per run (MONITOR's `[0 lua]`), top; "
+        "client-sent + script-run (the INFO commandstats basis)",
+        scripts(raw),
+        scripts(hitl),
+        f"saq: {scripts(saq)}" if saq is not None else "",
+    )
+
+
 def scenario(
     ctx: Any, url: str, n: int, args: argparse.Namespace, res: Results, redis_pid: int
 ) -> None:
@@ -565,8 +1089,12 @@ def scenario(
     label = f"{n} worker{'s' if n > 1 else ''}"
     seq: dict[str, dict[str, Any]] = {}
     burst: dict[str, dict[str, Any]] = {}
+    monitored: dict[str, Monitored] = {}
+    ledgers: dict[str, str] = {}
+    redis_port = urllib.parse.urlsplit(url).port or 6379
+    monitor = "monitor" in args.only and args.monitor > 0
     kinds = ["raw", "hitl"]
-    if args.saq and "burst" in args.only:
+    if args.saq and ("burst" in args.only or monitor or args.ledger):
         kinds.append("saq")
     for kind in kinds:
         t = time.perf_counter()
@@ -578,10 +1106,32 @@ def scenario(
                 seq[kind] = run_sequential(ctx, url, kind, consumers, args, admin)
             if "burst" in args.only:
                 burst[kind] = run_burst(ctx, url, kind, consumers, args, admin, redis_pid)
+            if monitor:
+                monitored[kind] = run_monitored(
+                    ctx, url, kind, consumers, args, admin, args.monitor, redis_port
+                )
+            if args.ledger:
+                one = run_monitored(ctx, url, kind, consumers, args, admin, 1, redis_port, 1.2)
+                ledgers[kind] = ledger(kind, one, monitored.get(kind))
         finally:
             consumers.stop()
         print(f"  {label}, {kind}: done in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     admin.close()
+    if args.profile and burst.get("hitl", {}).get("profiled"):
+        summary = profile_summary(
+            sorted(args.profile.resolve().glob(f"worker{n}-*-burst.prof")),
+            burst["hitl"]["n"],
+            args.profile_timer,
+        )
+        out_file = args.profile.resolve() / f"workers{n}-burst.txt"
+        out_file.write_text(summary)
+        print(summary, file=sys.stderr)
+        print(f"  worker profile summary: {out_file}", file=sys.stderr)
+    if ledgers:
+        with open(args.ledger, "a") as fh:
+            fh.write(f"## {label}: one run's commands (MONITOR)\n\n")
+            fh.write("\n".join(ledgers[k] for k in ("hitl", "saq", "raw") if k in ledgers))
+        print(f"  ledger of one run: {args.ledger}", file=sys.stderr)
 
     if seq:
         raw, hitl = seq["raw"], seq["hitl"]
@@ -679,13 +1229,18 @@ def scenario(
             commands(hitl),
             ", ".join(f"{name} {c / hitl['n']:.1f} / {u / hitl['n']:.0f}" for name, (c, u) in top),
         )
+    if monitored:
+        monitor_rows(res, label, monitored)
 
 
 def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == PROFILED_WORKER:
+        profiled_worker(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return 0
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="smaller counts (about 15 s)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts (about 1.5 minutes)")
     parser.add_argument("--workers", default="1,2", help="worker process counts (default 1,2)")
     parser.add_argument("--concurrency", type=int, default=4, help="runs at once per worker")
     parser.add_argument("--seq", type=int, help="sequential runs measured")
@@ -693,12 +1248,46 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, help="sequential warm-up runs, not counted")
     parser.add_argument("--gap", type=float, default=2.0, help="ms between sequential runs")
     parser.add_argument("--lanes", type=int, default=1, help="concurrent calls in the burst")
-    parser.add_argument("--only", default="seq,burst", help="comma-separated subset of: seq,burst")
+    parser.add_argument(
+        "--only",
+        default="seq,burst,monitor",
+        help="comma-separated subset of: seq,burst,monitor",
+    )
+    parser.add_argument(
+        "--monitor",
+        type=int,
+        default=200,
+        help="runs started after the burst under MONITOR, for the commands clients send "
+        "(a script call = 1) apart from those scripts run (default 200; 0: none)",
+    )
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        help="append to this file (Markdown) each kind's commands for one run, in order, "
+        "with sender and key (MONITOR)",
+    )
     parser.add_argument(
         "--no-saq", dest="saq", action="store_false", help="skip the saq reference line"
     )
     common.add_output_args(
-        parser, "exit 1 when a run went wrong", "cProfile workers and hitl client into DIR"
+        parser,
+        "exit 1 when a run went wrong",
+        "cProfile into DIR: the hitl_bus workers over the burst only (and a summary per "
+        "run, workers<N>-burst.txt), the hitl_bus client over its life",
+    )
+    parser.add_argument(
+        "--monitor-log",
+        type=Path,
+        help="append every command the MONITOR passes saw to this file (time, sender, "
+        "connection or lua, arguments; tab-separated), for a closer look",
+    )
+    parser.add_argument(
+        "--profile-timer",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="the workers' cProfile clock: wall (cProfile's own; counts waiting for a CPU, "
+        "mostly in socket writes) or cpu (thread CPU time; a system call per reading, "
+        "which inflates functions called very often)",
     )
     args = parser.parse_args()
     args.seq = args.seq or (200 if args.quick else 1000)
@@ -740,6 +1329,15 @@ def main() -> int:
         "raw handler does; the client enqueues with `Queue.enqueue` back to back; a job "
         "counts as completed when saq's `after_process` hook (after saq recorded it "
         "complete) XADDs it to a done stream, which the parent follows.",
+        *[
+            f"MONITOR rows: {args.monitor} more runs after the burst (out of the timed part: "
+            "MONITOR slows Redis), started the same way, under `MONITOR` from after the client's "
+            "warm-up until 0.3 s after the last final state. Commands sent by clients count a "
+            "script call once (and MULTI, EXEC and each command of a pipeline once each); "
+            "commands MONITOR shows as `[0 lua]` are those scripts ran. Each is attributed by "
+            "its connection's local port to the client process or a worker; the parent's own "
+            "and saq's done entries are left out. Idle upkeep in that window is included."
+        ][: 1 if "monitor" in args.only and args.monitor else 0],
         f"{os.cpu_count()} cores shared by redis-server, the client, the worker processes "
         "and other work on the machine: with 2 workers there are more busy processes than "
         "cores.",

@@ -72,22 +72,30 @@ async def close_hitl() -> None:
 
 def redis_sockets(port: int) -> int:
     """TCP connections this process holds to the Redis port (from /proc, no Redis call)."""
+    return len(redis_local_ports(port))
+
+
+def redis_local_ports(port: int, pid: int | str = "self") -> set[int]:
+    """The local TCP ports of the connections process ``pid`` holds to the Redis port
+    (from /proc, no Redis call; empty when the process is gone). MONITOR names a
+    connection by its address, so these tell which process sent a command."""
     inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/self/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes.add(link[8:-1])
-    count = 0
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    ports = set()
+    for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):
         with contextlib.suppress(OSError), open(table) as fh:
             next(fh)
             for line in fh:
                 cols = line.split()
                 remote_port = int(cols[2].rsplit(":", 1)[1], 16)
                 if remote_port == port and cols[3] == "01" and cols[9] in inodes:
-                    count += 1
-    return count
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 async def sample_sockets(port: int, stop: asyncio.Event) -> int:

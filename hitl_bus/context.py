@@ -40,6 +40,24 @@ class FlowRunInfo:
 
 
 @dataclass
+class QueueEntry:
+    """The deployment-queue entry a worker took a run from: on standalone Redis the run's
+    final state acknowledges it in the same step (``acknowledged``), else the worker does.
+
+    With ``consumer`` set (the worker's name, while it keeps taking runs), the same step
+    also takes the queue's next entry for that consumer (``next``: its id and fields), which
+    the worker starts in the slot the run leaves.
+    """
+
+    queue: str
+    group: str
+    entry_id: bytes
+    acknowledged: bool = False
+    consumer: str = ""
+    next: tuple[bytes, dict[bytes, bytes]] | None = None
+
+
+@dataclass
 class RunState:
     """What one execution of a run keeps while it runs; the engine starts it with the run.
 
@@ -64,6 +82,8 @@ class RunState:
     in_flight: set[concurrent.futures.Future[Any]] = field(default_factory=set)
     #: Writes running in the background; the engine waits for them before the run ends.
     pending_writes: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Where a worker took the run from, acknowledged with its final state.
+    queue_entry: QueueEntry | None = None
 
     def write_later(self, write: Coroutine[Any, Any, None]) -> None:
         """Run a Redis write in the background: the run goes on, and ends after it."""

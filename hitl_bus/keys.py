@@ -13,7 +13,7 @@ from redis.crc import key_slot as _key_slot
 
 PREFIX = "hitl"
 
-#: Global event stream: every state change and input arrival of every run.
+#: Global event stream (bucket 0 of it): every state change and input arrival of every run.
 EVENTS = f"{PREFIX}:events"
 
 # The global run indexes are split into ``shards`` buckets (``HITL_BUS_INDEX_SHARDS``), a
@@ -37,6 +37,23 @@ def _index_prefix(shard: int, shards: int) -> str:
     while not low <= _key_slot(f"{PREFIX}-index-{shard}-{salt}".encode()) < high:
         salt += 1
     return f"{PREFIX}:{{{PREFIX}-index-{shard}-{salt}}}"
+
+
+def index_prefix(run_id: str, shards: int) -> str:
+    """The key prefix of a run's bucket of the global indexes and event stream, for the
+    scripts that keep them on standalone Redis (``<prefix>:runs``, ``<prefix>:events``...)."""
+    return _index_prefix(index_shard(run_id, shards), shards)
+
+
+def events(shard: int = 0, shards: int = 1) -> str:
+    """One bucket of the global event stream: the events of the runs whose index entries
+    are in that bucket (bucket 0 is ``hitl:events``)."""
+    return f"{_index_prefix(shard, shards)}:events"
+
+
+def events_of(run_id: str, shards: int) -> str:
+    """The bucket of the global event stream a run's events go to."""
+    return events(index_shard(run_id, shards), shards)
 
 
 def runs(shard: int = 0, shards: int = 1) -> str:

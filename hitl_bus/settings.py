@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     min_replicas: int = Field(default=0, ge=0)
     #: Milliseconds a write waits for ``min_replicas`` before raising ``ReplicationTimeout``.
     replica_timeout_ms: int = Field(default=2000, gt=0)
-    #: Buckets the global run indexes are split into, each on a slot of its own, so that
-    #: on Cluster no one master takes every run's index writes; 0: 16 on Cluster, 1 on
+    #: Buckets the global run indexes and event stream are split into, each on a slot of
+    #: its own, so that on Cluster no one master takes every run's index and event writes;
+    #: 0: 16 on Cluster, 1 on
     #: standalone Redis (where one bucket costs least). Every process must use the same.
     index_shards: int = Field(default=0, ge=0, le=1024)
     #: How a process waits for stream entries: ``xread``, blocking XREADs over every watched

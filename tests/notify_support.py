@@ -198,7 +198,8 @@ async def group_ready(readers: int = 1) -> None:
     client = get_bus().client
 
     async def ready() -> bool:
-        groups = await client.xinfo_groups(keys.EVENTS) if await client.exists(keys.EVENTS) else []
+        last = keys.events(get_bus().index_shards - 1, get_bus().index_shards)  # made last
+        groups = await client.xinfo_groups(last) if await client.exists(last) else []
         if not any(g["name"] == keys.NOTIFIERS_GROUP.encode() for g in groups):
             return False
         return await blocked_readers() >= readers
@@ -207,7 +208,11 @@ async def group_ready(readers: int = 1) -> None:
 
 
 async def blocked_readers() -> int:
-    listed = await get_bus().client.execute_command("CLIENT", "LIST")
+    bus = get_bus()
+    if bus.cluster:  # every master's clients
+        clients = await bus.client.client_list(target_nodes="primaries")
+        return sum(c["cmd"] == "xreadgroup" for node in clients.values() for c in node)
+    listed = await bus.client.execute_command("CLIENT", "LIST")
     text = listed.decode() if isinstance(listed, bytes) else str(listed)
     return text.count("cmd=xreadgroup")
 

@@ -173,3 +173,29 @@ async def _now(value: bool) -> bool:
 
 async def _running(run_id: Any) -> bool:
     return (await get_client().read_flow_run(run_id)).state.is_running()
+
+
+async def test_a_cancel_in_the_first_moments_of_a_run_is_not_missed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An execution starts watching for a cancel a little after it begins; a cancel that
+    lands before that is read from where the execution began, and stops it all the same."""
+    from hitl_bus import keys
+    from hitl_bus.bus import get_bus
+    from hitl_bus.engine import cancelling
+
+    monkeypatch.setattr(cancelling, "WATCH_AFTER", 1.0)  # wide enough to cancel within
+    reached: list[str] = []
+
+    @flow
+    async def long_wait() -> None:
+        reached.append("started")
+        await asyncio.sleep(30)
+        reached.append("slept through")
+
+    run = await start_flow_run(long_wait)
+    await eventually(lambda: _now(reached == ["started"]))
+    assert not get_bus().dispatcher.is_watching(keys.run_control(str(run.id)))
+    await get_client().cancel_flow_run(run.id)  # before its watch began
+    assert (await final_state(run.id)).is_cancelled()
+    assert reached == ["started"]

@@ -146,11 +146,12 @@ async def test_a_pause_answered_before_it_is_read_is_not_told(
     run_id = await paused_run()
     # The group starts at the stream's end: made now, it sees only what follows.
     client = get_bus().client
-    await client.xgroup_create(keys.EVENTS, keys.NOTIFIERS_GROUP, id="0", mkstream=True)
+    stream = keys.events_of(run_id, get_bus().index_shards)  # the run's bucket
+    await client.xgroup_create(stream, keys.NOTIFIERS_GROUP, id="0", mkstream=True)
     await resume_flow_run(run_id, {"approved": True})
     async with running_notifier():
         await asyncio.sleep(1.0)
-        pending = await client.xpending(keys.EVENTS, keys.NOTIFIERS_GROUP)
+        pending = await client.xpending(stream, keys.NOTIFIERS_GROUP)
     assert receiver.requests == []
     assert pending["pending"] == 0
 
@@ -164,7 +165,14 @@ async def test_two_notifiers_tell_each_pause_once(bus_url: str, receiver: Receiv
     told = [r.json["run"]["id"] for r in receiver.requests]
     assert sorted(told) == sorted(runs)
     # Stopped with nothing pending, they leave no consumer behind in the group.
-    assert await get_bus().client.xinfo_consumers(keys.EVENTS, keys.NOTIFIERS_GROUP) == []
+    bus = get_bus()
+    for shard in range(bus.index_shards):  # every bucket's group
+        assert (
+            await bus.client.xinfo_consumers(
+                keys.events(shard, bus.index_shards), keys.NOTIFIERS_GROUP
+            )
+            == []
+        )
 
 
 runner = CliRunner()
@@ -328,8 +336,9 @@ async def test_an_event_handled_again_after_its_delivery_sends_nothing(
     async with running_notifier():
         run_id = await paused_run(["grace"])
         await _count(receiver, 1)
-    entries = await get_bus().client.xrange(keys.EVENTS)
-    events = [decode_event(keys.EVENTS, entry_id, fields) for entry_id, fields in entries]
+    stream = keys.events_of(run_id, get_bus().index_shards)  # the run's bucket
+    entries = await get_bus().client.xrange(stream)
+    events = [decode_event(stream, entry_id, fields) for entry_id, fields in entries]
     [paused] = [e for e in events if e and e.run_id == run_id and event_name(e) == "paused"]
     assert await Notifier(FAST).handle(paused) is True
     await asyncio.sleep(0.2)

@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from hitl_bus import keys
+from hitl_bus.bus import get_bus
 from hitl_bus.people import links
 from hitl_bus.people.roles import Action, Role, allows, check_assignees, is_assignee, refusal
 from hitl_bus.people.store import (
@@ -92,3 +94,20 @@ async def test_an_answer_link_works_once_and_only_for_its_pause() -> None:
     assert sorted(results, key=lambda r: r is None) == [link, None]
     assert await links.peek(token) is None
     assert await links.use("garbage") is None
+
+
+async def test_adding_a_person_is_one_step_and_a_retried_add_is_no_refusal() -> None:
+    from hitl_bus.people import store
+
+    person, token = await add_person("ada", Role.RESPONDER)
+    assert (await person_for_token(token)).name == "ada"
+    # The same script again, as a retry after a lost reply would send it: no refusal, and
+    # nothing written twice.
+    again = await get_bus().eval(
+        store._ADD,
+        [keys.PEOPLE, keys.PEOPLE_TOKENS],
+        ["ada", person.model_dump_json(), person.token_digest],
+    )
+    assert again == 1
+    with pytest.raises(PersonExists):
+        await add_person("ada", Role.VIEWER)

@@ -129,3 +129,39 @@ async def test_a_handed_back_run_is_not_cancelled_by_the_worker_that_gave_it_up(
     # Every body ran to its end. Execution is at-least-once: a body cut off right at its
     # last line by the hand-back runs again on B (the run still completes once).
     assert {x.decode().split(":")[0] for x in finished} == {str(r.id) for r in runs}
+
+
+async def test_a_queue_entry_whose_read_reply_was_lost_still_runs(
+    start_worker: StartWorker,
+) -> None:
+    """A cut connection can lose the reply of the worker's XREADGROUP: the entry is then
+    pending under a live worker that never saw it. The worker takes it back and the run
+    goes on, once."""
+    from hitl_bus import keys
+    from hitl_bus.engine.runs import create_flow_run
+    from hitl_bus.engine.states import StateType
+
+    start_worker()
+    await registered("record/default")
+    await workers_alive(1)
+    [beat] = await get_bus().client.keys(keys.worker("*"))
+    worker_id = beat.decode().removeprefix(keys.worker(""))
+    run = await create_flow_run(
+        "record", {"tag": "lost"}, state=State(type=StateType.SCHEDULED),
+        deployment="record/default",
+    )  # fmt: skip
+    queue = keys.deployment_queue("record/default")
+    # Queued and delivered to the worker in one step, as if the read's reply were lost:
+    # the worker's own blocked read never sees it.
+    delivered = await get_bus().client.eval(
+        "redis.call('XADD', KEYS[1], '*', 'run_id', ARGV[1]) "
+        "return redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', 1, "
+        "'STREAMS', KEYS[1], '>')",
+        1, queue, str(run.id), keys.WORKERS_GROUP, worker_id,
+    )  # fmt: skip
+    assert delivered
+    await wait_state(run.id, lambda s: s.is_completed())  # type: ignore[attr-defined]
+    assert await get_bus().client.lrange("test:ran:lost", 0, -1) != []
+    await asyncio.sleep(1.5)  # past another take-back round: it ran once
+    assert len(await get_bus().client.lrange("test:ran:lost", 0, -1)) == 1
+    assert (await get_bus().client.xpending(queue, keys.WORKERS_GROUP))["pending"] == 0

@@ -95,6 +95,10 @@ class Bus:
         wanted = self.settings.min_replicas if replicated else 0
         with retry_window():
             try:
+                if not wanted:  # the common case, with no call in between
+                    return await self.client.execute_command(
+                        "EVALSHA", sha, len(keys), *keys, *args
+                    )
                 return await self._evalsha(sha, keys, args, wanted)
             except NoScriptError:
                 await self.client.script_load(source)
@@ -104,7 +108,7 @@ class Bus:
         self, sha: str, keys: Sequence[Any], args: Sequence[Any], wanted: int
     ) -> Any:
         if not wanted:
-            return await self.client.evalsha(sha, len(keys), *keys, *args)
+            return await self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
         # WAIT counts the replicas that have this connection's writes, so it follows the
         # script on the same connection: one pipeline, to the node of the script's keys.
         timeout = self.settings.replica_timeout_ms

@@ -7,6 +7,7 @@ from typing import Any
 
 from hitl_bus import keys
 from hitl_bus.bus.codec import dumps
+from hitl_bus.bus.core import Bus
 
 
 def event_fields(kind: str, run_id: str, data: dict[str, Any]) -> dict[str, bytes | str]:
@@ -14,8 +15,10 @@ def event_fields(kind: str, run_id: str, data: dict[str, Any]) -> dict[str, byte
     return {"type": kind, "run_id": run_id, "ts": str(int(time.time() * 1000)), "data": dumps(data)}
 
 
-def append_event(pipe: Any, run_id: str, kind: str, data: dict[str, Any], maxlen: int) -> None:
-    """Queue the XADDs of one event, to the run's event stream and the global one, on ``pipe``."""
+def append_event(pipe: Any, bus: Bus, run_id: str, kind: str, data: dict[str, Any]) -> None:
+    """Queue the XADDs of one event, to the run's event stream and to the run's bucket of
+    the global one, on ``pipe``."""
     fields = event_fields(kind, run_id, data)
+    maxlen = bus.settings.events_maxlen
     pipe.xadd(keys.run_events(run_id), fields, maxlen=maxlen, approximate=True)
-    pipe.xadd(keys.EVENTS, fields, maxlen=maxlen, approximate=True)
+    pipe.xadd(keys.events_of(run_id, bus.index_shards), fields, maxlen=maxlen, approximate=True)

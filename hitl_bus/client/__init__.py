@@ -160,8 +160,9 @@ class HitlClient:
         Following with ``after`` set to it gives what happens from then on, so a follower
         started later (say, on a reconnect) misses nothing in between.
         """
-        stream = keys.run_events(normalize_run_id(flow_run_id)) if flow_run_id else keys.EVENTS
-        return await following.latest(stream)
+        if flow_run_id is None:
+            return await following.latest_of(following.global_event_streams())
+        return await following.latest(keys.run_events(normalize_run_id(flow_run_id)))
 
     async def reply_position(self) -> str:
         """An ``after`` for :meth:`follow_replies` meaning "from this moment on"."""
@@ -174,8 +175,19 @@ class HitlClient:
 
         ``after`` is the entry id to start after: ``"0-0"`` for everything still stored,
         ``None`` for what happens from now on. Never ends by itself.
+
+        When the global stream is split into buckets (``HITL_BUS_INDEX_SHARDS``, 16 on
+        Cluster), every run's events come from all of them, and an event's ``id`` is a
+        position across the buckets (their entry ids joined by ``_``) that ``after`` takes
+        back, as :meth:`event_position` gives.
+
+        :raises ValueError: ``after`` names another number of buckets.
         """
-        stream = keys.run_events(normalize_run_id(flow_run_id)) if flow_run_id else keys.EVENTS
+        if flow_run_id is None:
+            async for event in following.follow_global_events(after):
+                yield event
+            return
+        stream = keys.run_events(normalize_run_id(flow_run_id))
         start = after if after is not None else await following.latest(stream)
         async for event in following.follow(stream, start, decode_event):
             yield event
@@ -252,13 +264,16 @@ class HitlClient:
         box = _reply_box(inbox_id, person)
         run_id = normalize_run_id(flow_run_id) if flow_run_id else None
         sender = Mailbox.for_run(run_id).name if run_id else None
-        signals = keys.run_events(run_id) if run_id else keys.EVENTS
+        signals = [keys.run_events(run_id)] if run_id else following.global_event_streams()
         start = after if after is not None else await following.now()
         prefixes: dict[str, str] = {}  # stream -> key prefix
         contacted: set[str] = set()  # runs this inbox sent to while following (no run given)
         announced = keys.inbox_prefixes(box.owner)
         streams = following.Streams()
-        streams.add(signals, await following.latest(signals))
+        for stream, position in following.split_position(
+            await following.latest_of(signals), signals
+        ).items():
+            streams.add(stream, position)
         streams.add(announced, await following.latest(announced))
 
         def follow_prefixes(names: Iterable[str]) -> None:
@@ -279,7 +294,7 @@ class HitlClient:
                             if (prefix := codec.text((fields or {}).get(b"prefix")))
                         )
                         continue
-                    if stream == signals:
+                    if stream in signals:
                         sent, look_again = following.reply_signals(
                             stream, entries, box.name, run_id, contacted
                         )

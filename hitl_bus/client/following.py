@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TypeVar
 
 from pydantic import ValidationError
 
+from hitl_bus import keys
 from hitl_bus.bus import get_bus
 from hitl_bus.bus.watching import Entry
 from hitl_bus.client.records import RunEvent, decode_event
@@ -22,6 +24,8 @@ from hitl_bus.inputs.keyset import check_key_prefix
 T = TypeVar("T")
 #: Entries read per XRANGE while catching up with a stream.
 _PAGE = 500
+#: Separates the buckets' entry ids in a position over the global event stream.
+BUCKETS_SEPARATOR = "_"
 
 
 async def read_stream(
@@ -124,6 +128,100 @@ class Streams:
             task.cancel()
         await asyncio.gather(*self._waits.values(), return_exceptions=True)
         self._waits.clear()
+
+
+def global_event_streams() -> list[str]:
+    """The buckets of the global event stream (one on standalone Redis by default)."""
+    shards = get_bus().index_shards
+    return [keys.events(shard, shards) for shard in range(shards)]
+
+
+def split_position(position: str, streams: Sequence[str]) -> dict[str, str]:
+    """Each bucket's entry id in a position over ``streams``.
+
+    A position is one entry id per bucket, joined by ``_`` (a single bucket's is a plain
+    entry id). A plain entry id, such as ``0-0`` or a moment from :func:`now`, stands for
+    the same id in every bucket.
+
+    :raises ValueError: the position names another number of buckets.
+    """
+    parts = position.split(BUCKETS_SEPARATOR)
+    if len(parts) == 1:
+        return dict.fromkeys(streams, position)
+    if len(parts) != len(streams):
+        raise ValueError(
+            f"the position {position!r} names {len(parts)} event buckets; "
+            f"this store has {len(streams)} (HITL_BUS_INDEX_SHARDS)"
+        )
+    return dict(zip(streams, parts, strict=True))
+
+
+def join_position(positions: dict[str, str], streams: Sequence[str]) -> str:
+    return BUCKETS_SEPARATOR.join(positions[stream] for stream in streams)
+
+
+async def latest_of(streams: Sequence[str]) -> str:
+    """The position of the newest entry of every bucket: "from now on" over all of them."""
+    if len(streams) == 1:
+        return await latest(streams[0])
+    async with get_bus().client.pipeline(transaction=False) as pipe:
+        for stream in streams:
+            pipe.xrevrange(stream, count=1)
+        newest = await pipe.execute()
+    return BUCKETS_SEPARATOR.join(last[0][0].decode() if last else "0-0" for last in newest)
+
+
+def _entry_order(entry_id: bytes) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition(b"-")
+    return int(milliseconds), int(sequence or 0)
+
+
+async def follow_buckets(
+    streams: Sequence[str], after: str, decode: Callable[[str, bytes, dict[bytes, bytes]], T | None]
+) -> AsyncIterator[tuple[T, str]]:
+    """Entries of a stream split into buckets, as one: what is stored (merged by entry id),
+    then each new one as it lands, each with the position just after it.
+
+    Across buckets the order is that of arrival: two buckets may sit on two nodes whose
+    clocks differ, so positions are kept per bucket and nothing is skipped or repeated.
+    """
+    positions = split_position(after, streams)
+    stored: list[tuple[tuple[int, int], str, bytes, dict[bytes, bytes]]] = []
+    for stream in streams:
+        raw, _ = await read_stream(stream, positions[stream], lambda _s, i, f: (i, f))
+        stored += [(_entry_order(entry_id), stream, entry_id, fields) for entry_id, fields in raw]
+    stored.sort(key=lambda entry: entry[0])
+    for _, stream, entry_id, fields in stored:
+        positions[stream] = entry_id.decode()
+        item = decode(stream, entry_id, fields)
+        if item is not None:
+            yield item, join_position(positions, streams)
+    waiting = Streams()
+    for stream in streams:
+        waiting.add(stream, positions[stream])
+    try:
+        while True:
+            for stream, entries in await waiting.next():
+                for entry_id, fields in entries:
+                    positions[stream] = entry_id.decode()
+                    item = decode(stream, entry_id, fields)
+                    if item is not None:
+                        yield item, join_position(positions, streams)
+    finally:
+        await waiting.aclose()
+
+
+async def follow_global_events(after: str | None) -> AsyncIterator[RunEvent]:
+    """Every run's events, from every bucket of the global stream; each event's ``id`` is
+    the position just after it (its entry id when there is one bucket)."""
+    streams = global_event_streams()
+    start = after if after is not None else await latest_of(streams)
+    if len(streams) == 1:
+        async for event in follow(streams[0], start, decode_event):
+            yield event
+        return
+    async for event, position in follow_buckets(streams, start, decode_event):
+        yield dataclasses.replace(event, id=position)
 
 
 def is_final_change(event: RunEvent) -> bool:

@@ -7,6 +7,7 @@ run without importing the flow's code.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import re
 from typing import Any
@@ -21,6 +22,7 @@ from hitl_bus.deployments.deployment import Deployment
 from hitl_bus.engine.parameters import parameters_schema
 from hitl_bus.engine.runs import FlowRun, create_flow_run, wait_for_state
 from hitl_bus.engine.states import State, StateType
+from hitl_bus.engine.store import DeploymentChanged
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
 from hitl_bus.schema_check import schema_errors, summarize
 
@@ -79,10 +81,33 @@ async def register(deployment: Deployment) -> DeploymentRecord:
 
 
 async def read_deployment(name: str) -> DeploymentRecord:
-    raw = await get_bus().client.hget(keys.DEPLOYMENTS, check_name(name))
+    return _decode(name, await get_bus().client.hget(keys.DEPLOYMENTS, check_name(name)))
+
+
+def _decode(name: str, raw: bytes | None) -> DeploymentRecord:
     if raw is None:
         raise DeploymentNotFound(f"no deployment named {name!r}; is a worker serving it?")
     return DeploymentRecord.model_validate_json(raw)
+
+
+#: Deployment records this process has read, with the SHA-1 of each as stored: a run is
+#: created against the record kept here, and the create stores nothing unless Redis
+#: still holds that very record (standalone Redis; in Cluster the record is read each
+#: time). At most this many are kept.
+_KNOWN_LIMIT = 256
+_known: dict[str, tuple[DeploymentRecord, str]] = {}
+
+
+def _remember(
+    name: str, raw: bytes | None, digest: str | None = None
+) -> tuple[DeploymentRecord, str]:
+    """Keep the record as read (``digest``: as the create script computed it, else SHA-1)."""
+    record = _decode(name, raw)
+    assert raw is not None
+    if len(_known) >= _KNOWN_LIMIT:
+        _known.pop(next(iter(_known)))
+    _known[name] = known = (record, digest or hashlib.sha1(raw).hexdigest())
+    return known
 
 
 async def read_deployments() -> list[DeploymentRecord]:
@@ -130,16 +155,33 @@ async def arun_deployment(
     :raises DeploymentNotFound: no worker has registered that deployment.
     :raises ParameterMismatch: the parameters do not fit the flow; nothing was queued.
     """
-    record = await read_deployment(name)
-    merged = merge_parameters(record, parameters)
-    run = await create_flow_run(
-        record.flow_name,
-        merged,
-        state=State(type=StateType.SCHEDULED),
-        deployment=record.name,
-        enqueue=True,
-        actor=actor,
-    )
+    name = check_name(name)
+    client = get_bus().client
+    known = _known.get(name) if get_bus().one_node else None
+    checked = known is None  # against the record as Redis holds it now
+    if known is None:
+        known = _remember(name, await client.hget(keys.DEPLOYMENTS, name))
+    while True:
+        record, digest = known
+        try:
+            merged = merge_parameters(record, parameters)
+            run = await create_flow_run(
+                record.flow_name,
+                merged,
+                state=State(type=StateType.SCHEDULED),
+                deployment=record.name,
+                enqueue=True,
+                actor=actor,
+                deployment_digest=digest,
+            )
+            break
+        except ParameterMismatch:
+            if checked:
+                raise
+            known, checked = _remember(name, await client.hget(keys.DEPLOYMENTS, name)), True
+        except DeploymentChanged as changed:  # re-registered (or gone) since it was read
+            _known.pop(name, None)
+            known, checked = _remember(name, changed.record, changed.digest), True
     if timeout == 0:
         return run
     return await wait_for_state(str(run.id), State.is_final, timeout)

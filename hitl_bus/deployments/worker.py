@@ -25,12 +25,12 @@ from typing import Any
 
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus, groups
+from hitl_bus.context import QueueEntry
 from hitl_bus.deployments.deployment import Deployment
 from hitl_bus.deployments.registry import register
 from hitl_bus.engine import store
 from hitl_bus.engine.flows import HAND_BACK, execute_flow_run
-from hitl_bus.engine.runs import read_flow_run, sweep_expired
-from hitl_bus.engine.states import StateType
+from hitl_bus.engine.runs import sweep_expired
 from hitl_bus.errors import FlowRunCancelled, FlowRunNotFound, FlowRunSuspended, StateConflict
 from hitl_bus.settings import get_settings, run_on_configured_loop
 
@@ -60,6 +60,8 @@ class Worker:
         self.running: dict[str, asyncio.Task[None]] = {}
         self._deployment_of: dict[str, Deployment] = {}
         self._entry_of: dict[str, bytes] = {}
+        #: The queue entry of each run executing here (its final state may take the next).
+        self._queue_entries: dict[str, QueueEntry] = {}
         #: Runs being handed back: their queue entries are acknowledged after the release.
         self._handing_back: set[str] = set()
         self._stopping: asyncio.Event | None = None
@@ -72,6 +74,8 @@ class Worker:
         """Stop taking runs; ``run()`` then drains and returns."""
         if self._stopping is not None:
             self._stopping.set()
+        for entry in self._queue_entries.values():  # their final states take no next run
+            entry.consumer = ""
 
     async def run(self, grace: float = 10.0) -> None:
         """Serve until :meth:`stop` (or SIGTERM under :func:`serve`), then drain.
@@ -181,10 +185,11 @@ class Worker:
         assert self._slots is not None
         queue = keys.deployment_queue(deployment.full_name)
         bus = get_bus()
+        # While the worker takes runs, the run's final state takes the next one for its slot.
+        entry = QueueEntry(queue, keys.WORKERS_GROUP, entry_id, consumer=self._consumer())
+        self._queue_entries[run_id] = entry
         try:
-            run = await read_flow_run(run_id)
-            if run.state.type is StateType.SCHEDULED:
-                await execute_flow_run(deployment.flow, run_id, run=run, worker=self.id)
+            await execute_flow_run(deployment.flow, run_id, worker=self.id, entry=entry)
         except StateConflict:
             log.info("run %s was started elsewhere; this queue entry is done", run_id)
         except FlowRunSuspended:
@@ -197,12 +202,22 @@ class Worker:
             self.running.pop(run_id, None)
             self._deployment_of.pop(run_id, None)
             self._entry_of.pop(run_id, None)
-            self._slots.release()
-            self._freed.set()
+            self._queue_entries.pop(run_id, None)
+            if entry.next is not None:  # taken with the final state: it keeps the slot
+                next_id, fields = entry.next
+                self._start(deployment, next_id, codec.text(fields.get(b"run_id")) or "")
+            else:
+                self._slots.release()
+                self._freed.set()
             if run_id in self._handing_back:  # acknowledged once released (see _drain)
                 self._handing_back.discard(run_id)
-            else:
+            elif not entry.acknowledged:  # (the final state acknowledged it on one node)
                 await asyncio.shield(bus.client.xack(queue, keys.WORKERS_GROUP, entry_id))
+
+    def _consumer(self) -> str:
+        """This worker's consumer name while it takes runs; "" once it stops."""
+        stopping = self._stopping is not None and self._stopping.is_set()
+        return "" if stopping else self.id
 
     async def _drain(self, grace: float) -> None:
         """Wait ``grace`` seconds for running executions, then hand the rest back.
@@ -252,7 +267,10 @@ class Worker:
         summary: dict[str, Any] = await bus.client.xpending(queue, keys.WORKERS_GROUP)
         for consumer in summary.get("consumers") or []:
             name = codec.text(consumer["name"]) or ""
-            if name == self.id or await bus.client.exists(keys.worker(name)):
+            if name == self.id:
+                await self._take_back_lost(deployment)
+                continue
+            if await bus.client.exists(keys.worker(name)):
                 continue  # alive: its runs, even long or paused ones, stay with it
             pending = await bus.client.xpending_range(
                 queue, keys.WORKERS_GROUP, min="-", max="+", count=100, consumername=name
@@ -270,6 +288,44 @@ class Worker:
                 # under it and the next live worker releases the run again.
                 await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
         return summary  # as read before the claims: trimming by it keeps a little more
+
+    async def _take_back_lost(self, deployment: Deployment) -> None:
+        """Release the runs of entries pending under this worker that it never started.
+
+        A read whose reply was lost with its connection leaves its entry delivered to this
+        worker, which never saw it; while the worker lives no one else takes it. An entry
+        idle longer than ``dead_after`` that no execution here holds is such a one: its run
+        is released (a Scheduled run is queued again, fenced like any release) and the
+        entry acknowledged.
+        """
+        if self._stopping is not None and self._stopping.is_set():
+            return  # draining: its own hand-backs release what it held
+        bus = get_bus()
+        queue = keys.deployment_queue(deployment.full_name)
+        pending = await bus.client.xpending_range(
+            queue, keys.WORKERS_GROUP, min="-", max="+", count=100,
+            consumername=self.id, idle=int(self.dead_after * 1000),
+        )  # fmt: skip
+        held = set(self._entry_of.values())
+        lost = [p["message_id"] for p in pending if p["message_id"] not in held]
+        if not lost:
+            return
+        found = dict(await bus.client.xrange(queue, min=lost[0], max=lost[-1]))
+        for entry_id in lost:
+            if entry_id in self._entry_of.values():
+                continue  # started meanwhile
+            fields = found.get(entry_id)
+            run_id = codec.text(fields.get(b"run_id")) if fields else None
+            if run_id:
+                why = store.Release(
+                    worker=self.id,
+                    reason="its queue entry was read but never seen",
+                    deployment=deployment.full_name,
+                    count_crash=False,
+                )
+                outcome = await store.release(run_id, why)
+                log.warning("run %s: queue entry lost in transit; %s", run_id, outcome.name.lower())
+            await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
 
     async def _release_orphan(self, deployment: Deployment, run_id: str, dead: str) -> None:
         """Release a run whose queue entry was pending under the dead worker ``dead``.

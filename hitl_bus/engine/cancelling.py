@@ -51,20 +51,51 @@ async def acancel_flow_run(flow_run_id: uuid.UUID | str, *, actor: str | None = 
 cancel_flow_run = dual(acancel_flow_run)
 
 
-async def watch_for_cancel(
-    ctx: FlowRunContext, position: str, main: asyncio.Task[Any] | None
-) -> None:
-    """Flag the run and interrupt its code when ``cancel`` lands on its control stream."""
-    bus = get_bus()
-    control = keys.run_control(ctx.flow_run.run_id)
-    while True:
-        entries = await bus.dispatcher.wait(control, position, None)
-        for entry_id, fields in entries:
-            position = entry_id.decode()
-            if codec.text(fields.get(b"type")) == "cancel":
-                ctx.cancel_requested = True
-                for future in list(ctx.state.in_flight):
-                    future.cancel()  # a sync flow's blocking call
-                if main is not None:
-                    main.cancel()  # an async flow, at its current await
-                return
+#: Seconds a run runs before its execution starts watching for a cancel. A run that ends
+#: sooner never takes a place in the dispatcher; a cancel that lands meanwhile is not
+#: missed, only seen this much later: the watch reads the control stream from the
+#: position taken when the execution began.
+WATCH_AFTER = 0.05
+
+
+class CancelWatch:
+    """An execution's watch for a cancel: started :data:`WATCH_AFTER` seconds after the
+    execution began (a timer, not a task, until then), stopped when it ends."""
+
+    def __init__(self, ctx: FlowRunContext, position: str, main: asyncio.Task[Any] | None):
+        self._ctx, self._position, self._main = ctx, position, main
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(WATCH_AFTER, self._start)
+        self._task: asyncio.Task[None] | None = None
+
+    def _start(self) -> None:
+        self._timer = None
+        self._task = self._loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Flag the run and interrupt its code when ``cancel`` lands on its control stream
+        after the position the execution began at."""
+        ctx, position = self._ctx, self._position
+        bus = get_bus()
+        control = keys.run_control(ctx.flow_run.run_id)
+        while True:
+            entries = await bus.dispatcher.wait(control, position, None)
+            for entry_id, fields in entries:
+                position = entry_id.decode()
+                if codec.text(fields.get(b"type")) == "cancel":
+                    ctx.cancel_requested = True
+                    for future in list(ctx.state.in_flight):
+                        future.cancel()  # a sync flow's blocking call
+                    if self._main is not None:
+                        self._main.cancel()  # an async flow, at its current await
+                    return
+
+    async def stop(self) -> None:
+        """Stop watching and let the control stream go (its waiter gone first)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            return
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+            get_bus().dispatcher.release(keys.run_control(self._ctx.flow_run.run_id))

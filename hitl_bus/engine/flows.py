@@ -20,6 +20,7 @@ import inspect
 import threading
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
@@ -34,6 +35,7 @@ from hitl_bus.context import (
     CancelRequested,
     FlowRunContext,
     FlowRunInfo,
+    QueueEntry,
     acting,
     current_run,
     reset_current_run,
@@ -41,7 +43,7 @@ from hitl_bus.context import (
 )
 from hitl_bus.engine import logger as run_logs
 from hitl_bus.engine import store
-from hitl_bus.engine.cancelling import watch_for_cancel
+from hitl_bus.engine.cancelling import CancelWatch
 from hitl_bus.engine.parameters import parameters_model, validate_parameters
 from hitl_bus.engine.pausing import SuspendExecution
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, wait_for_state
@@ -275,7 +277,12 @@ async def run_flow(
     :raises FlowRunSuspended: the run suspended; resume it, then re-execute it.
     :raises FlowRunCancelled: the run was cancelled.
     """
-    run_id, state = await _execute(flow, parameters, run, fresh=fresh, worker=worker)
+    begun = await _begin(flow, parameters, run, fresh=fresh, worker=worker)
+    return _outcome(await _execute(flow, begun), return_state)
+
+
+def _outcome(ended: tuple[str, State], return_state: bool) -> Any:
+    run_id, state = ended
     if return_state:
         return state
     if state.is_paused():
@@ -283,59 +290,108 @@ async def run_flow(
     return state.result()
 
 
-async def _execute(
+@dataclass(frozen=True)
+class _Begun:
+    """An execution begun: the run, its parameters, and where it starts from."""
+
+    run: FlowRun
+    parameters: dict[str, Any]
+    attempt: int
+    #: The control stream's newest id when it began: cancels after it are for it.
+    position: str
+    task_results: dict[str, Any]
+    #: Check the parameters against the flow's signature (not done yet by the caller).
+    validate: bool
+    entry: QueueEntry | None = None
+
+
+async def _begin(
     flow: Flow[Any, Any],
     parameters: dict[str, Any],
     run: FlowRun | None,
     *,
     fresh: bool,
     worker: str,
-) -> tuple[str, State]:
-    """Run the execution; returns the run's id and the state it ended in, holding the outcome."""
-    loop = asyncio.get_running_loop()
+) -> _Begun | tuple[str, State]:
+    """Begin an execution of ``run`` (a new run when None); or, when the run cannot be
+    begun, its id and the state that says why (cancelled meanwhile, still suspended)."""
     if run is None:
         run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
         fresh = True
-    # An existing run may be re-executed after a suspension: replay its tasks.
-    position, results = await starting_point(str(run.id), with_results=not fresh)
+    run_id = str(run.id)
+    try:
+        # An existing run may be re-executed after a suspension: replay its tasks.
+        position, results = await starting_point(run_id, with_results=not fresh)
+        attempt = await store.begin(run_id, Running(), worker)
+    except StateConflict:
+        return await _not_begun(run_id)
+    return _Begun(run, parameters, attempt, position, results, validate=not fresh)
+
+
+async def _begin_queued(
+    run_id: str, worker: str, entry: QueueEntry | None
+) -> _Begun | tuple[str, State]:
+    """Begin a queued run and read it, its control stream's position and its task results,
+    all in one step (a worker's start)."""
+    try:
+        start = await store.begin_reading(run_id, Running(), worker)
+    except StateConflict:
+        return await _not_begun(run_id)
+    results = decode_results(start.task_results)
+    parameters = dict(start.run.parameters)
+    return _Begun(
+        start.run, parameters, start.attempt, start.control_position, results, True, entry
+    )
+
+
+async def _not_begun(run_id: str) -> tuple[str, State]:
+    """Why a run could not begin: cancelled meanwhile (recorded now), or still suspended;
+    anything else is another execution's, and raises :class:`StateConflict` again."""
+    state = (await read_flow_run(run_id)).state
+    if state.is_cancelling():
+        cancelled = Cancelled(message="cancelled before it started")
+        await _end(run_id, cancelled, None)
+        return run_id, with_outcome(cancelled, error=FlowRunCancelled(run_id))
+    if state.is_suspended():  # still answerable: resuming it runs it again
+        return run_id, state
+    raise StateConflict(run_id, state.type.value, StateType.RUNNING.value)
+
+
+async def _execute(flow: Flow[Any, Any], begun: _Begun | tuple[str, State]) -> tuple[str, State]:
+    """Run the begun execution; returns the run's id and the state it ended in, holding
+    the outcome."""
+    if isinstance(begun, tuple):
+        return begun
+    loop = asyncio.get_running_loop()
+    run = begun.run
     run_id = str(run.id)
     parent = current_run()
     info = FlowRunInfo(
         run_id=run_id,
         name=run.name,
         flow_name=flow.name,
-        parameters=parameters,
+        parameters=begun.parameters,
         deployment_id=run.deployment_id,
         parent_flow_run_id=parent.flow_run.run_id if parent is not None else None,
     )
     ctx = FlowRunContext(flow_run=info, loop=loop, sync_body=not flow.is_async)
-    ctx.state.task_results = results
+    ctx.state.task_results = begun.task_results
+    ctx.state.attempt = begun.attempt
+    ctx.state.queue_entry = begun.entry
     token = set_current_run(ctx)
     run_logs.start_shipping(run_id)
-    watcher: asyncio.Task[None] | None = None
+    watch: CancelWatch | None = None
     try:
-        try:
-            ctx.state.attempt = await store.begin(run_id, Running(), worker)
-        except StateConflict:
-            state = (await read_flow_run(run_id)).state
-            if state.is_cancelling():
-                cancelled = Cancelled(message="cancelled before it started")
-                await _end(run_id, cancelled, None)
-                return run_id, with_outcome(cancelled, error=FlowRunCancelled(run_id))
-            if state.is_suspended():  # still answerable: resuming it runs it again
-                return run_id, state
-            raise
         main = asyncio.current_task() if flow.is_async else None
-        watcher = loop.create_task(watch_for_cancel(ctx, position, main))
+        watch = CancelWatch(ctx, begun.position, main)
         # The run's own writes are the run's (its sender name), not those of whoever
         # started it in this process.
         with run_logs.log_prints(flow.log_prints), acting(None):
-            state = await _run_body(flow, ctx, parameters, main, validate=not fresh)
+            state = await _run_body(flow, ctx, begun.parameters, main, validate=begun.validate)
         return run_id, state
     finally:
-        if watcher is not None:
-            watcher.cancel()
-            get_bus().dispatcher.release(keys.run_control(run_id))
+        if watch is not None:
+            await watch.stop()
         await run_logs.stop_shipping(run_id)
         reset_current_run(token)
 
@@ -482,7 +538,7 @@ async def _finish(
 ) -> None:
     """Store the execution's background writes, then how its body ended."""
     await ctx.state.flush_writes()
-    await _end(ctx.flow_run.run_id, state, ctx.state.attempt, expect)
+    await _end(ctx.flow_run.run_id, state, ctx.state.attempt, expect, ctx.state.queue_entry)
 
 
 async def _settle(write: Coroutine[Any, Any, None]) -> None:
@@ -501,30 +557,42 @@ async def _settle(write: Coroutine[Any, Any, None]) -> None:
 
 
 async def _end(
-    run_id: str, state: State, attempt: int | None, expect: tuple[StateType, ...] = _ENDABLE
+    run_id: str,
+    state: State,
+    attempt: int | None,
+    expect: tuple[StateType, ...] = _ENDABLE,
+    entry: QueueEntry | None = None,
 ) -> None:
     """Record how execution ``attempt`` ended, unless the run already ended (a pause timed
     out) or another execution owns it now (its worker handed it back, or was declared dead).
 
-    The run's logs are stored first: whoever sees the final state has every record.
+    The run's logs are stored first: whoever sees the final state has every record. A
+    worker's queue ``entry`` is acknowledged with it where Redis allows one step.
     """
     await run_logs.stop_shipping(run_id)
     with contextlib.suppress(StateConflict):
-        await store.set_state(run_id, state, expect=expect, attempt=attempt)
+        await store.set_state(run_id, state, expect=expect, attempt=attempt, entry=entry)
 
 
 async def execute_flow_run(
-    flow: Flow[Any, Any], flow_run_id: Any, run: FlowRun | None = None, *, worker: str = ""
+    flow: Flow[Any, Any],
+    flow_run_id: Any,
+    run: FlowRun | None = None,
+    *,
+    worker: str = "",
+    entry: QueueEntry | None = None,
 ) -> Any:
     """Execute an existing run of ``flow``, e.g. a resumed suspended run, from the top.
 
     Task results of earlier executions are reused, and the ``suspend_flow_run``
-    call that suspended the run returns the resume input. Workers take this path;
-    call it to re-execute a run in this process.
+    call that suspended the run returns the resume input. Workers take this path
+    (``entry``: the queue entry the run came from); call it to re-execute a run in
+    this process. Without ``run`` the run is begun and read in one step.
     """
-    if run is None:
-        run = await read_flow_run(normalize_run_id(flow_run_id))
-    return await run_flow(flow, dict(run.parameters), run=run, worker=worker)
+    if run is not None:
+        return await run_flow(flow, dict(run.parameters), run=run, worker=worker)
+    begun = await _begin_queued(normalize_run_id(flow_run_id), worker, entry)
+    return _outcome(await _execute(flow, begun), return_state=False)
 
 
 async def starting_point(run_id: str, *, with_results: bool) -> tuple[str, dict[str, Any]]:

@@ -40,13 +40,16 @@ _installed = False
 
 
 class _Shipper:
-    """Writes one run's records to its log stream from the run's event loop."""
+    """Writes one run's records to its log stream from the run's event loop.
+
+    Its writer task starts with the first record: a run that logs nothing costs nothing.
+    """
 
     def __init__(self, run_id: str, loop: asyncio.AbstractEventLoop) -> None:
         self.run_id = run_id
         self.loop = loop
         self.queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
-        self.task = loop.create_task(self._write(), name=f"hitl-bus-logs:{run_id}")
+        self.task: asyncio.Task[None] | None = None
 
     def submit(self, fields: dict[str, str] | None) -> None:
         try:
@@ -54,9 +57,17 @@ class _Shipper:
         except RuntimeError:
             running = None
         if running is self.loop:
-            self.queue.put_nowait(fields)
+            self._put(fields)
         elif not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, fields)
+            self.loop.call_soon_threadsafe(self._put, fields)
+
+    def _put(self, fields: dict[str, str] | None) -> None:
+        """On the run's loop, in the order records were submitted (a thread's come FIFO)."""
+        if self.task is None:
+            if fields is None:
+                return
+            self.task = self.loop.create_task(self._write(), name=f"hitl-bus-logs:{self.run_id}")
+        self.queue.put_nowait(fields)
 
     async def _write(self) -> None:
         bus = get_bus()
@@ -81,7 +92,8 @@ class _Shipper:
 
     async def close(self) -> None:
         self.submit(None)
-        await self.task
+        if self.task is not None:
+            await self.task
 
 
 class _RunLogHandler(logging.Handler):

@@ -233,7 +233,7 @@ async def _announce_answer(run_id: str, pause_key: str, accepted: bool) -> None:
     bus = get_bus()
     async with bus.client.pipeline(transaction=False) as pipe:
         data = {"pause_key": pause_key, "accepted": accepted}
-        append_event(pipe, run_id, "pause.answered", data, bus.settings.events_maxlen)
+        append_event(pipe, bus, run_id, "pause.answered", data)
         await pipe.execute()
 
 

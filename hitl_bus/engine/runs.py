@@ -50,11 +50,14 @@ async def create_flow_run(
     deployment: str | None = None,
     enqueue: bool = False,
     actor: str | None = None,
+    deployment_digest: str | None = None,
 ) -> FlowRun:
     """Create a run (Pending unless ``state`` says otherwise) and index it.
 
     With ``enqueue`` the run also goes on its deployment's queue, in the same
-    transaction on standalone Redis. ``actor`` is who starts it (default: who is
+    step on standalone Redis, where ``deployment_digest`` also checks that the
+    deployment's record is still the one the parameters were checked against
+    (``store.DeploymentChanged`` if not). ``actor`` is who starts it (default: who is
     acting, else the current flow run, so a subflow names its parent), recorded on
     the first state unless that state names one.
     """
@@ -71,7 +74,7 @@ async def create_flow_run(
         created=datetime.now(UTC),
         deployment=deployment,
     )
-    await store.create(run, enqueue=enqueue)
+    await store.create(run, enqueue=enqueue, deployment_digest=deployment_digest)
     return run
 
 

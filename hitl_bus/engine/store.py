@@ -21,8 +21,9 @@ Three rules hold in every script:
   forget the run in :func:`forget_expired`.
 
 The by-state indexes, the pause-deadline index and the global event stream
-live on other slots; they follow each change in a pipeline and are hints that
-readers re-check against the run's own hash.
+live on other slots. On standalone Redis each script keeps them too, in the same
+step; in Cluster they follow each change in a pipeline. Either way they are hints
+that readers re-check against the run's own hash.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ from typing import Any
 from hitl_bus import keys
 from hitl_bus.bus import Bus, codec, get_bus
 from hitl_bus.bus.events import append_event, event_fields
+from hitl_bus.context import QueueEntry
 from hitl_bus.engine.records import (
     FlowRun,
     RunRecord,
     decode_record,
+    decode_run,
     state_event,
 )
 from hitl_bus.engine.states import State, StateType
@@ -108,10 +111,27 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-async def create(run: FlowRun, *, enqueue: bool = False) -> None:
+class DeploymentChanged(Exception):
+    """The deployment's record is not the one the caller read (``record``: as it is now,
+    and its ``digest``; ``None`` when it is gone); nothing was stored."""
+
+    def __init__(self, record: bytes | None, digest: str) -> None:
+        super().__init__("the deployment's record changed")
+        self.record = record
+        self.digest = digest
+
+
+async def create(
+    run: FlowRun, *, enqueue: bool = False, deployment_digest: str | None = None
+) -> None:
     """Store a new run and index it; with ``enqueue`` also queue it for its deployment.
 
-    On standalone Redis all of it is one transaction, so a queued run is never lost.
+    On standalone Redis all of it is one script, so a queued run is never lost and a
+    retried call stores it once; there ``deployment_digest`` (the SHA-1 of the record
+    the caller checked the parameters against) makes it store nothing unless the
+    record is still that one.
+
+    :raises DeploymentChanged: the record changed; check against it and call again.
     """
     bus = get_bus()
     run_id = str(run.id)
@@ -121,23 +141,32 @@ async def create(run: FlowRun, *, enqueue: bool = False) -> None:
         "flow_name": run.flow_name,
         "parameters": codec.dumps(run.parameters),
         "created": run.created.isoformat(),
-        "state": run.state.model_dump_json().encode(),
     }
     if run.deployment:
         fields["deployment"] = run.deployment
+    queue = keys.deployment_queue(run.deployment) if run.deployment and enqueue else None
+    state_json = run.state.model_dump_json()
+    if bus.one_node:
+        flat = [part for pair in fields.items() for part in pair]
+        check = deployment_digest if queue is not None and deployment_digest else ""
+        args = [state_json, _ms(run.created), run.deployment or "", check, *flat]
+        extra = [keys.DEPLOYMENTS] if check else []
+        change = await _run("create", run_id, args, queue=queue, extra_keys=extra)
+        if change.outcome is Outcome.STALE:
+            record, digest = change.reads or (None, b"")
+            raise DeploymentChanged(record, codec.text(digest) or "")
+        return
     shard, shards = keys.index_shard(run_id, bus.index_shards), bus.index_shards
     async with bus.transaction() as pipe:
-        pipe.hset(keys.run(run_id), mapping=fields)
+        pipe.hset(keys.run(run_id), mapping={**fields, "state": state_json.encode()})
         pipe.zadd(
             keys.runs_by_state(run.state.type.value, shard, shards),
             {run_id: _ms(run.state.timestamp)},
         )
-        append_event(
-            pipe, run_id, "state.changed", state_event(run.state), bus.settings.events_maxlen
-        )
+        append_event(pipe, bus, run_id, "state.changed", state_event(run.state))
         pipe.zadd(keys.runs(shard, shards), {run_id: _ms(run.created)})
-        if run.deployment and enqueue:
-            pipe.xadd(keys.deployment_queue(run.deployment), {"run_id": run_id})
+        if queue is not None:
+            pipe.xadd(queue, {"run_id": run_id})
         await pipe.execute()
 
 
@@ -150,7 +179,7 @@ async def enqueue(deployment: str, run_id: str) -> None:
 #: whose header says which KEYS and ARGV they share.
 SCRIPTS: dict[str, str] = {
     name: _lua("prelude") + _lua(name)
-    for name in ("set_state", "begin", "pause", "resume", "expire", "cancel", "release")
+    for name in ("create", "set_state", "begin", "pause", "resume", "expire", "cancel", "release")
 }
 
 
@@ -164,6 +193,7 @@ class Outcome(IntEnum):
     OTHER_PAUSE = 4  #: a resume named a pause the run is not in
     SUSPENDED_RESUMED = 5  #: a suspended run was resumed (or cancelled at once)
     SUPERSEDED = 6  #: the write came from an execution that no longer owns the run
+    STALE = 7  #: a create found the deployment's record changed since the caller read it
     #: release outcomes
     NOTHING = 10  #: the run needs nothing (final, or already suspended)
     REQUEUED = 11  #: the run is Scheduled again and queued
@@ -182,6 +212,11 @@ class Change:
     detail: str = ""
     #: The run was queued inside the script (standalone Redis).
     queued: bool = False
+    #: The script kept the global indexes and event stream too (standalone Redis); else
+    #: the caller follows with :func:`index_state`.
+    indexed: bool = False
+    #: What the script read in the same step (``begin``'s starting point), as Redis answered.
+    reads: Any = None
 
 
 def _keys(run_id: str, queue: str | None = None) -> list[str]:
@@ -200,7 +235,14 @@ def retention_ms(bus: Bus) -> int:
     return int(bus.settings.run_retention * 1000)
 
 
-async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None = None) -> Change:
+async def _run(
+    script: str,
+    run_id: str,
+    args: list[Any],
+    *,
+    queue: str | None = None,
+    extra_keys: list[str] | None = None,
+) -> Change:
     bus = get_bus()
     in_script = queue is not None and bus.one_node
     common = [
@@ -208,10 +250,11 @@ async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None =
         bus.settings.events_maxlen,
         retention_ms(bus),
         keys.input_stream(run_id, ""),
+        keys.index_prefix(run_id, bus.index_shards) if bus.one_node else "",
     ]
     reply = await bus.eval(
         SCRIPTS[script],
-        _keys(run_id, queue if in_script else None),
+        _keys(run_id, queue if in_script else None) + (extra_keys or []),
         [*common, *args],
         replicated=True,
     )
@@ -223,7 +266,9 @@ async def _run(script: str, run_id: str, args: list[Any], *, queue: str | None =
     if queue is not None and not in_script and requeued:
         await bus.client.xadd(queue, {"run_id": run_id})  # Cluster: the queue is on its own slot
         detail = "1"
-    return Change(outcome, previous, detail, queued=detail == "1" and queue is not None)
+    queued = detail == "1" and queue is not None
+    reads = reply[3] if len(reply) > 3 else None
+    return Change(outcome, previous, detail, queued=queued, indexed=bus.one_node, reads=reads)
 
 
 def _raise_for(run_id: str, change: Change, wanted: StateType) -> None:
@@ -235,23 +280,42 @@ def _raise_for(run_id: str, change: Change, wanted: StateType) -> None:
 
 
 async def set_state(
-    run_id: str, state: State, *, expect: tuple[StateType, ...] = (), attempt: int | None = None
+    run_id: str,
+    state: State,
+    *,
+    expect: tuple[StateType, ...] = (),
+    attempt: int | None = None,
+    entry: QueueEntry | None = None,
 ) -> StateType | None:
     """Move a run to ``state`` if it is in one of ``expect`` (any when empty).
 
-    ``attempt`` fences the write to one execution. Returns the previous state type.
+    ``attempt`` fences the write to one execution. With ``entry`` (a worker's queue
+    entry) the write acknowledges it too on standalone Redis, and says so on it; a final
+    state also takes the queue's next entry for ``entry.consumer`` when it is set.
+    Returns the previous state type.
 
     :raises FlowRunNotFound: no such run.
     :raises StateConflict: the run is in another state, or another execution owns it.
     """
     allowed = "".join(f",{t.value}," for t in expect)
+    ack = entry is not None and get_bus().one_node
     change = await _run(
         "set_state",
         run_id,
-        [state.model_dump_json(), str(state.id), allowed, "" if attempt is None else attempt],
-    )
+        [
+            state.model_dump_json(), str(state.id), allowed, "" if attempt is None else attempt,
+            entry.group if entry and ack else "", entry.entry_id if entry and ack else "",
+            entry.consumer if entry and ack and state.is_final() else "",
+        ],
+        queue=entry.queue if entry and ack else None,
+    )  # fmt: skip
     _raise_for(run_id, change, state.type)
-    await index_state(run_id, state, previous=change.previous)
+    if entry is not None and ack:
+        entry.acknowledged = True
+        if change.reads:  # the queue's next entry, taken for the worker in the same step
+            next_id, flat = change.reads
+            entry.next = (next_id, _pairs(flat))
+    await _follow(change, run_id, state)
     return change.previous
 
 
@@ -260,10 +324,46 @@ async def begin(run_id: str, running: State, worker: str = "") -> int:
 
     :raises StateConflict: the run is not waiting to start (another execution has it).
     """
-    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker])
+    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker, "0"])
     _raise_for(run_id, change, StateType.RUNNING)
-    await index_state(run_id, running, previous=change.previous)
+    await _follow(change, run_id, running)
     return int(change.detail or 0)
+
+
+@dataclass(frozen=True)
+class Start:
+    """An execution begun, with what it starts from, all read in the step that began it."""
+
+    attempt: int
+    run: FlowRun
+    #: The control stream's newest id when it began: a cancel after it is for this execution.
+    control_position: str
+    #: The run's stored task results, as stored (``hitl:{<run>}:tasks``).
+    task_results: dict[bytes, bytes]
+
+
+async def begin_reading(run_id: str, running: State, worker: str = "") -> Start:
+    """:func:`begin`, answering in the same round trip the run as it now stands, its
+    control stream's position and its task results: how a worker starts a queued run.
+
+    :raises FlowRunNotFound: no such run.
+    :raises StateConflict: the run is not waiting to start (another execution has it).
+    """
+    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker, "1"])
+    _raise_for(run_id, change, StateType.RUNNING)
+    await _follow(change, run_id, running)
+    raw_run, position, raw_tasks = change.reads
+    return Start(
+        attempt=int(change.detail or 0),
+        run=decode_run(_pairs(raw_run)),
+        control_position=codec.text(position) or "0-0",
+        task_results=_pairs(raw_tasks),
+    )
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A hash as a script answers it (field, value, field, value...) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 @dataclass(frozen=True)
@@ -298,9 +398,7 @@ async def pause(run_id: str, attempt: int, request: PauseRequest) -> None:
         ],
     )  # fmt: skip
     _raise_for(run_id, change, StateType.PAUSED)
-    await index_state(
-        run_id, request.state, previous=change.previous, pause_deadline_ms=request.deadline_ms
-    )
+    await _follow(change, run_id, request.state, pause_deadline_ms=request.deadline_ms)
 
 
 @dataclass(frozen=True)
@@ -337,11 +435,11 @@ async def resume(run_id: str, request: ResumeRequest) -> Change:
         queue=queue,
     )  # fmt: skip
     if change.outcome is Outcome.EXPIRED:
-        await index_state(run_id, request.failed, previous=StateType.PAUSED)
+        await _follow(change, run_id, request.failed, previous=StateType.PAUSED)
     elif change.outcome is Outcome.OK:
-        await index_state(run_id, request.running, previous=StateType.PAUSED)
+        await _follow(change, run_id, request.running, previous=StateType.PAUSED)
     elif change.outcome is Outcome.SUSPENDED_RESUMED:
-        await index_state(run_id, request.resuming, previous=StateType.PAUSED)
+        await _follow(change, run_id, request.resuming, previous=StateType.PAUSED)
     return change
 
 
@@ -349,7 +447,7 @@ async def expire(run_id: str, failed: State, pause_key: str = "") -> bool:
     """Fail the run if its pause (``pause_key``, or any) is past its deadline; True if it did."""
     change = await _run("expire", run_id, [pause_key, failed.model_dump_json()])
     if change.outcome is Outcome.OK:
-        await index_state(run_id, failed, previous=StateType.PAUSED)
+        await _follow(change, run_id, failed, previous=StateType.PAUSED)
         return True
     return False
 
@@ -360,9 +458,9 @@ async def cancel(run_id: str, cancelling: State, cancelled: State) -> Change:
         "cancel", run_id, [cancelling.model_dump_json(), cancelled.model_dump_json()]
     )
     if change.outcome is Outcome.OK and change.previous is not StateType.CANCELLING:
-        await index_state(run_id, cancelling, previous=change.previous)
+        await _follow(change, run_id, cancelling)
     elif change.outcome is Outcome.SUSPENDED_RESUMED:
-        await index_state(run_id, cancelled, previous=change.previous)
+        await _follow(change, run_id, cancelled)
     return change
 
 
@@ -408,10 +506,10 @@ async def release(run_id: str, why: Release) -> Outcome:
         queue=keys.deployment_queue(why.deployment),
     )  # fmt: skip
     if change.outcome is Outcome.SUSPENDED:
-        await index_state(run_id, suspended, previous=change.previous)
+        await _follow(change, run_id, suspended)
     elif change.outcome in states and change.previous is not StateType.SCHEDULED:
         # A re-run reads as Resuming or Scheduled; either way it is in the SCHEDULED index.
-        await index_state(run_id, states[change.outcome], previous=change.previous)
+        await _follow(change, run_id, states[change.outcome])
     return change.outcome
 
 
@@ -426,6 +524,25 @@ async def request_suspend(run_id: str) -> None:
 async def take_suspend_request(run_id: str) -> bool:
     """True (once) if another run asked this one to suspend."""
     return bool(await get_bus().client.hdel(keys.run(run_id), "suspend_requested"))
+
+
+async def _follow(
+    change: Change,
+    run_id: str,
+    state: State,
+    *,
+    previous: StateType | None = None,
+    pause_deadline_ms: int | None = None,
+) -> None:
+    """In Cluster, follow a script's state change in the global indexes and event stream
+    (on standalone Redis the script kept them itself)."""
+    if not change.indexed:
+        await index_state(
+            run_id,
+            state,
+            previous=previous or change.previous,
+            pause_deadline_ms=pause_deadline_ms,
+        )
 
 
 async def index_state(
@@ -455,7 +572,7 @@ async def index_state(
         if state.is_final() and retention_ms(bus) > 0:
             pipe.zadd(keys.runs_expiring(*at), {run_id: local_ms() + retention_ms(bus)})
         pipe.xadd(
-            keys.EVENTS,
+            keys.events(*at),
             event_fields("state.changed", run_id, state_event(state)),
             maxlen=bus.settings.events_maxlen,
             approximate=True,

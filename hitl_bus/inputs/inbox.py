@@ -1,9 +1,10 @@
 """The client inbox: the mailbox of code that sends from outside any flow run.
 
 One inbox per process, named ``hitl.client.<id>``. It exists in Redis as a
-marker hash that expires ``inbox_ttl`` seconds after its last use; every send
-from it and every wait on it renews the marker and the inbox's streams, and
-recreates them after a Redis flush or restart.
+marker hash that expires ``inbox_ttl`` seconds after it was last renewed. Sends
+from it renew the marker and the inbox's sets at most every tenth of that TTL
+(and in between remake a marker that is gone, after a Redis flush or restart);
+waits on it renew them every third.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from hitl_bus.inputs.keyset import CLIENT, Mailbox
 _lock = threading.Lock()
 _inbox_id: str | None = None
 _HOST = socket.gethostname()
+#: The inbox id and its marker, prefix set and key set, made once per inbox.
+_renewal_keys: tuple[str, str, str, str] | None = None
 #: When each loop's bus last created or renewed the inbox (loop time).
 _touched: weakref.WeakKeyDictionary[Bus, float] = weakref.WeakKeyDictionary()
 
@@ -55,25 +58,46 @@ def inbox() -> Mailbox:
         return Mailbox(CLIENT, _inbox_id)
 
 
-def renewal() -> tuple[list[str], list[Any]]:
-    """Keys (marker, prefix set, key set) and ``pid``/``host`` args that renew the inbox."""
-    box = inbox()
-    return (
-        [keys.inbox(box.id), keys.input_streams(box.id), keys.input_keys(box.id)],
-        [os.getpid(), _HOST],
-    )
+def renewal(due: bool = True) -> tuple[list[str], list[Any]]:
+    """Keys and ``pid``/``host`` args that renew the inbox in a send script.
+
+    Due: the marker, prefix set and key set, all renewed. Not due: the marker alone, which
+    the script only remakes when it is gone (a flushed or restarted Redis), one ``EXISTS``.
+    """
+    global _renewal_keys
+    box_id = _inbox_id if _inbox_id is not None else inbox().id
+    made = _renewal_keys
+    if made is None or made[0] != box_id:  # first use, or a new inbox after a fork
+        made = (box_id, keys.inbox(box_id), keys.input_streams(box_id), keys.input_keys(box_id))
+        _renewal_keys = made
+    renew_keys = list(made[1:]) if due else [made[1]]
+    return renew_keys, [os.getpid(), _HOST]
 
 
 async def touch(bus: Bus) -> None:
     """Create or renew this process's inbox now."""
     renew_keys, (pid, host) = renewal()
     await bus.eval(_TOUCH, renew_keys, [int(bus.settings.inbox_ttl * 1000), pid, host])
-    _touched[bus] = asyncio.get_running_loop().time()
+    renewed(bus)
+
+
+def is_due(bus: Bus) -> bool:
+    """Whether the inbox was last renewed on this loop more than a tenth of its TTL ago.
+
+    Renewing at most that often keeps an inbox in use alive (it expires no sooner than
+    nine tenths of its TTL after the last send) for a fraction of the writes.
+    """
+    return asyncio.get_running_loop().time() - touched_at(bus) > bus.settings.inbox_ttl / 10
+
+
+def renewed(bus: Bus, when: float | None = None) -> None:
+    """Note that the inbox was renewed (at loop time ``when``, default now)."""
+    _touched[bus] = asyncio.get_running_loop().time() if when is None else when
 
 
 async def renew_if_due(bus: Bus) -> None:
     """Renew the inbox unless that was done within the last tenth of its TTL."""
-    if asyncio.get_running_loop().time() - touched_at(bus) > bus.settings.inbox_ttl / 10:
+    if is_due(bus):
         await touch(bus)
 
 

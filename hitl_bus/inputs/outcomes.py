@@ -66,7 +66,7 @@ async def areject_input(
     bus = get_bus()
     async with bus.client.pipeline(transaction=False) as pipe:
         data = {"key": key, "reason": text}
-        append_event(pipe, str(run_id), "input.skipped", data, bus.settings.events_maxlen)
+        append_event(pipe, bus, str(run_id), "input.skipped", data)
         await pipe.execute()
 
 

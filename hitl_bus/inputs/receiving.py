@@ -500,5 +500,5 @@ def _first_checks(bus: Bus) -> _FirstChecks:
 async def _record_taken(run_id: str, key: str) -> None:
     bus = get_bus()
     async with bus.client.pipeline(transaction=False) as pipe:
-        append_event(pipe, run_id, "input.taken", {"key": key}, bus.settings.events_maxlen)
+        append_event(pipe, bus, run_id, "input.taken", {"key": key})
         await pipe.execute()

@@ -3,9 +3,10 @@
 The script checks that the receiving run (or inbox) exists, refuses a key it
 has already accepted, appends the entry, records the stream's key prefix, and,
 for a run, appends the ``input.received`` event: one round trip, atomic on the
-run's slot. A send from outside any run also renews the sender's inbox in the
-same script on standalone Redis (in Cluster the inbox is on another slot, so it
-is renewed separately, at most every tenth of its TTL).
+run's slot. A send from outside any run also renews the sender's inbox, at most
+every tenth of its TTL: in the same script on standalone Redis (which otherwise
+only remakes a marker that is gone), separately in Cluster, where the inbox is on
+another slot.
 
 Safe to repeat: the input key is fixed before the first try (drawn once per
 call, or the caller's ``key=``), so when the bus retries a send whose reply was
@@ -24,9 +25,11 @@ the receiver's schema, two the first time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +37,7 @@ import jsonschema
 from pydantic import BaseModel
 
 from hitl_bus import keys
-from hitl_bus.bus import codec, get_bus
+from hitl_bus.bus import Bus, codec, get_bus
 from hitl_bus.bus.events import event_fields
 from hitl_bus.context import current_run_id
 from hitl_bus.errors import FlowRunNotFound, InboxNotFound, InputRejected, NotAnswerable
@@ -55,38 +58,52 @@ log = logging.getLogger("hitl_bus.inputs")
 # KEYS: target marker, stream, prefix set, key set, receivers hash (of a run; an inbox has
 #       none), new-prefix announcements (of an inbox; a run has its event stream), input
 #       index (key -> entry id and prefix: Prefect's read/filter/delete by key); then
-#       ARGV[9] event streams; then, when ARGV[10] > 0, the sender inbox's marker, prefix
-#       set and key set.
+#       ARGV[9] event streams; then, when ARGV[10] > 0, the sender inbox's marker, and its
+#       prefix set and key set when it is due for renewal.
 # ARGV: key, sender, data, prefix, target ttl ms (0: none), events maxlen, ts ms,
 #       owner id, number of event streams, sender inbox ttl ms (0: none), digest of the
 #       receiver schema the input was checked against ('': none), pid, host (''
 #       when not renewed), '1' when the target is a person's mailbox (made here when
 #       missing; its streams are trimmed to ARGV[15] entries and expire ARGV[5] ms after
 #       their last input, 0: kept), its streams' MAXLEN.
+# The sender's inbox is renewed when the process says it is due (all three keys given),
+# else only remade when it is gone (a flushed or restarted Redis): one EXISTS.
 # A key already accepted answers "already there" before the schema is looked at: a retry
-# of a send that was stored must not be refused because the schema changed since.
+# of a send that was stored must not be refused because the schema changed since. The
+# key is added first (SADD tells whether it was there) and taken out again when the
+# schema check sends the input back: the script is atomic, so no one sees it meanwhile.
+# The event's JSON is put together here: keys and prefixes are lowercase letters, digits
+# and dashes, so only the sender needs encoding.
 # fakeredis (tests only) has no redis.sha1hex: there the schema is its own digest.
 _SEND = """
 local nevents = tonumber(ARGV[9])
 local renew = tonumber(ARGV[10])
 if renew > 0 then
   local first = 8 + nevents
-  redis.call('HSET', KEYS[first], 'pid', ARGV[12], 'host', ARGV[13])
-  for i = first, first + 2 do redis.call('PEXPIRE', KEYS[i], renew) end
+  if #KEYS > first or redis.call('EXISTS', KEYS[first]) == 0 then
+    redis.call('HSET', KEYS[first], 'pid', ARGV[12], 'host', ARGV[13])
+    for i = first, #KEYS do redis.call('PEXPIRE', KEYS[i], renew) end
+  end
 end
 local person = ARGV[14] == '1'
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local left = redis.call('PTTL', KEYS[1])
+if left == -2 then
   if not person then return {0, ''} end
   redis.call('HSET', KEYS[1], 'owner', ARGV[8])
 end
-if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return {2, ''} end
-local schema = redis.call('HGET', KEYS[5], ARGV[4])
-if schema then
-  local digest = schema
-  if redis.sha1hex then digest = redis.sha1hex(schema) end
-  if digest ~= ARGV[11] then return {3, schema, digest} end
+if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return {2, ''} end
+local ttl = tonumber(ARGV[5])
+if ttl == 0 and not person then  -- only a run has receivers
+  local schema = redis.call('HGET', KEYS[5], ARGV[4])
+  if schema then
+    local digest = schema
+    if redis.sha1hex then digest = redis.sha1hex(schema) end
+    if digest ~= ARGV[11] then
+      redis.call('SREM', KEYS[4], ARGV[1])
+      return {3, schema, digest}
+    end
+  end
 end
-redis.call('SADD', KEYS[4], ARGV[1])
 local id
 if person then
   id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[15], '*',
@@ -96,21 +113,19 @@ else
 end
 redis.call('HSET', KEYS[7], ARGV[1], id .. ' ' .. ARGV[4])
 local new_prefix = redis.call('SADD', KEYS[3], ARGV[4]) == 1
-local ttl = tonumber(ARGV[5])
 if new_prefix and (ttl > 0 or person) then  -- an inbox's first input of this type: say so
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100, '*', 'prefix', ARGV[4])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
 end
-if ttl == 0 and not person then
-  -- a run: once finished its keys expire, and what this send made with them
-  local left = redis.call('PTTL', KEYS[1])
-  if left > 0 then ttl = left end
+if ttl == 0 and not person and left > 0 then
+  ttl = left  -- a finished run's keys expire, and what this send made with them
 end
 if ttl > 0 then
   for _, i in ipairs({1, 2, 3, 4, 7}) do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 if nevents > 0 then
-  local event = cjson.encode({key = ARGV[1], key_prefix = ARGV[4], sender = ARGV[2]})
+  local event = '{"key":"' .. ARGV[1] .. '","key_prefix":"' .. ARGV[4] .. '","sender":'
+                .. cjson.encode(ARGV[2]) .. '}'
   for i = 8, 7 + nevents do
     redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[6], '*',
                'type', 'input.received', 'run_id', ARGV[8], 'ts', ARGV[7], 'data', event)
@@ -124,73 +139,110 @@ _ACCEPTED, _MISSING, _DUPLICATE, _CHECK = 1, 0, 2, 3
 # check runs before the first write, so a refused input leaves the whole batch unstored.
 # KEYS: target marker, prefix set, key set, receivers hash, new-prefix announcements,
 #       input index; then ARGV[6] event streams; then ARGV[7] input streams; then, when
-#       ARGV[8] > 0, the sender inbox's marker, prefix set and key set.
+#       ARGV[8] > 0, the sender inbox's marker (and its prefix set and key set when due,
+#       as for _SEND).
 # ARGV: sender, target ttl ms (0: a run), events maxlen, ts ms, owner id, number of event
 #       streams, number of input streams, sender inbox ttl ms (0: none), pid, host; then
 #       five per input: key, prefix, number of its input stream (from 1), data, digest of
 #       the receiver schema it was checked against ('': none).
 # Replies {0} (no such owner), {3, n, schema, digest} (input n, from 0, was checked against
 # another schema or none: nothing written), or {1, entry id or '' (key already there)...}.
+# Only what each input needs on its own is done per input (its entry and its two
+# events); the key set, the index and the prefix set take one command per batch (in
+# slices, as Lua's unpack has a limit).
 _SEND_MANY = """
+local unpack = unpack or table.unpack
+local function each_slice(items, per_slice, call)
+  for from = 1, #items, per_slice do
+    call(unpack(items, from, math.min(from + per_slice - 1, #items)))
+  end
+end
 local nevents, nstreams = tonumber(ARGV[6]), tonumber(ARGV[7])
 local renew = tonumber(ARGV[8])
 if renew > 0 then
   local first = 7 + nevents + nstreams
-  redis.call('HSET', KEYS[first], 'pid', ARGV[9], 'host', ARGV[10])
-  for i = first, first + 2 do redis.call('PEXPIRE', KEYS[i], renew) end
+  if #KEYS > first or redis.call('EXISTS', KEYS[first]) == 0 then
+    redis.call('HSET', KEYS[first], 'pid', ARGV[9], 'host', ARGV[10])
+    for i = first, #KEYS do redis.call('PEXPIRE', KEYS[i], renew) end
+  end
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local left = redis.call('PTTL', KEYS[1])
+if left == -2 then return {0} end
 local n = (#ARGV - 10) / 5
+local given = {}
+for i = 0, n - 1 do given[i + 1] = ARGV[11 + 5 * i] end
+local there = {}
+each_slice(given, 1000, function(...)
+  for _, flag in ipairs(redis.call('SMISMEMBER', KEYS[3], ...)) do there[#there + 1] = flag end
+end)
+local ttl = tonumber(ARGV[2])
+local inbox = ttl > 0
+local new, seen = {}, {}
 local schemas, digests = {}, {}
 for i = 0, n - 1 do
   local a = 10 + 5 * i
-  local prefix = ARGV[a + 2]
-  if redis.call('SISMEMBER', KEYS[3], ARGV[a + 1]) == 0 then
-    if digests[prefix] == nil then
-      local schema = redis.call('HGET', KEYS[4], prefix)
-      local digest = schema
-      if schema and redis.sha1hex then digest = redis.sha1hex(schema) end
-      schemas[prefix], digests[prefix] = schema, digest
+  local key, prefix = ARGV[a + 1], ARGV[a + 2]
+  if there[i + 1] == 0 and not seen[key] then
+    seen[key], new[i] = true, true
+    if not inbox then  -- only a run has receivers
+      if digests[prefix] == nil then
+        local schema = redis.call('HGET', KEYS[4], prefix)
+        local digest = schema
+        if schema and redis.sha1hex then digest = redis.sha1hex(schema) end
+        schemas[prefix], digests[prefix] = schema, digest
+      end
+      local digest = digests[prefix]
+      if digest and digest ~= ARGV[a + 5] then return {3, i, schemas[prefix], digest} end
     end
-    local digest = digests[prefix]
-    if digest and digest ~= ARGV[a + 5] then return {3, i, schemas[prefix], digest} end
   end
 end
-local ttl = tonumber(ARGV[2])
-local inbox = ttl > 0
-if not inbox then  -- a run: once finished its keys expire, and what this send made with them
-  local left = redis.call('PTTL', KEYS[1])
-  if left > 0 then ttl = left end
+if not inbox and left > 0 then
+  ttl = left  -- a finished run's keys expire, and what this send made with them
 end
-local reply, streams, stored = {1}, {}, false
+local reply, streams, stored, index = {1}, {}, {}, {}
+local prefixes, prefix_seen = {}, {}
 local sender, maxlen = ARGV[1], ARGV[3]
+local sender_json = cjson.encode(sender)
 for i = 0, n - 1 do
   local a = 10 + 5 * i
-  local key, prefix = ARGV[a + 1], ARGV[a + 2]
-  if redis.call('SADD', KEYS[3], key) == 0 then
-    reply[#reply + 1] = ''
-  else
+  if new[i] then
+    local key, prefix = ARGV[a + 1], ARGV[a + 2]
     local stream = KEYS[6 + nevents + tonumber(ARGV[a + 3])]
     local id = redis.call('XADD', stream, '*', 'key', key, 'sender', sender, 'data', ARGV[a + 4])
-    redis.call('HSET', KEYS[6], key, id .. ' ' .. prefix)
-    if redis.call('SADD', KEYS[2], prefix) == 1 and inbox then
-      redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100, '*', 'prefix', prefix)
-      redis.call('PEXPIRE', KEYS[5], ttl)
+    stored[#stored + 1] = key
+    index[#index + 1] = key
+    index[#index + 1] = id .. ' ' .. prefix
+    if not prefix_seen[prefix] then
+      prefix_seen[prefix] = true
+      prefixes[#prefixes + 1] = prefix
     end
     if nevents > 0 then
-      local event = cjson.encode({key = key, key_prefix = prefix, sender = sender})
+      local event = '{"key":"' .. key .. '","key_prefix":"' .. prefix .. '","sender":'
+                    .. sender_json .. '}'
       for e = 7, 6 + nevents do
         redis.call('XADD', KEYS[e], 'MAXLEN', '~', maxlen, '*',
                    'type', 'input.received', 'run_id', ARGV[5], 'ts', ARGV[4], 'data', event)
       end
     end
-    streams[stream], stored = true, true
+    streams[stream] = true
     reply[#reply + 1] = id
+  else
+    reply[#reply + 1] = ''
   end
 end
-if stored and ttl > 0 then
-  for _, i in ipairs({1, 2, 3, 6}) do redis.call('PEXPIRE', KEYS[i], ttl) end
-  for stream in pairs(streams) do redis.call('PEXPIRE', stream, ttl) end
+if #stored > 0 then
+  each_slice(stored, 1000, function(...) redis.call('SADD', KEYS[3], ...) end)
+  each_slice(index, 1000, function(...) redis.call('HSET', KEYS[6], ...) end)
+  for _, prefix in ipairs(prefixes) do
+    if redis.call('SADD', KEYS[2], prefix) == 1 and inbox then
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100, '*', 'prefix', prefix)
+      redis.call('PEXPIRE', KEYS[5], ttl)
+    end
+  end
+  if ttl > 0 then
+    for _, i in ipairs({1, 2, 3, 6}) do redis.call('PEXPIRE', KEYS[i], ttl) end
+    for stream in pairs(streams) do redis.call('PEXPIRE', stream, ttl) end
+  end
 end
 return reply
 """
@@ -258,6 +310,52 @@ def _check(
     return digest
 
 
+#: Each bus's send script keys (without the sender inbox's) by receiver kind, owner and key
+#: prefix: made once, not on every send. Only names: nothing about Redis's contents.
+_KEYS_OF_SENDS: weakref.WeakKeyDictionary[Bus, dict[tuple[str, str, str], tuple[str, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+_KEYS_OF_SENDS_MAX = 1024
+
+
+def _send_keys(bus: Bus, target: Mailbox, prefix: str) -> tuple[str, ...]:
+    """The keys ``_SEND`` takes for an input of ``prefix`` to ``target``, up to its events."""
+    known = _KEYS_OF_SENDS.get(bus)
+    if known is None:
+        known = _KEYS_OF_SENDS.setdefault(bus, {})
+    found = known.get((target.kind, target.id, prefix))
+    if found is not None:
+        return found
+    owner = target.owner
+    script_keys = [
+        target.marker_key,
+        keys.input_stream(owner, prefix),
+        keys.input_streams(owner),
+        keys.input_keys(owner),
+        keys.run_receivers(owner),
+        keys.inbox_prefixes(owner),
+        keys.input_index(owner),
+    ]
+    if target.kind == FLOW_RUN:
+        script_keys.append(keys.run_events(owner))
+        if bus.one_node:  # in Cluster the global stream is on a slot of its own
+            script_keys.append(keys.events_of(owner, bus.index_shards))
+    if len(known) >= _KEYS_OF_SENDS_MAX:
+        del known[next(iter(known))]  # the oldest; a bus is used from its own loop only
+    found = known[(target.kind, target.id, prefix)] = tuple(script_keys)
+    return found
+
+
+def _renewal_due_at(bus: Bus) -> float | None:
+    """The loop time now when the sender's inbox is due for renewal, else None.
+
+    The time is taken before the script runs, so the next renewal never comes late.
+    """
+    if not inbox.is_due(bus):
+        return None
+    return asyncio.get_running_loop().time()
+
+
 #: Entries kept per key prefix in a person's mailbox (approximately: ``MAXLEN ~``).
 PERSON_MAILBOX_MAXLEN = 1000
 
@@ -303,20 +401,8 @@ async def deliver_model(
     data = codec.check_size(codec.dumps(payload), bus.settings.max_payload_bytes)
     owner = target.owner
     person = target.kind == USER
-    script_keys = [
-        target.marker_key,
-        keys.input_stream(owner, prefix),
-        keys.input_streams(owner),
-        keys.input_keys(owner),
-        keys.run_receivers(owner),
-        keys.inbox_prefixes(owner),
-        keys.input_index(owner),
-    ]
+    script_keys = list(_send_keys(bus, target, prefix))
     is_run = target.kind == FLOW_RUN
-    if is_run:
-        script_keys.append(keys.run_events(owner))
-        if bus.one_node:  # in Cluster the global stream is on a slot of its own
-            script_keys.append(keys.EVENTS)
     inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
     target_ttl_ms = 0 if is_run else inbox_ttl_ms
     if person:  # a person's replies are kept as long as runs are
@@ -328,15 +414,19 @@ async def deliver_model(
         _known_digest(owner, prefix, payload) if is_run else b"", "", "",
         "1" if person else "0", PERSON_MAILBOX_MAXLEN,
     ]  # fmt: skip
+    renewing_at = None
     if from_inbox:  # renew the sender's inbox, so replies can reach it
         if not bus.one_node:  # in Cluster the inbox is on a slot of its own
             await inbox.renew_if_due(bus)
         else:
-            renew_keys, renew_args = inbox.renewal()
+            renewing_at = _renewal_due_at(bus)
+            renew_keys, renew_args = inbox.renewal(due=renewing_at is not None)
             script_keys += renew_keys
             args[9] = inbox_ttl_ms
             args[11:13] = renew_args
     reply = await bus.eval(_SEND, script_keys, args, replicated=True)
+    if renewing_at is not None:
+        inbox.renewed(bus, renewing_at)
     while reply[0] == _CHECK:  # the receiver's schema is new to this process, or changed
         args[10] = _check(owner, prefix, payload, reply[1], reply[2])
         reply = await bus.eval(_SEND, script_keys, args, replicated=True)
@@ -353,7 +443,7 @@ async def deliver_model(
     if stored_now and is_run and not bus.one_node:
         event = {"key": input_key, "key_prefix": prefix, "sender": sender}
         await bus.client.xadd(
-            keys.EVENTS,
+            keys.events_of(owner, bus.index_shards),
             event_fields("input.received", owner, event),
             maxlen=bus.settings.events_maxlen,
             approximate=True,
@@ -434,7 +524,7 @@ async def deliver_models(
     if is_run:
         script_keys.append(keys.run_events(owner))
         if bus.one_node:  # in Cluster the global stream is on a slot of its own
-            script_keys.append(keys.EVENTS)
+            script_keys.append(keys.events_of(owner, bus.index_shards))
     nevents = len(script_keys) - 6
     script_keys += [keys.input_stream(owner, prefix) for prefix in streams]
     inbox_ttl_ms = int(bus.settings.inbox_ttl * 1000)
@@ -442,14 +532,18 @@ async def deliver_models(
         sender, 0 if is_run else inbox_ttl_ms, bus.settings.events_maxlen,
         int(time.time() * 1000), owner, nevents, len(streams), 0, 0, "",
     ]  # fmt: skip
+    renewing_at = None
     if from_inbox:  # renew the sender's inbox, so replies can reach it
         if not bus.one_node:  # in Cluster the inbox is on a slot of its own
             await inbox.renew_if_due(bus)
         else:
-            renew_keys, (pid, host) = inbox.renewal()
+            renewing_at = _renewal_due_at(bus)
+            renew_keys, (pid, host) = inbox.renewal(due=renewing_at is not None)
             script_keys += renew_keys
             head[7:10] = [inbox_ttl_ms, pid, host]
     reply = await bus.eval(_SEND_MANY, script_keys, head + args, replicated=True)
+    if renewing_at is not None:
+        inbox.renewed(bus, renewing_at)
     while reply[0] == _CHECK:  # a receiver's schema is new to this process, or changed
         prefix = prefixes[int(reply[1])]
         raw_schema, digest = reply[2], reply[3]
@@ -471,7 +565,7 @@ async def deliver_models(
                     event = {"key": input_keys[index], "key_prefix": prefixes[index],
                              "sender": sender}  # fmt: skip
                     pipe.xadd(
-                        keys.EVENTS,
+                        keys.events_of(owner, bus.index_shards),
                         event_fields("input.received", owner, event),
                         maxlen=bus.settings.events_maxlen,
                         approximate=True,

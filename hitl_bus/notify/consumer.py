@@ -1,8 +1,11 @@
 """The notifier: reads the global event stream through a consumer group and tells the sinks.
 
-Several notifiers may run: the ``notifiers`` group on ``hitl:events`` hands each
-entry to one of them (a blocking ``XREADGROUP`` on a connection of its own, so
-an idle notifier sends Redis one command per ``block`` seconds). An entry is
+Several notifiers may run: the ``notifiers`` group on each bucket of the global
+event stream (``hitl:events``; ``HITL_BUS_INDEX_SHARDS`` buckets, one on standalone
+Redis by default) hands each entry to one of them (per bucket, a blocking
+``XREADGROUP`` on a connection of its own, since on Cluster the buckets sit on
+different slots; an idle notifier sends Redis one command per bucket per ``block``
+seconds). An entry is
 acknowledged once every delivery it asks for is done (``ledger``): sent, or
 parked as a dead letter after its last try. A notifier that dies leaves its
 entries pending; every notifier looks for entries idle longer than
@@ -74,8 +77,8 @@ class Notifier:
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(self.options.concurrency)
         self._working: set[asyncio.Task[None]] = set()
-        #: Entries being handled here, so a claim round does not take them twice.
-        self._handling: set[bytes] = set()
+        #: Entries (bucket, id) being handled here, so a claim round does not take them twice.
+        self._handling: set[tuple[str, bytes]] = set()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -83,11 +86,13 @@ class Notifier:
     async def run(self) -> None:
         """Read and deliver until :meth:`stop`; then finish the entries in hand (≤ 10 s)."""
         bus = get_bus()
-        await groups.ensure_group(bus.client, keys.EVENTS, keys.NOTIFIERS_GROUP, start="$")
+        for stream in self._streams:
+            await groups.ensure_group(bus.client, stream, keys.NOTIFIERS_GROUP, start="$")
         if not get_settings().smtp_url:
             log.info("HITL_BUS_SMTP_URL is not set: no email, webhooks only")
-        log.info("notifier %s reading %s", self.name, keys.EVENTS)
-        tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._claim())]
+        log.info("notifier %s reading %s", self.name, ", ".join(self._streams))
+        tasks = [asyncio.create_task(self._read(stream)) for stream in self._streams]
+        tasks.append(asyncio.create_task(self._claim()))
         stopping = asyncio.create_task(self._stopping.wait())
         try:
             # Either loop ending by itself is a bug: the notifier stops, and says why.
@@ -108,17 +113,24 @@ class Notifier:
                 await self._forget_self()
             log.info("notifier %s stopped", self.name)
 
+    @property
+    def _streams(self) -> list[str]:
+        """The buckets of the global event stream, each read through its own group."""
+        shards = get_bus().index_shards
+        return [keys.events(shard, shards) for shard in range(shards)]
+
     async def _forget_self(self) -> None:
         client = get_bus().client
-        pending = await client.xpending_range(
-            keys.EVENTS, keys.NOTIFIERS_GROUP, "-", "+", 1, consumername=self.name
-        )
-        if not pending:
-            await client.xgroup_delconsumer(keys.EVENTS, keys.NOTIFIERS_GROUP, self.name)
+        for stream in self._streams:
+            pending = await client.xpending_range(
+                stream, keys.NOTIFIERS_GROUP, "-", "+", 1, consumername=self.name
+            )
+            if not pending:
+                await client.xgroup_delconsumer(stream, keys.NOTIFIERS_GROUP, self.name)
 
-    async def _read(self) -> None:
+    async def _read(self, stream: str) -> None:
         bus = get_bus()
-        reader = await bus.open_reader(keys.EVENTS)
+        reader = await bus.open_reader(stream)
         block_ms = max(1, int(self.options.block * 1000))
         try:
             while not self._stopping.is_set():
@@ -129,20 +141,20 @@ class Notifier:
                         reader,
                         keys.NOTIFIERS_GROUP,
                         self.name,
-                        {keys.EVENTS: ">"},
+                        {stream: ">"},
                         count=1,
                         block=block_ms,
                     )
                     for _stream, entries in reply or []:
                         for entry_id, fields in entries:
-                            await self._start(entry_id, fields)
+                            await self._start(stream, entry_id, fields)
                 except groups.GroupMissing:  # a flushed Redis: make the group again
                     with contextlib.suppress(Exception):  # if not now, at the next read
                         await groups.ensure_group(
-                            bus.client, keys.EVENTS, keys.NOTIFIERS_GROUP, start="$"
+                            bus.client, stream, keys.NOTIFIERS_GROUP, start="$"
                         )
                 except Exception as exc:  # noqa: BLE001 - reconnects on the next read
-                    log.warning("reading %s failed: %s", keys.EVENTS, exc)
+                    log.warning("reading %s failed: %s", stream, exc)
                     await asyncio.sleep(0.5)
         finally:
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -151,63 +163,67 @@ class Notifier:
 
     async def _claim(self) -> None:
         """Every half ``claim_after``: take over entries idle that long (a dead notifier's)."""
-        client = get_bus().client
-        idle_ms = max(1, int(self.options.claim_after * 1000))
         while not self._stopping.is_set():
             await asyncio.sleep(self.options.claim_after / 2)
-            try:
-                start = "0-0"
-                while True:
-                    reply = await client.xautoclaim(
-                        keys.EVENTS, keys.NOTIFIERS_GROUP, self.name, idle_ms, start, count=50
-                    )
-                    # Redis 7 answers [next, entries, deleted ids]; Redis 6.2 [next, entries].
-                    start, entries = reply[0], reply[1]
-                    for entry_id, fields in entries:
-                        if fields is None:  # trimmed away meanwhile: nothing left to tell
-                            await self._ack(entry_id)
-                        elif entry_id not in self._handling:
-                            log.info("notifier %s took over entry %s", self.name, entry_id)
-                            await self._start(entry_id, fields)
-                    if start in (b"0-0", "0-0"):
-                        break
-                await self._forget_idle_consumers()
-            except Exception as exc:  # noqa: BLE001 - the next round tries again
-                if not isinstance(exc, groups.GroupMissing):
-                    log.warning("claiming idle entries failed: %s", exc)
+            for stream in self._streams:
+                try:
+                    await self._claim_in(stream)
+                    await self._forget_idle_consumers(stream)
+                except Exception as exc:  # noqa: BLE001 - the next round tries again
+                    if not isinstance(exc, groups.GroupMissing):
+                        log.warning("claiming idle entries of %s failed: %s", stream, exc)
 
-    async def _forget_idle_consumers(self) -> None:
+    async def _claim_in(self, stream: str) -> None:
+        client = get_bus().client
+        idle_ms = max(1, int(self.options.claim_after * 1000))
+        start = "0-0"
+        while True:
+            reply = await client.xautoclaim(
+                stream, keys.NOTIFIERS_GROUP, self.name, idle_ms, start, count=50
+            )
+            # Redis 7 answers [next, entries, deleted ids]; Redis 6.2 [next, entries].
+            start, entries = reply[0], reply[1]
+            for entry_id, fields in entries:
+                if fields is None:  # trimmed away meanwhile: nothing left to tell
+                    await self._ack(stream, entry_id)
+                elif (stream, entry_id) not in self._handling:
+                    log.info("notifier %s took over entry %s", self.name, entry_id)
+                    await self._start(stream, entry_id, fields)
+            if start in (b"0-0", "0-0"):
+                break
+
+    async def _forget_idle_consumers(self, stream: str) -> None:
         """Drop consumers with nothing pending and idle ten ``claim_after``s (notifiers that
         stopped): each process reads as a new consumer, and the group would keep them all.
         Dropping one loses nothing; a live one that was dropped is made again by its next
         read."""
         client = get_bus().client
         idle_ms = 10 * self.options.claim_after * 1000
-        for consumer in await client.xinfo_consumers(keys.EVENTS, keys.NOTIFIERS_GROUP):
+        for consumer in await client.xinfo_consumers(stream, keys.NOTIFIERS_GROUP):
             name = codec.text(consumer["name"])
             if name != self.name and not consumer["pending"] and consumer["idle"] > idle_ms:
-                await client.xgroup_delconsumer(keys.EVENTS, keys.NOTIFIERS_GROUP, name)
+                await client.xgroup_delconsumer(stream, keys.NOTIFIERS_GROUP, name)
 
-    async def _start(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    async def _start(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         await self._slots.acquire()
-        self._handling.add(entry_id)
-        task = asyncio.create_task(self._handle(entry_id, fields))
+        self._handling.add((stream, entry_id))
+        task = asyncio.create_task(self._handle(stream, entry_id, fields))
         self._working.add(task)
         task.add_done_callback(self._working.discard)
 
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    async def _handle(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         try:
-            event = decode_event(keys.EVENTS, entry_id, fields)
+            event = decode_event(stream, entry_id, fields)
             if event is None or await self.handle(event):
-                await self._ack(entry_id)
+                await self._ack(stream, entry_id)
         except Exception:
             log.exception("event %s: delivery failed; it stays pending", entry_id.decode())
         finally:
-            self._handling.discard(entry_id)
+            self._handling.discard((stream, entry_id))
             self._slots.release()
 
-    async def _ack(self, entry_id: bytes) -> None:
-        await get_bus().client.xack(keys.EVENTS, keys.NOTIFIERS_GROUP, entry_id)
+    async def _ack(self, stream: str, entry_id: bytes) -> None:
+        await get_bus().client.xack(stream, keys.NOTIFIERS_GROUP, entry_id)
 
     async def handle(self, event: RunEvent) -> bool:
         """Deliver ``event`` to every sink that wants it; whether all of it is done."""

@@ -106,11 +106,28 @@ async def add_person(
         created=datetime.now(UTC),
         token_digest=token_digest(token),
     )
-    client = get_bus().client
-    if not await client.hsetnx(keys.PEOPLE, name, person.model_dump_json()):
+    added = await get_bus().eval(
+        _ADD,
+        [keys.PEOPLE, keys.PEOPLE_TOKENS],
+        [name, person.model_dump_json(), person.token_digest],
+    )
+    if not added:
         raise PersonExists(name)
-    await client.hset(keys.PEOPLE_TOKENS, person.token_digest, name)
     return person, token
+
+
+#: A person and their token's index entry, both or neither (one slot: the ``{people}`` tag),
+#: so a crash between the two never leaves a person whose token finds no one. A name taken
+#: by this very call (its token's digest), retried after a lost reply, is no refusal.
+_ADD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  local stored = cjson.decode(redis.call('HGET', KEYS[1], ARGV[1]))
+  if stored['token_digest'] == ARGV[3] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
 
 
 async def get_person(name: str) -> Person:

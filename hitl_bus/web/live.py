@@ -33,7 +33,7 @@ from typing import TypeVar
 from starlette.requests import Request
 
 from hitl_bus.bus import codec, get_bus
-from hitl_bus.client import HitlClient, LogRecord, Reply, RunEvent
+from hitl_bus.client import HitlClient, LogRecord, Reply, RunEvent, following
 from hitl_bus.context import acting_as
 from hitl_bus.errors import BusConnectionError
 from hitl_bus.people.roles import person_of
@@ -56,6 +56,8 @@ class Feed:
     name: str
     begin: Callable[[], Awaitable[str]]
     follow: Callable[[str], AsyncIterator[Message]]
+    #: Whether a position read from a browser fits this feed (else it starts from now).
+    fits: Callable[[str], bool] = lambda _position: True
 
 
 def event_message(event: RunEvent) -> Message:
@@ -85,12 +87,22 @@ async def _from_the_start() -> str:
 
 
 def events(run_id: str | None) -> Feed:
-    """New events: one run's, or every run's."""
+    """New events: one run's, or every run's (a position over every bucket of the global
+    stream, which a position for another number of buckets does not fit)."""
     return Feed(
         "events",
         lambda: client.event_position(run_id),
         lambda after: _as_messages(client.follow_events(run_id, after), event_message),
+        (lambda _position: True) if run_id else _fits_global_events,
     )
+
+
+def _fits_global_events(position: str) -> bool:
+    try:
+        following.split_position(position, following.global_event_streams())
+    except ValueError:
+        return False
+    return True
 
 
 def logs(run_id: str) -> Feed:
@@ -116,10 +128,12 @@ def replies(run_id: str) -> Feed:
 
 
 def _entry_id(text: str) -> str | None:
-    """``text`` if it is a stream entry id Redis accepts (two 64-bit numbers), else None."""
-    match = _ENTRY_ID.fullmatch(text.strip())
-    if match is None or any(int(part) >= 2**64 for part in match.groups()):
-        return None
+    """``text`` if it is a position: a stream entry id Redis accepts (two 64-bit numbers),
+    or one per bucket of the global event stream joined by ``_``; else None."""
+    for entry_id in text.strip().split(following.BUCKETS_SEPARATOR):
+        match = _ENTRY_ID.fullmatch(entry_id)
+        if match is None or any(int(part) >= 2**64 for part in match.groups()):
+            return None
     return text.strip()
 
 
@@ -154,7 +168,7 @@ async def start(feeds: Sequence[Feed], last_event_id: str | None) -> dict[str, s
     """
     positions = parse_cursor(last_event_id, feeds)
     for feed in feeds:
-        if feed.name not in positions:
+        if feed.name not in positions or not feed.fits(positions[feed.name]):
             positions[feed.name] = await feed.begin()
     return positions
 

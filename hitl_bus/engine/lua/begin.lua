@@ -1,8 +1,20 @@
--- ARGV 5 Running state JSON, 6 its id, 7 worker id ("" in process)
+-- ARGV 6 Running state JSON, 7 its id, 8 worker id ("" in process), 9 "1": also answer
+-- where the execution starts from (the run's hash as it now stands, its control stream's
+-- newest id, after which a cancel counts, and its stored task results), all read in this
+-- same step, so a worker starts a run in one round trip.
 local cur = current()
 if not cur then return {0, ''} end
-if cur['id'] == ARGV[6] then return {1, '', redis.call('HGET', RUN, 'attempt') or '0'} end
+local function starting_point()
+  if ARGV[9] ~= '1' then return {} end
+  local newest = redis.call('XREVRANGE', CONTROL, '+', '-', 'COUNT', 1)
+  local position = '0-0'
+  if #newest > 0 then position = newest[1][1] end
+  return {redis.call('HGETALL', RUN), position, redis.call('HGETALL', KEYS[7])}
+end
+if cur['id'] == ARGV[7] then
+  return {1, '', redis.call('HGET', RUN, 'attempt') or '0', starting_point()}
+end
 if cur['type'] ~= 'SCHEDULED' and cur['type'] ~= 'PENDING' then return {2, cur['type']} end
 local attempt = redis.call('HINCRBY', RUN, 'attempt', 1)
-write_state(ARGV[5], {'pause_deadline', '0', 'worker', ARGV[7]})
-return {1, cur['type'], tostring(attempt)}
+write_state(ARGV[6], {'pause_deadline', '0', 'worker', ARGV[8]})
+return {1, cur['type'], tostring(attempt), starting_point()}

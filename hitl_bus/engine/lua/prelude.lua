@@ -1,13 +1,19 @@
 -- Shared by every run-store script (hitl_bus/engine/store.py).
 -- KEYS: 1 run hash, 2 events, 3 control, 4 values, 5 logs, 6 receivers, 7 tasks,
 -- 8 input prefix set, 9 input-key set, 10 values metadata, 11 input index, and 12 the
--- deployment queue when the script may queue the run (standalone Redis only: in Cluster
--- the queue lives on another slot).
--- ARGV 1-4: run id, events maxlen, retention ms (0: keep), input stream key base
--- ("hitl:{<run>}:input:"); each script's own arguments start at ARGV[5].
+-- deployment queue when the script may queue the run or acknowledge its queue entry
+-- (standalone Redis only: in Cluster the queue lives on another slot).
+-- ARGV 1-5: run id, events maxlen, retention ms (0: keep), input stream key base
+-- ("hitl:{<run>}:input:"), and the key prefix of the run's bucket of the global indexes
+-- and event stream ("hitl", or "hitl:{hitl-index-<i>-<salt>}"), given on standalone Redis
+-- only: there the script keeps them too, in Cluster (other slots) the caller follows with
+-- them ("" here). Each script's own arguments start at ARGV[6].
 local RUN, EVENTS, CONTROL = KEYS[1], KEYS[2], KEYS[3]
 local run_id, maxlen, retention, input_base = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local INDEX = ARGV[5]
 local TERMINAL = {COMPLETED = true, FAILED = true, CRASHED = true, CANCELLED = true}
+-- The state type the run had when the script read it (nil: a new run).
+local before = nil
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -15,7 +21,9 @@ end
 local function current()
   local raw = redis.call('HGET', RUN, 'state')
   if not raw then return nil end
-  return cjson.decode(raw)
+  local state = cjson.decode(raw)
+  before = state['type']
+  return state
 end
 local function superseded(attempt)
   return attempt ~= '' and (redis.call('HGET', RUN, 'attempt') or '0') ~= attempt
@@ -27,20 +35,47 @@ local function expire_all()
     redis.call('PEXPIRE', input_base .. prefix, retention)
   end
 end
+-- The global indexes and event stream follow a state change (standalone Redis: INDEX set).
+-- The run leaves its old state's index; a pause with a deadline enters the sweep's index
+-- and any other state leaves it (a suspended run too: it waits without a deadline sweep);
+-- a final state is noted for forgetting once the run's keys have expired.
+local function index_state(new_type, ts, fields, data)
+  if INDEX == '' then return end
+  local state_index = INDEX .. ':runs:state:'
+  if before ~= nil and before ~= new_type then redis.call('ZREM', state_index .. before, run_id) end
+  redis.call('ZADD', state_index .. new_type, ts, run_id)
+  local deadline = 0
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'pause_deadline' then deadline = tonumber(fields[i + 1]) or 0 end
+  end
+  if new_type == 'PAUSED' and deadline > 0 then
+    redis.call('ZADD', INDEX .. ':pauses', deadline, run_id)
+  elseif before == 'PAUSED' then
+    redis.call('ZREM', INDEX .. ':pauses', run_id)
+  end
+  if TERMINAL[new_type] and retention > 0 then
+    redis.call('ZADD', INDEX .. ':runs:expiring', ts + retention, run_id)
+  end
+  redis.call('XADD', INDEX .. ':events', 'MAXLEN', '~', maxlen, '*', 'type', 'state.changed',
+             'run_id', run_id, 'ts', tostring(ts), 'data', data)
+end
 -- A state's actor (state_details.actor) is repeated at the top of the event's data; a
 -- state other than Paused ends the pause, and with it the pause's assignees.
 local function write_state(state_json, fields)
+  fields = fields or {}
   local state = cjson.decode(state_json)
   redis.call('HSET', RUN, 'state', state_json)
-  if fields and #fields > 0 then redis.call('HSET', RUN, unpack(fields)) end
+  if #fields > 0 then redis.call('HSET', RUN, unpack(fields)) end
   if state['type'] ~= 'PAUSED' then redis.call('HDEL', RUN, 'pause_assignees') end
   local data = '{"state":' .. state_json .. '}'
   local details = state['state_details']
   if type(details) == 'table' and type(details['actor']) == 'string' then
     data = '{"state":' .. state_json .. ',"actor":' .. cjson.encode(details['actor']) .. '}'
   end
+  local ts = now_ms()
   redis.call('XADD', EVENTS, 'MAXLEN', '~', maxlen, '*', 'type', 'state.changed',
-             'run_id', run_id, 'ts', tostring(now_ms()), 'data', data)
+             'run_id', run_id, 'ts', tostring(ts), 'data', data)
+  index_state(state['type'], ts, fields, data)
   if TERMINAL[state['type']] then expire_all() end
 end
 -- Values-hash fields written by a script are stamped with their creation time (Redis
