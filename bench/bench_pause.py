@@ -161,9 +161,21 @@ async def role_pause_fan(out: Any, url: str, n: int, port: int) -> None:
     t0 = now_ns()
     runs = await asyncio.gather(*(start_flow_run(waiter) for _ in range(n)))
     started_ns = now_ns() - t0
-    # Parked, as bench_bus's fan-out decides it: every run waits on its control stream
-    # and each reader's XREAD covers them all. The parent then waits for those XREADs
-    # to block in Redis.
+    # Parked: every run is Paused (its pause written) and waits on its control stream,
+    # each stream read by the dispatcher. (A run also watches that stream for a cancel, so
+    # counting waiters alone would say "parked" too early.) The parent then waits for an
+    # XREAD to block in Redis.
+    from hitl_bus import keys
+
+    client = get_bus().client
+    while True:
+        async with client.pipeline(transaction=False) as pipe:
+            for run in runs:
+                pipe.hget(keys.run(str(run.id)), "state")
+            states = await pipe.execute()
+        if all(raw and b'"PAUSED"' in raw for raw in states):
+            break
+        await asyncio.sleep(0.01)
     await common.wait_parked(dispatcher, n)
     out.put(
         (
@@ -334,7 +346,11 @@ def _hitl_fan(ctx: Any, url: str, port: int, n: int, concurrency: int, admin: An
 
     waiter = Child(ctx, "pause_fan", url=url, n=n, port=port)
     registered = waiter.get("registered", timeout=300)
-    while common.blocked_clients(admin, HITL_CLIENT_NAME) < registered["readers"]:
+    # The child reported once its dispatcher settled; wait for a reader's XREAD to block in
+    # Redis too. Not for every reader: the streams may sit on fewer readers than it has,
+    # or on its bells (a SUBSCRIBE, not a blocked XREAD).
+    deadline = time.monotonic() + 5
+    while common.blocked_clients(admin, HITL_CLIENT_NAME) < 1 and time.monotonic() < deadline:
         time.sleep(0.001)
     parked_ns = now_ns() - registered["t0"]
     # Only the paused process uses hitl_bus now (this connection is named bench-admin).
