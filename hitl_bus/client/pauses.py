@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hitl_bus import keys
 from hitl_bus.bus import codec
 from hitl_bus.engine import runs, store
+from hitl_bus.engine.records import RunRecord
 from hitl_bus.engine.states import StateType
 from hitl_bus.inputs.keyset import defaults_key
 from hitl_bus.people.roles import Action, allows, is_assignee
@@ -49,6 +50,11 @@ def _json_or_none(raw: bytes | None, where: str, field: str) -> Any:
 async def read_pause(flow_run_id: uuid.UUID | str) -> PauseDetails | None:
     """The run's current pause; a saved value that is not JSON is logged and left out."""
     record = await runs.read_run_record(flow_run_id)  # also fails an expired pause
+    return await pause_of(record)
+
+
+async def pause_of(record: RunRecord) -> PauseDetails | None:
+    """The pause ``record`` (a run's record as read) is in, with the form's saved values."""
     if not record.run.state.is_paused():
         return None
     run_id = str(record.run.id)

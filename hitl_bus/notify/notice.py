@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hitl_bus.client.pauses import PauseDetails, read_pause
+from hitl_bus.client.pauses import PauseDetails, pause_of
 from hitl_bus.client.records import RunEvent
-from hitl_bus.engine import records, store
+from hitl_bus.engine import records, runs, store
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.errors import FlowRunNotFound
 from hitl_bus.people import links
@@ -132,20 +132,18 @@ async def notice_for(event: RunEvent, name: str) -> Notice | None:
     try:
         if name != "paused":
             return Notice(event, name, records.decode_run(await store.read_raw(event.run_id)))
-        pause = await read_pause(event.run_id)
-        raw = await store.read_raw(event.run_id)
+        record = await runs.read_run_record(event.run_id)  # one read: the run and its pause
+        pause = await pause_of(record)
     except (FlowRunNotFound, KeyError):
         log.info("run %s is gone; nothing to tell of event %s", event.run_id, event.id)
-        return None
-    if not raw:
         return None
     wanted = _state_pause_key(event)
     if pause is None or (wanted is not None and wanted != pause.pause_key):
         log.info("the pause of event %s is over; nothing to tell", event.id)
         return None
-    assignees = records.decode_record(raw).pause_assignees or []
+    assignees = pause.assignees or []
     people = resolve(assignees, await list_people()) if assignees else []
-    return Notice(event, name, records.decode_run(raw), pause, assignees, people)
+    return Notice(event, name, record.run, pause, assignees, people)
 
 
 def summary(notice: Notice) -> dict[str, Any]:
