@@ -81,11 +81,11 @@ async def paused_runs(count: int) -> None:
 
 
 async def sweep() -> int:
-    from hitl_bus.engine import store
+    from hitl_bus.engine import indexes
 
     total = 0
     while True:
-        removed = await store.forget_expired(limit=1000)
+        removed = await indexes.forget_expired(limit=1000)
         total += removed
         if removed == 0:
             return total

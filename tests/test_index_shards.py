@@ -12,7 +12,7 @@ import pytest
 from hitl_bus import get_client, keys
 from hitl_bus.bus import get_bus
 from hitl_bus.client import RunEvent
-from hitl_bus.engine import store
+from hitl_bus.engine import indexes
 from hitl_bus.engine.runs import create_flow_run, read_flow_runs, sweep_expired
 from hitl_bus.engine.states import Paused, Running, StateType
 from hitl_bus.redis_server import RedisServer
@@ -52,7 +52,7 @@ async def test_the_sweeps_read_every_bucket() -> None:
         await bus.client.hset(
             keys.run(str(run.id)), mapping={"pause_deadline": 1, "pause_key": "1"}
         )
-        await store.index_state(
+        await indexes.index_state(
             str(run.id), run.state, previous=StateType.SCHEDULED, pause_deadline_ms=1
         )
     expired = await sweep_expired()
@@ -67,7 +67,7 @@ async def test_finished_runs_are_forgotten_in_every_bucket(monkeypatch: pytest.M
         await bus.client.delete(keys.run(run_id))  # as if its retention had passed
         at = (keys.index_shard(run_id, 4), 4)
         await bus.client.zadd(keys.runs_expiring(*at), {run_id: 1})
-    assert await store.forget_expired() == 8
+    assert await indexes.forget_expired() == 8
     assert await read_flow_runs(limit=100) == []
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from hitl_bus import keys
 from hitl_bus.bus import get_bus
-from hitl_bus.engine import store
+from hitl_bus.engine import indexes, store
 from hitl_bus.engine.runs import create_flow_run, read_flow_run, read_flow_runs
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.errors import StateConflict
@@ -205,7 +205,7 @@ async def test_a_finished_run_expires_and_leaves_every_index(
     assert [str(r.id) for r in await read_flow_runs()] == [run_id]
 
     async def gone() -> bool:
-        await store.forget_expired()
+        await indexes.forget_expired()
         index = keys.runs(keys.index_shard(run_id, bus.index_shards), bus.index_shards)
         return not await bus.client.zscore(index, run_id)
 

@@ -28,7 +28,7 @@ from hitl_bus.bus import codec, get_bus, groups
 from hitl_bus.context import QueueEntry
 from hitl_bus.deployments.deployment import Deployment
 from hitl_bus.deployments.registry import register
-from hitl_bus.engine import store
+from hitl_bus.engine import indexes, store
 from hitl_bus.engine.flows import HAND_BACK, execute_flow_run
 from hitl_bus.engine.runs import sweep_expired
 from hitl_bus.errors import FlowRunCancelled, FlowRunNotFound, FlowRunSuspended, StateConflict
@@ -130,7 +130,7 @@ class Worker:
                     pending = await self._reclaim(deployment)
                     await _trim_queue(keys.deployment_queue(deployment.full_name), pending)
                 await sweep_expired()
-                await store.forget_expired()
+                await indexes.forget_expired()
             except Exception as exc:  # noqa: BLE001 - upkeep never dies
                 log.warning("upkeep failed: %s", exc)
             await asyncio.sleep(self.heartbeat_interval)

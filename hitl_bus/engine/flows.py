@@ -20,7 +20,6 @@ import inspect
 import threading
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
@@ -28,9 +27,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from hitl_bus import keys
 from hitl_bus._sync import portal_loop, run_blocking, running_loop
-from hitl_bus.bus import get_bus
 from hitl_bus.context import (
     CancelRequested,
     FlowRunContext,
@@ -42,23 +39,22 @@ from hitl_bus.context import (
     set_current_run,
 )
 from hitl_bus.engine import logger as run_logs
-from hitl_bus.engine import store
+from hitl_bus.engine import starting, store
 from hitl_bus.engine.cancelling import CancelWatch
 from hitl_bus.engine.parameters import parameters_model, validate_parameters
 from hitl_bus.engine.pausing import SuspendExecution
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run, wait_for_state
+from hitl_bus.engine.starting import Begun
 from hitl_bus.engine.states import (
     AwaitingRetry,
     Cancelled,
     Completed,
     Failed,
     Retrying,
-    Running,
     State,
     StateType,
     with_outcome,
 )
-from hitl_bus.engine.tasks import decode_results
 from hitl_bus.errors import (
     FlowRunCancelled,
     FlowRunSuspended,
@@ -277,7 +273,7 @@ async def run_flow(
     :raises FlowRunSuspended: the run suspended; resume it, then re-execute it.
     :raises FlowRunCancelled: the run was cancelled.
     """
-    begun = await _begin(flow, parameters, run, fresh=fresh, worker=worker)
+    begun = await starting.begin(flow.name, parameters, run, fresh=fresh, worker=worker)
     return _outcome(await _execute(flow, begun), return_state)
 
 
@@ -290,74 +286,7 @@ def _outcome(ended: tuple[str, State], return_state: bool) -> Any:
     return state.result()
 
 
-@dataclass(frozen=True)
-class _Begun:
-    """An execution begun: the run, its parameters, and where it starts from."""
-
-    run: FlowRun
-    parameters: dict[str, Any]
-    attempt: int
-    #: The control stream's newest id when it began: cancels after it are for it.
-    position: str
-    task_results: dict[str, Any]
-    #: Check the parameters against the flow's signature (not done yet by the caller).
-    validate: bool
-    entry: QueueEntry | None = None
-
-
-async def _begin(
-    flow: Flow[Any, Any],
-    parameters: dict[str, Any],
-    run: FlowRun | None,
-    *,
-    fresh: bool,
-    worker: str,
-) -> _Begun | tuple[str, State]:
-    """Begin an execution of ``run`` (a new run when None); or, when the run cannot be
-    begun, its id and the state that says why (cancelled meanwhile, still suspended)."""
-    if run is None:
-        run = await create_flow_run(flow.name, to_jsonable_python(parameters, fallback=repr))
-        fresh = True
-    run_id = str(run.id)
-    try:
-        # An existing run may be re-executed after a suspension: replay its tasks.
-        position, results = await starting_point(run_id, with_results=not fresh)
-        attempt = await store.begin(run_id, Running(), worker)
-    except StateConflict:
-        return await _not_begun(run_id)
-    return _Begun(run, parameters, attempt, position, results, validate=not fresh)
-
-
-async def _begin_queued(
-    run_id: str, worker: str, entry: QueueEntry | None
-) -> _Begun | tuple[str, State]:
-    """Begin a queued run and read it, its control stream's position and its task results,
-    all in one step (a worker's start)."""
-    try:
-        start = await store.begin_reading(run_id, Running(), worker)
-    except StateConflict:
-        return await _not_begun(run_id)
-    results = decode_results(start.task_results)
-    parameters = dict(start.run.parameters)
-    return _Begun(
-        start.run, parameters, start.attempt, start.control_position, results, True, entry
-    )
-
-
-async def _not_begun(run_id: str) -> tuple[str, State]:
-    """Why a run could not begin: cancelled meanwhile (recorded now), or still suspended;
-    anything else is another execution's, and raises :class:`StateConflict` again."""
-    state = (await read_flow_run(run_id)).state
-    if state.is_cancelling():
-        cancelled = Cancelled(message="cancelled before it started")
-        await _end(run_id, cancelled, None)
-        return run_id, with_outcome(cancelled, error=FlowRunCancelled(run_id))
-    if state.is_suspended():  # still answerable: resuming it runs it again
-        return run_id, state
-    raise StateConflict(run_id, state.type.value, StateType.RUNNING.value)
-
-
-async def _execute(flow: Flow[Any, Any], begun: _Begun | tuple[str, State]) -> tuple[str, State]:
+async def _execute(flow: Flow[Any, Any], begun: Begun | tuple[str, State]) -> tuple[str, State]:
     """Run the begun execution; returns the run's id and the state it ended in, holding
     the outcome."""
     if isinstance(begun, tuple):
@@ -591,23 +520,8 @@ async def execute_flow_run(
     """
     if run is not None:
         return await run_flow(flow, dict(run.parameters), run=run, worker=worker)
-    begun = await _begin_queued(normalize_run_id(flow_run_id), worker, entry)
+    begun = await starting.begin_queued(normalize_run_id(flow_run_id), worker, entry)
     return _outcome(await _execute(flow, begun), return_state=False)
-
-
-async def starting_point(run_id: str, *, with_results: bool) -> tuple[str, dict[str, Any]]:
-    """The control stream's newest id (cancels after it count) and the stored task results.
-
-    One round trip: both keys share the run's hash tag.
-    """
-    async with get_bus().client.pipeline(transaction=False) as pipe:
-        pipe.xrevrange(keys.run_control(run_id), count=1)
-        if with_results:
-            pipe.hgetall(keys.run_tasks(run_id))
-        replies = await pipe.execute()
-    position = replies[0][0][0].decode() if replies[0] else "0-0"
-    results = decode_results(replies[1]) if with_results else {}
-    return position, results
 
 
 async def start_flow_run(flow: Flow[Any, Any], *args: Any, **kwargs: Any) -> FlowRun:

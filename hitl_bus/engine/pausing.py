@@ -37,7 +37,7 @@ from hitl_bus._sync import dual
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.bus.events import append_event
 from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise_if_cancelled
-from hitl_bus.engine import store
+from hitl_bus.engine import indexes, store
 from hitl_bus.engine.runs import expire_pause
 from hitl_bus.engine.states import State, StateDetails, StateType
 from hitl_bus.errors import (
@@ -249,7 +249,7 @@ async def _wait_for_resume(
     while True:
         remaining = None
         if deadline:
-            remaining = max(0.0, (deadline - store.local_ms()) / 1000) + 0.05
+            remaining = max(0.0, (deadline - indexes.local_ms()) / 1000) + 0.05
         try:
             entries = await bus.dispatcher.wait(control, position, remaining)
         except TimeoutError:

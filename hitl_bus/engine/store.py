@@ -22,14 +22,13 @@ Three rules hold in every script:
 
 The by-state indexes, the pause-deadline index and the global event stream
 live on other slots. On standalone Redis each script keeps them too, in the same
-step; in Cluster they follow each change in a pipeline. Either way they are hints
-that readers re-check against the run's own hash.
+step; in Cluster they follow each change (``indexes.py``). Either way they are
+hints that readers re-check against the run's own hash.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from hitl_bus import keys
-from hitl_bus.bus import Bus, codec, get_bus
-from hitl_bus.bus.events import append_event, event_fields
+from hitl_bus.bus import codec, get_bus
+from hitl_bus.bus.events import append_event
 from hitl_bus.context import QueueEntry
+from hitl_bus.engine import indexes
+from hitl_bus.engine.indexes import ms, retention_ms
 from hitl_bus.engine.records import (
     FlowRun,
     RunRecord,
@@ -107,10 +108,6 @@ def _lua(name: str) -> str:
     return (Path(__file__).parent / "lua" / f"{name}.lua").read_text()
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 class DeploymentChanged(Exception):
     """The deployment's record is not the one the caller read (``record``: as it is now,
     and its ``digest``; ``None`` when it is gone); nothing was stored."""
@@ -149,7 +146,7 @@ async def create(
     if bus.one_node:
         flat = [part for pair in fields.items() for part in pair]
         check = deployment_digest if queue is not None and deployment_digest else ""
-        args = [state_json, _ms(run.created), run.deployment or "", check, *flat]
+        args = [state_json, ms(run.created), run.deployment or "", check, *flat]
         extra = [keys.DEPLOYMENTS] if check else []
         change = await _run("create", run_id, args, queue=queue, extra_keys=extra)
         if change.outcome is Outcome.STALE:
@@ -161,10 +158,10 @@ async def create(
         pipe.hset(keys.run(run_id), mapping={**fields, "state": state_json.encode()})
         pipe.zadd(
             keys.runs_by_state(run.state.type.value, shard, shards),
-            {run_id: _ms(run.state.timestamp)},
+            {run_id: ms(run.state.timestamp)},
         )
         append_event(pipe, bus, run_id, "state.changed", state_event(run.state))
-        pipe.zadd(keys.runs(shard, shards), {run_id: _ms(run.created)})
+        pipe.zadd(keys.runs(shard, shards), {run_id: ms(run.created)})
         if queue is not None:
             pipe.xadd(queue, {"run_id": run_id})
         await pipe.execute()
@@ -229,10 +226,6 @@ def _keys(run_id: str, queue: str | None = None) -> list[str]:
     if queue is not None:
         names.append(queue)
     return names
-
-
-def retention_ms(bus: Bus) -> int:
-    return int(bus.settings.run_retention * 1000)
 
 
 async def _run(
@@ -537,7 +530,7 @@ async def _follow(
     """In Cluster, follow a script's state change in the global indexes and event stream
     (on standalone Redis the script kept them itself)."""
     if not change.indexed:
-        await index_state(
+        await indexes.index_state(
             run_id,
             state,
             previous=previous or change.previous,
@@ -545,85 +538,10 @@ async def _follow(
         )
 
 
-async def index_state(
-    run_id: str,
-    state: State,
-    *,
-    previous: StateType | None = None,
-    pause_deadline_ms: int | None = None,
-) -> None:
-    """Follow a committed state change in the global indexes and the global event stream.
-
-    ``previous`` (the state the script saw) limits the index removal to one key. A
-    final state also schedules the run's removal from the indexes once it expires.
-    """
-    bus = get_bus()
-    ts = _ms(state.timestamp)
-    at = (keys.index_shard(run_id, bus.index_shards), bus.index_shards)
-    async with bus.client.pipeline(transaction=False) as pipe:
-        for other in StateType if previous is None else (previous,):
-            if other is not state.type:
-                pipe.zrem(keys.runs_by_state(other.value, *at), run_id)
-        pipe.zadd(keys.runs_by_state(state.type.value, *at), {run_id: ts})
-        if pause_deadline_ms:
-            pipe.zadd(keys.pause_deadlines(*at), {run_id: pause_deadline_ms})
-        elif previous in (None, StateType.PAUSED):
-            pipe.zrem(keys.pause_deadlines(*at), run_id)
-        if state.is_final() and retention_ms(bus) > 0:
-            pipe.zadd(keys.runs_expiring(*at), {run_id: local_ms() + retention_ms(bus)})
-        pipe.xadd(
-            keys.events(*at),
-            event_fields("state.changed", run_id, state_event(state)),
-            maxlen=bus.settings.events_maxlen,
-            approximate=True,
-        )
-        await pipe.execute()
-
-
-async def forget_expired(limit: int = 500) -> int:
-    """Remove runs whose keys have expired from every index; returns how many.
-
-    The run's own keys expire in Redis; the indexes live on other slots, so a
-    sweep (workers run it with their upkeep) drops the ids whose time has come.
-    """
-    bus = get_bus()
-    forgotten = 0
-    for shard in range(bus.index_shards):
-        forgotten += await _forget_expired_in(bus, (shard, bus.index_shards), limit)
-    return forgotten
-
-
-async def _forget_expired_in(bus: Bus, at: tuple[int, int], limit: int) -> int:
-    """:func:`forget_expired` in one bucket of the indexes (``at``: bucket, buckets)."""
-    due = await bus.client.zrangebyscore(keys.runs_expiring(*at), "-inf", local_ms(), 0, limit)
-    if not due:
-        return 0
-    async with bus.client.pipeline(transaction=False) as pipe:
-        for raw_id in due:
-            pipe.exists(keys.run(raw_id.decode()))
-        alive = await pipe.execute()
-    gone = [raw_id for raw_id, exists in zip(due, alive, strict=True) if not exists]
-    # A run still present (its expiry is a little later on Redis's clock) waits for the next sweep.
-    if not gone:
-        return 0
-    async with bus.client.pipeline(transaction=False) as pipe:
-        pipe.zrem(keys.runs(*at), *gone)
-        pipe.zrem(keys.pause_deadlines(*at), *gone)
-        for state_type in StateType:
-            pipe.zrem(keys.runs_by_state(state_type.value, *at), *gone)
-        pipe.zrem(keys.runs_expiring(*at), *gone)
-        await pipe.execute()
-    return len(gone)
-
-
 async def redis_time_ms() -> int:
     """Redis's clock in ms: deadlines are set and checked against it, not the local one."""
     seconds, micros = await get_bus().client.time()
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def local_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def new_request_id() -> str:
