@@ -157,3 +157,15 @@ async def test_on_cluster_the_default_buckets_spread_index_writes_over_the_maste
         mean = sum(per_master) / len(per_master)
         assert max(per_master) <= 1.5 * mean, per_master
     assert len(await read_flow_runs(limit=1000)) == 600
+
+
+async def test_a_browsers_position_for_another_bucket_count_starts_the_feed_from_now() -> None:
+    from hitl_bus.web import live
+
+    feeds = [live.events(None)]
+    now = await live.start(feeds, None)
+    assert now["events"].count("_") == 3
+    for sent in ("1-0_2-0", "1-0_2-0_3-0_x", "garbage"):  # two buckets; not ids; not a position
+        assert (await live.start(feeds, sent))["events"].count("_") == 3
+    kept = "5-0_6-0_7-0_8-0"
+    assert (await live.start(feeds, kept))["events"] == kept
