@@ -238,6 +238,41 @@ async def test_commands_and_pipelines_wait_for_a_restarting_redis(
 
 
 @pytest.mark.realredis
+async def test_a_cancelled_command_leaves_no_reply_behind_for_the_next(
+    real_redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command cancelled while Redis works on it must not hand its late reply to the
+    next command on its connection, nor keep the connection's place in the pool."""
+    monkeypatch.setenv("HITL_BUS_COMMAND_CONNECTIONS", "2")
+    client = get_bus().client
+    key = f"test:cancel:{uuid.uuid4()}"
+    for round_ in range(6):
+        slow = asyncio.ensure_future(client.blpop([key + ":empty"], timeout=0.05))
+        await asyncio.sleep(0.01)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert await client.set(key, str(round_)) is True
+        assert await client.get(key) == str(round_).encode()
+    # Every permit came back: as many commands as connections run at once, then more.
+    replies = await asyncio.gather(*(client.incr(key + ":n") for _ in range(10)))
+    assert sorted(replies) == list(range(1, 11))
+
+
+@pytest.mark.realredis
+async def test_idle_connections_cut_by_redis_are_made_again(
+    real_redis_url: str, admin: Any
+) -> None:
+    client = get_bus().client
+    key = f"test:cut:{uuid.uuid4()}"
+    await asyncio.gather(*(client.incr(key) for _ in range(4)))  # several idle connections
+    killed = await admin.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    assert await client.incr(key) == 5
+    assert await asyncio.gather(*(client.get(key) for _ in range(3))) == [b"5"] * 3
+
+
+@pytest.mark.realredis
 async def test_a_redis_down_longer_than_the_window_is_a_bus_connection_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

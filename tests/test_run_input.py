@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
+import uuid
+from typing import Any
+
 import pytest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, PydanticSchemaGenerationError, ValidationError
 
 import hitl_bus
 from hitl_bus import AutomaticRunInput, RunInput, keyset_from_base_key
+from hitl_bus.errors import FlowRunNotFound
+from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs import run_input_subclass_from_type
+from hitl_bus.inputs.keyset import new_input_key
+from hitl_bus.inputs.run_input import as_run_input, wire_form
 from tests.helpers import new_run
 from tests.models import ShirtOrder, UserName
 
@@ -21,6 +29,54 @@ def test_builtin_types_become_automatic_inputs_with_one_value_field() -> None:
     assert run_input_subclass_from_type(str) is cls  # cached
     with pytest.raises(ValidationError):
         run_input_subclass_from_type(list[int])(value=["x"])
+
+
+class _Plain(BaseModel):
+    n: int
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["text", 3, 2.5, True, None, [1, "a"], {"a": [1, 2]}, (1, 2), {3, 4},
+     datetime.datetime(2026, 1, 2, 3, 4, 5), uuid.UUID(int=7),
+     ShirtOrder(size="medium", color="red"), UserName(name="Ada"), _Plain(n=3)],
+)  # fmt: skip
+def test_the_wire_form_of_a_value_is_what_its_run_input_dumps(value: Any) -> None:
+    payload, prefix = wire_form(value)
+    instance = as_run_input(value)
+    assert payload == instance.model_dump(mode="json")
+    assert prefix == instance.default_key_prefix()
+
+
+def test_a_value_whose_type_cannot_travel_is_refused_as_by_its_run_input() -> None:
+    class Opaque:
+        pass
+
+    with pytest.raises(PydanticSchemaGenerationError):
+        as_run_input(Opaque())
+    with pytest.raises(PydanticSchemaGenerationError):
+        wire_form(Opaque())
+
+
+def test_drawn_input_keys_carry_a_version_4_uuid() -> None:
+    drawn = {new_input_key("str-auto") for _ in range(2000)}
+    assert len(drawn) == 2000
+    for key in drawn:
+        prefix, _, text = key.partition("-auto-")
+        assert prefix == "str"
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+def test_a_run_id_in_any_spelling_has_one_canonical_form() -> None:
+    canonical = str(uuid.uuid4())
+    for spelling in (canonical.upper(), canonical, "{" + canonical + "}", uuid.UUID(canonical)):
+        assert normalize_run_id(spelling) == canonical
+        assert normalize_run_id(spelling) == canonical  # remembered the second time
+    with pytest.raises(FlowRunNotFound):
+        normalize_run_id("not-a-run")
+    with pytest.raises(FlowRunNotFound):
+        normalize_run_id("not-a-run")
 
 
 def test_base_model_is_upgraded_keeping_fields_and_validators() -> None:

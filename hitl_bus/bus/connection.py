@@ -455,18 +455,60 @@ class _QueueingPool(aioredis.ConnectionPool):
                 self._lent.discard(connection)
                 self._free.release()
 
+    def take_idle(self) -> AbstractConnection | None:
+        """A connected idle connection with its permit, at once; ``None`` when there is none
+        (then the caller goes the usual way: it queues, or connects a new one).
+
+        What ``get_connection`` does for a connection that is already connected, without its
+        lock, its metrics and its probe for unread data: a connection given back through
+        :meth:`give_back` has read every reply it was sent (redis-py drops a connection whose
+        send or read failed or was cancelled), so there is nothing to probe for.
+        """
+        available = self._available_connections
+        if not available or self._free.locked():
+            return None
+        connection = available[-1]
+        if not connection.is_connected or connection.should_reconnect():  # type: ignore[no-untyped-call]
+            return None
+        available.pop()
+        self._free._value -= 1  # an uncontended acquire: the semaphore is not locked
+        self._in_use_connections.add(connection)
+        return connection
+
+    def give_back(self, connection: AbstractConnection) -> None:
+        """Return a connection from :meth:`take_idle`, with its permit."""
+        self._in_use_connections.discard(connection)
+        self._available_connections.append(connection)
+        self._free.release()
+
 
 class _CommandClient(aioredis.Redis):
     """The standalone command client: retried by its pool's ``ReconnectRetry``, then an
     unreachable Redis raises ``BusConnectionError``.
 
     The retries themselves run inside redis-py (every pooled connection carries the
-    policy); this is the one place its connection errors become hitl_bus's.
+    policy); this is the one place its connection errors become hitl_bus's. A command that
+    finds a connected idle connection sends on it directly (:meth:`_QueueingPool.take_idle`),
+    with the same retries, replies and errors as redis-py's own path, which every other
+    command takes.
     """
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
+        pool: _QueueingPool = self.connection_pool  # type: ignore[assignment]
+        connection = pool.take_idle()
         with retry_window(), _bus_errors():
-            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            if connection is None:
+                return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            try:
+                return await connection.retry.call_with_retry(
+                    lambda: self._send_command_parse_response(  # type: ignore[no-untyped-call]
+                        connection, args[0], *args, **options
+                    ),
+                    lambda error, failures: connection.disconnect(error=error),
+                    with_failure_count=True,
+                )
+            finally:
+                pool.give_back(connection)
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         return _CommandPipeline(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import typing
 import uuid
@@ -183,6 +185,14 @@ def type_slug(tp: Any) -> str:
     ``list[int]`` and ``list`` share ``list`` so that ``send_input([1, 2])`` reaches
     ``receive_input(list[int])``, whose validation then checks the items (as in Prefect).
     """
+    try:
+        return _type_slug(tp)
+    except TypeError:  # an unhashable type expression
+        return _type_slug.__wrapped__(tp)
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_slug(tp: Any) -> str:
     origin = typing.get_origin(tp) or tp
     name = getattr(origin, "__name__", None) or getattr(origin, "_name", None) or repr(origin)
     slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
@@ -190,8 +200,18 @@ def type_slug(tp: Any) -> str:
 
 
 def new_input_key(key_prefix: str) -> str:
-    """A fresh input key: ``{key_prefix}-{uuid4}``."""
-    return f"{key_prefix}-{uuid.uuid4()}"
+    """A fresh input key: ``{key_prefix}-{uuid4}``.
+
+    The UUID's text is made from 16 random bytes directly, with the version 4 and variant
+    bits set as ``uuid.uuid4()`` sets them: a third of the cost, on every send.
+    """
+    raw = int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET
+    h = f"{raw:032x}"
+    return f"{key_prefix}-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 #: Longest input key an application may choose (drawn keys are well under it).

@@ -23,6 +23,7 @@ from hitl_bus.inputs.run_input import (
     as_run_input,
     is_automatic,
     run_input_subclass_from_type,
+    wire_form,
 )
 
 T = TypeVar("T")
@@ -40,15 +41,11 @@ async def deliver(
 ) -> str:
     """Append ``value`` (any value ``send_input`` takes) to ``target``; returns its key.
 
-    See :func:`hitl_bus.inputs.sending.deliver_model` for the checks every input passes.
+    See :func:`hitl_bus.inputs.sending.deliver_payload` for the checks every input passes.
     """
-    instance = as_run_input(value)
-    return await sending.deliver_model(
-        target,
-        instance,
-        key_prefix=key_prefix or instance.default_key_prefix(),
-        sender=sender,
-        key=key,
+    payload, default_prefix = wire_form(value)
+    return await sending.deliver_payload(
+        target, payload, key_prefix=key_prefix or default_prefix, sender=sender, key=key
     )
 
 

@@ -289,6 +289,27 @@ def is_automatic(cls: type[RunInput]) -> bool:
     return issubclass(cls, AutomaticRunInput)
 
 
+def wire_form(value: Any) -> tuple[dict[str, Any], str]:
+    """What ``value`` travels as: its JSON-safe payload and its type's default key prefix.
+
+    The payload :func:`as_run_input` would give, with the same validation; a plain value
+    goes through its type's own validator and serializer (cached) instead of an automatic
+    model's instance, which is most of a send's Python time.
+    """
+    if isinstance(value, BaseModel):
+        instance = as_run_input(value)
+        return instance.model_dump(mode="json"), instance.default_key_prefix()
+    value_type: Any = type(value)
+    adapter, prefix = _automatic_wire(value_type)
+    return {"value": adapter.dump_python(adapter.validate_python(value), mode="json")}, prefix
+
+
+@functools.lru_cache(maxsize=1024)
+def _automatic_wire(tp: Any) -> tuple[pydantic.TypeAdapter[Any], str]:
+    model = _automatic(tp)  # also settles that the type can travel, as for a model
+    return pydantic.TypeAdapter(tp), model.default_key_prefix()
+
+
 def as_run_input(value: Any) -> RunInput:
     """The ``RunInput`` instance that carries ``value`` on the wire."""
     if isinstance(value, RunInput):

@@ -380,7 +380,21 @@ async def deliver_model(
     sender: str | None = None,
     key: str | None = None,
 ) -> str:
-    """Append one input to ``target``'s stream for its key prefix; returns the input key.
+    """:func:`deliver_payload` of a model's JSON form."""
+    payload = instance.model_dump(mode="json")
+    return await deliver_payload(target, payload, key_prefix=key_prefix, sender=sender, key=key)
+
+
+async def deliver_payload(
+    target: Mailbox,
+    payload: Any,
+    *,
+    key_prefix: str,
+    sender: str | None = None,
+    key: str | None = None,
+) -> str:
+    """Append one input (``payload``, JSON-safe) to ``target``'s stream for its key prefix;
+    returns the input key.
 
     The one way in for every sender, so every input is checked the same way: when the
     receiving run has announced a receiver for the key prefix, the input must match its
@@ -397,7 +411,6 @@ async def deliver_model(
     from_inbox = False
     if sender is None:
         sender, from_inbox = default_sender()
-    payload = instance.model_dump(mode="json")
     data = codec.check_size(codec.dumps(payload), bus.settings.max_payload_bytes)
     owner = target.owner
     person = target.kind == USER
