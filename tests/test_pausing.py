@@ -163,6 +163,52 @@ async def test_resume_errors_are_typed_and_change_nothing() -> None:
         await resume_flow_run(run.id, {"size": "large", "color": "red"})
 
 
+async def test_a_resume_is_checked_against_the_pause_it_meets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process remembers the forms it has checked answers against, but an answer is
+    stored only after a check against the schema of the pause the script finds: one a
+    remembered form lets through and the pause's own refuses is refused, nothing stored."""
+    from hitl_bus.bus import get_bus
+
+    @flow
+    async def counts() -> Any:
+        return await pause_flow_run(wait_for_input=int)
+
+    @flow
+    async def names() -> Any:
+        return await pause_flow_run(wait_for_input=str)
+
+    bus = get_bus()
+    scripts: list[int] = []
+    real_eval = bus.eval
+
+    async def counted(source: str, keys: Any, args: Any, **options: Any) -> Any:
+        scripts.append(len(args))
+        return await real_eval(source, keys, args, **options)
+
+    monkeypatch.setattr(bus, "eval", counted)
+    first, second = await start_flow_run(counts), await start_flow_run(counts)
+    await until_paused(first.id)
+    await until_paused(second.id)
+    await resume_flow_run(first.id, {"value": 1})  # a form new to this process
+    scripts.clear()
+    await resume_flow_run(second.id, {"value": 2})  # the same form again: one script call
+    assert len(scripts) == 1
+    assert (await result_of(first.id)).is_completed()
+    assert (await result_of(second.id)).is_completed()
+
+    run = await start_flow_run(names)
+    await until_paused(run.id)
+    with pytest.raises(ResumeRejected) as refused:  # passes the int form, not this str one
+        await resume_flow_run(run.id, {"value": 3})
+    assert [e["loc"] for e in refused.value.errors] == [["value"]]
+    assert (await get_client().read_flow_run(run.id)).state.is_paused()
+    assert await get_client().read_pause(run.id) is not None
+    await resume_flow_run(run.id, {"value": "three"})
+    assert (await result_of(run.id)).is_completed()
+
+
 async def test_pause_without_input_and_push_wake() -> None:
     woke = asyncio.Event()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 
@@ -45,7 +46,8 @@ def _resume_request(request_id: str = "r1") -> store.ResumeRequest:
     return store.ResumeRequest(
         pause_key="pause-1",
         response='{"value": 5}',
-        response_field="pause-1-response",
+        gave_input=True,
+        checked=[b'{"type": "object"}', hashlib.sha1(b'{"type": "object"}').hexdigest().encode()],
         running=State(type=StateType.RUNNING),
         resuming=State(type=StateType.SCHEDULED, name="Resuming"),
         failed=State(type=StateType.FAILED),

@@ -14,8 +14,12 @@ to Redis is.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from dataclasses import replace
 from typing import Any
+
+import jsonschema
 
 from hitl_bus._sync import dual
 from hitl_bus.bus import codec
@@ -29,7 +33,7 @@ from hitl_bus.errors import (
     ResumeRejected,
 )
 from hitl_bus.ids import normalize_run_id
-from hitl_bus.inputs.keyset import current_actor, keyset_from_base_key
+from hitl_bus.inputs.keyset import current_actor
 from hitl_bus.people.roles import Action, allows, is_assignee, person_of, refusal
 from hitl_bus.people.store import PersonNotFound, get_person
 from hitl_bus.schema_check import schema_errors, summarize
@@ -90,44 +94,109 @@ async def aresume_flow_run(
     """
     run_id = normalize_run_id(flow_run_id)
     actor = current_actor(actor)
-    record = await store.read_record(run_id)
-    state = record.run.state
-    if not state.is_paused():
-        raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
-    # The script resumes only this pause (its key), so these are its assignees.
-    await check_may_answer(actor, record.pause_assignees)
-    pause_key = record.pause_key
-    keyset = record.pause_keyset or keyset_from_base_key(pause_key)
-    response = "null"
-    if record.pause_schema is not None:
-        # No input is an empty one, as in Prefect: a form whose every field has a
-        # default resumes with the defaults; one with a required field is refused.
-        run_input = {} if run_input is None else run_input
-        errors = schema_errors(codec.loads(record.pause_schema), run_input)
-        if errors:
-            raise ResumeRejected(f"input does not match the form: {summarize(errors)}", errors)
-        response = codec.dumps(run_input).decode()
-    elif run_input is not None:
-        raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])
+    pause_key = ""  # whichever pause the run is in: the script checks the input against it
+    if person_of(actor) is not None:  # a person: first whether they may answer this pause
+        record = await store.read_record(run_id)
+        state = record.run.state
+        if not state.is_paused():
+            raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
+        await check_may_answer(actor, record.pause_assignees)
+        pause_key = record.pause_key  # the script resumes only this pause, theirs to answer
+    # No input is an empty one, as in Prefect: a form whose every field has a default
+    # resumes with the defaults; one with a required field is refused.
+    answer = {} if run_input is None else run_input
+    try:
+        response = codec.dumps(answer).decode()
+    except TypeError as exc:
+        raise ResumeRejected(f"input is not JSON: {exc}", [{"loc": [], "msg": str(exc)}]) from None
     by = StateDetails(actor=actor)
     request = store.ResumeRequest(
         pause_key=pause_key,
         response=response,
-        response_field=keyset["response"],
+        gave_input=run_input is not None,
+        checked=_SCHEMAS.passed_by(answer),
         running=State(type=StateType.RUNNING, message=None, state_details=by),
         resuming=State(type=StateType.SCHEDULED, name="Resuming", state_details=by),
         failed=State(type=StateType.FAILED, message="The pause was not resumed in time"),
         request_id=store.new_request_id(),
-        deployment=record.run.deployment,
+        deployment=None,
+        deployment_known=False,
         actor=actor,
     )
-    change = await store.resume(run_id, request)
+    while True:
+        change = await store.resume(run_id, request)
+        if change.outcome is store.Outcome.CHECK:  # a schema this process has not seen
+            raw_schema, digest = change.reads
+            errors = _SCHEMAS.check(bytes(raw_schema), bytes(digest), answer)
+            if errors:
+                raise ResumeRejected(f"input does not match the form: {summarize(errors)}", errors)
+            request = replace(request, checked=[bytes(digest)])
+        elif change.outcome is store.Outcome.NEEDS_QUEUE:  # suspended: a worker takes it on
+            request = replace(request, deployment=change.detail or None, deployment_known=True)
+        else:
+            break
+    if change.outcome is store.Outcome.NO_INPUT:
+        raise ResumeRejected("this pause takes no input", [{"loc": [], "msg": "no input expected"}])
     if change.outcome is store.Outcome.MISSING:
         raise FlowRunNotFound(run_id)
-    if change.outcome in (store.Outcome.CONFLICT, store.Outcome.OTHER_PAUSE):
+    if change.outcome is store.Outcome.CONFLICT:
+        current = change.previous.value if change.previous else "?"
+        raise NotPausedError(f"flow run {run_id} is {current}, not paused")
+    if change.outcome is store.Outcome.OTHER_PAUSE:
         raise NotPausedError(f"flow run {run_id} was resumed already, or paused again")
     if change.outcome is store.Outcome.EXPIRED:
-        raise FlowPauseTimeout(f"flow run {run_id}: the pause {pause_key} timed out")
+        raise FlowPauseTimeout(f"flow run {run_id}: the pause {change.detail} timed out")
+
+
+class _PauseSchemas:
+    """The pause schemas this process has checked answers against, newest last.
+
+    Only a hint, as for sends: the resume script stores an answer only when the pause's
+    own schema is among those the answer passed here, and otherwise answers that schema,
+    so a resume costs one round trip once its form's schema has been seen, two the first
+    time, and never accepts an answer no check has passed.
+    """
+
+    LIMIT = 16
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, tuple[dict[str, Any], jsonschema.Draft202012Validator] | None]
+        self._known = {}
+        self._lock = threading.Lock()  # sync callers resume from threads of their own
+
+    def passed_by(self, answer: Any) -> list[bytes]:
+        """Digests of the known schemas ``answer`` passes."""
+        with self._lock:
+            known = list(self._known.items())
+        passed = []
+        for digest, checker in known:
+            if checker is None:  # not a JSON object: answers are not checked against it
+                passed.append(digest)
+                continue
+            schema, validator = checker
+            # is_valid first; schema_errors settles a refusal (it forgives float rounding).
+            if validator.is_valid(answer) or not schema_errors(schema, answer):
+                passed.append(digest)
+        return passed
+
+    def check(self, raw_schema: bytes, digest: bytes, answer: Any) -> list[dict[str, Any]]:
+        """Remember a pause's schema; how ``answer`` fails it (``[]``: it passes)."""
+        try:
+            schema = codec.loads(raw_schema)
+        except ValueError:
+            schema = None
+        checker = None
+        if isinstance(schema, dict):
+            checker = (schema, jsonschema.Draft202012Validator(schema))
+        with self._lock:
+            self._known.pop(digest, None)
+            if len(self._known) >= self.LIMIT:
+                del self._known[next(iter(self._known))]  # the oldest
+            self._known[digest] = checker
+        return schema_errors(checker[0], answer) if checker is not None else []
+
+
+_SCHEMAS = _PauseSchemas()
 
 
 resume_flow_run = dual(aresume_flow_run)

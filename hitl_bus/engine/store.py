@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -191,6 +192,10 @@ class Outcome(IntEnum):
     SUSPENDED_RESUMED = 5  #: a suspended run was resumed (or cancelled at once)
     SUPERSEDED = 6  #: the write came from an execution that no longer owns the run
     STALE = 7  #: a create found the deployment's record changed since the caller read it
+    #: resume outcomes that write nothing and ask the caller for more
+    CHECK = 8  #: the input was not checked against the pause's schema (``reads``: it, digest)
+    NO_INPUT = 9  #: the pause takes no input and one was given
+    NEEDS_QUEUE = 15  #: a suspended run, and no queue given (``detail``: its deployment)
     #: release outcomes
     NOTHING = 10  #: the run needs nothing (final, or already suspended)
     REQUEUED = 11  #: the run is Scheduled again and queued
@@ -396,16 +401,28 @@ async def pause(run_id: str, attempt: int, request: PauseRequest) -> None:
 
 @dataclass(frozen=True)
 class ResumeRequest:
-    """A resume: which pause, the response to store, and the states it may lead to."""
+    """A resume: which pause, the response to store, and the states it may lead to.
 
+    The response is stored under the pause's keyset's response field, read in the script.
+    """
+
+    #: The pause to resume; ``""``: whichever pause the run is in.
     pause_key: str
+    #: The input as JSON (``{}`` when none was given).
     response: str
-    response_field: str
+    #: Whether the caller gave an input (a pause without a form refuses one).
+    gave_input: bool
+    #: Digests of the pause schemas the input passed (the pause's own must be among them).
+    checked: Sequence[bytes]
     running: State
     resuming: State
     failed: State
     request_id: str
+    #: The run's deployment, whose queue takes a resumed suspended run; ``None`` when the
+    #: caller does not know it yet (a suspended run then answers ``NEEDS_QUEUE``).
     deployment: str | None
+    #: The caller knows the deployment (``None`` there: the run has none).
+    deployment_known: bool = True
     #: Who resumes (stamped as the response's sender); ``None``: a program.
     actor: str | None = None
 
@@ -421,9 +438,10 @@ async def resume(run_id: str, request: ResumeRequest) -> Change:
         "resume",
         run_id,
         [
-            request.pause_key, request.response, request.response_field,
+            request.pause_key, request.response, "1" if request.gave_input else "0",
             request.running.model_dump_json(), request.resuming.model_dump_json(),
             request.failed.model_dump_json(), request.request_id, request.actor or "",
+            "1" if request.deployment_known else "0", *request.checked,
         ],
         queue=queue,
     )  # fmt: skip

@@ -1,6 +1,12 @@
--- ARGV 6 pause key expected ("" any), 7 response JSON, 8 response field, 9 Running JSON,
--- 10 Resuming JSON (for a suspended run), 11 Failed JSON (deadline passed), 12 request id,
--- 13 actor ("" none: stamped as the response's sender and carried by the control entry)
+-- ARGV 6 pause key expected ("" whichever pause the run is in), 7 response JSON (the input;
+-- {} when none was given), 8 "1" when the caller gave an input, 9 Running JSON, 10 Resuming
+-- JSON (for a suspended run), 11 Failed JSON (deadline passed), 12 request id, 13 actor (""
+-- none: stamped as the response's sender and carried by the control entry), 14 "1" when the
+-- run's deployment queue is given (KEYS[12] on standalone Redis; in Cluster the caller
+-- queues), then 15.. the digests of the pause schemas the input was checked against and
+-- passed. The pause's own schema must be among them, else nothing is written and the
+-- schema is answered with its digest, for the caller to check the input against it.
+-- fakeredis (tests only) has no redis.sha1hex: there the schema is its own digest.
 if redis.call('HGET', RUN, 'resume_id') == ARGV[12] then
   return {tonumber(redis.call('HGET', RUN, 'resume_outcome')), 'PAUSED', '0'}
 end
@@ -9,21 +15,46 @@ if not cur then return {0, ''} end
 if cur['type'] ~= 'PAUSED' then return {2, cur['type']} end
 local key = redis.call('HGET', RUN, 'pause_key') or ''
 if ARGV[6] ~= '' and ARGV[6] ~= key then return {4, cur['type']} end
+local response = 'null'
+local schema = redis.call('HGET', RUN, 'pause_schema')
+if schema and schema ~= '' then
+  local digest = schema
+  if redis.sha1hex then digest = redis.sha1hex(schema) end
+  local checked = false
+  for i = 15, #ARGV do
+    if ARGV[i] == digest then checked = true; break end
+  end
+  if not checked then return {8, cur['type'], '', {schema, digest}} end
+  response = ARGV[7]
+elseif ARGV[8] == '1' then
+  return {9, cur['type']}
+end
+local suspended = redis.call('HGET', RUN, 'suspended') == '1'
+if suspended and ARGV[14] ~= '1' then
+  return {15, cur['type'], redis.call('HGET', RUN, 'deployment') or ''}
+end
 if expired() then
   write_state(ARGV[11], {'pause_deadline', '0'})
   redis.call('XADD', CONTROL, 'MAXLEN', '~', 100, '*', 'type', 'expired', 'pause_key', key)
-  return {3, cur['type']}
+  return {3, cur['type'], key}
 end
-redis.call('HSET', KEYS[4], ARGV[8], ARGV[7])
-stamp_values({ARGV[8]}, ARGV[13])
-local suspended = redis.call('HGET', RUN, 'suspended') == '1'
+local field = key .. '-response'
+local keyset = redis.call('HGET', RUN, 'pause_keyset')
+if keyset then
+  local ok, decoded = pcall(cjson.decode, keyset)
+  if ok and type(decoded) == 'table' and type(decoded['response']) == 'string' then
+    field = decoded['response']
+  end
+end
+redis.call('HSET', KEYS[4], field, response)
+stamp_values({field}, ARGV[13])
 local outcome = 1
 local next_state = ARGV[9]
 if suspended then outcome = 5; next_state = ARGV[10] end
 write_state(next_state, {'pause_deadline', '0', 'resumed_key', key, 'resume_id', ARGV[12],
                          'resume_outcome', tostring(outcome)})
 redis.call('XADD', CONTROL, 'MAXLEN', '~', 100, '*', 'type', 'resumed', 'pause_key', key,
-           'response', ARGV[7], 'actor', ARGV[13])
+           'response', response, 'actor', ARGV[13])
 local queued = '0'
 if suspended then queued = enqueue() end
 return {outcome, cur['type'], queued}
