@@ -9,10 +9,11 @@ refusal (resume, sent input, deployment parameters) reads the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 from pydantic import ValidationError
 
 _TYPE_WORDS = {
@@ -142,3 +143,32 @@ def summarize(errors: Iterable[Mapping[str, Any]], *, whole: str = "input", sep:
         msg = err.get("msg", "is not valid")
         parts.append(f"{where}: {msg}" if where else str(msg))
     return sep.join(parts)
+
+
+class SchemaChecker:
+    """A schema with its validator built once, for checking many values against it.
+
+    A value that passes costs one ``is_valid``; only a failing one is worded (building
+    the worded errors costs several times more, and :func:`schema_errors` also forgives
+    float rounding in ``multipleOf``, so it has the last word on a refusal).
+    """
+
+    __slots__ = ("_is_valid", "schema")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        try:  # compiled in Rust: about 50 times quicker than jsonschema's own is_valid
+            self._is_valid: Callable[[Any], bool] = jsonschema_rs.Draft202012Validator(
+                schema
+            ).is_valid
+        except (ValueError, jsonschema_rs.ValidationError):  # a schema it cannot compile
+            self._is_valid = jsonschema.Draft202012Validator(schema).is_valid
+
+    def errors(self, value: Any) -> list[dict[str, Any]]:
+        """Every way ``value`` fails the schema (``[]``: it passes), as :func:`schema_errors`."""
+        try:
+            if self._is_valid(value):
+                return []
+        except ValueError:  # a value outside JSON (a set, a float('nan')): worded below
+            pass
+        return schema_errors(self.schema, value)

@@ -12,7 +12,7 @@ import inspect
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from pydantic_core import to_jsonable_python
 
 from hitl_bus import keys
@@ -24,7 +24,7 @@ from hitl_bus.engine.runs import FlowRun, create_flow_run, wait_for_state
 from hitl_bus.engine.states import State, StateType
 from hitl_bus.engine.store import DeploymentChanged
 from hitl_bus.errors import DeploymentNotFound, ParameterMismatch
-from hitl_bus.schema_check import schema_errors, summarize
+from hitl_bus.schema_check import SchemaChecker, summarize
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -42,6 +42,19 @@ class DeploymentRecord(BaseModel):
     #: JSON schema of the flow's parameters (from its annotations), for a start form;
     #: ``None`` when an annotation has no JSON schema.
     parameter_schema: dict[str, Any] | None = None
+    _checker: SchemaChecker | None = PrivateAttr(default=None)
+
+    def parameter_errors(self, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        """How ``parameters`` (JSON-safe) fail the parameter schema; ``[]``: they fit.
+
+        The schema's validator is built on first use and kept with the record, which a
+        process keeps for every run it starts of the deployment.
+        """
+        if self.parameter_schema is None:
+            return []
+        if self._checker is None:
+            self._checker = SchemaChecker(self.parameter_schema)
+        return self._checker.errors(parameters)
 
 
 def check_name(name: str) -> str:
@@ -130,10 +143,9 @@ def merge_parameters(record: DeploymentRecord, given: dict[str, Any] | None) -> 
     if problems:
         raise ParameterMismatch(f"{record.name}: {'; '.join(problems)}")
     jsonable: dict[str, Any] = to_jsonable_python(merged, fallback=repr)
-    if record.parameter_schema is not None:
-        errors = schema_errors(record.parameter_schema, jsonable)
-        if errors:
-            raise ParameterMismatch(f"{record.name}: {summarize(errors, whole='')}", errors)
+    errors = record.parameter_errors(jsonable)
+    if errors:
+        raise ParameterMismatch(f"{record.name}: {summarize(errors, whole='')}", errors)
     return jsonable
 
 

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from hitl_bus import keys
 from hitl_bus._sync import dual
 from hitl_bus.bus import codec, get_bus
-from hitl_bus.bus.events import append_event
+from hitl_bus.bus.events import record_event
 from hitl_bus.context import CancelRequested, FlowRunContext, current_run, raise_if_cancelled
 from hitl_bus.engine import indexes, store
 from hitl_bus.engine.runs import expire_pause
@@ -230,11 +230,8 @@ async def _take_answer(
 
 
 async def _announce_answer(run_id: str, pause_key: str, accepted: bool) -> None:
-    bus = get_bus()
-    async with bus.client.pipeline(transaction=False) as pipe:
-        data = {"pause_key": pause_key, "accepted": accepted}
-        append_event(pipe, bus, run_id, "pause.answered", data)
-        await pipe.execute()
+    data = {"pause_key": pause_key, "accepted": accepted}
+    await record_event(get_bus(), run_id, "pause.answered", data)
 
 
 async def _wait_for_resume(

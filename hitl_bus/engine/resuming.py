@@ -19,8 +19,6 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-import jsonschema
-
 from hitl_bus._sync import dual
 from hitl_bus.bus import codec
 from hitl_bus.engine import store
@@ -36,7 +34,7 @@ from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs.keyset import current_actor
 from hitl_bus.people.roles import Action, allows, is_assignee, person_of, refusal
 from hitl_bus.people.store import PersonNotFound, get_person
-from hitl_bus.schema_check import schema_errors, summarize
+from hitl_bus.schema_check import SchemaChecker, summarize
 
 
 def _listed(assignees: list[str]) -> str:
@@ -160,24 +158,17 @@ class _PauseSchemas:
     LIMIT = 16
 
     def __init__(self) -> None:
-        self._known: dict[bytes, tuple[dict[str, Any], jsonschema.Draft202012Validator] | None]
-        self._known = {}
+        self._known: dict[bytes, SchemaChecker | None] = {}
         self._lock = threading.Lock()  # sync callers resume from threads of their own
 
     def passed_by(self, answer: Any) -> list[bytes]:
         """Digests of the known schemas ``answer`` passes."""
         with self._lock:
             known = list(self._known.items())
-        passed = []
-        for digest, checker in known:
-            if checker is None:  # not a JSON object: answers are not checked against it
-                passed.append(digest)
-                continue
-            schema, validator = checker
-            # is_valid first; schema_errors settles a refusal (it forgives float rounding).
-            if validator.is_valid(answer) or not schema_errors(schema, answer):
-                passed.append(digest)
-        return passed
+        # A schema that is not a JSON object (no checker) does not check answers.
+        return [
+            digest for digest, checker in known if checker is None or not checker.errors(answer)
+        ]
 
     def check(self, raw_schema: bytes, digest: bytes, answer: Any) -> list[dict[str, Any]]:
         """Remember a pause's schema; how ``answer`` fails it (``[]``: it passes)."""
@@ -185,15 +176,13 @@ class _PauseSchemas:
             schema = codec.loads(raw_schema)
         except ValueError:
             schema = None
-        checker = None
-        if isinstance(schema, dict):
-            checker = (schema, jsonschema.Draft202012Validator(schema))
+        checker = SchemaChecker(schema) if isinstance(schema, dict) else None
         with self._lock:
             self._known.pop(digest, None)
             if len(self._known) >= self.LIMIT:
                 del self._known[next(iter(self._known))]  # the oldest
             self._known[digest] = checker
-        return schema_errors(checker[0], answer) if checker is not None else []
+        return checker.errors(answer) if checker is not None else []
 
 
 _SCHEMAS = _PauseSchemas()

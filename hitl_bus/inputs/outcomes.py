@@ -13,7 +13,7 @@ from typing import Any
 
 from hitl_bus._sync import dual
 from hitl_bus.bus import get_bus
-from hitl_bus.bus.events import append_event
+from hitl_bus.bus.events import record_event
 from hitl_bus.context import current_run_id
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox
 from hitl_bus.inputs.receiving import InputReceiver
@@ -63,11 +63,7 @@ async def areject_input(
     text = " ".join(str(reason).split())
     if len(text) > MAX_REASON:
         text = f"{text[: MAX_REASON - 1]}…"
-    bus = get_bus()
-    async with bus.client.pipeline(transaction=False) as pipe:
-        data = {"key": key, "reason": text}
-        append_event(pipe, bus, str(run_id), "input.skipped", data)
-        await pipe.execute()
+    await record_event(get_bus(), str(run_id), "input.skipped", {"key": key, "reason": text})
 
 
 reject_input = dual(areject_input)

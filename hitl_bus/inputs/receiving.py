@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from hitl_bus import keys
 from hitl_bus._sync import dispatch, run_blocking, running_loop
 from hitl_bus.bus import Bus, codec, get_bus, groups
-from hitl_bus.bus.events import append_event
+from hitl_bus.bus.events import record_event
 from hitl_bus.bus.watching import BATCH, Entry
 from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
@@ -498,7 +498,4 @@ def _first_checks(bus: Bus) -> _FirstChecks:
 
 
 async def _record_taken(run_id: str, key: str) -> None:
-    bus = get_bus()
-    async with bus.client.pipeline(transaction=False) as pipe:
-        append_event(pipe, bus, run_id, "input.taken", {"key": key})
-        await pipe.execute()
+    await record_event(get_bus(), run_id, "input.taken", {"key": key})

@@ -175,11 +175,11 @@ class RunInput(BaseModel):
         :raises NotAnswerable: (a ``RuntimeError``) this input has no sender to answer,
             e.g. one from :meth:`load`.
         """
-        reply = as_run_input(run_input)
+        payload, default_prefix = wire_form(run_input)
         await sending.deliver_reply(
             self.metadata.sender,
-            reply,
-            key_prefix=key_prefix or reply.default_key_prefix(),
+            payload,
+            key_prefix=key_prefix or default_prefix,
             sender=sender,
             key=key,
         )

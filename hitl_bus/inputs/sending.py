@@ -33,7 +33,6 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel
 
 from hitl_bus import keys
@@ -51,7 +50,7 @@ from hitl_bus.inputs.keyset import (
     check_key_prefix,
     new_input_key,
 )
-from hitl_bus.schema_check import schema_errors, summarize
+from hitl_bus.schema_check import SchemaChecker, summarize
 
 log = logging.getLogger("hitl_bus.inputs")
 
@@ -247,12 +246,12 @@ end
 return reply
 """
 
-# Receiver schemas this process has seen: (run id, key prefix) -> (digest, decoded schema
-# and a validator built once for it, or None when it is not JSON). Only a hint: the script
+# Receiver schemas this process has seen: (run id, key prefix) -> (digest, a checker built
+# once for it, or None when it is not JSON). Only a hint: the script
 # confirms the digest on every send, and an input the cached schema refuses is checked
 # against the current one before it is refused, so a stale entry costs a round trip,
 # never a wrong answer.
-_Known = tuple[bytes, tuple[dict[str, Any], jsonschema.Draft202012Validator] | None]
+_Known = tuple[bytes, SchemaChecker | None]
 _SCHEMAS: dict[tuple[str, str], _Known] = {}
 _SCHEMAS_LOCK = threading.Lock()  # sync flows send from threads of their own
 _SCHEMAS_MAX = 1024
@@ -269,12 +268,8 @@ def _known_digest(owner: str, prefix: str, payload: Any) -> bytes:
     if known is None:
         return b""
     digest, checker = known
-    if checker is not None:
-        schema, validator = checker
-        # is_valid first: building the worded errors costs as much again. schema_errors
-        # settles a refusal, since it forgives float rounding in multipleOf.
-        if not validator.is_valid(payload) and schema_errors(schema, payload):
-            return b""
+    if checker is not None and checker.errors(payload):
+        return b""
     return digest
 
 
@@ -299,12 +294,12 @@ def _check(
         schema = None
     if not isinstance(schema, dict):
         schema = None
-    checker = None if schema is None else (schema, jsonschema.Draft202012Validator(schema))
+    checker = None if schema is None else SchemaChecker(schema)
     with _SCHEMAS_LOCK:
         if len(_SCHEMAS) >= _SCHEMAS_MAX and (owner, prefix) not in _SCHEMAS:
             del _SCHEMAS[next(iter(_SCHEMAS))]  # the oldest entry
         _SCHEMAS[(owner, prefix)] = (digest, checker)
-    errors = schema_errors(schema, payload) if schema is not None else []
+    errors = checker.errors(payload) if checker is not None else []
     if errors:
         raise InputRejected(prefix, errors, summarize(errors), index=index)
     return digest
@@ -466,20 +461,20 @@ async def deliver_payload(
 
 async def deliver_reply(
     origin: str | None,
-    instance: BaseModel,
+    payload: Any,
     *,
     key_prefix: str,
     sender: str | None = None,
     key: str | None = None,
 ) -> str:
-    """Deliver ``instance`` to ``origin``, the sender named on a received input.
+    """Deliver ``payload`` (JSON-safe) to ``origin``, the sender named on a received input.
 
     :raises NotAnswerable: ``origin`` is not a flow run, a client inbox or a person.
     """
     target = Mailbox.parse(origin)
     if target is None:
         raise NotAnswerable(origin)
-    return await deliver_model(target, instance, key_prefix=key_prefix, sender=sender, key=key)
+    return await deliver_payload(target, payload, key_prefix=key_prefix, sender=sender, key=key)
 
 
 async def deliver_models(
