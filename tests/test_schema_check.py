@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from hitl_bus.schema_check import plain_errors, schema_errors, summarize
+from hitl_bus.schema_check import SchemaChecker, plain_errors, schema_errors, summarize
 from tests.models import ShirtOrder
 
 
@@ -63,3 +63,32 @@ def test_plain_errors_drop_pydantics_prefixes() -> None:
         {"loc": ["note"], "msg": "say please"},
     ]
     assert summarize(errors, whole="") == "qty: Input should be greater than 0; note: say please"
+
+
+_ORDER = ShirtOrder.model_json_schema()
+_CASES: list[tuple[dict[str, Any], list[Any]]] = [
+    (_ORDER, [{"size": "small", "color": "red"}, {"size": "huge"}, {}, [], "x"]),
+    ({"type": "number", "multipleOf": 0.1}, [0.3, 0.35, 7, "7"]),  # rounding is forgiven
+    ({"type": "string", "pattern": "(?<!x)y"}, ["ay", "xy", 3]),
+    (
+        {"$defs": {"n": {"type": "integer", "minimum": 1}}, "type": "array",
+         "items": {"$ref": "#/$defs/n"}},
+        [[1, 2], [0], [1.0], [True], None],
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("schema", "values"), _CASES)
+def test_a_kept_checker_words_exactly_what_a_fresh_check_does(
+    schema: dict[str, Any], values: list[Any]
+) -> None:
+    checker = SchemaChecker(schema)
+    for value in values:
+        assert checker.errors(value) == schema_errors(schema, value), value
+
+
+def test_a_schema_the_quick_validator_cannot_build_is_still_checked() -> None:
+    checker = SchemaChecker({"type": "string", "pattern": "^(?#a comment)a"})
+    assert checker.errors("ab") == []
+    assert [e["validator"] for e in checker.errors("ba")] == ["pattern"]
+    assert [e["msg"] for e in checker.errors(3)] == ["must be text"]
