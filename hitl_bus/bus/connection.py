@@ -587,7 +587,7 @@ def open_reader_client(
             retry=_NO_RETRY,
         )
     # No socket timeout: the reader's XREAD blocks until data comes (redis-py 8 defaults to 5 s).
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url,
         protocol=2,
         single_connection_client=single,
@@ -596,3 +596,6 @@ def open_reader_client(
         socket_keepalive=True,
         retry=_NO_RETRY,
     )
+    pool = client.connection_pool  # its reads are packed by hiredis too (one per wake-up)
+    pool.connection_class = _lean(pool.connection_class)
+    return client
