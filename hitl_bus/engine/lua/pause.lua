@@ -1,10 +1,10 @@
 -- ARGV 6 Paused state JSON, 7 its id, 8 attempt, 9 pause key, 10 deadline ms (0 none),
 -- 11 keyset JSON, 12 suspended ("1"/"0"), 13 schema JSON ("" none), 14 assignees (JSON
 -- list, "" none), then field/JSON pairs for the values hash.
-local cur = current()
+local cur, attempt = current('attempt')
 if not cur then return {0, ''} end
 if cur['id'] == ARGV[7] then return {1, ''} end
-if superseded(ARGV[8]) then return {6, cur['type']} end
+if superseded(ARGV[8], attempt) then return {6, cur['type']} end
 if cur['type'] ~= 'RUNNING' then return {2, cur['type']} end
 if #ARGV > 14 then
   redis.call('HSET', KEYS[4], unpack(ARGV, 15))

@@ -12,21 +12,36 @@ local RUN, EVENTS, CONTROL = KEYS[1], KEYS[2], KEYS[3]
 local run_id, maxlen, retention, input_base = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local INDEX = ARGV[5]
 local TERMINAL = {COMPLETED = true, FAILED = true, CRASHED = true, CANCELLED = true}
--- The state type the run had when the script read it (nil: a new run).
+-- The state type the run had when the script read it (nil: a new run, or not read).
 local before = nil
+local read_before = false
+-- Redis's clock, read once per script: one step, one time. Every redis.call counts here:
+-- a script runs between other processes' turns on the CPU, where each call costs several
+-- µs, so the scripts read and write with as few calls as they can.
+local clock = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
 end
-local function current()
-  local raw = redis.call('HGET', RUN, 'state')
-  if not raw then return nil end
-  local state = cjson.decode(raw)
+-- The run's current state (nil: no such run), and with it any other fields of its hash,
+-- read in the same call: current('pause_key', 'suspended') returns state, key, suspended.
+local function current(...)
+  local raw = redis.call('HMGET', RUN, 'state', ...)
+  read_before = true
+  if not raw[1] then return nil end
+  local state = cjson.decode(raw[1])
   before = state['type']
-  return state
+  return state, unpack(raw, 2, select('#', ...) + 1)
 end
-local function superseded(attempt)
-  return attempt ~= '' and (redis.call('HGET', RUN, 'attempt') or '0') ~= attempt
+-- Whether the execution ``attempt`` ("" any) no longer owns the run; ``now`` is the run's
+-- attempt field when the caller has read it already (current('attempt')).
+local function superseded(attempt, now)
+  if attempt == '' then return false end
+  if now == nil then now = redis.call('HGET', RUN, 'attempt') end
+  return (now or '0') ~= attempt
 end
 local function expire_all()
   if retention <= 0 then return end
@@ -64,9 +79,10 @@ end
 local function write_state(state_json, fields)
   fields = fields or {}
   local state = cjson.decode(state_json)
-  redis.call('HSET', RUN, 'state', state_json)
-  if #fields > 0 then redis.call('HSET', RUN, unpack(fields)) end
-  if state['type'] ~= 'PAUSED' then redis.call('HDEL', RUN, 'pause_assignees') end
+  redis.call('HSET', RUN, 'state', state_json, unpack(fields))
+  if state['type'] ~= 'PAUSED' and (before == 'PAUSED' or not read_before) then
+    redis.call('HDEL', RUN, 'pause_assignees')  -- only a paused run has them
+  end
   local data = '{"state":' .. state_json .. '}'
   local details = state['state_details']
   if type(details) == 'table' and type(details['actor']) == 'string' then

@@ -7,16 +7,15 @@
 -- passed. The pause's own schema must be among them, else nothing is written and the
 -- schema is answered with its digest, for the caller to check the input against it.
 -- fakeredis (tests only) has no redis.sha1hex: there the schema is its own digest.
-if redis.call('HGET', RUN, 'resume_id') == ARGV[12] then
-  return {tonumber(redis.call('HGET', RUN, 'resume_outcome')), 'PAUSED', '0'}
-end
-local cur = current()
+local cur, resume_id, outcome_before, key, schema, suspended, deadline, keyset = current(
+  'resume_id', 'resume_outcome', 'pause_key', 'pause_schema', 'suspended', 'pause_deadline',
+  'pause_keyset')
+if resume_id == ARGV[12] then return {tonumber(outcome_before), 'PAUSED', '0'} end
 if not cur then return {0, ''} end
 if cur['type'] ~= 'PAUSED' then return {2, cur['type']} end
-local key = redis.call('HGET', RUN, 'pause_key') or ''
+key = key or ''
 if ARGV[6] ~= '' and ARGV[6] ~= key then return {4, cur['type']} end
 local response = 'null'
-local schema = redis.call('HGET', RUN, 'pause_schema')
 if schema and schema ~= '' then
   local digest = schema
   if redis.sha1hex then digest = redis.sha1hex(schema) end
@@ -29,17 +28,17 @@ if schema and schema ~= '' then
 elseif ARGV[8] == '1' then
   return {9, cur['type']}
 end
-local suspended = redis.call('HGET', RUN, 'suspended') == '1'
+suspended = suspended == '1'
 if suspended and ARGV[14] ~= '1' then
   return {15, cur['type'], redis.call('HGET', RUN, 'deployment') or ''}
 end
-if expired() then
+deadline = tonumber(deadline or '0') or 0
+if deadline > 0 and deadline <= now_ms() then  -- expired(), from the fields read above
   write_state(ARGV[11], {'pause_deadline', '0'})
   redis.call('XADD', CONTROL, 'MAXLEN', '~', 100, '*', 'type', 'expired', 'pause_key', key)
   return {3, cur['type'], key}
 end
 local field = key .. '-response'
-local keyset = redis.call('HGET', RUN, 'pause_keyset')
 if keyset then
   local ok, decoded = pcall(cjson.decode, keyset)
   if ok and type(decoded) == 'table' and type(decoded['response']) == 'string' then

@@ -5,10 +5,10 @@
 local function acknowledge()
   if KEYS[12] and ARGV[11] ~= '' then redis.call('XACK', KEYS[12], ARGV[10], ARGV[11]) end
 end
-local cur = current()
+local cur, attempt = current('attempt')
 if not cur then return {0, ''} end
 if cur['id'] == ARGV[7] then acknowledge(); return {1, ''} end
-if superseded(ARGV[9]) then return {6, cur['type']} end
+if superseded(ARGV[9], attempt) then return {6, cur['type']} end
 if ARGV[8] ~= '' and not string.find(ARGV[8], ',' .. cur['type'] .. ',', 1, true) then
   return {2, cur['type']}
 end
