@@ -221,6 +221,21 @@ async def test_a_finished_run_expires_and_leaves_every_index(
     assert await read_flow_runs() == []
 
 
+async def test_a_run_that_used_only_its_hash_and_events_expires_whole(
+    bus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HITL_BUS_RUN_RETENTION", "30")
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
+    await store.set_state(
+        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
+    )
+    owned = await _owned_keys(run_id)
+    assert sorted(owned) == sorted([keys.run(run_id), keys.run_events(run_id)])
+    for key in owned:
+        assert 0 < await get_bus().client.pttl(key) <= 30_000, key
+
+
 async def test_retention_zero_keeps_finished_runs(
     bus_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

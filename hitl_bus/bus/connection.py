@@ -397,6 +397,8 @@ class _LeanCommands(AbstractConnection):
                 # Connecting (retried within its own window) and health checks: as is.
                 await super().send_packed_command(command, check_health)
                 return
+            if isinstance(command, list) and await self._writes_at_once(command):
+                return
             self.socket_timeout = None  # the write below, bounded here instead
             try:
                 async with asyncio.timeout(timeout):
@@ -406,6 +408,28 @@ class _LeanCommands(AbstractConnection):
             finally:
                 self.socket_timeout = timeout
 
+
+        async def _writes_at_once(self, command: list[bytes]) -> bool:
+            """Hand a small command to a transport with nothing queued, with no wait and so
+            no timeout to arm: ``drain()`` waits only past the transport's high-water mark
+            (64 KiB), which this write cannot reach. A failed connection shows on the
+            reply's read, which redis-py retries like a failed write."""
+            writer: Any = self._writer
+            transport = writer.transport
+            if transport.is_closing() or transport.get_write_buffer_size():
+                return False
+            if sum(map(len, command)) >= _AT_ONCE_LIMIT:
+                return False
+            try:
+                writer.writelines(command)
+            except BaseException:  # as redis-py: a write that failed leaves no connection
+                await self.disconnect(nowait=True)
+                raise
+            return True
+
+
+#: Below asyncio's default high-water mark of a transport's write buffer (64 KiB).
+_AT_ONCE_LIMIT = 32 * 1024
 
 _lean_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 

@@ -45,7 +45,12 @@ local function superseded(attempt, now)
 end
 local function expire_all()
   if retention <= 0 then return end
-  for i = 1, 11 do redis.call('PEXPIRE', KEYS[i], retention) end
+  redis.call('PEXPIRE', KEYS[1], retention)
+  redis.call('PEXPIRE', KEYS[2], retention)
+  -- The others exist only when the run used them (a control entry, a value, a log line, an
+  -- input...): one EXISTS over them spares a run that used none nine PEXPIREs.
+  if redis.call('EXISTS', unpack(KEYS, 3, 11)) == 0 then return end
+  for i = 3, 11 do redis.call('PEXPIRE', KEYS[i], retention) end
   for _, prefix in ipairs(redis.call('SMEMBERS', KEYS[8])) do
     redis.call('PEXPIRE', input_base .. prefix, retention)
   end
