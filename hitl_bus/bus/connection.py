@@ -408,7 +408,6 @@ class _LeanCommands(AbstractConnection):
             finally:
                 self.socket_timeout = timeout
 
-
         async def _writes_at_once(self, command: list[bytes]) -> bool:
             """Hand a small command to a transport with nothing queued, with no wait and so
             no timeout to arm: ``drain()`` waits only past the transport's high-water mark
