@@ -84,6 +84,9 @@ class RunState:
     pending_writes: set[asyncio.Task[None]] = field(default_factory=set)
     #: Where a worker took the run from, acknowledged with its final state.
     queue_entry: QueueEntry | None = None
+    #: Input keys handed out and not yet recorded as ``input.taken``, by the run whose
+    #: inputs they are: recorded together by one background write.
+    taken: dict[str, list[str]] = field(default_factory=dict)
 
     def write_later(self, write: Coroutine[Any, Any, None]) -> None:
         """Run a Redis write in the background: the run goes on, and ends after it."""

@@ -75,6 +75,24 @@ async def test_a_run_records_each_input_it_takes_and_why_it_skips_one() -> None:
     }
 
 
+async def test_taken_inputs_are_recorded_in_order_and_before_their_skip() -> None:
+    run = await start_flow_run(takes_two_percentages)
+    keys = [await _send(run.id, value) for value in (0, 50, 0, 70)]
+    final = await get_client().wait_for_flow_run(run.id, timeout=20)
+    assert final.state.is_completed()
+    events = [
+        (e["type"], e["data"]["key"])
+        for e in await get_client().read_events(str(run.id))
+        if e["type"] in ("input.taken", "input.skipped")
+    ]
+    assert events == [
+        ("input.taken", keys[0]), ("input.skipped", keys[0]),
+        ("input.taken", keys[1]),
+        ("input.taken", keys[2]), ("input.skipped", keys[2]),
+        ("input.taken", keys[3]),
+    ]  # fmt: skip
+
+
 async def test_reject_input_by_key_outside_a_run_needs_the_run() -> None:
     run = await new_run()
     await send_input("hi", flow_run_id=run.id, key="greeting-1")

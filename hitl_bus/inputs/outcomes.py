@@ -16,7 +16,7 @@ from hitl_bus.bus import get_bus
 from hitl_bus.bus.events import record_event
 from hitl_bus.context import current_run_id
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox
-from hitl_bus.inputs.receiving import InputReceiver
+from hitl_bus.inputs.receiving import InputReceiver, record_taken_now
 
 #: A reason is a sentence for a person; a longer one is cut here.
 MAX_REASON = 500
@@ -63,6 +63,7 @@ async def areject_input(
     text = " ".join(str(reason).split())
     if len(text) > MAX_REASON:
         text = f"{text[: MAX_REASON - 1]}…"
+    await record_taken_now(str(run_id))  # the input was taken before it was skipped
     await record_event(get_bus(), str(run_id), "input.skipped", {"key": key, "reason": text})
 
 

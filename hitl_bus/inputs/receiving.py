@@ -26,9 +26,9 @@ from pydantic import BaseModel, ValidationError
 from hitl_bus import keys
 from hitl_bus._sync import dispatch, run_blocking, running_loop
 from hitl_bus.bus import Bus, codec, get_bus, groups
-from hitl_bus.bus.events import record_event
+from hitl_bus.bus.events import record_events
 from hitl_bus.bus.watching import BATCH, Entry
-from hitl_bus.context import current_run, current_run_id, raise_if_cancelled
+from hitl_bus.context import RunState, current_run, current_run_id, raise_if_cancelled
 from hitl_bus.errors import FlowRunNotFound, ReceiveTimeout
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import FLOW_RUN, Mailbox, check_key_prefix
@@ -196,7 +196,10 @@ class InputReceiver(Generic[T]):
         key = self.last_key
         if self.mailbox.kind != FLOW_RUN or ctx is None or key is None:
             return
-        ctx.state.write_later(_record_taken(self.mailbox.id, key))
+        pending = ctx.state.taken.setdefault(self.mailbox.id, [])
+        pending.append(key)
+        if len(pending) == 1:  # the first since the last write: that write takes them all
+            ctx.state.write_later(_record_taken(ctx.state, self.mailbox.id))
 
     async def _pop(self, bus: Bus, wait: bool, deadline: float | None) -> Entry | None:
         """The next entry; ``None`` when none came by ``deadline`` (or, without ``wait``, now)."""
@@ -497,5 +500,22 @@ def _first_checks(bus: Bus) -> _FirstChecks:
     return checks
 
 
-async def _record_taken(run_id: str, key: str) -> None:
-    await record_event(get_bus(), run_id, "input.taken", {"key": key})
+#: How long ``input.taken`` events wait for others to be written with: off the path of the
+#: flow's reply, and one write for a burst of inputs. A run ending waits for them.
+TAKEN_BATCH_DELAY = 0.005
+
+
+async def _record_taken(state: RunState, run_id: str) -> None:
+    """Record the inputs of ``run_id`` handed out by now as ``input.taken``, in order."""
+    await asyncio.sleep(TAKEN_BATCH_DELAY)
+    taken = state.taken.pop(run_id, [])
+    await record_events(get_bus(), run_id, "input.taken", [{"key": key} for key in taken])
+
+
+async def record_taken_now(run_id: str) -> None:
+    """Write the ``input.taken`` events of ``run_id`` still waiting in this execution now,
+    before an event that must come after them (``input.skipped``)."""
+    ctx = current_run()
+    taken = ctx.state.taken.pop(run_id, None) if ctx is not None else None
+    if taken:
+        await record_events(get_bus(), run_id, "input.taken", [{"key": key} for key in taken])
