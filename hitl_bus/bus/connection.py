@@ -622,3 +622,30 @@ def open_reader_client(
     pool = client.connection_pool  # its reads are packed by hiredis too (one per wake-up)
     pool.connection_class = _lean(pool.connection_class)
     return client
+
+
+async def read_streams(
+    client: Any, streams: dict[Any, Any], *, block: int | None, count: int
+) -> list[Any]:
+    """``XREAD`` answered as redis-py's ``xread`` answers it, on a reader's own connection.
+
+    A blocking reader re-reads after every wake-up: sent on its one connection directly,
+    a read skips the client's per-command lock, metrics and event hooks. A client with
+    no connection of its own yet (before its first command; fakeredis) reads the usual way.
+    """
+    connection = getattr(client, "connection", None)
+    if connection is None or not connection.is_connected:
+        return await client.xread(streams, block=block, count=count)  # type: ignore[no-any-return]
+    args: list[Any] = ["XREAD", "COUNT", count]
+    if block is not None:
+        args += ["BLOCK", block]
+    args += ["STREAMS", *streams.keys(), *streams.values()]
+    await connection.send_command(*args)
+    reply = await connection.read_response()
+    if reply is None:  # the block timed out
+        return []
+    return [
+        [stream, [(entry_id, dict(zip(fields[::2], fields[1::2], strict=True)))
+                  for entry_id, fields in entries]]
+        for stream, entries in reply
+    ]  # fmt: skip

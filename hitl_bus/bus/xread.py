@@ -15,7 +15,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from hitl_bus import keys
-from hitl_bus.bus.connection import reconnect_backoff
+from hitl_bus.bus.connection import read_streams, reconnect_backoff
 from hitl_bus.bus.watching import (
     BATCH,
     CROWDED,
@@ -123,7 +123,7 @@ class XreadReader:
                     if fresh:
                         failures = 0
                     block = self.dispatcher.bus.reader_block_ms
-                    reply = await client.xread(request, block=block, count=BATCH)
+                    reply = await read_streams(client, request, block=block, count=BATCH)
                     if block is None and not reply:
                         await asyncio.sleep(0.005)
                 except RECONNECTABLE as exc:
