@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from hitl_bus import receive_input, send_input
 from hitl_bus.bus import get_bus
-from hitl_bus.bus.connection import CLIENT_NAME
+from hitl_bus.bus.connection import CLIENT_NAME, open_reader_client, read_streams
 from hitl_bus.inputs.receiving import InputReceiver
 from hitl_bus.redis_server import RedisServer
 from tests.helpers import new_run, until_waiting
@@ -171,3 +171,24 @@ async def test_inputs_sent_while_the_receiver_is_disconnected_arrive_once_in_ord
     await asyncio.to_thread(aof_server.start)
     got = [v async for v in receive_input(int, flow_run_id=run.id, timeout=0.2)]
     assert got == [1, 2, 3, 4]
+
+
+async def test_a_reader_connection_reads_what_the_client_reads(real_redis_url: str) -> None:
+    """The readers' direct XREAD answers in redis-py's own form, with and without entries."""
+    reader = open_reader_client(real_redis_url)
+    plain = get_bus().client
+    try:
+        await reader.ping()  # the reader's one connection, as its owner opens it
+        assert reader.connection is not None and reader.connection.is_connected  # direct
+        one, two, empty = "test:read:a", "test:read:b", "test:read:none"
+        await plain.delete(one, two, empty)
+        for n in range(3):
+            await plain.xadd(one, {"n": str(n), "text": "héllo"})
+        await plain.xadd(two, {"only": "field"})
+        request = {one: "0-0", two: "0-0", empty: "0-0"}
+        direct = await read_streams(reader, request, block=None, count=2)
+        assert direct == await plain.xread(request, count=2)
+        assert [len(entries) for _, entries in direct] == [2, 1]
+        assert await read_streams(reader, {empty: "0-0"}, block=10, count=5) == []
+    finally:
+        await reader.aclose()
