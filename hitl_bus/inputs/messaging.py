@@ -20,7 +20,6 @@ from hitl_bus.inputs.receiving import InputReceiver
 from hitl_bus.inputs.run_input import (
     AutomaticRunInput,
     RunInput,
-    as_run_input,
     is_automatic,
     run_input_subclass_from_type,
     wire_form,
@@ -103,15 +102,15 @@ async def asend_inputs(
     :raises PayloadTooLarge: an encoded input is over ``HITL_BUS_MAX_PAYLOAD_BYTES``.
     :raises ValueError: ``keys`` is not as long as ``run_inputs``.
     """
-    instances = [as_run_input(value) for value in run_inputs]
-    given: Sequence[str | None] = [None] * len(instances) if keys is None else list(keys)
-    if len(given) != len(instances):
-        raise ValueError(f"{len(given)} keys for {len(instances)} inputs")
+    forms = [wire_form(value) for value in run_inputs]
+    given: Sequence[str | None] = [None] * len(forms) if keys is None else list(keys)
+    if len(given) != len(forms):
+        raise ValueError(f"{len(given)} keys for {len(forms)} inputs")
     items = [
-        (instance, key_prefix or instance.default_key_prefix(), key)
-        for instance, key in zip(instances, given, strict=True)
+        (payload, key_prefix or default_prefix, key)
+        for (payload, default_prefix), key in zip(forms, given, strict=True)
     ]
-    return await sending.deliver_models(Mailbox.for_run(flow_run_id), items, sender=sender)
+    return await sending.deliver_payloads(Mailbox.for_run(flow_run_id), items, sender=sender)
 
 
 async def arespond(

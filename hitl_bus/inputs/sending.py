@@ -477,20 +477,21 @@ async def deliver_reply(
     return await deliver_payload(target, payload, key_prefix=key_prefix, sender=sender, key=key)
 
 
-async def deliver_models(
+async def deliver_payloads(
     target: Mailbox,
-    items: Sequence[tuple[BaseModel, str, str | None]],
+    items: Sequence[tuple[Any, str, str | None]],
     *,
     sender: str | None = None,
 ) -> list[str]:
     """Append many inputs to ``target`` in one script call; returns their keys, in order.
 
-    ``items`` are ``(instance, key prefix, key or None)``. Each input is checked and stored
-    as by :func:`deliver_model`, all in one atomic step: the inputs land in the given order
-    (one stream per key prefix), a key ``target`` already has is skipped (so repeating a
-    batch stores nothing twice), and when one input does not match its receiver's schema
-    none of the batch is stored. One round trip once the process knows the receivers'
-    schemas, one more per key prefix whose schema it has not seen.
+    ``items`` are ``(payload, key prefix, key or None)``, each payload JSON-safe. Each
+    input is checked and stored as by :func:`deliver_payload`, all in one atomic step:
+    the inputs land in the given order (one stream per key prefix), a key ``target``
+    already has is skipped (so repeating a batch stores nothing twice), and when one
+    input does not match its receiver's schema none of the batch is stored. One round
+    trip once the process knows the receivers' schemas, one more per key prefix whose
+    schema it has not seen.
 
     :raises InputRejected: an input does not match its receiver's schema (``.index`` is
         its position); nothing stored.
@@ -510,10 +511,9 @@ async def deliver_models(
     streams: dict[str, int] = {}  # key prefix -> number of its stream among KEYS
     args: list[Any] = []
     limit = bus.settings.max_payload_bytes
-    for instance, key_prefix, key in items:
+    for payload, key_prefix, key in items:
         prefix = check_key_prefix(key_prefix)
         input_key = new_input_key(prefix) if key is None else check_input_key(key)
-        payload = instance.model_dump(mode="json")
         data = codec.check_size(codec.dumps(payload), limit)
         number = streams.setdefault(prefix, len(streams) + 1)
         digest = _known_digest(owner, prefix, payload) if is_run else b""
