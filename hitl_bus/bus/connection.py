@@ -533,10 +533,38 @@ class _CommandClient(aioredis.Redis):
             finally:
                 pool.give_back(connection)
 
+    async def call_plain(self, *args: Any) -> Any:
+        """A command whose reply is used as Redis sends it (``EVALSHA``), without redis-py's
+        reply callbacks and options: on an idle connection it is packed, written and read
+        directly, with the same retries and errors; else it goes as any command."""
+        pool: _QueueingPool = self.connection_pool  # type: ignore[assignment]
+        connection = pool.take_idle()
+        if connection is None:
+            return await self.execute_command(*args)
+        with retry_window(), _bus_errors():
+            try:
+                return await connection.retry.call_with_retry(
+                    lambda: _send_and_read(connection, args),
+                    lambda error, failures: connection.disconnect(error=error),
+                    with_failure_count=True,
+                )
+            finally:
+                pool.give_back(connection)
+
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         return _CommandPipeline(
             self.connection_pool, self.response_callbacks, transaction, shard_hint
         )
+
+
+async def _send_and_read(connection: AbstractConnection, args: tuple[Any, ...]) -> Any:
+    await connection.send_packed_command(connection.pack_command(*args), check_health=False)
+    return await connection.read_response()
+
+
+def calls_plain(client: Any) -> bool:
+    """Whether ``client`` has :meth:`_CommandClient.call_plain` (a standalone command client)."""
+    return isinstance(client, _CommandClient)
 
 
 class _CommandPipeline(Pipeline):

@@ -20,6 +20,7 @@ from redis.exceptions import NoScriptError, RedisClusterException
 
 from hitl_bus._sync import on_portal_exit
 from hitl_bus.bus.connection import (
+    calls_plain,
     is_cluster_url,
     open_command_client,
     open_reader_client,
@@ -48,6 +49,8 @@ class Bus:
         self.client: Any = open_command_client(
             self.url, settings.command_connections, settings.reconnect_timeout
         )
+        #: Scripts go as plain calls where the client offers them (standalone Redis).
+        self._call = self.client.call_plain if calls_plain(self.client) else None
         wake = settings.wake
         #: Wait with bells (keyspace notifications), not blocking XREADs (fakeredis: never).
         real = not self.url.startswith("fakeredis:")
@@ -96,6 +99,8 @@ class Bus:
         with retry_window():
             try:
                 if not wanted:  # the common case, with no call in between
+                    if self._call is not None:
+                        return await self._call("EVALSHA", sha, len(keys), *keys, *args)
                     return await self.client.execute_command(
                         "EVALSHA", sha, len(keys), *keys, *args
                     )
