@@ -24,6 +24,7 @@ from hitl_bus.bus import get_bus
 from hitl_bus.bus.connection import _lean, open_command_client
 from hitl_bus.errors import BusConnectionError, InputRejected
 from hitl_bus.inputs import inbox
+from hitl_bus.inputs.messaging import deliver
 from hitl_bus.inputs.run_input import RawInput, run_input_subclass_from_type, schema_json
 from hitl_bus.redis_server import free_port
 from tests.helpers import new_run
@@ -86,6 +87,46 @@ async def test_a_send_remakes_an_inbox_that_is_gone_even_when_not_due(
         await send()
         assert await admin.hget(marker, "pid") == str(os.getpid()).encode()
         assert 0 < await admin.pttl(marker) <= int(bus.settings.inbox_ttl * 1000)
+
+
+@pytest.mark.realredis
+async def test_an_inbox_keeps_its_inputs_while_it_is_sent_to(admin: aioredis.Redis) -> None:
+    """Every send renews an inbox's input keys together, so their time left is checked on
+    the stream alone: keys renewed a moment ago are left as they are, older ones renewed."""
+    bus = get_bus()
+    ttl_ms = int(bus.settings.inbox_ttl * 1000)
+    await inbox.touch(bus)
+    box = inbox.inbox()
+    await deliver(box, "first")  # a new key prefix: its stream gets the ttl at once
+    owned = [
+        key_names.inbox(box.id),
+        key_names.input_stream(box.id, "str-auto"),
+        key_names.input_streams(box.id),
+        key_names.input_keys(box.id),
+        key_names.input_index(box.id),
+    ]
+    for key in owned:
+        assert 0.9 * ttl_ms < await admin.pttl(key) <= ttl_ms, key
+    for key in owned:
+        await admin.pexpire(key, int(ttl_ms * 0.95))
+    await deliver(box, "second")  # renewed within the last tenth of the ttl
+    for key in owned:
+        assert await admin.pttl(key) <= int(ttl_ms * 0.95), key
+    for key in owned:
+        await admin.pexpire(key, ttl_ms // 2)
+    await deliver(box, "third")
+    for key in owned:
+        assert await admin.pttl(key) > int(ttl_ms * 0.9), key
+    assert len(await admin.xrange(owned[1])) == 3
+
+
+@pytest.mark.realredis
+async def test_every_key_prefix_a_run_was_sent_is_recorded(admin: aioredis.Redis) -> None:
+    run = await new_run()
+    for value in ("a", "b", 1, "c", 2):  # the second send of a prefix skips the set
+        await send_input(value, flow_run_id=run.id)
+    recorded = await admin.smembers(key_names.input_streams(str(run.id)))
+    assert recorded == {b"str-auto", b"int-auto"}
 
 
 @pytest.mark.also_on_cluster

@@ -64,7 +64,8 @@ log = logging.getLogger("hitl_bus.inputs")
 #       receiver schema the input was checked against ('': none), pid, host (''
 #       when not renewed), '1' when the target is a person's mailbox (made here when
 #       missing; its streams are trimmed to ARGV[15] entries and expire ARGV[5] ms after
-#       their last input, 0: kept), its streams' MAXLEN.
+#       their last input, 0: kept), its streams' MAXLEN, '1' when this process has
+#       recorded the key prefix for this target before (its prefix set is not written).
 # The sender's inbox is renewed when the process says it is due (all three keys given),
 # else only remade when it is gone (a flushed or restarted Redis): one EXISTS.
 # A key already accepted answers "already there" before the schema is looked at: a retry
@@ -111,16 +112,22 @@ else
   id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[1], 'sender', ARGV[2], 'data', ARGV[3])
 end
 redis.call('HSET', KEYS[7], ARGV[1], id .. ' ' .. ARGV[4])
-local new_prefix = redis.call('SADD', KEYS[3], ARGV[4]) == 1
+local new_prefix = false
+if ARGV[16] ~= '1' then new_prefix = redis.call('SADD', KEYS[3], ARGV[4]) == 1 end
 if new_prefix and (ttl > 0 or person) then  -- an inbox's first input of this type: say so
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100, '*', 'prefix', ARGV[4])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
 end
-if ttl == 0 and not person and left > 0 then
-  ttl = left  -- a finished run's keys expire, and what this send made with them
-end
 if ttl > 0 then
-  for _, i in ipairs({1, 2, 3, 4, 7}) do redis.call('PEXPIRE', KEYS[i], ttl) end
+  -- An inbox or mailbox lives ttl after its last input. Every send renews these five keys
+  -- together, so the stream's own time left stands for all five: renewed within the last
+  -- tenth of the ttl, they are left as they are.
+  if new_prefix or left < 0 or redis.call('PTTL', KEYS[2]) < ttl * 0.9 then
+    for _, i in ipairs({1, 2, 3, 4, 7}) do redis.call('PEXPIRE', KEYS[i], ttl) end
+  end
+elseif not person and left > 0 then
+  -- a finished run's keys expire, and what this send made with them
+  for _, i in ipairs({1, 2, 3, 4, 7}) do redis.call('PEXPIRE', KEYS[i], left) end
 end
 if nevents > 0 then
   local event = '{"key":"' .. ARGV[1] .. '","key_prefix":"' .. ARGV[4] .. '","sender":'
@@ -341,6 +348,27 @@ def _send_keys(bus: Bus, target: Mailbox, prefix: str) -> tuple[str, ...]:
     return found
 
 
+#: Key prefixes each bus has stored an input of, by receiver: their send skips the prefix
+#: set's write. A hint about this process's own past writes, which Redis keeps with the
+#: target's other keys; emptied when full.
+_RECORDED: weakref.WeakKeyDictionary[Bus, set[tuple[str, str, str]]] = weakref.WeakKeyDictionary()
+_RECORDED_MAX = 4096
+
+
+def _recorded(bus: Bus, target: Mailbox, prefix: str) -> bool:
+    recorded = _RECORDED.get(bus)
+    return recorded is not None and (target.kind, target.id, prefix) in recorded
+
+
+def _note_recorded(bus: Bus, target: Mailbox, prefix: str) -> None:
+    recorded = _RECORDED.get(bus)
+    if recorded is None:
+        recorded = _RECORDED.setdefault(bus, set())
+    if len(recorded) >= _RECORDED_MAX:
+        recorded.clear()
+    recorded.add((target.kind, target.id, prefix))
+
+
 def _renewal_due_at(bus: Bus) -> float | None:
     """The loop time now when the sender's inbox is due for renewal, else None.
 
@@ -421,6 +449,7 @@ async def deliver_payload(
         bus.settings.events_maxlen, now_ms, owner, len(script_keys) - 7, 0,
         _known_digest(owner, prefix, payload) if is_run else b"", "", "",
         "1" if person else "0", PERSON_MAILBOX_MAXLEN,
+        "1" if _recorded(bus, target, prefix) else "0",
     ]  # fmt: skip
     renewing_at = None
     if from_inbox:  # renew the sender's inbox, so replies can reach it
@@ -443,6 +472,8 @@ async def deliver_payload(
         if is_run:
             raise FlowRunNotFound(owner)
         raise InboxNotFound(owner)
+    if status == _ACCEPTED:
+        _note_recorded(bus, target, prefix)
     # In Cluster the global event follows on its own: after this call's script stored the
     # input (also when a retry found its own key there: the first try's reply was lost).
     # A doubled ``input.received`` there is harmless: readers of ``hitl:events`` use it as
