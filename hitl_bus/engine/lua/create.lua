@@ -12,7 +12,7 @@ if ARGV[9] ~= '' then
   if redis.sha1hex then digest = redis.sha1hex(record) end
   if digest ~= ARGV[9] then return {7, '', '', {record, digest}} end
 end
-redis.call('HSET', RUN, unpack(ARGV, 10))
-write_state(ARGV[6], {})
+read_before = true  -- a new run: no pause of its own to clear
+write_state(ARGV[6], {unpack(ARGV, 10)})  -- its fields and first state in one HSET
 if INDEX ~= '' then redis.call('ZADD', INDEX .. ':runs', ARGV[7], run_id) end
 return {1, '', enqueue()}
