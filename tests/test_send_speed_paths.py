@@ -24,6 +24,7 @@ from hitl_bus.bus import get_bus
 from hitl_bus.bus.connection import _lean, open_command_client
 from hitl_bus.errors import BusConnectionError, InputRejected
 from hitl_bus.inputs import inbox
+from hitl_bus.inputs.keyset import Mailbox
 from hitl_bus.inputs.messaging import deliver
 from hitl_bus.inputs.run_input import RawInput, run_input_subclass_from_type, schema_json
 from hitl_bus.redis_server import free_port
@@ -127,6 +128,19 @@ async def test_every_key_prefix_a_run_was_sent_is_recorded(admin: aioredis.Redis
         await send_input(value, flow_run_id=run.id)
     recorded = await admin.smembers(key_names.input_streams(str(run.id)))
     assert recorded == {b"str-auto", b"int-auto"}
+
+
+@pytest.mark.realredis
+async def test_a_mailbox_made_again_records_its_key_prefixes_again(
+    admin: aioredis.Redis,
+) -> None:
+    box = Mailbox.for_person("grace")
+    prefixes = key_names.input_streams(box.owner)
+    await deliver(box, "first")
+    assert await admin.smembers(prefixes) == {b"str-auto"}
+    await admin.delete(box.marker_key, prefixes)  # expired, as after its retention
+    await deliver(box, "again")
+    assert await admin.smembers(prefixes) == {b"str-auto"}
 
 
 @pytest.mark.also_on_cluster

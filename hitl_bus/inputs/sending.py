@@ -348,19 +348,24 @@ def _send_keys(bus: Bus, target: Mailbox, prefix: str) -> tuple[str, ...]:
     return found
 
 
-#: Key prefixes each bus has stored an input of, by receiver: their send skips the prefix
-#: set's write. A hint about this process's own past writes, which Redis keeps with the
+#: Key prefixes each bus has stored an input of, by receiving run: their send skips the
+#: prefix set's write. A hint about this process's own past writes, which Redis keeps with the
 #: target's other keys; emptied when full.
 _RECORDED: weakref.WeakKeyDictionary[Bus, set[tuple[str, str, str]]] = weakref.WeakKeyDictionary()
 _RECORDED_MAX = 4096
 
 
 def _recorded(bus: Bus, target: Mailbox, prefix: str) -> bool:
+    """Whether this bus stored an input of ``prefix`` to the run ``target`` before. Runs
+    only: an inbox or mailbox that expired may be made again, with an empty prefix set
+    whose new prefixes must be announced."""
     recorded = _RECORDED.get(bus)
     return recorded is not None and (target.kind, target.id, prefix) in recorded
 
 
 def _note_recorded(bus: Bus, target: Mailbox, prefix: str) -> None:
+    if target.kind != FLOW_RUN:
+        return
     recorded = _RECORDED.get(bus)
     if recorded is None:
         recorded = _RECORDED.setdefault(bus, set())
