@@ -42,6 +42,21 @@ async def _pause(run_id: str, attempt: int, *, key: str = "pause-1") -> None:
     await store.pause(run_id, attempt, request)
 
 
+async def _complete(run_id: str, attempt: int) -> None:
+    """The running execution ``attempt`` ends its run: Completed."""
+    await store.set_state(
+        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
+    )
+
+
+async def _finished_run(monkeypatch: pytest.MonkeyPatch, *, retention: str) -> str:
+    """A run begun and Completed while runs are kept ``retention`` seconds once finished."""
+    monkeypatch.setenv("HITL_BUS_RUN_RETENTION", retention)
+    run_id = await _scheduled()
+    await _complete(run_id, await store.begin(run_id, State(type=StateType.RUNNING)))
+    return run_id
+
+
 def _resume_request(request_id: str = "r1") -> store.ResumeRequest:
     return store.ResumeRequest(
         pause_key="pause-1",
@@ -196,9 +211,7 @@ async def test_a_finished_run_expires_and_leaves_every_index(
     run_id = await _scheduled()
     attempt = await store.begin(run_id, State(type=StateType.RUNNING))
     await deliver(Mailbox.for_run(run_id), "hello")
-    await store.set_state(
-        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
-    )
+    await _complete(run_id, attempt)
     bus = get_bus()
     owned = await _owned_keys(run_id)
     assert len(owned) >= 5
@@ -224,12 +237,7 @@ async def test_a_finished_run_expires_and_leaves_every_index(
 async def test_a_run_that_used_only_its_hash_and_events_expires_whole(
     bus_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HITL_BUS_RUN_RETENTION", "30")
-    run_id = await _scheduled()
-    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
-    await store.set_state(
-        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
-    )
+    run_id = await _finished_run(monkeypatch, retention="30")
     owned = await _owned_keys(run_id)
     assert sorted(owned) == sorted([keys.run(run_id), keys.run_events(run_id)])
     for key in owned:
@@ -239,24 +247,14 @@ async def test_a_run_that_used_only_its_hash_and_events_expires_whole(
 async def test_retention_zero_keeps_finished_runs(
     bus_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HITL_BUS_RUN_RETENTION", "0")
-    run_id = await _scheduled()
-    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
-    await store.set_state(
-        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
-    )
+    run_id = await _finished_run(monkeypatch, retention="0")
     assert await get_bus().client.pttl(keys.run(run_id)) == -1
 
 
 async def test_a_send_to_a_finished_run_expires_with_it(
     bus_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HITL_BUS_RUN_RETENTION", "30")
-    run_id = await _scheduled()
-    attempt = await store.begin(run_id, State(type=StateType.RUNNING))
-    await store.set_state(
-        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
-    )
+    run_id = await _finished_run(monkeypatch, retention="30")
     await deliver(Mailbox.for_run(run_id), 7)  # a new stream, made after the run finished
     bus = get_bus()
     stream = keys.input_stream(run_id, "int-auto")

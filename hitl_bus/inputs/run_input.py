@@ -142,9 +142,9 @@ class RunInput(BaseModel):
         key: str | None = None,
     ) -> None:
         """Send this input to a flow run (``key`` as for ``send_input``)."""
-        await sending.deliver_model(
+        await sending.deliver_payload(
             Mailbox.for_run(flow_run_id),
-            self,
+            self.model_dump(mode="json"),
             key_prefix=key_prefix or self.default_key_prefix(),
             sender=sender,
             key=key,

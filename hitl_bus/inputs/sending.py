@@ -33,8 +33,6 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
 from hitl_bus import keys
 from hitl_bus.bus import Bus, codec, get_bus
 from hitl_bus.bus.events import event_fields
@@ -398,19 +396,6 @@ def default_sender() -> tuple[str, bool]:
     if run_id is not None:
         return Mailbox(FLOW_RUN, run_id).name, False
     return inbox.inbox().name, True
-
-
-async def deliver_model(
-    target: Mailbox,
-    instance: BaseModel,
-    *,
-    key_prefix: str,
-    sender: str | None = None,
-    key: str | None = None,
-) -> str:
-    """:func:`deliver_payload` of a model's JSON form."""
-    payload = instance.model_dump(mode="json")
-    return await deliver_payload(target, payload, key_prefix=key_prefix, sender=sender, key=key)
 
 
 async def deliver_payload(
