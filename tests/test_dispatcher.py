@@ -190,5 +190,12 @@ async def test_a_reader_connection_reads_what_the_client_reads(real_redis_url: s
         assert direct == await plain.xread(request, count=2)
         assert [len(entries) for _, entries in direct] == [2, 1]
         assert await read_streams(reader, {empty: "0-0"}, block=10, count=5) == []
+        await plain.xgroup_create(one, "g", id="0")
+        as_group = await read_streams(reader, {one: ">"}, block=None, count=2, group=("g", "c"))
+        assert as_group == direct[:1]  # the same two entries, now pending for c
+        await plain.xdel(one, direct[0][1][0][0])
+        history = await read_streams(reader, {one: "0"}, block=None, count=5, group=("g", "c"))
+        assert history == await plain.xreadgroup("g", "c", {one: "0"}, count=5)
+        assert history[0][1][0][1] == {}  # deleted since it was handed out
     finally:
         await reader.aclose()

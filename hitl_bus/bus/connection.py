@@ -653,18 +653,30 @@ def open_reader_client(
 
 
 async def read_streams(
-    client: Any, streams: dict[Any, Any], *, block: int | None, count: int
+    client: Any,
+    streams: dict[Any, Any],
+    *,
+    block: int | None,
+    count: int,
+    group: tuple[str, str] | None = None,
 ) -> list[Any]:
-    """``XREAD`` answered as redis-py's ``xread`` answers it, on a reader's own connection.
+    """``XREAD`` (``XREADGROUP`` with ``group``: its name and the consumer's) answered as
+    redis-py's ``xread``/``xreadgroup`` answer it, on a reader's own connection.
 
-    A blocking reader re-reads after every wake-up: sent on its one connection directly,
-    a read skips the client's per-command lock, metrics and event hooks. A client with
-    no connection of its own yet (before its first command; fakeredis) reads the usual way.
+    A blocking reader reads again after every wake-up: sent on its one connection
+    directly, a read skips the client's per-command lock, metrics and event hooks. A
+    client with no connection of its own yet (before its first command; fakeredis) reads
+    the usual way.
     """
     connection = getattr(client, "connection", None)
     if connection is None or not connection.is_connected:
-        return await client.xread(streams, block=block, count=count)  # type: ignore[no-any-return]
-    args: list[Any] = ["XREAD", "COUNT", count]
+        if group is not None:
+            reply = await client.xreadgroup(*group, streams, block=block, count=count)
+        else:
+            reply = await client.xread(streams, block=block, count=count)
+        return reply or []
+    args: list[Any] = ["XREAD"] if group is None else ["XREADGROUP", "GROUP", *group]
+    args += ["COUNT", count]
     if block is not None:
         args += ["BLOCK", block]
     args += ["STREAMS", *streams.keys(), *streams.values()]
@@ -673,7 +685,13 @@ async def read_streams(
     if reply is None:  # the block timed out
         return []
     return [
-        [stream, [(entry_id, dict(zip(fields[::2], fields[1::2], strict=True)))
-                  for entry_id, fields in entries]]
+        [stream, [(entry_id, _fields(fields)) for entry_id, fields in entries]]
         for stream, entries in reply
-    ]  # fmt: skip
+    ]
+
+
+def _fields(flat: list[Any] | None) -> dict[Any, Any]:
+    """An entry's fields as a dict (a pending entry deleted since: none)."""
+    if flat is None:
+        return {}
+    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -10,6 +10,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from hitl_bus.bus.connection import read_streams
+
 
 class GroupMissing(Exception):
     """The stream's consumer group does not exist (any more): make it and try again."""
@@ -31,11 +33,20 @@ def raise_if_missing(exc: BaseException) -> None:
 
 
 async def read_group(
-    client: Any, group: str, consumer: str, streams: dict[str, str], **kw: Any
+    client: Any,
+    group: str,
+    consumer: str,
+    streams: dict[str, str],
+    *,
+    count: int,
+    block: int | None = None,
 ) -> Any:
-    """``XREADGROUP``; raises :class:`GroupMissing` when the group is gone."""
+    """``XREADGROUP`` on a reader's connection (``[]``: nothing came within ``block`` ms);
+    raises :class:`GroupMissing` when the group is gone."""
     try:
-        return await client.xreadgroup(group, consumer, streams, **kw)
+        return await read_streams(
+            client, streams, block=block, count=count, group=(group, consumer)
+        )
     except ResponseError as exc:
         raise_if_missing(exc)
         raise
