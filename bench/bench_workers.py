@@ -641,8 +641,8 @@ def profile_area(file: str, func: str) -> str:
         module = path.split("/hitl_bus/", 1)[1]
         if module in ("engine/logger.py", "logging.py"):
             return "logging: hitl_bus run logs (engine/logger.py)"
-        if module.startswith("bus/connection"):
-            return "hitl_bus: bus/connection.py (retry window, client wrappers)"
+        if module.startswith(("bus/connection", "bus/retrying", "bus/reading")):
+            return "hitl_bus: bus/connection.py, retrying.py, reading.py (retry window, clients)"
         return f"hitl_bus: {module.split('/')[0].removesuffix('.py')}"
     if "/redis/" in path:
         if "/observability/" in path or func in ("get_pool_name", "record_operation_duration"):

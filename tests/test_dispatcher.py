@@ -14,7 +14,8 @@ import redis.asyncio as aioredis
 
 from hitl_bus import receive_input, send_input
 from hitl_bus.bus import get_bus
-from hitl_bus.bus.connection import CLIENT_NAME, open_reader_client, read_streams
+from hitl_bus.bus.connection import CLIENT_NAME
+from hitl_bus.bus.reading import open_reader_client, read_streams
 from hitl_bus.inputs.receiving import InputReceiver
 from hitl_bus.redis_server import RedisServer
 from tests.helpers import new_run, until_waiting

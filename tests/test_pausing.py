@@ -211,6 +211,21 @@ async def test_a_resume_is_checked_against_the_pause_it_meets(
     assert (await result_of(run.id)).is_completed()
 
 
+async def test_an_answer_that_is_not_json_is_refused_and_changes_nothing() -> None:
+    @flow
+    async def waits() -> Any:
+        return await pause_flow_run(wait_for_input=dict[str, int])
+
+    run = await start_flow_run(waits)
+    await until_paused(run.id)
+    for answer in ({"value": {1: 2}}, {"value": {"a": object()}}):
+        with pytest.raises(ResumeRejected, match="not JSON"):
+            await resume_flow_run(run.id, answer)
+    assert (await get_client().read_flow_run(run.id)).state.is_paused()
+    await resume_flow_run(run.id, {"value": {"a": 2}})
+    assert (await result_of(run.id)).is_completed()
+
+
 async def test_pause_without_input_and_push_wake() -> None:
     woke = asyncio.Event()
 

@@ -23,7 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
-from hitl_bus.bus.connection import (
+from hitl_bus.bus.retrying import (
     BACKOFF_BASE,
     BACKOFF_CAP,
     ReconnectRetry,

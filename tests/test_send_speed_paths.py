@@ -21,7 +21,7 @@ from redis.exceptions import DataError
 from hitl_bus import get_client, send_input, send_inputs
 from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
-from hitl_bus.bus.connection import _lean, open_command_client
+from hitl_bus.bus.connection import lean, open_command_client
 from hitl_bus.errors import BusConnectionError, InputRejected
 from hitl_bus.inputs import inbox
 from hitl_bus.inputs.keyset import Mailbox
@@ -219,7 +219,7 @@ async def test_the_event_carries_a_sender_that_needs_escaping() -> None:
 
 
 def test_commands_are_packed_to_the_same_bytes_with_the_same_errors() -> None:
-    lean = _lean(Connection)()
+    packer = lean(Connection)()
     plain = Connection()
     for command in [
         ("EVALSHA", "a" * 40, 2, "k1", "k2", b"\x00\xff", 0, -7, 1.5, 10**20, "é"),
@@ -227,12 +227,12 @@ def test_commands_are_packed_to_the_same_bytes_with_the_same_errors() -> None:
         ("SET", "k", memoryview(b"v")),
         ("SET", "k", bytearray(b"v")),
     ]:
-        assert b"".join(lean.pack_command(*command)) == b"".join(
+        assert b"".join(packer.pack_command(*command)) == b"".join(
             bytes(part) for part in plain.pack_command(*command)
         )
     for bad in (True, None, [1]):
         with pytest.raises(DataError):
-            lean.pack_command("SET", "k", bad)
+            packer.pack_command("SET", "k", bad)
 
 
 @pytest.mark.realredis

@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from hitl_bus import keys
-from hitl_bus.bus.connection import reconnect_backoff
+from hitl_bus.bus.retrying import reconnect_backoff
 from hitl_bus.bus.watching import (
     BATCH,
     LINGER,

@@ -14,19 +14,16 @@ import hashlib
 import os
 import threading
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import NoScriptError, RedisClusterException
 
 from hitl_bus._sync import on_portal_exit
-from hitl_bus.bus.connection import (
-    calls_plain,
-    is_cluster_url,
-    open_command_client,
-    open_reader_client,
-    retry_window,
-)
+from hitl_bus.bus.connection import calls_plain, is_cluster_url, open_command_client
 from hitl_bus.bus.dispatcher import Dispatcher
+from hitl_bus.bus.reading import open_reader_client
+from hitl_bus.bus.retrying import retry_window
 from hitl_bus.bus.watching import CROWDED
 from hitl_bus.errors import ReplicationTimeout
 from hitl_bus.settings import Settings, get_settings
@@ -200,6 +197,11 @@ def _arm_shutdown_hook(loop: asyncio.AbstractEventLoop, bus: Bus) -> None:
     hook = _close_at_loop_shutdown(bus)
     bus.shutdown_hook = hook
     loop.create_task(anext(hook))  # type: ignore[arg-type]
+
+
+def read_lua(module_file: str, name: str) -> str:
+    """The Lua script ``lua/<name>.lua`` beside the module ``module_file`` names."""
+    return (Path(module_file).parent / "lua" / f"{name}.lua").read_text()
 
 
 @functools.lru_cache(maxsize=64)

@@ -26,7 +26,7 @@ from redis.exceptions import RedisClusterException
 
 from hitl_bus import keys
 from hitl_bus.bus.bells import Bells
-from hitl_bus.bus.connection import reconnect_backoff
+from hitl_bus.bus.retrying import reconnect_backoff
 from hitl_bus.bus.watching import (
     Entry,
     ReaderSource,

@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from hitl_bus.bus.connection import read_streams
+from hitl_bus.bus.reading import read_streams
 
 
 class GroupMissing(Exception):

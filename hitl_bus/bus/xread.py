@@ -15,7 +15,8 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from hitl_bus import keys
-from hitl_bus.bus.connection import read_streams, reconnect_backoff
+from hitl_bus.bus.reading import read_streams
+from hitl_bus.bus.retrying import reconnect_backoff
 from hitl_bus.bus.watching import (
     BATCH,
     CROWDED,

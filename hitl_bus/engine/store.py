@@ -34,11 +34,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
-from pathlib import Path
 from typing import Any
 
 from hitl_bus import keys
-from hitl_bus.bus import codec, get_bus
+from hitl_bus.bus import codec, get_bus, read_lua
 from hitl_bus.bus.events import append_event
 from hitl_bus.context import QueueEntry
 from hitl_bus.engine import indexes
@@ -103,10 +102,6 @@ async def read_record(run_id: str) -> RunRecord:
     if not raw:
         raise FlowRunNotFound(run_id)
     return decode_record(raw)
-
-
-def _lua(name: str) -> str:
-    return (Path(__file__).parent / "lua" / f"{name}.lua").read_text()
 
 
 class DeploymentChanged(Exception):
@@ -176,7 +171,7 @@ async def enqueue(deployment: str, run_id: str) -> None:
 #: The check-and-set scripts (``lua/<name>.lua``), each prefixed with ``lua/prelude.lua``
 #: whose header says which KEYS and ARGV they share.
 SCRIPTS: dict[str, str] = {
-    name: _lua("prelude") + _lua(name)
+    name: read_lua(__file__, "prelude") + read_lua(__file__, name)
     for name in ("create", "set_state", "begin", "pause", "resume", "expire", "cancel", "release")
 }
 
