@@ -42,6 +42,7 @@ class ReplyLosingProxy:
         self.seen: Counter[bytes] = Counter()
         self.lost: list[bytes] = []
         self._armed: bytes | None = None
+        self._carrying = b""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -50,9 +51,16 @@ class ReplyLosingProxy:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def arm(self, command: bytes) -> None:
-        """Lose the reply to the next request that carries ``command`` (e.g. ``b"EVALSHA"``)."""
+    def arm(self, command: bytes, carrying: bytes = b"") -> None:
+        """Lose the reply to the next request that carries ``command`` (e.g. ``b"EVALSHA"``)
+        and, when given, ``carrying`` (a key it names, say)."""
         self._armed = command
+        self._carrying = carrying
+
+    @property
+    def armed(self) -> bool:
+        """Whether the armed request has yet to pass (it has been sent on once this is False)."""
+        return self._armed is not None
 
     async def start(self) -> ReplyLosingProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -99,7 +107,11 @@ class ReplyLosingProxy:
                 if f"\r\n{name.decode()}\r\n".encode() in data.upper():
                     self.seen[name] += 1
             armed = self._armed
-            if armed is not None and f"\r\n{armed.decode()}\r\n".encode() in data.upper():
+            if (
+                armed is not None
+                and f"\r\n{armed.decode()}\r\n".encode() in data.upper()
+                and self._carrying in data
+            ):
                 self._armed = None
                 lose.set()
             writer.write(data)

@@ -16,6 +16,8 @@ from hitl_bus import resume_flow_run, run_deployment
 from hitl_bus.bus import get_bus
 from hitl_bus.engine.runs import FlowRun
 from hitl_bus.engine.states import State
+from hitl_bus.redis_server import RedisServer
+from tests.faults import ReplyLosingProxy
 from tests.workers import StartWorker, registered, state_of, wait_state, workers_alive
 
 pytestmark = pytest.mark.realredis
@@ -129,6 +131,39 @@ async def test_a_handed_back_run_is_not_cancelled_by_the_worker_that_gave_it_up(
     # Every body ran to its end. Execution is at-least-once: a body cut off right at its
     # last line by the hand-back runs again on B (the run still completes once).
     assert {x.decode().split(":")[0] for x in finished} == {str(r.id) for r in runs}
+
+
+async def test_a_queue_entry_whose_read_reply_is_cut_off_still_runs_once(
+    start_worker: StartWorker, redis_server: RedisServer
+) -> None:
+    """The same, with a real cut: the worker reaches Redis through a proxy that relays the
+    worker's blocked XREADGROUP, reads the reply that delivers the entry and cuts the
+    worker's connection instead of passing it on."""
+    from hitl_bus import keys
+    from hitl_bus.engine.runs import create_flow_run
+    from hitl_bus.engine.states import StateType
+
+    proxy = await ReplyLosingProxy(redis_server.port).start()
+    try:
+        start_worker(HITL_BUS_REDIS_URL=proxy.url)
+        await registered("record/default")
+        await workers_alive(1)
+        queue = keys.deployment_queue("record/default")
+        proxy.arm(b"XREADGROUP", carrying=queue.encode())
+        while proxy.armed:  # the worker's next read of that queue has gone on to Redis
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # and blocks there
+        run = await create_flow_run(
+            "record", {"tag": "cut"}, state=State(type=StateType.SCHEDULED),
+            deployment="record/default", enqueue=True,
+        )  # fmt: skip
+        await wait_state(run.id, lambda s: s.is_completed())  # type: ignore[attr-defined]
+        assert any(b"run_id" in reply for reply in proxy.lost)  # the entry's reply was cut
+        await asyncio.sleep(1.5)  # past another take-back round: it ran once
+        assert len(await get_bus().client.lrange("test:ran:cut", 0, -1)) == 1
+        assert (await get_bus().client.xpending(queue, keys.WORKERS_GROUP))["pending"] == 0
+    finally:
+        await proxy.aclose()
 
 
 async def test_a_queue_entry_whose_read_reply_was_lost_still_runs(
