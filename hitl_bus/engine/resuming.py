@@ -93,6 +93,8 @@ async def aresume_flow_run(
     run_id = normalize_run_id(flow_run_id)
     actor = current_actor(actor)
     pause_key = ""  # whichever pause the run is in: the script checks the input against it
+    deployment: str | None = None
+    deployment_known = False  # a suspended run's queue: the script asks when it needs it
     if person_of(actor) is not None:  # a person: first whether they may answer this pause
         record = await store.read_record(run_id)
         state = record.run.state
@@ -100,6 +102,7 @@ async def aresume_flow_run(
             raise NotPausedError(f"flow run {run_id} is {state.type.value}, not paused")
         await check_may_answer(actor, record.pause_assignees)
         pause_key = record.pause_key  # the script resumes only this pause, theirs to answer
+        deployment, deployment_known = record.run.deployment, True
     # No input is an empty one, as in Prefect: a form whose every field has a default
     # resumes with the defaults; one with a required field is refused.
     answer = {} if run_input is None else run_input
@@ -117,8 +120,8 @@ async def aresume_flow_run(
         resuming=State(type=StateType.SCHEDULED, name="Resuming", state_details=by),
         failed=State(type=StateType.FAILED, message="The pause was not resumed in time"),
         request_id=store.new_request_id(),
-        deployment=None,
-        deployment_known=False,
+        deployment=deployment,
+        deployment_known=deployment_known,
         actor=actor,
     )
     while True:

@@ -508,14 +508,18 @@ TAKEN_BATCH_DELAY = 0.005
 async def _record_taken(state: RunState, run_id: str) -> None:
     """Record the inputs of ``run_id`` handed out by now as ``input.taken``, in order."""
     await asyncio.sleep(TAKEN_BATCH_DELAY)
-    taken = state.taken.pop(run_id, [])
-    await record_events(get_bus(), run_id, "input.taken", [{"key": key} for key in taken])
+    await _write_taken(state, run_id)
 
 
 async def record_taken_now(run_id: str) -> None:
     """Write the ``input.taken`` events of ``run_id`` still waiting in this execution now,
     before an event that must come after them (``input.skipped``)."""
     ctx = current_run()
-    taken = ctx.state.taken.pop(run_id, None) if ctx is not None else None
-    if taken:
-        await record_events(get_bus(), run_id, "input.taken", [{"key": key} for key in taken])
+    if ctx is not None:
+        await _write_taken(ctx.state, run_id)
+
+
+async def _write_taken(state: RunState, run_id: str) -> None:
+    """Write the waiting ``input.taken`` events of ``run_id`` (none: nothing is sent)."""
+    taken = state.taken.pop(run_id, [])
+    await record_events(get_bus(), run_id, "input.taken", [{"key": key} for key in taken])
