@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from hitl_bus.errors import FlowRunNotFound
+
+
+def uuid4_text() -> str:
+    """A random UUID's text, as ``str(uuid.uuid4())`` gives it, at a third of the cost.
+
+    Made from 16 random bytes directly, with the version 4 and variant bits set as
+    ``uuid.uuid4()`` sets them: ids drawn on every send and state change.
+    """
+    raw = int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET
+    h = f"{raw:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def normalize_run_id(flow_run_id: uuid.UUID | str) -> str:

@@ -11,7 +11,7 @@ from hitl_bus import keys
 from hitl_bus.bus import get_bus
 from hitl_bus.engine import indexes, store
 from hitl_bus.engine.runs import create_flow_run, read_flow_run, read_flow_runs
-from hitl_bus.engine.states import State, StateType
+from hitl_bus.engine.states import State, StateType, state_json
 from hitl_bus.errors import StateConflict
 from hitl_bus.inputs.keyset import Mailbox, keyset_from_base_key
 from hitl_bus.inputs.messaging import deliver
@@ -63,9 +63,9 @@ def _resume_request(request_id: str = "r1") -> store.ResumeRequest:
         response='{"value": 5}',
         gave_input=True,
         checked=[b'{"type": "object"}', hashlib.sha1(b'{"type": "object"}').hexdigest().encode()],
-        running=State(type=StateType.RUNNING),
-        resuming=State(type=StateType.SCHEDULED, name="Resuming"),
-        failed=State(type=StateType.FAILED),
+        running=state_json(StateType.RUNNING),
+        resuming=state_json(StateType.SCHEDULED, name="Resuming"),
+        failed=state_json(StateType.FAILED),
         request_id=request_id,
         deployment=DEPLOYMENT,
     )

@@ -22,7 +22,7 @@ from typing import Any
 from hitl_bus._sync import dual
 from hitl_bus.bus import codec
 from hitl_bus.engine import store
-from hitl_bus.engine.states import State, StateDetails, StateType
+from hitl_bus.engine.states import StateType, state_json
 from hitl_bus.errors import (
     FlowPauseTimeout,
     FlowRunNotFound,
@@ -30,7 +30,7 @@ from hitl_bus.errors import (
     NotPausedError,
     ResumeRejected,
 )
-from hitl_bus.ids import normalize_run_id
+from hitl_bus.ids import normalize_run_id, uuid4_text
 from hitl_bus.inputs.keyset import current_actor
 from hitl_bus.people.roles import Action, allows, is_assignee, person_of, refusal
 from hitl_bus.people.store import PersonNotFound, get_person
@@ -110,16 +110,15 @@ async def aresume_flow_run(
         response = codec.dumps(answer).decode()
     except TypeError as exc:
         raise ResumeRejected(f"input is not JSON: {exc}", [{"loc": [], "msg": str(exc)}]) from None
-    by = StateDetails(actor=actor)
     request = store.ResumeRequest(
         pause_key=pause_key,
         response=response,
         gave_input=run_input is not None,
         checked=_SCHEMAS.passed_by(answer),
-        running=State(type=StateType.RUNNING, message=None, state_details=by),
-        resuming=State(type=StateType.SCHEDULED, name="Resuming", state_details=by),
-        failed=State(type=StateType.FAILED, message="The pause was not resumed in time"),
-        request_id=store.new_request_id(),
+        running=state_json(StateType.RUNNING, actor=actor),
+        resuming=state_json(StateType.SCHEDULED, name="Resuming", actor=actor),
+        failed=state_json(StateType.FAILED, message="The pause was not resumed in time"),
+        request_id=uuid4_text(),
         deployment=deployment,
         deployment_known=deployment_known,
         actor=actor,

@@ -11,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from hitl_bus.ids import uuid4_text
 
 
 class StateType(StrEnum):
@@ -153,6 +156,39 @@ class State(BaseModel):
 
     def is_final(self) -> bool:
         return self.type in TERMINAL_STATES
+
+
+def state_json(
+    state_type: StateType,
+    *,
+    name: str | None = None,
+    message: str | None = None,
+    actor: str | None = None,
+    state_id: str | None = None,
+) -> str:
+    """A new state's JSON, as ``State(...).model_dump_json()`` writes it, without a model.
+
+    For the paths that write a state with default details (an actor at most) and keep no
+    :class:`State` of it: a resume, a worker's run. A fifth of the cost of a model.
+    """
+    details = _DEFAULT_DETAILS
+    if actor is not None:
+        details = _DEFAULT_DETAILS.replace(_NO_ACTOR, f'"actor":{_text(actor)}', 1)
+    stamp = datetime.now(UTC).isoformat()
+    return (
+        f'{{"id":"{state_id or uuid4_text()}","type":"{state_type.value}",'
+        f'"name":{_text(name or state_type.value.title())},'
+        f'"message":{"null" if message is None else _text(message)},'
+        f'"timestamp":"{stamp[:-6]}Z","state_details":{details}}}'
+    )
+
+
+def _text(value: str) -> str:
+    return orjson.dumps(value).decode()
+
+
+_DEFAULT_DETAILS = StateDetails().model_dump_json()
+_NO_ACTOR = '"actor":null'
 
 
 def with_outcome(state: State, value: Any = None, error: BaseException | None = None) -> State:

@@ -29,7 +29,7 @@ hints that readers re-check against the run's own hash.
 from __future__ import annotations
 
 import logging
-import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +37,7 @@ from enum import IntEnum
 from typing import Any
 
 from hitl_bus import keys
-from hitl_bus.bus import codec, get_bus, read_lua
+from hitl_bus.bus import Bus, codec, get_bus, read_lua
 from hitl_bus.bus.events import append_event
 from hitl_bus.context import QueueEntry
 from hitl_bus.engine import indexes
@@ -228,6 +228,35 @@ def _keys(run_id: str, queue: str | None = None) -> list[str]:
     return names
 
 
+def _common(bus: Bus, run_id: str) -> tuple[list[str], list[Any]]:
+    """A run's keys and the arguments every run script starts with (remembered per bus)."""
+    known = _COMMON.get(bus)
+    if known is None:
+        known = _COMMON[bus] = {}
+    common = known.get(run_id)
+    if common is None:
+        if len(known) >= _REMEMBERED:
+            known.clear()
+        common = known[run_id] = (
+            _keys(run_id),
+            [
+                run_id,
+                bus.settings.events_maxlen,
+                retention_ms(bus),
+                keys.input_stream(run_id, ""),
+                keys.index_prefix(run_id, bus.index_shards) if bus.one_node else "",
+            ],
+        )
+    return common
+
+
+#: Per bus, run id -> its keys and first arguments: a cache, emptied when full.
+_COMMON: weakref.WeakKeyDictionary[Bus, dict[str, tuple[list[str], list[Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_REMEMBERED = 4096
+
+
 async def _run(
     script: str,
     run_id: str,
@@ -238,19 +267,12 @@ async def _run(
 ) -> Change:
     bus = get_bus()
     in_script = queue is not None and bus.one_node
-    common = [
-        run_id,
-        bus.settings.events_maxlen,
-        retention_ms(bus),
-        keys.input_stream(run_id, ""),
-        keys.index_prefix(run_id, bus.index_shards) if bus.one_node else "",
-    ]
-    reply = await bus.eval(
-        SCRIPTS[script],
-        _keys(run_id, queue if in_script else None) + (extra_keys or []),
-        [*common, *args],
-        replicated=True,
-    )
+    run_keys, common = _common(bus, run_id)
+    if in_script and queue is not None:
+        run_keys = [*run_keys, queue]
+    if extra_keys:
+        run_keys = [*run_keys, *extra_keys]
+    reply = await bus.eval(SCRIPTS[script], run_keys, [*common, *args], replicated=True)
     outcome = Outcome(int(reply[0]))
     previous_text = codec.text(reply[1]) if len(reply) > 1 else ""
     previous = StateType(previous_text) if previous_text else None
@@ -409,9 +431,11 @@ class ResumeRequest:
     gave_input: bool
     #: Digests of the pause schemas the input passed (the pause's own must be among them).
     checked: Sequence[bytes]
-    running: State
-    resuming: State
-    failed: State
+    #: The states a resume may write, as JSON (:func:`states.state_json`): Running,
+    #: Scheduled "Resuming" (a suspended run) and Failed (the deadline passed).
+    running: str
+    resuming: str
+    failed: str
     request_id: str
     #: The run's deployment, whose queue takes a resumed suspended run; ``None`` when the
     #: caller does not know it yet (a suspended run then answers ``NEEDS_QUEUE``).
@@ -434,18 +458,19 @@ async def resume(run_id: str, request: ResumeRequest) -> Change:
         run_id,
         [
             request.pause_key, request.response, "1" if request.gave_input else "0",
-            request.running.model_dump_json(), request.resuming.model_dump_json(),
-            request.failed.model_dump_json(), request.request_id, request.actor or "",
+            request.running, request.resuming, request.failed, request.request_id,
+            request.actor or "",
             "1" if request.deployment_known else "0", *request.checked,
         ],
         queue=queue,
     )  # fmt: skip
-    if change.outcome is Outcome.EXPIRED:
-        await _follow(change, run_id, request.failed, previous=StateType.PAUSED)
-    elif change.outcome is Outcome.OK:
-        await _follow(change, run_id, request.running, previous=StateType.PAUSED)
-    elif change.outcome is Outcome.SUSPENDED_RESUMED:
-        await _follow(change, run_id, request.resuming, previous=StateType.PAUSED)
+    written = {
+        Outcome.EXPIRED: request.failed,
+        Outcome.OK: request.running,
+        Outcome.SUSPENDED_RESUMED: request.resuming,
+    }.get(change.outcome)
+    if written is not None and not change.indexed:
+        await _follow(change, run_id, State.model_validate_json(written), previous=StateType.PAUSED)
     return change
 
 
@@ -555,11 +580,6 @@ async def redis_time_ms() -> int:
     """Redis's clock in ms: deadlines are set and checked against it, not the local one."""
     seconds, micros = await get_bus().client.time()
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def new_request_id() -> str:
-    """An id that lets a script recognise a retried request."""
-    return uuid.uuid4().hex
 
 
 def now() -> datetime:
