@@ -1,4 +1,4 @@
-"""``state_json``: the states a resume or a worker writes without a model, as a model writes them."""
+"""``state_json``: states written without a model, exactly as a model writes them."""
 
 from __future__ import annotations
 
