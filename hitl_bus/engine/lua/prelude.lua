@@ -15,6 +15,9 @@ local TERMINAL = {COMPLETED = true, FAILED = true, CRASHED = true, CANCELLED = t
 -- The state type the run had when the script read it (nil: a new run, or not read).
 local before = nil
 local read_before = false
+-- What a script that read them knows of the paused run it moves on (nil: not read):
+-- whether it had assignees to drop, and a deadline that put it in the sweep's index.
+local had_assignees, had_deadline = nil, nil
 -- Redis's clock, read once per script: one step, one time. Every redis.call counts here:
 -- a script runs between other processes' turns on the CPU, where each call costs several
 -- µs, so the scripts read and write with as few calls as they can.
@@ -70,7 +73,7 @@ local function index_state(new_type, ts, fields, data)
   end
   if new_type == 'PAUSED' and deadline > 0 then
     redis.call('ZADD', INDEX .. ':pauses', deadline, run_id)
-  elseif before == 'PAUSED' then
+  elseif before == 'PAUSED' and had_deadline ~= false then
     redis.call('ZREM', INDEX .. ':pauses', run_id)
   end
   if TERMINAL[new_type] and retention > 0 then
@@ -85,7 +88,8 @@ local function write_state(state_json, fields)
   fields = fields or {}
   local state = cjson.decode(state_json)
   redis.call('HSET', RUN, 'state', state_json, unpack(fields))
-  if state['type'] ~= 'PAUSED' and (before == 'PAUSED' or not read_before) then
+  if state['type'] ~= 'PAUSED' and (before == 'PAUSED' or not read_before)
+      and had_assignees ~= false then
     redis.call('HDEL', RUN, 'pause_assignees')  -- only a paused run has them
   end
   local data = '{"state":' .. state_json .. '}'

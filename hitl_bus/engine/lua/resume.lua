@@ -7,9 +7,9 @@
 -- passed. The pause's own schema must be among them, else nothing is written and the
 -- schema is answered with its digest, for the caller to check the input against it.
 -- fakeredis (tests only) has no redis.sha1hex: there the schema is its own digest.
-local cur, resume_id, outcome_before, key, schema, suspended, deadline, keyset = current(
-  'resume_id', 'resume_outcome', 'pause_key', 'pause_schema', 'suspended', 'pause_deadline',
-  'pause_keyset')
+local cur, resume_id, outcome_before, key, schema, suspended, deadline, keyset, assignees =
+  current('resume_id', 'resume_outcome', 'pause_key', 'pause_schema', 'suspended',
+          'pause_deadline', 'pause_keyset', 'pause_assignees')
 if resume_id == ARGV[12] then return {tonumber(outcome_before), 'PAUSED', '0'} end
 if not cur then return {0, ''} end
 if cur['type'] ~= 'PAUSED' then return {2, cur['type']} end
@@ -33,6 +33,7 @@ if suspended and ARGV[14] ~= '1' then
   return {15, cur['type'], redis.call('HGET', RUN, 'deployment') or ''}
 end
 deadline = tonumber(deadline or '0') or 0
+had_assignees, had_deadline = assignees ~= false, deadline > 0
 if deadline > 0 and deadline <= now_ms() then  -- expired(), from the fields read above
   write_state(ARGV[11], {'pause_deadline', '0'})
   redis.call('XADD', CONTROL, 'MAXLEN', '~', 100, '*', 'type', 'expired', 'pause_key', key)
