@@ -180,7 +180,7 @@ async def arun_deployment(
             run = await create_flow_run(
                 record.flow_name,
                 merged,
-                state=State(type=StateType.SCHEDULED),
+                state=StateType.SCHEDULED,
                 deployment=record.name,
                 enqueue=True,
                 actor=actor,

@@ -7,6 +7,7 @@ hash are known here and in the run store (``store.py``), which writes them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ log = logging.getLogger("hitl_bus.store")
 _DEPLOYMENTS = uuid.UUID("6f1d8c52-3f1e-4d0b-9a43-2c7e5b9d1a10")
 
 
+@functools.lru_cache(maxsize=1024)
 def deployment_uuid(name: str) -> uuid.UUID:
     """A deployment's id: the same for its name everywhere, with nothing stored."""
     return uuid.uuid5(_DEPLOYMENTS, name)

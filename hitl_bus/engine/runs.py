@@ -19,7 +19,7 @@ from hitl_bus.bus import get_bus
 from hitl_bus.engine import records, store
 from hitl_bus.engine.naming import new_run_name
 from hitl_bus.engine.records import FlowRun
-from hitl_bus.engine.states import State, StateType
+from hitl_bus.engine.states import State, StateType, state_json
 from hitl_bus.errors import FlowRunNotFound, FlowRunWaitTimeout
 from hitl_bus.ids import normalize_run_id
 from hitl_bus.inputs.keyset import current_actor
@@ -46,13 +46,14 @@ async def create_flow_run(
     parameters: dict[str, Any] | None = None,
     *,
     name: str | None = None,
-    state: State | None = None,
+    state: State | StateType | None = None,
     deployment: str | None = None,
     enqueue: bool = False,
     actor: str | None = None,
     deployment_digest: str | None = None,
 ) -> FlowRun:
-    """Create a run (Pending unless ``state`` says otherwise) and index it.
+    """Create a run (Pending unless ``state`` says otherwise: a state, or the type of a
+    fresh one) and index it.
 
     With ``enqueue`` the run also goes on its deployment's queue, in the same
     step on standalone Redis, where ``deployment_digest`` also checks that the
@@ -61,10 +62,15 @@ async def create_flow_run(
     acting, else the current flow run, so a subflow names its parent), recorded on
     the first state unless that state names one.
     """
-    first = state or State(type=StateType.PENDING)
-    if first.state_details.actor is None:
-        details = first.state_details.model_copy(update={"actor": current_actor(actor)})
-        first = first.model_copy(update={"state_details": details})
+    if state is None or isinstance(state, StateType):  # fresh: written without a model
+        written = state_json(state or StateType.PENDING, actor=current_actor(actor))
+        first = State.model_validate_json(written)
+    else:
+        first = state
+        if first.state_details.actor is None:
+            details = first.state_details.model_copy(update={"actor": current_actor(actor)})
+            first = first.model_copy(update={"state_details": details})
+        written = first.model_dump_json()
     run = FlowRun(
         id=uuid.uuid4(),
         name=name or new_run_name(),
@@ -74,7 +80,7 @@ async def create_flow_run(
         created=datetime.now(UTC),
         deployment=deployment,
     )
-    await store.create(run, enqueue=enqueue, deployment_digest=deployment_digest)
+    await store.create(run, written, enqueue=enqueue, deployment_digest=deployment_digest)
     return run
 
 

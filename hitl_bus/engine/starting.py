@@ -21,7 +21,7 @@ from hitl_bus.bus import get_bus
 from hitl_bus.context import QueueEntry
 from hitl_bus.engine import store
 from hitl_bus.engine.runs import FlowRun, create_flow_run, read_flow_run
-from hitl_bus.engine.states import Cancelled, Running, State, StateType, with_outcome
+from hitl_bus.engine.states import Cancelled, State, StateType, with_outcome
 from hitl_bus.engine.tasks import decode_results
 from hitl_bus.errors import FlowRunCancelled, StateConflict
 
@@ -58,7 +58,7 @@ async def begin(
     try:
         # An existing run may be re-executed after a suspension: replay its tasks.
         position, results = await starting_point(run_id, with_results=not fresh)
-        attempt = await store.begin(run_id, Running(), worker)
+        attempt = await store.begin(run_id, worker=worker)
     except StateConflict:
         return await _not_begun(run_id)
     return Begun(run, parameters, attempt, position, results, validate=not fresh)
@@ -70,7 +70,7 @@ async def begin_queued(
     """Begin a queued run and read it, its control stream's position and its task results,
     all in one step (a worker's start)."""
     try:
-        start = await store.begin_reading(run_id, Running(), worker)
+        start = await store.begin_reading(run_id, worker=worker)
     except StateConflict:
         return await _not_begun(run_id)
     results = decode_results(start.task_results)

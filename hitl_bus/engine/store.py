@@ -49,8 +49,9 @@ from hitl_bus.engine.records import (
     decode_run,
     state_event,
 )
-from hitl_bus.engine.states import State, StateType
+from hitl_bus.engine.states import State, StateType, state_json
 from hitl_bus.errors import FlowRunNotFound, StateConflict
+from hitl_bus.ids import uuid4_text
 from hitl_bus.inputs.keyset import Keyset
 
 log = logging.getLogger("hitl_bus.store")
@@ -115,9 +116,15 @@ class DeploymentChanged(Exception):
 
 
 async def create(
-    run: FlowRun, *, enqueue: bool = False, deployment_digest: str | None = None
+    run: FlowRun,
+    written_state: str | None = None,
+    *,
+    enqueue: bool = False,
+    deployment_digest: str | None = None,
 ) -> None:
     """Store a new run and index it; with ``enqueue`` also queue it for its deployment.
+
+    ``written_state`` is the run's state as JSON when the caller has it already.
 
     On standalone Redis all of it is one script, so a queued run is never lost and a
     retried call stores it once; there ``deployment_digest`` (the SHA-1 of the record
@@ -138,11 +145,11 @@ async def create(
     if run.deployment:
         fields["deployment"] = run.deployment
     queue = keys.deployment_queue(run.deployment) if run.deployment and enqueue else None
-    state_json = run.state.model_dump_json()
+    first_state = written_state or run.state.model_dump_json()
     if bus.one_node:
         flat = [part for pair in fields.items() for part in pair]
         check = deployment_digest if queue is not None and deployment_digest else ""
-        args = [state_json, ms(run.created), run.deployment or "", check, *flat]
+        args = [first_state, ms(run.created), run.deployment or "", check, *flat]
         extra = [keys.DEPLOYMENTS] if check else []
         change = await _run("create", run_id, args, queue=queue, extra_keys=extra)
         if change.outcome is Outcome.STALE:
@@ -151,7 +158,7 @@ async def create(
         return
     shard, shards = keys.index_shard(run_id, bus.index_shards), bus.index_shards
     async with bus.transaction() as pipe:
-        pipe.hset(keys.run(run_id), mapping={**fields, "state": state_json.encode()})
+        pipe.hset(keys.run(run_id), mapping={**fields, "state": first_state.encode()})
         pipe.zadd(
             keys.runs_by_state(run.state.type.value, shard, shards),
             {run_id: ms(run.state.timestamp)},
@@ -334,15 +341,27 @@ async def set_state(
     return change.previous
 
 
-async def begin(run_id: str, running: State, worker: str = "") -> int:
-    """Start an execution: a Scheduled or Pending run becomes Running; returns its attempt.
+async def begin(run_id: str, running: State | None = None, worker: str = "") -> int:
+    """Start an execution: a Scheduled or Pending run becomes Running (``running``, a
+    fresh Running state when not given); returns its attempt.
 
     :raises StateConflict: the run is not waiting to start (another execution has it).
     """
-    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker, "0"])
+    return int((await _begin(run_id, running, worker, reading=False)).detail or 0)
+
+
+async def _begin(run_id: str, running: State | None, worker: str, *, reading: bool) -> Change:
+    state_id = uuid4_text() if running is None else str(running.id)
+    written = (
+        state_json(StateType.RUNNING, state_id=state_id)
+        if running is None
+        else running.model_dump_json()
+    )
+    change = await _run("begin", run_id, [written, state_id, worker, "1" if reading else "0"])
     _raise_for(run_id, change, StateType.RUNNING)
-    await _follow(change, run_id, running)
-    return int(change.detail or 0)
+    if not change.indexed:
+        await _follow(change, run_id, running or State.model_validate_json(written))
+    return change
 
 
 @dataclass(frozen=True)
@@ -357,16 +376,14 @@ class Start:
     task_results: dict[bytes, bytes]
 
 
-async def begin_reading(run_id: str, running: State, worker: str = "") -> Start:
+async def begin_reading(run_id: str, running: State | None = None, worker: str = "") -> Start:
     """:func:`begin`, answering in the same round trip the run as it now stands, its
     control stream's position and its task results: how a worker starts a queued run.
 
     :raises FlowRunNotFound: no such run.
     :raises StateConflict: the run is not waiting to start (another execution has it).
     """
-    change = await _run("begin", run_id, [running.model_dump_json(), str(running.id), worker, "1"])
-    _raise_for(run_id, change, StateType.RUNNING)
-    await _follow(change, run_id, running)
+    change = await _begin(run_id, running, worker, reading=True)
     raw_run, position, raw_tasks = change.reads
     return Start(
         attempt=int(change.detail or 0),
