@@ -46,7 +46,8 @@ class QueueEntry:
 
     With ``consumer`` set (the worker's name, while it keeps taking runs), the same step
     also takes the queue's next entry for that consumer (``next``: its id and fields), which
-    the worker starts in the slot the run leaves.
+    the worker starts in the slot the run leaves, begun already (``next_start``) on
+    standalone Redis.
     """
 
     queue: str
@@ -55,6 +56,9 @@ class QueueEntry:
     acknowledged: bool = False
     consumer: str = ""
     next: tuple[bytes, dict[bytes, bytes]] | None = None
+    #: The next entry's run, begun for the worker in that same step where Redis allows:
+    #: the run store's ``Start`` (``None``: the worker begins it itself).
+    next_start: object | None = None
 
 
 @dataclass

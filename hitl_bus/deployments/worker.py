@@ -175,13 +175,25 @@ class Worker:
                 async with asyncio.timeout(1):  # a read cut off mid-block may not close politely
                     await reader.aclose()
 
-    def _start(self, deployment: Deployment, entry_id: bytes, run_id: str) -> None:
-        task = asyncio.create_task(self._execute(deployment, entry_id, run_id))
+    def _start(
+        self,
+        deployment: Deployment,
+        entry_id: bytes,
+        run_id: str,
+        start: store.Start | None = None,
+    ) -> None:
+        task = asyncio.create_task(self._execute(deployment, entry_id, run_id, start))
         self.running[run_id] = task
         self._deployment_of[run_id] = deployment
         self._entry_of[run_id] = entry_id
 
-    async def _execute(self, deployment: Deployment, entry_id: bytes, run_id: str) -> None:
+    async def _execute(
+        self,
+        deployment: Deployment,
+        entry_id: bytes,
+        run_id: str,
+        start: store.Start | None = None,
+    ) -> None:
         assert self._slots is not None
         queue = keys.deployment_queue(deployment.full_name)
         bus = get_bus()
@@ -189,7 +201,9 @@ class Worker:
         entry = QueueEntry(queue, keys.WORKERS_GROUP, entry_id, consumer=self._consumer())
         self._queue_entries[run_id] = entry
         try:
-            await execute_flow_run(deployment.flow, run_id, worker=self.id, entry=entry)
+            await execute_flow_run(
+                deployment.flow, run_id, worker=self.id, entry=entry, start=start
+            )
         except StateConflict:
             log.info("run %s was started elsewhere; this queue entry is done", run_id)
         except FlowRunSuspended:
@@ -205,7 +219,8 @@ class Worker:
             self._queue_entries.pop(run_id, None)
             if entry.next is not None:  # taken with the final state: it keeps the slot
                 next_id, fields = entry.next
-                self._start(deployment, next_id, codec.text(fields.get(b"run_id")) or "")
+                begun = entry.next_start if isinstance(entry.next_start, store.Start) else None
+                self._start(deployment, next_id, codec.text(fields.get(b"run_id")) or "", begun)
             else:
                 self._slots.release()
                 self._freed.set()

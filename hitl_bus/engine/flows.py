@@ -510,17 +510,20 @@ async def execute_flow_run(
     *,
     worker: str = "",
     entry: QueueEntry | None = None,
+    start: store.Start | None = None,
 ) -> Any:
     """Execute an existing run of ``flow``, e.g. a resumed suspended run, from the top.
 
     Task results of earlier executions are reused, and the ``suspend_flow_run``
     call that suspended the run returns the resume input. Workers take this path
-    (``entry``: the queue entry the run came from); call it to re-execute a run in
-    this process. Without ``run`` the run is begun and read in one step.
+    (``entry``: the queue entry the run came from; ``start``: the run begun already, by
+    the step that ended the previous run of the worker's slot); call it to re-execute a
+    run in this process. Without ``run`` the run is begun and read in one step.
     """
     if run is not None:
         return await run_flow(flow, dict(run.parameters), run=run, worker=worker)
-    begun = await starting.begin_queued(normalize_run_id(flow_run_id), worker, entry)
+    run_id = normalize_run_id(flow_run_id)
+    begun = await starting.begin_queued(run_id, worker, entry, start)
     return _outcome(await _execute(flow, begun), return_state=False)
 
 

@@ -65,14 +65,16 @@ async def begin(
 
 
 async def begin_queued(
-    run_id: str, worker: str, entry: QueueEntry | None
+    run_id: str, worker: str, entry: QueueEntry | None, start: store.Start | None = None
 ) -> Begun | tuple[str, State]:
     """Begin a queued run and read it, its control stream's position and its task results,
-    all in one step (a worker's start)."""
-    try:
-        start = await store.begin_reading(run_id, worker=worker)
-    except StateConflict:
-        return await _not_begun(run_id)
+    all in one step (a worker's start); ``start`` when that step was taken already (the
+    one that ended the slot's previous run)."""
+    if start is None:
+        try:
+            start = await store.begin_reading(run_id, worker=worker)
+        except StateConflict:
+            return await _not_begun(run_id)
     results = decode_results(start.task_results)
     parameters = dict(start.run.parameters)
     return Begun(start.run, parameters, start.attempt, start.control_position, results, True, entry)

@@ -320,14 +320,18 @@ async def set_state(
     :raises StateConflict: the run is in another state, or another execution owns it.
     """
     allowed = "".join(f",{t.value}," for t in expect)
-    ack = entry is not None and get_bus().one_node
+    bus = get_bus()
+    ack = entry is not None and bus.one_node
+    taker = entry.consumer if entry and ack and state.is_final() else ""
+    # The next entry's run is begun in the same step where its indexes are this run's.
+    running = state_json(StateType.RUNNING) if taker and bus.index_shards == 1 else ""
     change = await _run(
         "set_state",
         run_id,
         [
             state.model_dump_json(), str(state.id), allowed, "" if attempt is None else attempt,
             entry.group if entry and ack else "", entry.entry_id if entry and ack else "",
-            entry.consumer if entry and ack and state.is_final() else "",
+            taker, running,
         ],
         queue=entry.queue if entry and ack else None,
     )  # fmt: skip
@@ -335,8 +339,11 @@ async def set_state(
     if entry is not None and ack:
         entry.acknowledged = True
         if change.reads:  # the queue's next entry, taken for the worker in the same step
-            next_id, flat = change.reads
-            entry.next = (next_id, _pairs(flat))
+            next_id, flat, *begun = change.reads
+            entry.next = (next_id, _pairs(flat or []))
+            if begun:  # and its run begun: the worker starts it from there
+                attempt_text, reads = begun[0]
+                entry.next_start = _start(int(attempt_text), reads)
     await _follow(change, run_id, state)
     return change.previous
 
@@ -384,9 +391,14 @@ async def begin_reading(run_id: str, running: State | None = None, worker: str =
     :raises StateConflict: the run is not waiting to start (another execution has it).
     """
     change = await _begin(run_id, running, worker, reading=True)
-    raw_run, position, raw_tasks = change.reads
+    return _start(int(change.detail or 0), change.reads)
+
+
+def _start(attempt: int, reads: Any) -> Start:
+    """An execution's :class:`Start` from its attempt and what the script read with it."""
+    raw_run, position, raw_tasks = reads
     return Start(
-        attempt=int(change.detail or 0),
+        attempt=attempt,
         run=decode_run(_pairs(raw_run)),
         control_position=codec.text(position) or "0-0",
         task_results=_pairs(raw_tasks),

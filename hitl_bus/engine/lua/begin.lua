@@ -4,17 +4,14 @@
 -- same step, so a worker starts a run in one round trip.
 local cur = current()
 if not cur then return {0, ''} end
-local function starting_point()
+local function reads()
   if ARGV[9] ~= '1' then return {} end
-  local newest = redis.call('XREVRANGE', CONTROL, '+', '-', 'COUNT', 1)
-  local position = '0-0'
-  if #newest > 0 then position = newest[1][1] end
-  return {redis.call('HGETALL', RUN), position, redis.call('HGETALL', KEYS[7])}
+  return starting_point()
 end
 if cur['id'] == ARGV[7] then
-  return {1, '', redis.call('HGET', RUN, 'attempt') or '0', starting_point()}
+  return {1, '', redis.call('HGET', RUN, 'attempt') or '0', reads()}
 end
 if cur['type'] ~= 'SCHEDULED' and cur['type'] ~= 'PENDING' then return {2, cur['type']} end
 local attempt = redis.call('HINCRBY', RUN, 'attempt', 1)
 write_state(ARGV[6], {'pause_deadline', '0', 'worker', ARGV[8]})
-return {1, cur['type'], tostring(attempt), starting_point()}
+return {1, cur['type'], tostring(attempt), reads()}

@@ -8,7 +8,7 @@
 -- and event stream ("hitl", or "hitl:{hitl-index-<i>-<salt>}"), given on standalone Redis
 -- only: there the script keeps them too, in Cluster (other slots) the caller follows with
 -- them ("" here). Each script's own arguments start at ARGV[6].
-local RUN, EVENTS, CONTROL = KEYS[1], KEYS[2], KEYS[3]
+local RUN, EVENTS, CONTROL, TASKS = KEYS[1], KEYS[2], KEYS[3], KEYS[7]
 local run_id, maxlen, retention, input_base = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local INDEX = ARGV[5]
 local TERMINAL = {COMPLETED = true, FAILED = true, CRASHED = true, CANCELLED = true}
@@ -102,6 +102,27 @@ local function write_state(state_json, fields)
              'run_id', run_id, 'ts', tostring(ts), 'data', data)
   index_state(state['type'], ts, fields, data)
   if TERMINAL[state['type']] then expire_all() end
+end
+-- Where an execution starts from, read in the step that begins it: the run's hash as it
+-- now stands, its control stream's newest id (a cancel after it counts) and its stored
+-- task results.
+local function starting_point()
+  local newest = redis.call('XREVRANGE', CONTROL, '+', '-', 'COUNT', 1)
+  local position = '0-0'
+  if #newest > 0 then position = newest[1][1] end
+  return {redis.call('HGETALL', RUN), position, redis.call('HGETALL', TASKS)}
+end
+-- Move on to another run (standalone Redis, where every key is reachable): its keys are
+-- this run's with its id between the braces. Only the state, its indexes and events and
+-- the starting point follow; a script that switched writes no final state after.
+local function switch_run(id)
+  local function of(key)
+    local open, close = string.find(key, '{', 1, true), string.find(key, '}', 1, true)
+    return string.sub(key, 1, open) .. id .. string.sub(key, close)
+  end
+  RUN, EVENTS, CONTROL, TASKS = of(KEYS[1]), of(KEYS[2]), of(KEYS[3]), of(KEYS[7])
+  run_id = id
+  before, read_before, had_assignees, had_deadline = nil, false, nil, nil
 end
 -- Values-hash fields written by a script are stamped with their creation time (Redis
 -- clock, as stream entry ids), so Prefect's filter_flow_run_input orders them with inputs,
