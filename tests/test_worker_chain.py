@@ -10,11 +10,12 @@ import pytest
 
 from hitl_bus import keys
 from hitl_bus.bus import codec, get_bus
+from hitl_bus.context import QueueEntry
 from hitl_bus.deployments.registry import arun_deployment, register
 from hitl_bus.deployments.worker import Worker
 from hitl_bus.engine import store
 from hitl_bus.engine.runs import read_run_record, wait_for_state
-from hitl_bus.engine.states import State
+from hitl_bus.engine.states import Completed, State, StateType
 from tests.worker_flows import record_default
 
 
@@ -62,3 +63,43 @@ async def test_a_worker_begins_the_next_queued_run_in_the_step_that_ends_the_las
         assert begun_by_the_worker == [str(runs[0].id)]
     else:  # in Cluster the queue is on a slot of its own: the worker begins each
         assert begun_by_the_worker == [str(run.id) for run in runs]
+
+
+async def test_a_run_begun_in_a_step_whose_reply_was_lost_is_run_again_once(
+    bus_url: str,
+) -> None:
+    if not get_bus().one_node:
+        pytest.skip("in Cluster no step begins the next run")
+    await register(record_default)
+    first = await arun_deployment(record_default.full_name, {"tag": "lost-0"}, timeout=0)
+    second = await arun_deployment(record_default.full_name, {"tag": "lost-1"}, timeout=0)
+    queue = keys.deployment_queue(record_default.full_name)
+    client = get_bus().client
+    await client.xgroup_create(queue, keys.WORKERS_GROUP, id="0", mkstream=True)
+    # A worker "w" takes the first run and ends it; that step takes and begins the second,
+    # and its reply is lost: the worker never learns of the second run.
+    [(_, [(entry_id, _)])] = await client.xreadgroup(keys.WORKERS_GROUP, "w", {queue: ">"}, count=1)
+    start = await store.begin_reading(str(first.id), worker="w")
+    entry = QueueEntry(queue, keys.WORKERS_GROUP, entry_id, consumer="w")
+    await store.set_state(
+        str(first.id), Completed(), expect=(StateType.RUNNING,), attempt=start.attempt,
+        entry=entry,
+    )  # fmt: skip
+    assert isinstance(entry.next_start, store.Start)
+    assert (await read_run_record(second.id)).run.state.is_running()
+    # The live worker finds the entry pending under it, never started: the run goes back
+    # on the queue, and runs once.
+    worker = Worker([record_default], concurrency=1, name="w", dead_after=0.05)
+    await asyncio.sleep(0.1)
+    await worker._take_back_lost(record_default)
+    assert (await read_run_record(second.id)).run.state.is_scheduled()
+    serving = asyncio.create_task(worker.run(grace=5))
+    try:
+        await wait_for_state(str(second.id), State.is_final, 15)
+    finally:
+        worker.stop()
+        await serving
+    record = await read_run_record(second.id)
+    assert record.run.state.is_completed() and record.attempt == 2
+    assert len(await client.lrange("test:ran:lost-1", 0, -1)) == 1
+    assert len(await client.lrange("test:ran:lost-0", 0, -1)) == 0  # ended by hand above
