@@ -372,15 +372,16 @@ async def _tries(flow: Flow[Any, Any], ctx: FlowRunContext, parameters: dict[str
     call = inspect.BoundArguments(flow.signature, dict(parameters))
     retry = 0
     while True:
-        scope = asyncio.timeout(flow.timeout_seconds)
+        # No timeout, no scope: a timer armed and disarmed on every run costs a worker.
+        scope = asyncio.timeout(flow.timeout_seconds) if flow.timeout_seconds else None
         try:
-            async with scope:
+            async with scope or contextlib.nullcontext():
                 if flow.is_async:
                     value = await flow.fn(*call.args, **call.kwargs)
                 else:
                     value = await _in_thread(flow.fn, call.args, call.kwargs, ctx.flow_run.name)
         except Exception as exc:  # noqa: BLE001 - the body's failure is the run's
-            if scope.expired():
+            if scope is not None and scope.expired():
                 return await _time_out(flow, ctx)
             run_logs.get_run_logger().error(
                 "Flow run failed: %s\n%s", exc, "".join(traceback.format_exception(exc)).rstrip()
