@@ -188,11 +188,7 @@ class Worker:
         self._entry_of[run_id] = entry_id
 
     async def _execute(
-        self,
-        deployment: Deployment,
-        entry_id: bytes,
-        run_id: str,
-        start: store.Start | None = None,
+        self, deployment: Deployment, entry_id: bytes, run_id: str, start: store.Start | None
     ) -> None:
         assert self._slots is not None
         queue = keys.deployment_queue(deployment.full_name)
