@@ -223,16 +223,14 @@ class Change:
     reads: Any = None
 
 
-def _keys(run_id: str, queue: str | None = None) -> list[str]:
-    names = [
+def _keys(run_id: str) -> list[str]:
+    """KEYS[1..11] of every run script, in the prelude's order."""
+    return [
         keys.run(run_id), keys.run_events(run_id), keys.run_control(run_id),
         keys.run_values(run_id), keys.run_logs(run_id), keys.run_receivers(run_id),
         keys.run_tasks(run_id), keys.input_streams(run_id), keys.input_keys(run_id),
         keys.run_value_meta(run_id), keys.input_index(run_id),
     ]  # fmt: skip
-    if queue is not None:
-        names.append(queue)
-    return names
 
 
 def _common(bus: Bus, run_id: str) -> tuple[list[str], list[Any]]:
@@ -323,7 +321,8 @@ async def set_state(
     bus = get_bus()
     ack = entry is not None and bus.one_node
     taker = entry.consumer if entry and ack and state.is_final() else ""
-    # The next entry's run is begun in the same step where its indexes are this run's.
+    # The same step also begins the next entry's run where the script can keep that run's
+    # indexes: standalone Redis with one index bucket, shared by every run.
     running = state_json(StateType.RUNNING) if taker and bus.index_shards == 1 else ""
     change = await _run(
         "set_state",
