@@ -34,6 +34,15 @@ def open_reader_client(
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=fake_server(url))
+    # No socket timeout: the reader's XREAD blocks until data comes (redis-py 8 defaults to 5 s).
+    options: dict[str, Any] = {
+        "protocol": 2,
+        "single_connection_client": single,
+        "client_name": CLIENT_NAME,
+        "socket_timeout": None,
+        "socket_keepalive": True,
+        "retry": _NO_RETRY,
+    }
     if scheme in CLUSTER_SCHEMES:
         parts = urlsplit(CLUSTER_SCHEMES[scheme] + url[len(scheme) :])
         return aioredis.Redis(
@@ -42,23 +51,9 @@ def open_reader_client(
             username=parts.username,
             password=parts.password,
             ssl=parts.scheme == "rediss",
-            protocol=2,
-            single_connection_client=single,
-            client_name=CLIENT_NAME,
-            socket_timeout=None,
-            socket_keepalive=True,
-            retry=_NO_RETRY,
+            **options,
         )
-    # No socket timeout: the reader's XREAD blocks until data comes (redis-py 8 defaults to 5 s).
-    client = aioredis.Redis.from_url(
-        url,
-        protocol=2,
-        single_connection_client=single,
-        client_name=CLIENT_NAME,
-        socket_timeout=None,
-        socket_keepalive=True,
-        retry=_NO_RETRY,
-    )
+    client = aioredis.Redis.from_url(url, **options)
     pool = client.connection_pool  # its reads are packed by hiredis too (one per wake-up)
     pool.connection_class = lean(pool.connection_class)
     return client

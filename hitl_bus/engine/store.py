@@ -29,19 +29,16 @@ hints that readers re-check against the run's own hash.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import IntEnum
 from typing import Any
 
 from hitl_bus import keys
-from hitl_bus.bus import Bus, codec, get_bus, read_lua
+from hitl_bus.bus import codec, get_bus
 from hitl_bus.bus.events import append_event
 from hitl_bus.context import QueueEntry
-from hitl_bus.engine import indexes
-from hitl_bus.engine.indexes import ms, retention_ms
+from hitl_bus.engine.indexes import ms
 from hitl_bus.engine.records import (
     FlowRun,
     RunRecord,
@@ -49,8 +46,12 @@ from hitl_bus.engine.records import (
     decode_run,
     state_event,
 )
+from hitl_bus.engine.run_scripts import SCRIPTS as SCRIPTS
+from hitl_bus.engine.run_scripts import Change as Change
+from hitl_bus.engine.run_scripts import Outcome as Outcome
+from hitl_bus.engine.run_scripts import follow, pairs, raise_for, run_script
 from hitl_bus.engine.states import State, StateType, state_json
-from hitl_bus.errors import FlowRunNotFound, StateConflict
+from hitl_bus.errors import FlowRunNotFound
 from hitl_bus.ids import uuid4_text
 from hitl_bus.inputs.keyset import Keyset
 
@@ -151,7 +152,7 @@ async def create(
         check = deployment_digest if queue is not None and deployment_digest else ""
         args = [first_state, ms(run.created), run.deployment or "", check, *flat]
         extra = [keys.DEPLOYMENTS] if check else []
-        change = await _run("create", run_id, args, queue=queue, extra_keys=extra)
+        change = await run_script("create", run_id, args, queue=queue, extra_keys=extra)
         if change.outcome is Outcome.STALE:
             record, digest = change.reads or (None, b"")
             raise DeploymentChanged(record, codec.text(digest) or "")
@@ -173,130 +174,6 @@ async def create(
 async def enqueue(deployment: str, run_id: str) -> None:
     """Put a run on its deployment's queue, where a worker picks it up."""
     await get_bus().client.xadd(keys.deployment_queue(deployment), {"run_id": run_id})
-
-
-#: The check-and-set scripts (``lua/<name>.lua``), each prefixed with ``lua/prelude.lua``
-#: whose header says which KEYS and ARGV they share.
-SCRIPTS: dict[str, str] = {
-    name: read_lua(__file__, "prelude") + read_lua(__file__, name)
-    for name in ("create", "set_state", "begin", "pause", "resume", "expire", "cancel", "release")
-}
-
-
-class Outcome(IntEnum):
-    """What a script did."""
-
-    MISSING = 0  #: no such run
-    OK = 1  #: the change was made (or had been made by this very call before)
-    CONFLICT = 2  #: the run is not in a state that allows the change
-    EXPIRED = 3  #: a resume found the pause past its deadline; the run is now Failed
-    OTHER_PAUSE = 4  #: a resume named a pause the run is not in
-    SUSPENDED_RESUMED = 5  #: a suspended run was resumed (or cancelled at once)
-    SUPERSEDED = 6  #: the write came from an execution that no longer owns the run
-    STALE = 7  #: a create found the deployment's record changed since the caller read it
-    #: resume outcomes that write nothing and ask the caller for more
-    CHECK = 8  #: the input was not checked against the pause's schema (``reads``: it, digest)
-    NO_INPUT = 9  #: the pause takes no input and one was given
-    NEEDS_QUEUE = 15  #: a suspended run, and no queue given (``detail``: its deployment)
-    #: release outcomes
-    NOTHING = 10  #: the run needs nothing (final, or already suspended)
-    REQUEUED = 11  #: the run is Scheduled again and queued
-    SUSPENDED = 12  #: a paused run is now Suspended, still answerable
-    CANCELLED = 13  #: a cancelling run is now Cancelled
-    CRASHED = 14  #: out of retries: the run is Crashed
-
-
-@dataclass(frozen=True)
-class Change:
-    """The reply of one script: what happened, and the state type the run had before."""
-
-    outcome: Outcome
-    previous: StateType | None
-    #: Script-specific detail (the attempt number from :func:`begin`).
-    detail: str = ""
-    #: The run was queued inside the script (standalone Redis).
-    queued: bool = False
-    #: The script kept the global indexes and event stream too (standalone Redis); else
-    #: the caller follows with :func:`index_state`.
-    indexed: bool = False
-    #: What the script read in the same step (``begin``'s starting point), as Redis answered.
-    reads: Any = None
-
-
-def _keys(run_id: str) -> list[str]:
-    """KEYS[1..11] of every run script, in the prelude's order."""
-    return [
-        keys.run(run_id), keys.run_events(run_id), keys.run_control(run_id),
-        keys.run_values(run_id), keys.run_logs(run_id), keys.run_receivers(run_id),
-        keys.run_tasks(run_id), keys.input_streams(run_id), keys.input_keys(run_id),
-        keys.run_value_meta(run_id), keys.input_index(run_id),
-    ]  # fmt: skip
-
-
-def _common(bus: Bus, run_id: str) -> tuple[list[str], list[Any]]:
-    """A run's keys and the arguments every run script starts with (remembered per bus)."""
-    known = _COMMON.get(bus)
-    if known is None:
-        known = _COMMON[bus] = {}
-    common = known.get(run_id)
-    if common is None:
-        if len(known) >= _REMEMBERED:
-            known.clear()
-        common = known[run_id] = (
-            _keys(run_id),
-            [
-                run_id,
-                bus.settings.events_maxlen,
-                retention_ms(bus),
-                keys.input_stream(run_id, ""),
-                keys.index_prefix(run_id, bus.index_shards) if bus.one_node else "",
-            ],
-        )
-    return common
-
-
-#: Per bus, run id -> its keys and first arguments: a cache, emptied when full.
-_COMMON: weakref.WeakKeyDictionary[Bus, dict[str, tuple[list[str], list[Any]]]] = (
-    weakref.WeakKeyDictionary()
-)
-_REMEMBERED = 4096
-
-
-async def _run(
-    script: str,
-    run_id: str,
-    args: list[Any],
-    *,
-    queue: str | None = None,
-    extra_keys: list[str] | None = None,
-) -> Change:
-    bus = get_bus()
-    in_script = queue is not None and bus.one_node
-    run_keys, common = _common(bus, run_id)
-    if in_script and queue is not None:
-        run_keys = [*run_keys, queue]
-    if extra_keys:
-        run_keys = [*run_keys, *extra_keys]
-    reply = await bus.eval(SCRIPTS[script], run_keys, [*common, *args], replicated=True)
-    outcome = Outcome(int(reply[0]))
-    previous_text = codec.text(reply[1]) if len(reply) > 1 else ""
-    previous = StateType(previous_text) if previous_text else None
-    detail = (codec.text(reply[2]) or "") if len(reply) > 2 else ""
-    requeued = outcome in (Outcome.REQUEUED, Outcome.SUSPENDED_RESUMED)
-    if queue is not None and not in_script and requeued:
-        await bus.client.xadd(queue, {"run_id": run_id})  # Cluster: the queue is on its own slot
-        detail = "1"
-    queued = detail == "1" and queue is not None
-    reads = reply[3] if len(reply) > 3 else None
-    return Change(outcome, previous, detail, queued=queued, indexed=bus.one_node, reads=reads)
-
-
-def _raise_for(run_id: str, change: Change, wanted: StateType) -> None:
-    if change.outcome is Outcome.MISSING:
-        raise FlowRunNotFound(run_id)
-    if change.outcome in (Outcome.CONFLICT, Outcome.SUPERSEDED):
-        current = change.previous.value if change.previous else "?"
-        raise StateConflict(run_id, current, wanted.value)
 
 
 async def set_state(
@@ -324,7 +201,7 @@ async def set_state(
     # The same step also begins the next entry's run where the script can keep that run's
     # indexes: standalone Redis with one index bucket, shared by every run.
     running = state_json(StateType.RUNNING) if taker and bus.index_shards == 1 else ""
-    change = await _run(
+    change = await run_script(
         "set_state",
         run_id,
         [
@@ -334,16 +211,16 @@ async def set_state(
         ],
         queue=entry.queue if entry and ack else None,
     )  # fmt: skip
-    _raise_for(run_id, change, state.type)
+    raise_for(run_id, change, state.type)
     if entry is not None and ack:
         entry.acknowledged = True
         if change.reads:  # the queue's next entry, taken for the worker in the same step
             next_id, flat, *begun = change.reads
-            entry.next = (next_id, _pairs(flat or []))
+            entry.next = (next_id, pairs(flat or []))
             if begun:  # and its run begun: the worker starts it from there
                 attempt_text, reads = begun[0]
                 entry.next_start = _start(int(attempt_text), reads)
-    await _follow(change, run_id, state)
+    await follow(change, run_id, state)
     return change.previous
 
 
@@ -363,10 +240,10 @@ async def _begin(run_id: str, running: State | None, worker: str, *, reading: bo
         if running is None
         else running.model_dump_json()
     )
-    change = await _run("begin", run_id, [written, state_id, worker, "1" if reading else "0"])
-    _raise_for(run_id, change, StateType.RUNNING)
+    change = await run_script("begin", run_id, [written, state_id, worker, "1" if reading else "0"])
+    raise_for(run_id, change, StateType.RUNNING)
     if not change.indexed:
-        await _follow(change, run_id, running or State.model_validate_json(written))
+        await follow(change, run_id, running or State.model_validate_json(written))
     return change
 
 
@@ -398,15 +275,10 @@ def _start(attempt: int, reads: Any) -> Start:
     raw_run, position, raw_tasks = reads
     return Start(
         attempt=attempt,
-        run=decode_run(_pairs(raw_run)),
+        run=decode_run(pairs(raw_run)),
         control_position=codec.text(position) or "0-0",
-        task_results=_pairs(raw_tasks),
+        task_results=pairs(raw_tasks),
     )
-
-
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    """A hash as a script answers it (field, value, field, value...) as a dict."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 @dataclass(frozen=True)
@@ -430,7 +302,7 @@ async def pause(run_id: str, attempt: int, request: PauseRequest) -> None:
 
     :raises StateConflict: the run is not Running, or another execution owns it.
     """
-    change = await _run(
+    change = await run_script(
         "pause",
         run_id,
         [
@@ -440,8 +312,8 @@ async def pause(run_id: str, attempt: int, request: PauseRequest) -> None:
             codec.dumps(request.assignees) if request.assignees else "", *request.values,
         ],
     )  # fmt: skip
-    _raise_for(run_id, change, StateType.PAUSED)
-    await _follow(change, run_id, request.state, pause_deadline_ms=request.deadline_ms)
+    raise_for(run_id, change, StateType.PAUSED)
+    await follow(change, run_id, request.state, pause_deadline_ms=request.deadline_ms)
 
 
 @dataclass(frozen=True)
@@ -481,7 +353,7 @@ async def resume(run_id: str, request: ResumeRequest) -> Change:
     standalone Redis (right after it in Cluster).
     """
     queue = keys.deployment_queue(request.deployment) if request.deployment else None
-    change = await _run(
+    change = await run_script(
         "resume",
         run_id,
         [
@@ -498,28 +370,28 @@ async def resume(run_id: str, request: ResumeRequest) -> Change:
         Outcome.SUSPENDED_RESUMED: request.resuming,
     }.get(change.outcome)
     if written is not None and not change.indexed:
-        await _follow(change, run_id, State.model_validate_json(written), previous=StateType.PAUSED)
+        await follow(change, run_id, State.model_validate_json(written), previous=StateType.PAUSED)
     return change
 
 
 async def expire(run_id: str, failed: State, pause_key: str = "") -> bool:
     """Fail the run if its pause (``pause_key``, or any) is past its deadline; True if it did."""
-    change = await _run("expire", run_id, [pause_key, failed.model_dump_json()])
+    change = await run_script("expire", run_id, [pause_key, failed.model_dump_json()])
     if change.outcome is Outcome.OK:
-        await _follow(change, run_id, failed, previous=StateType.PAUSED)
+        await follow(change, run_id, failed, previous=StateType.PAUSED)
         return True
     return False
 
 
 async def cancel(run_id: str, cancelling: State, cancelled: State) -> Change:
     """Cancel a run: Cancelling with a process, Cancelled at once without one."""
-    change = await _run(
+    change = await run_script(
         "cancel", run_id, [cancelling.model_dump_json(), cancelled.model_dump_json()]
     )
     if change.outcome is Outcome.OK and change.previous is not StateType.CANCELLING:
-        await _follow(change, run_id, cancelling)
+        await follow(change, run_id, cancelling)
     elif change.outcome is Outcome.SUSPENDED_RESUMED:
-        await _follow(change, run_id, cancelled)
+        await follow(change, run_id, cancelled)
     return change
 
 
@@ -553,7 +425,7 @@ async def release(run_id: str, why: Release) -> Outcome:
         Outcome.CANCELLED: State(type=StateType.CANCELLED, message=why.reason),
     }
     resuming = State(type=StateType.SCHEDULED, name="Resuming", message=why.reason)
-    change = await _run(
+    change = await run_script(
         "release",
         run_id,
         [
@@ -565,10 +437,10 @@ async def release(run_id: str, why: Release) -> Outcome:
         queue=keys.deployment_queue(why.deployment),
     )  # fmt: skip
     if change.outcome is Outcome.SUSPENDED:
-        await _follow(change, run_id, suspended)
+        await follow(change, run_id, suspended)
     elif change.outcome in states and change.previous is not StateType.SCHEDULED:
         # A re-run reads as Resuming or Scheduled; either way it is in the SCHEDULED index.
-        await _follow(change, run_id, states[change.outcome])
+        await follow(change, run_id, states[change.outcome])
     return change.outcome
 
 
@@ -583,25 +455,6 @@ async def request_suspend(run_id: str) -> None:
 async def take_suspend_request(run_id: str) -> bool:
     """True (once) if another run asked this one to suspend."""
     return bool(await get_bus().client.hdel(keys.run(run_id), "suspend_requested"))
-
-
-async def _follow(
-    change: Change,
-    run_id: str,
-    state: State,
-    *,
-    previous: StateType | None = None,
-    pause_deadline_ms: int | None = None,
-) -> None:
-    """In Cluster, follow a script's state change in the global indexes and event stream
-    (on standalone Redis the script kept them itself)."""
-    if not change.indexed:
-        await indexes.index_state(
-            run_id,
-            state,
-            previous=previous or change.previous,
-            pause_deadline_ms=pause_deadline_ms,
-        )
 
 
 async def redis_time_ms() -> int:
