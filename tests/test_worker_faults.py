@@ -8,6 +8,7 @@ run is left Paused or Running without a process.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 
 import pytest
@@ -161,6 +162,50 @@ async def test_a_queue_entry_whose_read_reply_is_cut_off_still_runs_once(
         assert any(b"run_id" in reply for reply in proxy.lost)  # the entry's reply was cut
         await asyncio.sleep(1.5)  # past another take-back round: it ran once
         assert len(await get_bus().client.lrange("test:ran:cut", 0, -1)) == 1
+        assert (await get_bus().client.xpending(queue, keys.WORKERS_GROUP))["pending"] == 0
+    finally:
+        await proxy.aclose()
+
+
+async def test_a_run_begun_by_a_final_state_whose_reply_is_cut_off_runs_once(
+    start_worker: StartWorker, redis_server: RedisServer
+) -> None:
+    """A worker's final state takes the next queue entry and begins its run in one step.
+    Through a proxy that lets that step reach Redis and cuts the worker's connection
+    instead of relaying its reply, the worker never learns of the run it now holds: it
+    takes it back once idle past ``dead_after``, and every run completes, each once."""
+    from hitl_bus import keys
+    from hitl_bus.engine import store
+    from hitl_bus.engine.runs import create_flow_run, read_run_record
+    from hitl_bus.engine.states import StateType
+
+    proxy = await ReplyLosingProxy(redis_server.port).start()
+    try:
+        start_worker("tests/worker_flows.py", "--concurrency", "1", HITL_BUS_REDIS_URL=proxy.url)
+        await registered("record/default")
+        await workers_alive(1)
+        queue = keys.deployment_queue("record/default")
+        # The worker's first state write is its first run's final state (begins are
+        # another script), which takes the second entry and begins its run.
+        set_state = await get_bus().client.script_load(store.SCRIPTS["set_state"])
+        assert set_state == hashlib.sha1(store.SCRIPTS["set_state"].encode()).hexdigest()
+        proxy.arm(b"EVALSHA", carrying=set_state.encode())
+        runs = [
+            await create_flow_run(
+                "record", {"tag": f"chain-cut-{i}"}, state=State(type=StateType.SCHEDULED),
+                deployment="record/default", enqueue=True,
+            )  # fmt: skip
+            for i in range(3)
+        ]
+        for run in runs:
+            await wait_state(run.id, lambda s: s.is_completed())  # type: ignore[attr-defined]
+        assert not proxy.armed
+        assert any(b"run_id" in reply for reply in proxy.lost)  # the begun entry's reply
+        await asyncio.sleep(1.5)  # past another take-back round: each ran once
+        for i in range(3):
+            assert len(await get_bus().client.lrange(f"test:ran:chain-cut-{i}", 0, -1)) == 1
+        attempts = sorted([(await read_run_record(run.id)).attempt for run in runs])
+        assert attempts == [1, 1, 2]  # the run begun in the lost step, begun again
         assert (await get_bus().client.xpending(queue, keys.WORKERS_GROUP))["pending"] == 0
     finally:
         await proxy.aclose()
