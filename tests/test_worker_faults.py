@@ -190,11 +190,15 @@ async def test_a_run_begun_by_a_final_state_whose_reply_is_cut_off_runs_once(
         set_state = await get_bus().client.script_load(store.SCRIPTS["set_state"])
         assert set_state == hashlib.sha1(store.SCRIPTS["set_state"].encode()).hexdigest()
         proxy.arm(b"EVALSHA", carrying=set_state.encode())
+        scheduled = State(type=StateType.SCHEDULED)
         runs = [
             await create_flow_run(
-                "record", {"tag": f"chain-cut-{i}"}, state=State(type=StateType.SCHEDULED),
-                deployment="record/default", enqueue=True,
-            )  # fmt: skip
+                "record",
+                {"tag": f"chain-cut-{i}"},
+                state=scheduled,
+                deployment="record/default",
+                enqueue=True,
+            )
             for i in range(3)
         ]
         for run in runs:
