@@ -200,3 +200,26 @@ async def test_a_reader_connection_reads_what_the_client_reads(real_redis_url: s
         assert history[0][1][0][1] == {}  # deleted since it was handed out
     finally:
         await reader.aclose()
+
+
+async def test_a_background_waiter_is_served_after_the_others_on_its_stream(
+    admin: aioredis.Redis,
+) -> None:
+    """A run's cancel watch waits on the control stream a paused flow waits on: the flow,
+    registered later, still runs first in the loop turn both wake in."""
+    dispatcher = get_bus().dispatcher
+    stream = f"test:order:{id(admin)}"
+    woke: list[str] = []
+
+    async def wait(name: str, background: bool) -> None:
+        await dispatcher.wait(stream, "0-0", 5, background=background)
+        woke.append(name)
+
+    watch = asyncio.create_task(wait("background", True))
+    await asyncio.sleep(0.05)  # registered first
+    waiter = asyncio.create_task(wait("foreground", False))
+    await asyncio.sleep(0.05)
+    await admin.xadd(stream, {"type": "resumed"})
+    await asyncio.gather(watch, waiter)
+    assert woke == ["foreground", "background"]
+    await admin.delete(stream)

@@ -30,6 +30,7 @@ from hitl_bus.errors import (
     NotPausedError,
     ResumeRejected,
 )
+from hitl_bus.input.actions import aread_flow_run_input
 from tests.helpers import eventually
 from tests.models import ShirtOrder, UserName
 
@@ -288,6 +289,35 @@ async def test_an_expired_pause_reads_failed_with_no_process_left() -> None:
     assert await sweep_expired() == []
     state = (await get_client().read_flow_run(rid)).state
     assert state.is_failed() and "not resumed in time" in (state.message or "")
+
+
+async def test_a_resume_past_the_deadline_fails_the_run_and_says_so() -> None:
+    @flow
+    async def too_late() -> None:
+        await pause_flow_run(wait_for_input=int, timeout=0.4)
+
+    task_ = asyncio.ensure_future(too_late())
+
+    async def run_id() -> str:
+        runs = await get_client().read_flow_runs(flow_name="too-late")
+        return str(runs[0].id) if runs else ""
+
+    await eventually(lambda: _truthy(run_id()))
+    rid = await run_id()
+    await until_paused(rid)
+    task_.cancel()  # no process to expire it: the resume finds the deadline passed
+    with pytest.raises(asyncio.CancelledError):
+        await task_
+    paused = (await get_client().read_flow_run(rid)).state
+    assert paused.state_details.pause_timeout is not None
+    await asyncio.sleep(
+        max(0.0, paused.state_details.pause_timeout.timestamp() - time.time() + 0.1)
+    )
+    with pytest.raises(FlowPauseTimeout):
+        await resume_flow_run(rid, {"value": 1})
+    state = (await get_client().read_flow_run(rid)).state
+    assert state.is_failed() and state.message == "The pause was not resumed in time"
+    assert await aread_flow_run_input("paused-1-response", rid) is None  # the answer is not kept
 
 
 async def test_reading_an_expired_pause_fails_it() -> None:

@@ -187,15 +187,18 @@ class Dispatcher:
         self._readers.pop(("bells", bells.node), None)
         return True
 
-    async def wait(self, stream: str, after: bytes | str, timeout: float | None) -> list[Entry]:
+    async def wait(
+        self, stream: str, after: bytes | str, timeout: float | None, *, background: bool = False
+    ) -> list[Entry]:
         """Wait for entries of ``stream`` newer than ``after``; they come back oldest first.
 
-        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever).
+        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever). A
+        ``background`` wait is served after the others on the same stream.
         """
         loop = asyncio.get_running_loop()
         reader = await self._placed(stream) if self.bells else self._reader_for(stream)
         after_id = parse_id(after)
-        waiter = Waiter(after_id, loop.create_future())
+        waiter = Waiter(after_id, loop.create_future(), background)
         watch = reader.streams.get(stream)
         needs_wake = moved_back = False
         if watch is None:
@@ -206,7 +209,7 @@ class Dispatcher:
             needs_wake = moved_back = True
         elif not watch.waiters:
             watch.last = after_id
-        watch.waiters.append(waiter)
+        watch.add(waiter)
         watch.idle_since = None
         if isinstance(reader, Bells):
             reader.changed(stream, moved_back)

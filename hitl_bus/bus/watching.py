@@ -47,11 +47,18 @@ def format_id(entry_id: EntryId) -> str:
 
 
 class Waiter:
-    __slots__ = ("after", "future")
+    """One wait for a stream's entries after ``after``. A ``background`` waiter (a run's
+    watch for a cancel) is handed its entries after the others, so the code someone is
+    waiting on (a paused flow, a receiver) runs first in the loop turn they share."""
 
-    def __init__(self, after: EntryId, future: asyncio.Future[list[Entry]]) -> None:
+    __slots__ = ("after", "background", "future")
+
+    def __init__(
+        self, after: EntryId, future: asyncio.Future[list[Entry]], background: bool = False
+    ) -> None:
         self.after = after
         self.future = future
+        self.background = background
 
 
 class Watch:
@@ -63,6 +70,17 @@ class Watch:
         self.last = last
         self.waiters: list[Waiter] = []
         self.idle_since: float | None = None
+
+    def add(self, waiter: Waiter) -> None:
+        """Place ``waiter`` after every waiter but the background ones (unless it is one)."""
+        waiters = self.waiters
+        if not waiter.background and waiters and waiters[-1].background:
+            at = len(waiters)
+            while at and waiters[at - 1].background:
+                at -= 1
+            waiters.insert(at, waiter)
+        else:
+            waiters.append(waiter)
 
 
 def deliver(

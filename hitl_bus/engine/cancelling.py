@@ -79,7 +79,8 @@ class CancelWatch:
         bus = get_bus()
         control = keys.run_control(ctx.flow_run.run_id)
         while True:
-            entries = await bus.dispatcher.wait(control, position, None)
+            # In the background: a paused flow waiting on the same stream wakes first.
+            entries = await bus.dispatcher.wait(control, position, None, background=True)
             for entry_id, fields in entries:
                 position = entry_id.decode()
                 if codec.text(fields.get(b"type")) == "cancel":

@@ -95,6 +95,7 @@ async def aresume_flow_run(
     pause_key = ""  # whichever pause the run is in: the script checks the input against it
     deployment: str | None = None
     deployment_known = False  # a suspended run's queue: the script asks when it needs it
+    suspended = False
     if person_of(actor) is not None:  # a person: first whether they may answer this pause
         record = await store.read_record(run_id)
         state = record.run.state
@@ -103,6 +104,7 @@ async def aresume_flow_run(
         await check_may_answer(actor, record.pause_assignees)
         pause_key = record.pause_key  # the script resumes only this pause, theirs to answer
         deployment, deployment_known = record.run.deployment, True
+        suspended = state.is_suspended()
     # No input is an empty one, as in Prefect: a form whose every field has a default
     # resumes with the defaults; one with a required field is refused.
     answer = {} if run_input is None else run_input
@@ -116,12 +118,11 @@ async def aresume_flow_run(
         gave_input=run_input is not None,
         checked=_SCHEMAS.passed_by(answer),
         running=state_json(StateType.RUNNING, actor=actor),
-        resuming=state_json(StateType.SCHEDULED, name="Resuming", actor=actor),
-        failed=state_json(StateType.FAILED, message="The pause was not resumed in time"),
         request_id=uuid4_text(),
         deployment=deployment,
         deployment_known=deployment_known,
         actor=actor,
+        resuming=_resuming(actor) if suspended else "",
     )
     while True:
         change = await store.resume(run_id, request)
@@ -132,7 +133,15 @@ async def aresume_flow_run(
                 raise ResumeRejected(f"input does not match the form: {summarize(errors)}", errors)
             request = replace(request, checked=[bytes(digest)])
         elif change.outcome is store.Outcome.NEEDS_QUEUE:  # suspended: a worker takes it on
-            request = replace(request, deployment=change.detail or None, deployment_known=True)
+            request = replace(
+                request,
+                deployment=change.detail or None,
+                deployment_known=True,
+                resuming=_resuming(actor),
+            )
+        elif change.outcome is store.Outcome.NEEDS_FAILED:  # too late: the run fails
+            failed = state_json(StateType.FAILED, message="The pause was not resumed in time")
+            request = replace(request, failed=failed)
         else:
             break
     if change.outcome is store.Outcome.NO_INPUT:
@@ -146,6 +155,11 @@ async def aresume_flow_run(
         raise NotPausedError(f"flow run {run_id} was resumed already, or paused again")
     if change.outcome is store.Outcome.EXPIRED:
         raise FlowPauseTimeout(f"flow run {run_id}: the pause {change.detail} timed out")
+
+
+def _resuming(actor: str | None) -> str:
+    """The state a resumed suspended run waits in for a worker."""
+    return state_json(StateType.SCHEDULED, name="Resuming", actor=actor)
 
 
 class _PauseSchemas:

@@ -40,7 +40,9 @@ class Outcome(IntEnum):
     #: resume outcomes that write nothing and ask the caller for more
     CHECK = 8  #: the input was not checked against the pause's schema (``reads``: it, digest)
     NO_INPUT = 9  #: the pause takes no input and one was given
-    NEEDS_QUEUE = 15  #: a suspended run, and no queue given (``detail``: its deployment)
+    NEEDS_QUEUE = 15  #: a suspended run, and no queue or Resuming state given (``detail``:
+    #: its deployment)
+    NEEDS_FAILED = 16  #: the pause is past its deadline, and no Failed state was given
     #: release outcomes
     NOTHING = 10  #: the run needs nothing (final, or already suspended)
     REQUEUED = 11  #: the run is Scheduled again and queued

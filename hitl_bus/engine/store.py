@@ -332,10 +332,10 @@ class ResumeRequest:
     #: Digests of the pause schemas the input passed (the pause's own must be among them).
     checked: Sequence[bytes]
     #: The states a resume may write, as JSON (:func:`states.state_json`): Running,
-    #: Scheduled "Resuming" (a suspended run) and Failed (the deadline passed).
+    #: Scheduled "Resuming" (a suspended run) and Failed (the deadline passed). The last two
+    #: are drawn when the script asks for them (``""`` until then: ``NEEDS_QUEUE``,
+    #: ``NEEDS_FAILED``), so the usual resume draws one state.
     running: str
-    resuming: str
-    failed: str
     request_id: str
     #: The run's deployment, whose queue takes a resumed suspended run; ``None`` when the
     #: caller does not know it yet (a suspended run then answers ``NEEDS_QUEUE``).
@@ -344,6 +344,8 @@ class ResumeRequest:
     deployment_known: bool = True
     #: Who resumes (stamped as the response's sender); ``None``: a program.
     actor: str | None = None
+    resuming: str = ""
+    failed: str = ""
 
 
 async def resume(run_id: str, request: ResumeRequest) -> Change:
