@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hitl_bus import keys
+from hitl_bus import keys, resume_flow_run
 from hitl_bus.bus import codec, get_bus
 from hitl_bus.context import QueueEntry
 from hitl_bus.deployments.registry import arun_deployment, register
@@ -16,7 +16,7 @@ from hitl_bus.deployments.worker import Worker
 from hitl_bus.engine import store
 from hitl_bus.engine.runs import read_run_record, wait_for_state
 from hitl_bus.engine.states import Completed, State, StateType
-from tests.worker_flows import record_default
+from tests.worker_flows import asks, record_default
 
 
 async def _history(run_id: str) -> list[str]:
@@ -103,3 +103,27 @@ async def test_a_run_begun_in_a_step_whose_reply_was_lost_is_run_again_once(
     assert record.run.state.is_completed() and record.attempt == 2
     assert len(await client.lrange("test:ran:lost-1", 0, -1)) == 1
     assert len(await client.lrange("test:ran:lost-0", 0, -1)) == 0  # ended by hand above
+
+
+async def test_a_worker_with_a_run_waiting_still_takes_more_up_to_its_concurrency(
+    bus_url: str,
+) -> None:
+    """A worker that has just taken a run leaves the next to an idle worker for a moment;
+    with its own runs waiting (paused here) it still reads its queue again."""
+    deployment = asks.to_deployment("busy")
+    await register(deployment)
+    worker = Worker([deployment], concurrency=2, name="busy")
+    serving = asyncio.create_task(worker.run(grace=5))
+    try:
+        first = await arun_deployment(deployment.full_name, {"tag": "busy-1"}, timeout=0)
+        await wait_for_state(str(first.id), State.is_paused, 15)
+        second = await arun_deployment(deployment.full_name, {"tag": "busy-2"}, timeout=0)
+        await wait_for_state(str(second.id), State.is_paused, 15)
+        for run in (first, second):
+            assert (await read_run_record(run.id)).worker == "busy"
+            await resume_flow_run(run.id, {"value": 1})
+        for run in (first, second):
+            assert (await wait_for_state(str(run.id), State.is_final, 15)).state.is_completed()
+    finally:
+        worker.stop()
+        await serving

@@ -36,6 +36,10 @@ from hitl_bus.settings import get_settings, run_on_configured_loop
 
 log = logging.getLogger("hitl_bus.worker")
 
+#: Seconds a worker that has just taken a run waits, while its runs execute, before it
+#: reads its queues again (see ``Worker._while_busy``).
+BUSY_PAUSE = 0.002
+
 
 class Worker:
     """Serves deployments: takes their queued runs, up to ``concurrency`` at once."""
@@ -67,6 +71,8 @@ class Worker:
         self._stopping: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._freed = asyncio.Event()
+        #: Set whenever a run executing here ends (its final state may have begun the next).
+        self._ended = asyncio.Event()
         #: Set once the drain is over: heartbeat and upkeep end (they beat during it).
         self._closing = False
 
@@ -147,6 +153,7 @@ class Worker:
         reader = await bus.open_reader(queue)
         stopping = self._stopping
         assert stopping is not None
+        pause = False  # a run was just taken: give the next to an idle worker first
         try:
             # Checked each round as well as cancelled: a Redis client can swallow a
             # cancellation that lands mid-command, and a taker must still end.
@@ -154,6 +161,10 @@ class Worker:
                 while self._slots.locked():  # full: leave the queue to other workers
                     self._freed.clear()
                     await self._freed.wait()
+                if pause and self.running:
+                    pause = False
+                    await self._while_busy()
+                    continue
                 try:
                     reply = await groups.read_group(
                         reader, keys.WORKERS_GROUP, self.id, {queue: ">"}, count=1, block=1000
@@ -170,10 +181,22 @@ class Worker:
                 entry_id, fields = reply[0][1][0]
                 await self._slots.acquire()
                 self._start(deployment, entry_id, codec.text(fields.get(b"run_id")) or "")
+                pause = True
         finally:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 async with asyncio.timeout(1):  # a read cut off mid-block may not close politely
                     await reader.aclose()
+
+    async def _while_busy(self) -> None:
+        """Wait up to :data:`BUSY_PAUSE` for a run here to end, before reading the queue again
+        with runs in flight: meanwhile an idle worker's blocked read takes a new run first,
+        and a run ending here takes the next queued one with its final state, begun in
+        the same step (no wake-up, no separate begin). A busy worker reads again after the
+        pause either way, so runs still start while its runs wait (paused, say)."""
+        self._ended.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BUSY_PAUSE):
+                await self._ended.wait()
 
     def _start(
         self,
@@ -213,6 +236,7 @@ class Worker:
             self._deployment_of.pop(run_id, None)
             self._entry_of.pop(run_id, None)
             self._queue_entries.pop(run_id, None)
+            self._ended.set()
             if entry.next is not None:  # taken with the final state: it keeps the slot
                 next_id, fields = entry.next
                 begun = entry.next_start if isinstance(entry.next_start, store.Start) else None
