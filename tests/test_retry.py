@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 import uuid
@@ -23,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hitl_bus import keys as key_names
 from hitl_bus.bus import get_bus
+from hitl_bus.bus.deadlines import ReadDeadlines
 from hitl_bus.bus.retrying import (
     BACKOFF_BASE,
     BACKOFF_CAP,
@@ -286,6 +289,37 @@ async def test_a_redis_down_longer_than_the_window_is_a_bus_connection_error(
         with pytest.raises(BusConnectionError, match="HITL_BUS_REDIS_URL"):
             await client.get("k")
         assert 0.5 <= time.monotonic() - began < 10
+
+
+@pytest.mark.realredis
+async def test_a_reply_that_never_comes_times_out_and_the_connection_is_made_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A frozen Redis (SIGSTOP) answers nothing: the read is cut off after the connection's
+    socket timeout (5 s) by the loop's one read timer, as redis-py's own timeout would; a
+    pause shorter than that is only waited out; after the thaw the client works again and
+    no read is left open."""
+    monkeypatch.setenv("HITL_BUS_RECONNECT_TIMEOUT", "0")
+    with RedisServer() as server:
+        monkeypatch.setenv("HITL_BUS_REDIS_URL", server.url)
+        client = get_bus().client
+        await client.set("k", "v")
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            thaw = asyncio.get_running_loop().call_later(1.0, os.kill, server.pid, signal.SIGCONT)
+            assert await client.get("k") == b"v"  # a second of silence is only waited out
+            thaw.cancel()
+            os.kill(server.pid, signal.SIGSTOP)
+            began = time.monotonic()
+            with pytest.raises(BusConnectionError):
+                async with asyncio.timeout(15):  # never unbounded: a TimeoutError fails here
+                    await client.get("k")
+            assert 4.5 <= time.monotonic() - began < 15
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert await client.get("k") == b"v"
+        assert ReadDeadlines.of_running_loop().open_reads() == 0
 
 
 @pytest.mark.cluster

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -25,8 +26,10 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from hitl_bus.bus.deadlines import ReadDeadlines
 from hitl_bus.bus.retrying import ReconnectRetry, bus_errors, no_cleanup, retry_window
 
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
@@ -171,7 +174,44 @@ class _LeanCommands(AbstractConnection):
       write in a task of its own (one more task and turn of the loop per command);
       ``asyncio.timeout`` bounds the same write, on a connected socket, without one.
       Python 3.12's ``wait_for`` already works that way.
+    - A reply's read is bounded by ``socket_timeout`` through the loop's
+      :class:`~hitl_bus.bus.deadlines.ReadDeadlines` (one timer for every read) instead of
+      an ``asyncio.timeout`` armed and cancelled around each one. A read past its deadline
+      has its connection aborted and raises ``TimeoutError``, as redis-py's would.
     """
+
+    _deadlines: ReadDeadlines | None = None
+    _timed_out = False
+
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        seconds = self.socket_timeout
+        if timeout is not None or not seconds or not self.is_connected:
+            return await super().read_response(disable_decoding, timeout, **kwargs)
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = ReadDeadlines.of_running_loop()
+        self._timed_out = False
+        deadlines.start(self, seconds)
+        try:
+            return await super().read_response(disable_decoding, math.inf, **kwargs)
+        except (RedisConnectionError, OSError):
+            if self._timed_out:
+                raise RedisTimeoutError(f"Timeout reading from {self._host_error()}") from None
+            raise
+        finally:
+            deadlines.stop(self)
+
+    def read_timed_out(self) -> None:
+        """Cut off a read past its deadline: the connection is dropped under it."""
+        self._timed_out = True
+        writer: Any = self._writer
+        if writer is not None:
+            writer.transport.abort()
 
     def pack_command(self, *args: Any) -> list[bytes]:
         first = args[0]
