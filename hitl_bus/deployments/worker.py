@@ -71,8 +71,6 @@ class Worker:
         self._stopping: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._freed = asyncio.Event()
-        #: Set whenever a run executing here ends (its final state may have begun the next).
-        self._ended = asyncio.Event()
         #: Set once the drain is over: heartbeat and upkeep end (they beat during it).
         self._closing = False
 
@@ -188,15 +186,16 @@ class Worker:
                     await reader.aclose()
 
     async def _while_busy(self) -> None:
-        """Wait up to :data:`BUSY_PAUSE` for a run here to end, before reading the queue again
+        """Wait up to :data:`BUSY_PAUSE` for a slot to free, before reading the queue again
         with runs in flight: meanwhile an idle worker's blocked read takes a new run first,
-        and a run ending here takes the next queued one with its final state, begun in
-        the same step (no wake-up, no separate begin). A busy worker reads again after the
-        pause either way, so runs still start while its runs wait (paused, say)."""
-        self._ended.clear()
+        and a run ending here takes the next queued one with its final state, begun in the
+        same step (no wake-up, no separate begin), keeping its slot. A busy worker reads
+        again after the pause either way, so runs still start while its runs wait (paused,
+        say), one more every pause."""
+        self._freed.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(BUSY_PAUSE):
-                await self._ended.wait()
+                await self._freed.wait()
 
     def _start(
         self,
@@ -236,7 +235,6 @@ class Worker:
             self._deployment_of.pop(run_id, None)
             self._entry_of.pop(run_id, None)
             self._queue_entries.pop(run_id, None)
-            self._ended.set()
             if entry.next is not None:  # taken with the final state: it keeps the slot
                 next_id, fields = entry.next
                 begun = entry.next_start if isinstance(entry.next_start, store.Start) else None
