@@ -263,15 +263,13 @@ async def test_pause_timeout_fails_the_run_and_raises_in_the_flow() -> None:
         await resume_flow_run(run.id, {"value": 1})
 
 
-async def test_an_expired_pause_reads_failed_with_no_process_left() -> None:
-    @flow
-    async def abandoned() -> None:
-        await pause_flow_run(wait_for_input=int, timeout=0.5)
-
-    task_ = asyncio.ensure_future(abandoned())
+async def _paused_and_abandoned(paused_flow: Any, flow_name: str) -> tuple[str, float]:
+    """Start ``paused_flow`` (it pauses at once), then end its process: the run stays Paused
+    in Redis with no one to expire it. Returns the run's id and its pause's deadline."""
+    task_ = asyncio.ensure_future(paused_flow())
 
     async def run_id() -> str:
-        runs = await get_client().read_flow_runs(flow_name="abandoned")
+        runs = await get_client().read_flow_runs(flow_name=flow_name)
         return str(runs[0].id) if runs else ""
 
     await eventually(lambda: _truthy(run_id()))
@@ -282,9 +280,21 @@ async def test_an_expired_pause_reads_failed_with_no_process_left() -> None:
         await task_
     paused = (await get_client().read_flow_run(rid)).state
     assert paused.is_paused() and paused.state_details.pause_timeout is not None
-    # Until just past its deadline (by this machine's clock; Redis's is the same here).
-    deadline = paused.state_details.pause_timeout.timestamp()
+    return rid, paused.state_details.pause_timeout.timestamp()
+
+
+async def _past(deadline: float) -> None:
+    """Until just past ``deadline`` (by this machine's clock; Redis's is the same here)."""
     await asyncio.sleep(max(0.0, deadline - time.time() + 0.1))
+
+
+async def test_an_expired_pause_reads_failed_with_no_process_left() -> None:
+    @flow
+    async def abandoned() -> None:
+        await pause_flow_run(wait_for_input=int, timeout=0.5)
+
+    rid, deadline = await _paused_and_abandoned(abandoned, "abandoned")
+    await _past(deadline)
     assert await sweep_expired() == [rid]
     assert await sweep_expired() == []
     state = (await get_client().read_flow_run(rid)).state
@@ -296,23 +306,8 @@ async def test_a_resume_past_the_deadline_fails_the_run_and_says_so() -> None:
     async def too_late() -> None:
         await pause_flow_run(wait_for_input=int, timeout=0.4)
 
-    task_ = asyncio.ensure_future(too_late())
-
-    async def run_id() -> str:
-        runs = await get_client().read_flow_runs(flow_name="too-late")
-        return str(runs[0].id) if runs else ""
-
-    await eventually(lambda: _truthy(run_id()))
-    rid = await run_id()
-    await until_paused(rid)
-    task_.cancel()  # no process to expire it: the resume finds the deadline passed
-    with pytest.raises(asyncio.CancelledError):
-        await task_
-    paused = (await get_client().read_flow_run(rid)).state
-    assert paused.state_details.pause_timeout is not None
-    await asyncio.sleep(
-        max(0.0, paused.state_details.pause_timeout.timestamp() - time.time() + 0.1)
-    )
+    rid, deadline = await _paused_and_abandoned(too_late, "too-late")
+    await _past(deadline)  # no process to expire it: the resume finds the deadline passed
     with pytest.raises(FlowPauseTimeout):
         await resume_flow_run(rid, {"value": 1})
     state = (await get_client().read_flow_run(rid)).state

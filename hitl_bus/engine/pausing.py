@@ -125,7 +125,7 @@ async def _consume_response(
         raise
     if is_automatic(input_cls):
         return value.value  # type: ignore[attr-defined]
-    value._metadata = RunInputMetadata.model_construct(
+    value._metadata = RunInputMetadata(
         key=response_key, sender=None, receiver=uuid.UUID(ctx.flow_run.run_id)
     )
     return value

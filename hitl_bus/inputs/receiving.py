@@ -257,7 +257,7 @@ class InputReceiver(Generic[T]):
                 return self._skip(entry_id, "its data is not valid JSON")
             raise
         # A RunInput's private attribute; every class given to a receiver is one.
-        instance._metadata = RunInputMetadata.model_construct(  # type: ignore[attr-defined]
+        instance._metadata = RunInputMetadata(  # type: ignore[attr-defined]
             key=key, sender=sender, receiver=self._receiver
         )
         return instance
