@@ -110,9 +110,12 @@ async def _consume_response(
     """
     if input_cls is None:
         return None
-    data = codec.loads(raw) if raw else None
     try:
-        value = input_cls.model_validate({} if data is None else data)
+        # From the JSON itself, as a received input is: one parse, JSON's own types.
+        if raw and raw != b"null":
+            value = input_cls.model_validate_json(raw)
+        else:  # no input: the model's defaults
+            value = input_cls.model_validate({})
     except ValidationError as exc:
         message = f"Input rejected: {summarize(plain_errors(exc), whole='')}"
         ctx.state.rejection = message
