@@ -13,9 +13,9 @@ import functools
 import hashlib
 import os
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from redis.exceptions import NoScriptError, RedisClusterException
 
@@ -27,6 +27,10 @@ from hitl_bus.bus.retrying import retry_window
 from hitl_bus.bus.watching import CROWDED
 from hitl_bus.errors import ReplicationTimeout
 from hitl_bus.settings import Settings, get_settings
+
+T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Bus:
@@ -58,9 +62,20 @@ class Bus:
             CROWDED if real and wake == "auto" and not self.cluster else None
         )
         self.dispatcher = Dispatcher(self)
+        #: What upper layers keep per bus, by kind (see :meth:`kept`).
+        self._kept: dict[Callable[[Bus], Any], Any] = {}
         self.closed = False
         #: Kept here: the loop holds async generators only weakly.
         self.shutdown_hook: AsyncIterator[None] | None = None
+
+    def kept(self, kind: Callable[[Bus], T]) -> T:
+        """The ``kind`` this bus keeps for an upper layer (names of keys made once, a loop's
+        gatherer of checks...), made by ``kind(bus)`` on first use. Per bus, so per event
+        loop and Redis: it goes with the bus."""
+        found = self._kept.get(kind)
+        if found is None:
+            found = self._kept[kind] = kind(self)
+        return found
 
     @property
     def one_node(self) -> bool:
@@ -177,6 +192,23 @@ class Bus:
         self.closed = True
         await self.dispatcher.aclose()
         await self.client.aclose()
+
+
+class Remembered(dict[K, V], Generic[K, V]):
+    """Facts a bus remembers for an upper layer (:meth:`Bus.kept`), at most ``limit`` of
+    them: a cache about this process's own names and writes, never a record, so the
+    oldest goes when it is full."""
+
+    limit = 4096
+
+    def __init__(self, bus: Bus) -> None:
+        super().__init__()
+
+    def remember(self, key: K, value: V) -> V:
+        if len(self) >= self.limit:
+            del self[next(iter(self))]  # a bus is used from its own loop only
+        self[key] = value
+        return value
 
 
 async def _close_at_loop_shutdown(bus: Bus) -> AsyncIterator[None]:

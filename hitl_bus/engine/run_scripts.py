@@ -6,13 +6,12 @@ which KEYS and ARGV they share; :mod:`hitl_bus.engine.store` wraps each in a typ
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from hitl_bus import keys
-from hitl_bus.bus import Bus, codec, get_bus, read_lua
+from hitl_bus.bus import Bus, Remembered, codec, get_bus, read_lua
 from hitl_bus.engine import indexes
 from hitl_bus.engine.indexes import retention_ms
 from hitl_bus.engine.states import State, StateType
@@ -78,33 +77,29 @@ def run_keys(run_id: str) -> list[str]:
     ]  # fmt: skip
 
 
+class _RunArguments(Remembered[str, tuple[list[str], list[Any]]]):
+    """Per bus, run id -> its keys and the arguments every run script starts with."""
+
+
 def _common(bus: Bus, run_id: str) -> tuple[list[str], list[Any]]:
     """A run's keys and the arguments every run script starts with (remembered per bus)."""
-    known = _COMMON.get(bus)
-    if known is None:
-        known = _COMMON[bus] = {}
+    known = bus.kept(_RunArguments)
     common = known.get(run_id)
     if common is None:
-        if len(known) >= _REMEMBERED:
-            known.clear()
-        common = known[run_id] = (
-            run_keys(run_id),
-            [
-                run_id,
-                bus.settings.events_maxlen,
-                retention_ms(bus),
-                keys.input_stream(run_id, ""),
-                keys.index_prefix(run_id, bus.index_shards) if bus.one_node else "",
-            ],
+        common = known.remember(
+            run_id,
+            (
+                run_keys(run_id),
+                [
+                    run_id,
+                    bus.settings.events_maxlen,
+                    retention_ms(bus),
+                    keys.input_stream(run_id, ""),
+                    keys.index_prefix(run_id, bus.index_shards) if bus.one_node else "",
+                ],
+            ),
         )
     return common
-
-
-#: Per bus, run id -> its keys and first arguments: a cache, emptied when full.
-_COMMON: weakref.WeakKeyDictionary[Bus, dict[str, tuple[list[str], list[Any]]]] = (
-    weakref.WeakKeyDictionary()
-)
-_REMEMBERED = 4096
 
 
 async def run_script(

@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 import uuid
-import weakref
 from typing import Any
 
 from hitl_bus import keys
@@ -26,8 +25,14 @@ _inbox_id: str | None = None
 _HOST = socket.gethostname()
 #: The inbox id and its marker, prefix set and key set, made once per inbox.
 _renewal_keys: tuple[str, str, str, str] | None = None
-#: When each loop's bus last created or renewed the inbox (loop time).
-_touched: weakref.WeakKeyDictionary[Bus, float] = weakref.WeakKeyDictionary()
+
+
+class _Touched:
+    """When a bus (so a loop) last created or renewed the inbox (loop time; -inf: never)."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.at = float("-inf")
+
 
 # Marks the inbox alive and renews its bookkeeping. Its input streams get the
 # same TTL on every write to them (see sending.py), so only declared keys here.
@@ -92,7 +97,7 @@ def is_due(bus: Bus) -> bool:
 
 def renewed(bus: Bus, when: float | None = None) -> None:
     """Note that the inbox was renewed (at loop time ``when``, default now)."""
-    _touched[bus] = asyncio.get_running_loop().time() if when is None else when
+    bus.kept(_Touched).at = asyncio.get_running_loop().time() if when is None else when
 
 
 async def renew_if_due(bus: Bus) -> None:
@@ -103,4 +108,4 @@ async def renew_if_due(bus: Bus) -> None:
 
 def touched_at(bus: Bus) -> float:
     """When this loop last created or renewed the inbox (loop time; -inf: never)."""
-    return _touched.get(bus, float("-inf"))
+    return bus.kept(_Touched).at

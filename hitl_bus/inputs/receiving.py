@@ -16,7 +16,6 @@ import asyncio
 import functools
 import logging
 import uuid
-import weakref
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
@@ -489,15 +488,9 @@ def _abandon(checks: list[_FirstCheck], _: object) -> None:
             check.future.cancel()
 
 
-_checks: weakref.WeakKeyDictionary[Bus, _FirstChecks] = weakref.WeakKeyDictionary()
-
-
 def _first_checks(bus: Bus) -> _FirstChecks:
     """The loop's gatherer of first checks (one per bus, so per loop)."""
-    checks = _checks.get(bus)
-    if checks is None:
-        checks = _checks[bus] = _FirstChecks(bus)
-    return checks
+    return bus.kept(_FirstChecks)
 
 
 #: How long ``input.taken`` events wait for others to be written with: off the path of the

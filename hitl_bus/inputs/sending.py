@@ -29,12 +29,11 @@ import asyncio
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from hitl_bus import keys
-from hitl_bus.bus import Bus, codec, get_bus, read_lua
+from hitl_bus.bus import Bus, Remembered, codec, get_bus, read_lua
 from hitl_bus.bus.events import event_fields
 from hitl_bus.context import current_run_id
 from hitl_bus.errors import FlowRunNotFound, InboxNotFound, InputRejected, NotAnswerable
@@ -118,19 +117,16 @@ def _check(
     return digest
 
 
-#: Each bus's send script keys (without the sender inbox's) by receiver kind, owner and key
-#: prefix: made once, not on every send. Only names: nothing about Redis's contents.
-_KEYS_OF_SENDS: weakref.WeakKeyDictionary[Bus, dict[tuple[str, str, str], tuple[str, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
-_KEYS_OF_SENDS_MAX = 1024
+class _SendKeys(Remembered[tuple[str, str, str], tuple[str, ...]]):
+    """A bus's send script keys (without the sender inbox's) by receiver kind, owner and key
+    prefix: made once, not on every send. Only names: nothing about Redis's contents."""
+
+    limit = 1024
 
 
 def _send_keys(bus: Bus, target: Mailbox, prefix: str) -> tuple[str, ...]:
     """The keys ``_SEND`` takes for an input of ``prefix`` to ``target``, up to its events."""
-    known = _KEYS_OF_SENDS.get(bus)
-    if known is None:
-        known = _KEYS_OF_SENDS.setdefault(bus, {})
+    known = bus.kept(_SendKeys)
     found = known.get((target.kind, target.id, prefix))
     if found is not None:
         return found
@@ -148,36 +144,26 @@ def _send_keys(bus: Bus, target: Mailbox, prefix: str) -> tuple[str, ...]:
         script_keys.append(keys.run_events(owner))
         if bus.one_node:  # in Cluster the global stream is on a slot of its own
             script_keys.append(keys.events_of(owner, bus.index_shards))
-    if len(known) >= _KEYS_OF_SENDS_MAX:
-        del known[next(iter(known))]  # the oldest; a bus is used from its own loop only
-    found = known[(target.kind, target.id, prefix)] = tuple(script_keys)
-    return found
+    return known.remember((target.kind, target.id, prefix), tuple(script_keys))
 
 
-#: Key prefixes each bus has stored an input of, by receiving run: their send skips the
-#: prefix set's write. A hint about this process's own past writes, which Redis keeps with the
-#: target's other keys; emptied when full.
-_RECORDED: weakref.WeakKeyDictionary[Bus, set[tuple[str, str, str]]] = weakref.WeakKeyDictionary()
-_RECORDED_MAX = 4096
+class _Recorded(Remembered[tuple[str, str, str], bool]):
+    """Key prefixes a bus has stored an input of, by receiving run: their send skips the
+    prefix set's write. A hint about this process's own past writes, which Redis keeps with
+    the target's other keys."""
 
 
 def _recorded(bus: Bus, target: Mailbox, prefix: str) -> bool:
     """Whether this bus stored an input of ``prefix`` to the run ``target`` before. Runs
     only: an inbox or mailbox that expired may be made again, with an empty prefix set
     whose new prefixes must be announced."""
-    recorded = _RECORDED.get(bus)
-    return recorded is not None and (target.kind, target.id, prefix) in recorded
+    return (target.kind, target.id, prefix) in bus.kept(_Recorded)
 
 
 def _note_recorded(bus: Bus, target: Mailbox, prefix: str) -> None:
     if target.kind != FLOW_RUN:
         return
-    recorded = _RECORDED.get(bus)
-    if recorded is None:
-        recorded = _RECORDED.setdefault(bus, set())
-    if len(recorded) >= _RECORDED_MAX:
-        recorded.clear()
-    recorded.add((target.kind, target.id, prefix))
+    bus.kept(_Recorded).remember((target.kind, target.id, prefix), True)
 
 
 def _renewal_due_at(bus: Bus) -> float | None:
