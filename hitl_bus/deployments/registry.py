@@ -168,8 +168,9 @@ async def arun_deployment(
     :raises ParameterMismatch: the parameters do not fit the flow; nothing was queued.
     """
     name = check_name(name)
-    client = get_bus().client
-    known = _known.get(name) if get_bus().one_node else None
+    bus = get_bus()
+    client = bus.client
+    known = _known.get(name) if bus.one_node else None
     checked = known is None  # against the record as Redis holds it now
     if known is None:
         known = _remember(name, await client.hget(keys.DEPLOYMENTS, name))

@@ -109,9 +109,11 @@ async def run_script(
     *,
     queue: str | None = None,
     extra_keys: list[str] | None = None,
+    bus: Bus | None = None,
 ) -> Change:
-    """Run ``script`` on ``run_id``'s keys (and ``queue`` where the script can reach it)."""
-    bus = get_bus()
+    """Run ``script`` on ``run_id``'s keys (and ``queue`` where the script can reach it), on
+    ``bus`` (the running loop's when not given)."""
+    bus = bus or get_bus()
     in_script = queue is not None and bus.one_node
     script_keys, common = _common(bus, run_id)
     if in_script and queue is not None:

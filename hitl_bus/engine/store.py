@@ -152,7 +152,7 @@ async def create(
         check = deployment_digest if queue is not None and deployment_digest else ""
         args = [first_state, ms(run.created), run.deployment or "", check, *flat]
         extra = [keys.DEPLOYMENTS] if check else []
-        change = await run_script("create", run_id, args, queue=queue, extra_keys=extra)
+        change = await run_script("create", run_id, args, queue=queue, extra_keys=extra, bus=bus)
         if change.outcome is Outcome.STALE:
             record, digest = change.reads or (None, b"")
             raise DeploymentChanged(record, codec.text(digest) or "")
@@ -210,6 +210,7 @@ async def set_state(
             taker, running,
         ],
         queue=entry.queue if entry and ack else None,
+        bus=bus,
     )  # fmt: skip
     raise_for(run_id, change, state.type)
     if entry is not None and ack:
