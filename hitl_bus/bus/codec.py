@@ -138,3 +138,11 @@ def text(value: bytes | str | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return value.decode()
+
+
+def pairs(flat: list[Any] | None) -> dict[Any, Any]:
+    """A hash or stream entry as Redis answers it (field, value, field, value...) as a dict;
+    ``None`` (a pending entry deleted since) as an empty one."""
+    if flat is None:
+        return {}
+    return dict(zip(flat[::2], flat[1::2], strict=True))

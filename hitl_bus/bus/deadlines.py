@@ -42,7 +42,10 @@ class ReadDeadlines:
         """``connection`` starts reading a reply; it must end within ``seconds``."""
         deadline = self._loop.time() + seconds
         self._open[connection] = deadline
-        if self._timer is None:
+        timer = self._timer
+        if timer is None or deadline < timer.when():  # (a connection of a shorter timeout)
+            if timer is not None:
+                timer.cancel()
             self._timer = self._loop.call_at(deadline, self._expire)
 
     def stop(self, connection: Abortable) -> None:

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from hitl_bus.bus.codec import pairs
 from hitl_bus.bus.connection import CLIENT_NAME, CLUSTER_SCHEMES, fake_server, lean
 
 #: Readers do not retry inside redis-py: their owner reconnects (dispatcher, worker queues),
@@ -92,13 +93,6 @@ async def read_streams(
     if reply is None:  # the block timed out
         return []
     return [
-        [stream, [(entry_id, _fields(fields)) for entry_id, fields in entries]]
+        [stream, [(entry_id, pairs(fields)) for entry_id, fields in entries]]
         for stream, entries in reply
     ]
-
-
-def _fields(flat: list[Any] | None) -> dict[Any, Any]:
-    """An entry's fields as a dict (a pending entry deleted since: none)."""
-    if flat is None:
-        return {}
-    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -143,11 +143,6 @@ def raise_for(run_id: str, change: Change, wanted: StateType) -> None:
         raise StateConflict(run_id, current, wanted.value)
 
 
-def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    """A hash as a script answers it (field, value, field, value...) as a dict."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
 async def follow(
     change: Change,
     run_id: str,

@@ -49,7 +49,7 @@ from hitl_bus.engine.records import (
 from hitl_bus.engine.run_scripts import SCRIPTS as SCRIPTS
 from hitl_bus.engine.run_scripts import Change as Change
 from hitl_bus.engine.run_scripts import Outcome as Outcome
-from hitl_bus.engine.run_scripts import follow, pairs, raise_for, run_script
+from hitl_bus.engine.run_scripts import follow, raise_for, run_script
 from hitl_bus.engine.states import State, StateType, state_json
 from hitl_bus.errors import FlowRunNotFound
 from hitl_bus.ids import uuid4_text
@@ -217,7 +217,7 @@ async def set_state(
         entry.acknowledged = True
         if change.reads:  # the queue's next entry, taken for the worker in the same step
             next_id, flat, *begun = change.reads
-            entry.next = (next_id, pairs(flat or []))
+            entry.next = (next_id, codec.pairs(flat))
             if begun:  # and its run begun: the worker starts it from there
                 attempt_text, reads = begun[0]
                 entry.next_start = _start(int(attempt_text), reads)
@@ -276,9 +276,9 @@ def _start(attempt: int, reads: Any) -> Start:
     raw_run, position, raw_tasks = reads
     return Start(
         attempt=attempt,
-        run=decode_run(pairs(raw_run)),
+        run=decode_run(codec.pairs(raw_run)),
         control_position=codec.text(position) or "0-0",
-        task_results=pairs(raw_tasks),
+        task_results=codec.pairs(raw_tasks),
     )
 
 

@@ -11,7 +11,6 @@ end
 if cur['id'] == ARGV[7] then
   return {1, '', redis.call('HGET', RUN, 'attempt') or '0', reads()}
 end
-if cur['type'] ~= 'SCHEDULED' and cur['type'] ~= 'PENDING' then return {2, cur['type']} end
-local attempt = redis.call('HINCRBY', RUN, 'attempt', 1)
-write_state(ARGV[6], {'pause_deadline', '0', 'worker', ARGV[8]})
-return {1, cur['type'], tostring(attempt), reads()}
+if not startable(cur) then return {2, cur['type']} end
+local attempt = begin_execution(ARGV[6], ARGV[8])
+return {1, cur['type'], attempt, reads()}

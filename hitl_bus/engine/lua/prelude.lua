@@ -112,6 +112,18 @@ local function starting_point()
   if #newest > 0 then position = newest[1][1] end
   return {redis.call('HGETALL', RUN), position, redis.call('HGETALL', TASKS)}
 end
+-- Whether a run in ``state`` waits to start (a begin takes only such a run).
+local function startable(state)
+  return state['type'] == 'SCHEDULED' or state['type'] == 'PENDING'
+end
+-- Begin an execution of the run this script is on, for ``worker`` ("" in process), with
+-- the Running state ``running``: its attempt counted and the state written; the caller
+-- checked that it is startable. Returns the attempt's number as text.
+local function begin_execution(running, worker)
+  local attempt = redis.call('HINCRBY', RUN, 'attempt', 1)
+  write_state(running, {'pause_deadline', '0', 'worker', worker})
+  return tostring(attempt)
+end
 -- Move on to another run (standalone Redis, where every key is reachable): its keys are
 -- this run's with its id between the braces. Only the state, its indexes and events and
 -- the starting point follow; a script that switched writes no final state after.

@@ -27,12 +27,8 @@ local function begin_next(fields)
   if not next_run then return nil end
   switch_run(next_run)
   local ok, state = pcall(current)
-  if not ok or not state or (state['type'] ~= 'SCHEDULED' and state['type'] ~= 'PENDING') then
-    return nil
-  end
-  local attempt = redis.call('HINCRBY', RUN, 'attempt', 1)
-  write_state(ARGV[13], {'pause_deadline', '0', 'worker', ARGV[12]})
-  return {tostring(attempt), starting_point()}
+  if not ok or not state or not startable(state) then return nil end
+  return {begin_execution(ARGV[13], ARGV[12]), starting_point()}
 end
 if KEYS[12] and ARGV[12] ~= '' then
   local taken = redis.call('XREADGROUP', 'GROUP', ARGV[10], ARGV[12], 'COUNT', 1,
