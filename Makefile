@@ -43,7 +43,7 @@ typecheck: $(STAMP) ## mypy --strict on the package
 
 bench: $(STAMP) ## Measure against raw redis-py (docs/benchmarks.md)
 	$(PYTHON) -m pip install --quiet -e ".[bench]"
-	$(PYTHON) -m bench.bench_bus && $(PYTHON) -m bench.bench_pause && $(PYTHON) -m bench.bench_workers && $(PYTHON) -m bench.bench_web && $(PYTHON) -m bench.bench_retention && $(PYTHON) -m bench.fault_trials
+	$(PYTHON) -m bench.bench_bus && $(PYTHON) -m bench.bench_pause && $(PYTHON) -m bench.bench_workers && $(PYTHON) -m bench.bench_scripts && $(PYTHON) -m bench.bench_web && $(PYTHON) -m bench.bench_retention && $(PYTHON) -m bench.fault_trials
 
 ci: lint typecheck test ## Everything CI checks
 

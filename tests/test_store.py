@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import orjson
 import pytest
 
 from hitl_bus import keys
@@ -127,6 +128,43 @@ async def test_a_superseded_execution_cannot_write(bus_url: str) -> None:
         run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=second
     )
     assert (await read_flow_run(run_id)).state.is_completed()
+
+
+async def test_a_state_stored_in_another_field_order_is_read_whole(bus_url: str) -> None:
+    """Scripts read a state's id and type from the head hitl_bus writes; a state stored
+    otherwise (another writer, another order) is decoded instead, to the same effect."""
+    run_id = await _scheduled()
+    attempt = await store.begin(run_id, State(type=StateType.RUNNING), "w1")
+    running = State.model_validate_json(await get_bus().client.hget(keys.run(run_id), "state"))
+    reordered = (
+        f'{{ "type": "RUNNING", "name": "Running", "id": "{running.id}", '
+        f'"timestamp": "{running.timestamp.isoformat()}", "state_details": {{}} }}'
+    )
+    await get_bus().client.hset(keys.run(run_id), "state", reordered)
+    retried = State(id=running.id, type=StateType.RUNNING)  # recognised by its id: no change
+    assert await store.set_state(run_id, retried, expect=(StateType.SCHEDULED,)) is None
+    before = await store.set_state(
+        run_id, State(type=StateType.COMPLETED), expect=(StateType.RUNNING,), attempt=attempt
+    )
+    assert before is StateType.RUNNING
+    assert (await read_flow_run(run_id)).state.is_completed()
+    assert run_id not in {str(r.id) for r in await read_flow_runs(state="RUNNING")}
+    assert run_id in {str(r.id) for r in await read_flow_runs(state="COMPLETED")}
+
+
+@pytest.mark.parametrize(
+    "actor",
+    ["hitl.user.grace", 'hitl.client.the "nightly" job', "hitl.client.a\\b", None],
+)
+async def test_a_state_s_actor_tops_its_event_whatever_it_holds(
+    bus_url: str, actor: str | None
+) -> None:
+    run_id = await _scheduled()
+    await store.begin(run_id, State.model_validate_json(state_json(StateType.RUNNING, actor=actor)))
+    events = [orjson.loads(e) for e in await _events(run_id)]
+    assert events[-1]["state"]["type"] == "RUNNING"
+    assert events[-1].get("actor") == actor
+    assert ("actor" in events[-1]) is (actor is not None)
 
 
 async def test_a_retried_state_write_is_applied_once(bus_url: str) -> None:

@@ -13,7 +13,7 @@ if superseded(ARGV[7]) then return {6, t} end
 if t == 'PAUSED' then
   if redis.call('HGET', RUN, 'suspended') == '1' then return {10, t} end
   local s = cjson.decode(ARGV[10])
-  s['state_details'] = cur['state_details']
+  s['state_details'] = cjson.decode(cur['json'])['state_details']
   s['state_details']['pause_reschedule'] = true
   write_state(cjson.encode(s), {'suspended', '1'})
   return {12, t}
