@@ -1099,7 +1099,7 @@ def scenario(
     redis_port = urllib.parse.urlsplit(url).port or 6379
     monitor = "monitor" in args.only and args.monitor > 0
     kinds = ["raw", "hitl"]
-    if args.saq and ("burst" in args.only or monitor or args.ledger):
+    if args.saq and ("seq" in args.only or "burst" in args.only or monitor or args.ledger):
         kinds.append("saq")
     for kind in kinds:
         t = time.perf_counter()
@@ -1107,7 +1107,7 @@ def scenario(
         try:
             consumers.wait_ready(admin)
             print(f"  {label}, {kind}: ready in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-            if "seq" in args.only and kind != "saq":
+            if "seq" in args.only:
                 seq[kind] = run_sequential(ctx, url, kind, consumers, args, admin)
             if "burst" in args.only:
                 burst[kind] = run_burst(ctx, url, kind, consumers, args, admin, redis_pid)
@@ -1165,6 +1165,16 @@ def scenario(
         ):
             r, h = percentile(raw[field], 50), percentile(hitl[field], 50)
             res.add(f"{label}, sequential: {what}", ms(r), ms(h), f"{h / r:.2f}x")
+        if "saq" in seq:
+            r, q = percentile(raw["latencies"], 50), percentile(seq["saq"]["latencies"], 50)
+            h = percentile(hitl["latencies"], 50)
+            res.add(
+                f"{label}, sequential: queue→first line p50, saq's job (hitl_bus column: "
+                "saq; ratio: saq against raw, hitl_bus against saq)",
+                ms(r),
+                ms(q),
+                f"saq {q / r:.2f}x raw; hitl_bus {h / q:.2f}x saq",
+            )
         res.add(
             f"{label}, sequential: runs started once each; per worker",
             _spread(raw["pids"], n),
@@ -1359,7 +1369,7 @@ def main() -> int:
         f"Sequential: {args.seq:,} runs one at a time (after {args.warmup} warm-up), the "
         f"next {args.gap:g} ms after the previous one's first line was seen (BLPOP). "
         "Latency: `run_deployment` call start → the flow's first line, across processes "
-        "(CLOCK_MONOTONIC).",
+        "(CLOCK_MONOTONIC); saq's: `Queue.enqueue` call start → its job's first line.",
         f"Burst: {args.burst:,} runs started back to back ({args.lanes} awaited call(s) at "
         "a time) after the warm-up; 'all completed' is when the parent, following the "
         "global event stream (raw: the done stream), saw the last Completed. CPU over the "
@@ -1367,9 +1377,10 @@ def main() -> int:
         "/proc) divided by its runs. Redis commands: `INFO commandstats` over the burst, "
         "which also counts the commands scripts call (HGET, HSET, XADD in EVALSHA), less "
         "the parent's XREADs.",
-        "saq (burst only): a real saq worker per worker process on the same Redis "
+        "saq: a real saq worker per worker process on the same Redis "
         f"(`saq.Worker`, concurrency {args.concurrency}), its job RPUSHing the time as the "
-        "raw handler does; the client enqueues with `Queue.enqueue` back to back; a job "
+        "raw handler does; the client enqueues with `Queue.enqueue` (one at a time in the "
+        "sequential runs, back to back in the burst); a job "
         "counts as completed when saq's `after_process` hook (after saq recorded it "
         "complete) XADDs it to a done stream, which the parent follows.",
         *[
