@@ -167,6 +167,19 @@ async def test_a_state_s_actor_tops_its_event_whatever_it_holds(
     assert ("actor" in events[-1]) is (actor is not None)
 
 
+@pytest.mark.parametrize("actor", ["hitl.user.grace", None])
+async def test_text_that_looks_like_an_actor_is_not_taken_for_one(
+    bus_url: str, actor: str | None
+) -> None:
+    run_id = await _scheduled()
+    message = 'ask "actor":"hitl.user.mallory" and "actor": null'
+    running = state_json(StateType.RUNNING, message=message, actor=actor)
+    await store.begin(run_id, State.model_validate_json(running))
+    event = orjson.loads((await _events(run_id))[-1])
+    assert event["state"]["message"] == message
+    assert event.get("actor") == actor
+
+
 async def test_a_retried_state_write_is_applied_once(bus_url: str) -> None:
     run_id = await _scheduled()
     attempt = await store.begin(run_id, State(type=StateType.RUNNING))
