@@ -97,6 +97,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: ``python -m bench.bench_workers --profiled-worker OUT wall|cpu worker MODULE ...``: a
 #: worker (``hitl_bus.cli``) whose cProfile SIGUSR1 turns on and SIGUSR2 off, writing OUT.
 PROFILED_WORKER = "--profiled-worker"
+#: bench_workers' own flag: run the worker CLI in this process, noting when each run's
+#: queue entry was read and its begin sent and answered (``split_worker``).
+SPLIT_WORKER = "--split-worker"
 
 # ---------------------------------------------------------------------------------------
 # Child processes (roles), as in bench_bus: an async function per role, reporting
@@ -315,6 +318,9 @@ class Consumers:
         self.profiles: list[Path] = []
         self.queue_key = f"bench:rawq:{uuid.uuid4().hex}"
         self.done_stream = f"bench:rawdone:{uuid.uuid4().hex}"
+        #: hitl_bus workers without --profile: the hash their steps are written to.
+        self.split_key = f"bench:split:{uuid.uuid4().hex}"
+        self.split = kind == "hitl" and not args.profile
         for i in range(n):
             if kind in ("raw", "saq"):
                 self.children.append(
@@ -339,8 +345,8 @@ class Consumers:
                 out_file.unlink(missing_ok=True)
                 self.profiles.append(out_file)
                 cmd += ["bench.bench_workers", PROFILED_WORKER, str(out_file), args.profile_timer]
-            else:
-                cmd += ["hitl_bus.cli"]
+            else:  # the worker's part of each run, split in steps (SIGUSR2 writes them)
+                cmd += ["bench.bench_workers", SPLIT_WORKER, self.split_key]
             cmd += ["worker", FLOWS_MODULE, "--concurrency", str(args.concurrency)]
             self.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
 
@@ -358,6 +364,23 @@ class Consumers:
                 raise TimeoutError("the workers did not write their profiles")
             time.sleep(0.05)
         time.sleep(0.2)  # written whole
+
+    def steps(self, admin: Any) -> dict[str, tuple[int, int, int]]:
+        """Run id -> when its worker read its entry, sent its begin and had the answer
+        (CLOCK_MONOTONIC ns), as the split workers noted them since the last call."""
+        if not self.split:
+            return {}
+        admin.delete(self.split_key)
+        for proc in self.procs:
+            proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 10
+        while admin.hlen(self.split_key) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # every worker's
+        return {
+            run_id.decode(): tuple(int(t) for t in value.split())  # type: ignore[misc]
+            for run_id, value in admin.hgetall(self.split_key).items()
+        }
 
     @property
     def pids(self) -> list[int]:
@@ -506,7 +529,15 @@ def run_sequential(
     # Each value was popped as its run started: anything left is a second start.
     popped = _parse(result["values"])  # in order: the n-th value is the n-th run's
     records = popped + _parse(admin.lrange(key, 0, -1))
+    noted = consumers.steps(admin)
+    steps = [  # call start → entry read, → begin sent, → begun, → first line
+        (read - (first - latency), begin - read, begun - begin, first - begun)
+        for latency, first, _, run_id in popped
+        if run_id in noted
+        for read, begin, begun in [noted[run_id]]
+    ]
     return {
+        "steps": steps,
         "latencies": [r[0] for r in popped],
         "after_call": [r[0] - d for r, d in zip(popped, result["durations"], strict=True)],
         "durations": result["durations"],
@@ -631,6 +662,53 @@ def profiled_worker(out_file: str, timer: str, argv: list[str]) -> None:
 
     signal.signal(signal.SIGUSR1, on)
     signal.signal(signal.SIGUSR2, off)
+    sys.argv = ["hitl_bus.cli", *argv]
+    runpy.run_module("hitl_bus.cli", run_name="__main__", alter_sys=True)
+
+
+def split_worker(key: str, argv: list[str]) -> None:
+    """Run ``hitl_bus.cli`` with ``argv`` in this process, noting for each run when its
+    queue entry's read returned, when its begin was sent for and when it was answered
+    (the run read back as models too); SIGUSR2 writes them to the hash ``key`` as
+    ``"<read ns> <begin ns> <begun ns>"`` by run id, and forgets them. The flow's first
+    line gives the rest (``bench/noop_flow.py``). Only runs that came through the
+    blocking read are noted: a final state's next run is begun in its own step."""
+    import runpy
+
+    import redis
+
+    from hitl_bus.bus import codec, groups
+    from hitl_bus.engine import starting
+
+    read_at: dict[str, int] = {}
+    noted: dict[Any, Any] = {}
+    read_group, begin_queued = groups.read_group, starting.begin_queued
+
+    async def noting_read(*args: Any, **kwargs: Any) -> Any:
+        reply = await read_group(*args, **kwargs)
+        at = now_ns()
+        for _, entries in reply or []:
+            for _, fields in entries:
+                read_at[codec.text(fields.get(b"run_id")) or ""] = at
+        return reply
+
+    async def noting_begin(run_id: str, *args: Any, **kwargs: Any) -> Any:
+        sent = now_ns()
+        begun = await begin_queued(run_id, *args, **kwargs)
+        start = kwargs.get("start", args[2] if len(args) > 2 else None)
+        if start is None and run_id in read_at:
+            noted[run_id] = f"{read_at.pop(run_id)} {sent} {now_ns()}"
+        return begun
+
+    def write(signum: int, frame: Any) -> None:
+        if noted:
+            redis.Redis.from_url(os.environ["HITL_BUS_REDIS_URL"]).hset(key, mapping=noted)
+        noted.clear()
+        read_at.clear()
+
+    groups.read_group = noting_read
+    starting.begin_queued = noting_begin
+    signal.signal(signal.SIGUSR2, write)
     sys.argv = ["hitl_bus.cli", *argv]
     runpy.run_module("hitl_bus.cli", run_name="__main__", alter_sys=True)
 
@@ -1165,6 +1243,17 @@ def scenario(
         ):
             r, h = percentile(raw[field], 50), percentile(hitl[field], 50)
             res.add(f"{label}, sequential: {what}", ms(r), ms(h), f"{h / r:.2f}x")
+        if hitl["steps"]:
+            steps = hitl["steps"]
+            p50s = [percentile([step[i] for step in steps], 50) for i in range(4)]
+            res.add(
+                f"{label}, sequential: hitl_bus's line by step, p50 of each (runs noted): "
+                "call start → the worker's read returns / → its begin sent / → begun "
+                "(the run read back) / → first line",
+                "",
+                " / ".join(ms(p) for p in p50s),
+                f"{len(steps):,} runs",
+            )
         if "saq" in seq:
             r, q = percentile(raw["latencies"], 50), percentile(seq["saq"]["latencies"], 50)
             h = percentile(hitl["latencies"], 50)
@@ -1282,6 +1371,9 @@ def scenario(
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == PROFILED_WORKER:
         profiled_worker(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return 0
+    if len(sys.argv) > 2 and sys.argv[1] == SPLIT_WORKER:
+        split_worker(sys.argv[2], sys.argv[3:])
         return 0
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
