@@ -91,6 +91,9 @@ class RunState:
     #: Input keys handed out and not yet recorded as ``input.taken``, by the run whose
     #: inputs they are: recorded together by one background write.
     taken: dict[str, list[str]] = field(default_factory=dict)
+    #: Held while ``input.taken`` events are written: one write at a time, so they land in
+    #: the order the inputs were taken, and an event that must follow them waits.
+    writing_taken: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def write_later(self, write: Coroutine[Any, Any, None]) -> None:
         """Run a Redis write in the background: the run goes on, and ends after it."""

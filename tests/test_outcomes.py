@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import ValidationError, field_validator
 
@@ -117,3 +119,41 @@ async def test_a_receiver_that_read_nothing_cannot_reject() -> None:
         await areject_input(receive_input(str, flow_run_id=run.id, timeout=0), "no")
     with pytest.raises(ValueError, match="received input"):
         await areject_input(Percent(value=1), "no")  # made here, never received
+
+
+async def test_a_skip_waits_for_a_taken_write_already_under_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The background write of ``input.taken`` events may already have taken the keys
+    when the flow skips one of them: the skip is written only after that write."""
+    from hitl_bus.inputs import receiving
+
+    written = receiving.record_events
+
+    async def slow(bus: object, run_id: str, kind: str, events: list[object]) -> None:
+        if events:
+            await asyncio.sleep(0.2)  # a write held up, say by a reconnect
+        await written(bus, run_id, kind, events)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(receiving, "record_events", slow)
+
+    @flow
+    async def takes_then_skips() -> None:
+        inputs: InputReceiver[Percent] = receive_input(Percent, timeout=10)
+        first, second = await inputs.next(), await inputs.next()
+        await asyncio.sleep(0.05)  # the background write has both keys and is under way
+        await reject_input(second, "changed my mind")
+        assert first.value == 50
+
+    run = await start_flow_run(takes_then_skips)
+    keys = [await _send(run.id, value) for value in (50, 60)]
+    final = await get_client().wait_for_flow_run(run.id, timeout=20)
+    assert final.state.is_completed()
+    events = [
+        (e["type"], e["data"]["key"])
+        for e in await get_client().read_events(str(run.id))
+        if e["type"] in ("input.taken", "input.skipped")
+    ]
+    assert events == [
+        ("input.taken", keys[0]), ("input.taken", keys[1]), ("input.skipped", keys[1]),
+    ]  # fmt: skip

@@ -513,6 +513,9 @@ async def record_taken_now(run_id: str) -> None:
 
 
 async def _write_taken(state: RunState, run_id: str) -> None:
-    """Write the waiting ``input.taken`` events of ``run_id`` (none: nothing is sent)."""
-    taken = state.taken.pop(run_id, [])
-    await record_events(get_bus(), run_id, "input.taken", [{"key": key} for key in taken])
+    """Write the waiting ``input.taken`` events of ``run_id`` (none: nothing is sent),
+    after any such write still under way: a caller that goes on to write an event that
+    must follow them (``input.skipped``) finds them written, whoever took them."""
+    async with state.writing_taken:
+        taken = state.taken.pop(run_id, [])
+        await record_events(get_bus(), run_id, "input.taken", [{"key": key} for key in taken])
