@@ -33,6 +33,17 @@ async def _events(run_id: object, kind: str) -> list[dict[str, object]]:
     return [e["data"] for e in await get_client().read_events(str(run_id)) if e["type"] == kind]
 
 
+async def _outcomes_once_done(run_id: object) -> list[tuple[object, object]]:
+    """The run's ``input.taken`` and ``input.skipped`` events, in order, once it completed."""
+    final = await get_client().wait_for_flow_run(run_id, timeout=20)
+    assert final.state.is_completed()
+    return [
+        (e["type"], e["data"]["key"])
+        for e in await get_client().read_events(str(run_id))
+        if e["type"] in ("input.taken", "input.skipped")
+    ]
+
+
 async def _send(run_id: object, value: float) -> str:
     target = Mailbox.for_run(str(run_id))
     raw = RawInput.model_validate({"value": value})  # as a send box sends it: not checked here
@@ -80,14 +91,7 @@ async def test_a_run_records_each_input_it_takes_and_why_it_skips_one() -> None:
 async def test_taken_inputs_are_recorded_in_order_and_before_their_skip() -> None:
     run = await start_flow_run(takes_two_percentages)
     keys = [await _send(run.id, value) for value in (0, 50, 0, 70)]
-    final = await get_client().wait_for_flow_run(run.id, timeout=20)
-    assert final.state.is_completed()
-    events = [
-        (e["type"], e["data"]["key"])
-        for e in await get_client().read_events(str(run.id))
-        if e["type"] in ("input.taken", "input.skipped")
-    ]
-    assert events == [
+    assert await _outcomes_once_done(run.id) == [
         ("input.taken", keys[0]), ("input.skipped", keys[0]),
         ("input.taken", keys[1]),
         ("input.taken", keys[2]), ("input.skipped", keys[2]),
@@ -147,13 +151,6 @@ async def test_a_skip_waits_for_a_taken_write_already_under_way(
 
     run = await start_flow_run(takes_then_skips)
     keys = [await _send(run.id, value) for value in (50, 60)]
-    final = await get_client().wait_for_flow_run(run.id, timeout=20)
-    assert final.state.is_completed()
-    events = [
-        (e["type"], e["data"]["key"])
-        for e in await get_client().read_events(str(run.id))
-        if e["type"] in ("input.taken", "input.skipped")
-    ]
-    assert events == [
+    assert await _outcomes_once_done(run.id) == [
         ("input.taken", keys[0]), ("input.taken", keys[1]), ("input.skipped", keys[1]),
     ]  # fmt: skip
