@@ -31,7 +31,8 @@ def start_worker(real_redis_url: str) -> Iterator[StartWorker]:
         full_env = {
             **os.environ,
             "HITL_BUS_REDIS_URL": real_redis_url,
-            "HITL_BUS_LOG_TO_STDERR": "0",
+            # HITL_BUS_TEST_WORKER_LOGS=1: the workers' logs show in a failed test's output
+            "HITL_BUS_LOG_TO_STDERR": os.environ.get("HITL_BUS_TEST_WORKER_LOGS", "0"),
             "HITL_BUS_WORKER_HEARTBEAT": "0.2",
             "HITL_BUS_WORKER_DEAD_AFTER": "1.0",
             **env,
