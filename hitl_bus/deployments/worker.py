@@ -131,8 +131,8 @@ class Worker:
             try:
                 for deployment in self.deployments.values():
                     await register(deployment)
-                    pending = await self._reclaim(deployment)
-                    await _trim_queue(keys.deployment_queue(deployment.full_name), pending)
+                    await self._reclaim(deployment)
+                    await _trim_queue(keys.deployment_queue(deployment.full_name))
                 await sweep_expired()
                 await indexes.forget_expired()
             except Exception as exc:  # noqa: BLE001 - upkeep never dies
@@ -290,11 +290,8 @@ class Worker:
             queue = keys.deployment_queue(deployment.full_name)
             await bus.client.xack(queue, keys.WORKERS_GROUP, entries[run_id])
 
-    async def _reclaim(self, deployment: Deployment) -> dict[str, Any]:
-        """Take over the pending runs of dead workers on this deployment's queue.
-
-        Returns the queue's pending summary, which the trim that follows reuses.
-        """
+    async def _reclaim(self, deployment: Deployment) -> None:
+        """Take over the pending runs of dead workers on this deployment's queue."""
         bus = get_bus()
         queue = keys.deployment_queue(deployment.full_name)
         summary: dict[str, Any] = await bus.client.xpending(queue, keys.WORKERS_GROUP)
@@ -320,7 +317,6 @@ class Worker:
                 # Acknowledged only now: if this worker dies first, the entry stays pending
                 # under it and the next live worker releases the run again.
                 await bus.client.xack(queue, keys.WORKERS_GROUP, entry_id)
-        return summary  # as read before the claims: trimming by it keeps a little more
 
     async def _take_back_lost(self, deployment: Deployment) -> None:
         """Release the runs of entries pending under this worker that it never started.
@@ -388,10 +384,15 @@ class Worker:
         log.warning("run %s of dead worker %s: %s", run_id, owner, outcome.name.lower())
 
 
-async def _trim_queue(queue: str, summary: dict[str, Any]) -> None:
+async def _trim_queue(queue: str) -> None:
     """Drop acknowledged entries: everything older than the oldest entry still needed.
 
     Needed are the entries pending under a worker and those not yet delivered to any.
+    The group's last delivered id is read first and what is pending after it: an entry
+    delivered between the two reads is pending in the second, so it is kept. (Read the
+    other way round, an entry delivered in between counted as neither, and was trimmed
+    while pending: its run was then lost to the take-back of a lost read and to the
+    claims of a dead worker, which find a pending id without its fields.)
     """
     bus = get_bus()
     groups = await bus.client.xinfo_groups(queue)
@@ -401,6 +402,7 @@ async def _trim_queue(queue: str, summary: dict[str, Any]) -> None:
     )
     if delivered is None:
         return
+    summary: dict[str, Any] = await bus.client.xpending(queue, keys.WORKERS_GROUP)
     oldest_needed = summary.get("min") if summary.get("pending") else None
     if oldest_needed is None:  # nothing pending: keep only what was never delivered
         ms, seq = (codec.text(delivered) or "0-0").split("-")
